@@ -1,0 +1,47 @@
+"""
+The echo service: every line comes back as it was, optionally prefixed with
+the server's time (the classic ``ctime() + ' ' + data`` exercise).
+"""
+
+from __future__ import annotations
+
+import time
+
+from twisted.internet.interfaces import IReactorTime
+
+from chatservice.limits import Limits
+from chatservice.lines import LineFactory, LineProtocol, is_quit_word
+
+
+class EchoProtocol(LineProtocol):
+    """Sends every line back byte for byte; ``exit``/``quit``/``q`` ends."""
+
+    factory: EchoFactory
+    pause_when_unread = True
+
+    def lineReceived(self, line: bytes) -> None:
+        # Bytes, not text: an echo returns even invalid UTF-8 unchanged.
+        if is_quit_word(line):
+            self.close("Goodbye.")
+        elif self.factory.timestamp:
+            stamp = time.ctime(self.factory.clock.seconds()).encode("ascii")
+            self.sendLine(stamp + b" " + line)
+        else:
+            self.sendLine(line)
+
+
+class EchoFactory(LineFactory):
+    """Builds :class:`EchoProtocol` connections."""
+
+    protocol = EchoProtocol
+    name = "echo"
+
+    def __init__(
+        self,
+        limits: Limits | None = None,
+        clock: IReactorTime | None = None,
+        *,
+        timestamp: bool = False,
+    ) -> None:
+        super().__init__(limits, clock)
+        self.timestamp = timestamp

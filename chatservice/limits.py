@@ -1,0 +1,26 @@
+"""
+The limits every front end shares, in one configuration object.
+
+Each field has a documented default (``docs/limits.rst``) and a command-line
+option in :mod:`chatservice.tap`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one connection, and one listening service, may cost the server."""
+
+    #: Longest accepted line in bytes, without its terminator.
+    max_line_length: int = 4096
+    #: Seconds without any input before a connection is closed (0: never).
+    idle_timeout: float = 600.0
+    #: Connections one listening service accepts at once (0: no limit).
+    max_clients: int = 1000
+    #: Connections one IP address may hold on one service at once (0: no limit).
+    max_per_address: int = 16
+    #: Seconds a closing connection gets to read what is queued for it.
+    close_grace: float = 5.0

@@ -1,0 +1,373 @@
+"""
+Line handling shared by every front end: framing, limits, decoding, closing.
+
+:class:`LineProtocol` is a :class:`~twisted.protocols.basic.LineReceiver`
+that frames input itself: one ``bytes.split`` per read instead of one per
+line, and every reply a read produces goes out in a single
+``transport.write``.  It keeps the ``LineReceiver`` contract
+(``lineReceived``, ``lineLengthExceeded``, ``MAX_LENGTH``, pausing) and adds
+what a server facing strangers needs:
+
+- ``\\r\\n`` and bare ``\\n`` both end a line (``LineReceiver`` alone only
+  knows ``\\r\\n``);
+- a line longer than the limit gets an error line and closes the connection,
+  and the buffer never holds more than the limit plus one read;
+- UTF-8 is decoded per complete line, never per read, so a character split
+  across two reads arrives intact; invalid input gets an error line and the
+  connection stays usable;
+- an idle connection is closed (``TimeoutMixin``), and a closing connection
+  that does not read its goodbye is aborted after a grace period.
+
+:class:`LineFactory` counts connections, refuses those past the total and
+per-address limits with a clear line, and closes all of them politely when
+the service stops.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any, ClassVar, Protocol
+
+from twisted.internet.defer import Deferred, succeed
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
+from twisted.internet.protocol import Factory, connectionDone
+from twisted.logger import Logger
+from twisted.protocols.basic import LineReceiver
+from twisted.protocols.policies import TimeoutMixin
+from twisted.python.failure import Failure
+
+from chatservice.limits import Limits
+
+#: Prefix of every error line the server sends.
+ERROR_PREFIX = "!!! "
+
+#: Lines that end an echo or uppercase session (any case, surrounding blanks
+#: ignored): ``exit`` from the timestamped echo exercise, ``q`` from the
+#: client/server basics, ``quit`` for everyone else.
+QUIT_WORDS = frozenset({b"exit", b"quit", b"q"})
+
+
+def is_quit_word(line: bytes) -> bool:
+    """Whether a line asks to end an echo or uppercase session."""
+    return len(line) <= 6 and line.strip().lower() in QUIT_WORDS
+
+
+class Transport(Protocol):
+    """What the line front ends use of a transport (TCP, UNIX, TLS, tests)."""
+
+    def write(self, data: bytes) -> None: ...
+    def loseConnection(self) -> None: ...
+    def abortConnection(self) -> None: ...
+    def registerProducer(self, producer: Any, streaming: bool) -> None: ...
+    def unregisterProducer(self) -> None: ...
+    def pauseProducing(self) -> None: ...
+    def resumeProducing(self) -> None: ...
+    def getPeer(self) -> Any: ...
+    def getHost(self) -> Any: ...
+
+
+def peer_host(transport: object) -> str | None:
+    """
+    The IP address of a transport's peer, or ``None`` for UNIX sockets and
+    transports that have no host (limits per address do not apply to them).
+    """
+    get_peer = getattr(transport, "getPeer", None)
+    if get_peer is None:
+        return None
+    host = getattr(get_peer(), "host", None)
+    return host if isinstance(host, str) else None
+
+
+def describe_peer(transport: object) -> str:
+    """A short printable name for a transport's peer, for logs and listings."""
+    get_peer = getattr(transport, "getPeer", None)
+    if get_peer is None:
+        return "?"
+    address = get_peer()
+    host = getattr(address, "host", None)
+    port = getattr(address, "port", None)
+    if isinstance(host, str):
+        return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    name = getattr(address, "name", None)
+    return f"unix:{name.decode() if isinstance(name, bytes) else name or ''}"
+
+
+class LineProtocol(LineReceiver, TimeoutMixin):
+    """
+    The base of every line front end.  Subclasses override
+    :meth:`connectionAdmitted`, :meth:`textReceived` (or :meth:`lineReceived`
+    for bytes) and, optionally, :meth:`connectionClosed`.
+    """
+
+    #: What :meth:`sendLine` ends each line with: ``nc`` and ``telnet``
+    #: both show it well.
+    delimiter = b"\r\n"
+    factory: LineFactory
+    transport: Transport  # type: ignore[assignment]
+    log: ClassVar[Logger] = Logger()
+
+    _partial: bytes = b""
+    _pending: list[bytes] | None = None
+    _abort_call: IDelayedCall | None = None
+    #: True once the connection was counted by the factory.
+    admitted: bool = False
+    #: True once :meth:`close` was called: no further input is processed.
+    closing: bool = False
+    #: Stop reading from a client that does not read its replies, instead
+    #: of buffering them without bound (the echo and uppercase services).
+    pause_when_unread: ClassVar[bool] = False
+    #: Printable peer name, set on connection.
+    peer: str = "?"
+    #: IP address of the peer, or ``None`` (UNIX socket).
+    host: str | None = None
+
+    # Connection life cycle
+
+    def connectionMade(self) -> None:
+        limits = self.factory.limits
+        self.MAX_LENGTH = limits.max_line_length
+        # TimeoutMixin schedules through this; tests give the factory a Clock.
+        self.callLater = self.factory.clock.callLater  # type: ignore[method-assign,assignment]
+        self.peer = describe_peer(self.transport)
+        self.host = peer_host(self.transport)
+        refusal = self.factory.admit(self)
+        if refusal is not None:
+            self.log.info(
+                "{service}: refused {peer}: {reason}",
+                service=self.factory.name,
+                peer=self.peer,
+                reason=refusal,
+            )
+            self.close(refusal, error=True)
+            return
+        self.admitted = True
+        if self.pause_when_unread:
+            # The transport pauses us (and so stops reading) once its write
+            # buffer is full, and resumes us when it has drained.
+            self.transport.registerProducer(self, True)
+        if limits.idle_timeout > 0:
+            self.setTimeout(limits.idle_timeout)
+        self.connectionAdmitted()
+
+    def connectionAdmitted(self) -> None:
+        """Called once the connection is within every limit."""
+
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
+        self.setTimeout(None)
+        if self._abort_call is not None and self._abort_call.active():
+            self._abort_call.cancel()
+        self._abort_call = None
+        if self.admitted:
+            self.admitted = False
+            self.connectionClosed(reason)
+            self.factory.release(self)
+
+    def connectionClosed(self, reason: Failure) -> None:
+        """Called once when an admitted connection is gone, for clean-up."""
+
+    # Input
+
+    def dataReceived(self, data: bytes) -> None:
+        """
+        Frame every complete line of this read at once and answer them with
+        one write.
+        """
+        if self.closing:
+            return
+        if data:
+            self.resetTimeout()
+        buffer = self._partial + data if self._partial else data
+        lines = buffer.split(b"\n")
+        self._partial = lines.pop()
+        self._pending = []
+        try:
+            for index, line in enumerate(lines):
+                if self.closing:
+                    return
+                if self.paused:
+                    # Keep what is not handled yet; resumeProducing comes back.
+                    lines.append(self._partial)
+                    self._partial = b"\n".join(lines[index:])
+                    return
+                if line[-1:] == b"\r":
+                    line = line[:-1]
+                if len(line) > self.MAX_LENGTH:
+                    self.lineLengthExceeded(line)
+                    return
+                self.lineReceived(line)
+            # A partial line may end in the \r of its terminator.
+            if len(self._partial) > self.MAX_LENGTH + 1 and not self.closing:
+                self.lineLengthExceeded(self._partial)
+        finally:
+            self.flush()
+
+    def clearLineBuffer(self) -> bytes:
+        partial, self._partial = self._partial, b""
+        return partial
+
+    def lineReceived(self, line: bytes) -> None:
+        """Decode one line as UTF-8 and pass it on to :meth:`textReceived`."""
+        try:
+            text = line.decode("utf-8")
+        except UnicodeDecodeError as error:
+            self.invalidEncoding(line, error)
+        else:
+            self.textReceived(text)
+
+    def textReceived(self, text: str) -> None:
+        """Handle one decoded line, without its terminator."""
+        raise NotImplementedError
+
+    def invalidEncoding(self, line: bytes, error: UnicodeDecodeError) -> None:
+        """Tell the client its line was not UTF-8; the connection stays up."""
+        self.sendError(
+            f"invalid UTF-8 (byte 0x{line[error.start]:02x} at position "
+            f"{error.start}); line ignored, please send UTF-8 text"
+        )
+
+    def lineLengthExceeded(self, line: bytes) -> None:
+        self._partial = b""
+        self.log.info(
+            "{service}: {peer} sent a line over {limit} bytes",
+            service=self.factory.name,
+            peer=self.peer,
+            limit=self.MAX_LENGTH,
+        )
+        self.close(
+            f"line too long (limit {self.MAX_LENGTH} bytes); closing connection",
+            error=True,
+        )
+
+    def timeoutConnection(self) -> None:
+        self.close(
+            f"idle for {self.factory.limits.idle_timeout:g} s; closing connection",
+            error=True,
+        )
+
+    # Output
+
+    def sendLine(self, line: bytes) -> None:
+        """Queue a line; within a read, all replies leave in one write."""
+        if self._pending is not None:
+            self._pending.append(line + self.delimiter)
+        else:
+            self.transport.write(line + self.delimiter)
+
+    def sendText(self, text: str) -> None:
+        """Send one line of text, UTF-8 encoded."""
+        self.sendLine(text.encode("utf-8"))
+
+    def sendError(self, message: str) -> None:
+        """Send one error line."""
+        self.sendText(ERROR_PREFIX + message)
+
+    def flush(self) -> None:
+        """Write what the current read has queued."""
+        pending, self._pending = self._pending, None
+        if pending:
+            self.transport.write(b"".join(pending))
+
+    def close(self, message: str | None = None, *, error: bool = False) -> None:
+        """
+        Send a last line, close once it is written, and abort the connection
+        if the peer has not read it within the grace period.
+        """
+        if self.closing:
+            return
+        self.closing = True
+        self.setTimeout(None)
+        if message is not None:
+            if error:
+                self.sendError(message)
+            else:
+                self.sendText(message)
+        self.flush()
+        # A registered producer would keep the connection open.
+        if getattr(self.transport, "producer", None) is not None:
+            self.transport.unregisterProducer()
+        self.transport.loseConnection()
+        grace = self.factory.limits.close_grace
+        self._abort_call = self.factory.clock.callLater(grace, self._abort)
+
+    def _abort(self) -> None:
+        self._abort_call = None
+        self.log.info(
+            "{service}: {peer} did not read its last line; aborting",
+            service=self.factory.name,
+            peer=self.peer,
+        )
+        self.transport.abortConnection()
+
+
+class LineFactory(Factory):
+    """Builds one kind of :class:`LineProtocol` and keeps count of them."""
+
+    protocol: type[LineProtocol]  # type: ignore[assignment]
+    #: Name of the service in logs ("echo", "upper", "chat", ...).
+    name = "line"
+    #: What every client hears when the service stops.
+    shutdown_message = "Server shutting down. Goodbye."
+
+    def __init__(
+        self, limits: Limits | None = None, clock: IReactorTime | None = None
+    ) -> None:
+        if clock is None:
+            from twisted.internet import reactor
+
+            clock = reactor
+        self.limits = limits if limits is not None else Limits()
+        self.clock: IReactorTime = clock
+        self.connections: set[LineProtocol] = set()
+        self._per_address: Counter[str] = Counter()
+        self._all_closed: list[Deferred[None]] = []
+
+    def admit(self, connection: LineProtocol) -> str | None:
+        """
+        Count a new connection, or say why it is refused: the service is
+        full, or its address holds too many connections already.
+        """
+        limits = self.limits
+        if limits.max_clients and len(self.connections) >= limits.max_clients:
+            return (
+                f"server full ({limits.max_clients} connections); "
+                "please try again later"
+            )
+        host = connection.host
+        if host is not None:
+            if (
+                limits.max_per_address
+                and self._per_address[host] >= limits.max_per_address
+            ):
+                return (
+                    f"too many connections from {host} (limit {limits.max_per_address})"
+                )
+            self._per_address[host] += 1
+        self.connections.add(connection)
+        return None
+
+    def release(self, connection: LineProtocol) -> None:
+        """Forget a connection that was admitted and is now gone."""
+        self.connections.discard(connection)
+        host = connection.host
+        if host is not None:
+            self._per_address[host] -= 1
+            if self._per_address[host] <= 0:
+                del self._per_address[host]
+        if not self.connections:
+            waiting, self._all_closed = self._all_closed, []
+            for waiter in waiting:
+                waiter.callback(None)
+
+    def closeAll(self, message: str | None = None) -> Deferred[None]:
+        """
+        Say goodbye to every connection and close it; the result fires once
+        all of them are gone (those that do not read are aborted after the
+        grace period).
+        """
+        if not self.connections:
+            return succeed(None)
+        waiter: Deferred[None] = Deferred()
+        self._all_closed.append(waiter)
+        for connection in list(self.connections):
+            connection.close(message or self.shutdown_message)
+        return waiter
