@@ -29,12 +29,17 @@ from collections import Counter
 from typing import Any, ClassVar, Protocol
 
 from twisted.internet.defer import Deferred, succeed
-from twisted.internet.interfaces import IDelayedCall, IReactorTime
+from twisted.internet.interfaces import (
+    IDelayedCall,
+    IHalfCloseableProtocol,
+    IReactorTime,
+)
 from twisted.internet.protocol import Factory, connectionDone
 from twisted.logger import Logger
 from twisted.protocols.basic import LineReceiver
 from twisted.protocols.policies import TimeoutMixin
 from twisted.python.failure import Failure
+from zope.interface import implementer
 
 from chatservice.limits import Limits
 
@@ -92,6 +97,7 @@ def describe_peer(transport: object) -> str:
     return f"unix:{name.decode() if isinstance(name, bytes) else name or ''}"
 
 
+@implementer(IHalfCloseableProtocol)
 class LineProtocol(LineReceiver, TimeoutMixin):
     """
     The base of every line front end.  Subclasses override
@@ -200,6 +206,27 @@ class LineProtocol(LineReceiver, TimeoutMixin):
                 self.lineLengthExceeded(self._partial)
         finally:
             self.flush()
+
+    def readConnectionLost(self) -> None:
+        """
+        The client has sent all it will (it half-closed, like a pipe whose
+        input ended): answer its last line, even one without a terminator,
+        then close once every reply is written.
+        """
+        if self.closing:
+            return
+        if self._partial:
+            self.dataReceived(b"\n")
+        if not self.closing:
+            self.endOfInput()
+
+    def endOfInput(self) -> None:
+        """The client will send nothing more; by default, close quietly."""
+        self.close()
+
+    def writeConnectionLost(self) -> None:
+        """The client can no longer read: nothing left to do but close."""
+        self.transport.loseConnection()
 
     def clearLineBuffer(self) -> bytes:
         partial, self._partial = self._partial, b""
