@@ -6,30 +6,45 @@ and ``python -m twisted chatservice`` both call :func:`makeService`.
 
 from __future__ import annotations
 
+import ipaddress
+import re
 from collections.abc import Callable
-from typing import Any
+from dataclasses import replace
 
 from twisted.application.service import IService, MultiService
 from twisted.internet.endpoints import serverFromString
 from twisted.internet.interfaces import IReactorTime
 from twisted.python import usage
 
+from chatservice.admin import AdminFactory
+from chatservice.chat.core import ChatConfig, Hub
+from chatservice.chat.errors import ChatError
+from chatservice.chat.names import check_room
+from chatservice.chatline import ChatFactory, ChatSettings, read_motd
 from chatservice.echo import EchoFactory
 from chatservice.limits import Limits
 from chatservice.lines import LineFactory
+from chatservice.operations import Operations
 from chatservice.service import ListeningService, report_listen_errors_briefly
 from chatservice.upper import UpperFactory
 
 #: The value of an endpoint option that turns its service off.
 OFF = "none"
 
-#: Each front end's option and default endpoint (unprivileged ports).
+#: Each front end's default endpoint (unprivileged ports; the admin console
+#: is off unless asked for).
 DEFAULT_ENDPOINTS = {
     "echo": "tcp:5001",
     "upper": "tcp:12000",
+    "chat": "tcp:6666",
+    "admin": OFF,
 }
 
 _DEFAULT_LIMITS = Limits()
+_DEFAULT_CHAT = ChatConfig()
+_DEFAULT_SETTINGS = ChatSettings()
+#: Chat users lurk; they are not cut off as soon as echo clients.
+DEFAULT_CHAT_IDLE_TIMEOUT = 3600.0
 
 
 def _positive_int(value: str) -> int:
@@ -60,8 +75,56 @@ class Options(usage.Options):
 
     optFlags = [
         ["echo-timestamp", None, "Prefix every echoed line with the server's time."],
+        [
+            "admin-allow-remote",
+            None,
+            "Allow an --admin TCP endpoint on an interface other than loopback "
+            "(plain text: prefer ssl: or an SSH tunnel).",
+        ],
     ]
     optParameters = [
+        [
+            "credentials",
+            None,
+            None,
+            "Credentials file of administrators and operators "
+            "(made with chatservice-passwd); needed by --admin and /oper.",
+        ],
+        ["motd-file", None, None, "File whose lines greet every chat client."],
+        [
+            "default-room",
+            None,
+            _DEFAULT_CHAT.default_room,
+            "Room every chat client joins once it has a nickname.",
+        ],
+        [
+            "nick-timeout",
+            None,
+            _DEFAULT_SETTINGS.nick_timeout,
+            "Seconds a chat client has to choose a nickname (0: no limit).",
+            _seconds,
+        ],
+        [
+            "chat-idle-timeout",
+            None,
+            DEFAULT_CHAT_IDLE_TIMEOUT,
+            "Seconds without input before a chat client is closed (0: never).",
+            _seconds,
+        ],
+        [
+            "max-rooms",
+            None,
+            _DEFAULT_CHAT.max_rooms,
+            "Chat rooms that may exist at once.",
+            _positive_int,
+        ],
+        [
+            "max-rooms-per-client",
+            None,
+            _DEFAULT_CHAT.max_rooms_per_member,
+            "Chat rooms one client may be in at once.",
+            _positive_int,
+        ],
         [
             "max-line-length",
             None,
@@ -80,7 +143,8 @@ class Options(usage.Options):
             "max-clients",
             None,
             _DEFAULT_LIMITS.max_clients,
-            "Connections each service accepts at once (0: no limit).",
+            "Connections each service accepts at once; the chat's can be changed "
+            "at run time with /limit (0: no limit).",
             _positive_int,
         ],
         [
@@ -114,6 +178,15 @@ class Options(usage.Options):
         """Endpoint of the uppercase service [default: tcp:12000]."""
         self._add_endpoint("upper", description)
 
+    def opt_chat(self, description: str) -> None:
+        """Endpoint of the chat service [default: tcp:6666]."""
+        self._add_endpoint("chat", description)
+
+    def opt_admin(self, description: str) -> None:
+        """Endpoint of the admin console, e.g. unix:admin.sock or
+        tcp:6667:interface=127.0.0.1 [default: none]."""
+        self._add_endpoint("admin", description)
+
     def postOptions(self) -> None:
         for service, given in self.endpoints.items():
             if not given:
@@ -127,6 +200,27 @@ class Options(usage.Options):
         for service, given in self.endpoints.items():
             for description in given:
                 _check_endpoint(service, description)
+        admin = self.endpoints["admin"]
+        if admin and not self["credentials"]:
+            raise usage.UsageError("--admin needs --credentials FILE")
+        if not self["admin-allow-remote"]:
+            for description in admin:
+                if not is_private_endpoint(description):
+                    raise usage.UsageError(
+                        f"--admin {description} would listen beyond loopback; use "
+                        "unix:PATH, tcp:PORT:interface=127.0.0.1 or ssl:..., "
+                        "or add --admin-allow-remote"
+                    )
+        try:
+            check_room(self["default-room"])
+        except ChatError as error:
+            raise usage.UsageError(f"--default-room: {error.message}") from None
+        self.motd: tuple[str, ...] = ()
+        if self["motd-file"]:
+            try:
+                self.motd = read_motd(self["motd-file"])
+            except (OSError, UnicodeDecodeError) as error:
+                raise usage.UsageError(f"--motd-file: {error}") from None
         if self["max-line-length"] < 16:
             raise usage.UsageError("--max-line-length must be at least 16")
         self.limits = Limits(
@@ -136,6 +230,31 @@ class Options(usage.Options):
             max_per_address=self["max-per-address"],
             close_grace=self["close-grace"],
         )
+
+
+_LOOPBACK_NAMES = {"localhost", "ip6-localhost"}
+
+
+def is_private_endpoint(description: str) -> bool:
+    """
+    Whether a server endpoint is reachable only from this machine (a UNIX
+    socket, or TCP bound to a loopback address) or encrypted (``ssl:``).
+    """
+    kind = description.split(":", 1)[0].strip().lower()
+    if kind in ("unix", "ssl"):
+        return True
+    if kind not in ("tcp", "tcp6"):
+        return False
+    match = re.search(r"(?:^|:)interface=((?:\\.|[^:])*)", description)
+    if match is None:
+        return False
+    interface = match.group(1).replace("\\", "")
+    if interface.lower() in _LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(interface).is_loopback
+    except ValueError:
+        return False
 
 
 def _check_endpoint(service: str, description: str) -> None:
@@ -150,29 +269,54 @@ def _check_endpoint(service: str, description: str) -> None:
         ) from None
 
 
-def makeService(
-    config: Options | dict[str, Any], reactor: IReactorTime | None = None
-) -> IService:
+def makeService(config: Options, reactor: IReactorTime | None = None) -> IService:
     """Build the service tree: one listening service per endpoint."""
     if reactor is None:
         from twisted.internet import reactor as global_reactor
 
         reactor = global_reactor
-    limits: Limits = config.limits if isinstance(config, Options) else config["limits"]
-    endpoints: dict[str, list[str]] = (
-        config.endpoints if isinstance(config, Options) else config["endpoints"]
+    limits = config.limits
+    hub = Hub(
+        ChatConfig(
+            default_room=config["default-room"],
+            max_clients=limits.max_clients,
+            max_rooms=config["max-rooms"],
+            max_rooms_per_member=config["max-rooms-per-client"],
+        ),
+        clock=reactor.seconds,
     )
+    operations = Operations(hub)
+    authenticator = None
+    if config["credentials"]:
+        from chatservice.auth import Authenticator
+
+        authenticator = Authenticator.from_file(config["credentials"], reactor)
     factories: dict[str, Callable[[], LineFactory]] = {
         "echo": lambda: EchoFactory(
-            limits,
-            reactor,
-            timestamp=bool(config["echo-timestamp"]),
+            limits, reactor, timestamp=bool(config["echo-timestamp"])
         ),
         "upper": lambda: UpperFactory(limits, reactor),
+        "chat": lambda: ChatFactory(
+            hub,
+            replace(limits, idle_timeout=config["chat-idle-timeout"]),
+            reactor,
+            settings=ChatSettings(
+                nick_timeout=config["nick-timeout"], motd=config.motd
+            ),
+            authenticator=authenticator,
+            operations=operations,
+        ),
+        # Options guarantees --credentials whenever --admin is given.
+        "admin": lambda: AdminFactory(
+            operations,
+            authenticator,  # type: ignore[arg-type]
+            limits,
+            reactor,
+        ),
     }
     report_listen_errors_briefly()
     top = MultiService()
-    for service, descriptions in endpoints.items():
+    for service, descriptions in config.endpoints.items():
         if not descriptions:
             continue
         factory = factories[service]()

@@ -1,0 +1,123 @@
+"""
+The admin console: a line protocol for the server's administrators, behind
+``twisted.cred`` credentials.  Off unless ``--admin`` names an endpoint
+(a UNIX socket, or TCP on loopback).
+
+A session looks like::
+
+    *** chatservice admin console. Log in with: login NAME PASSWORD
+    login root s3cret
+    --- logged in as root; help lists commands
+    broadcast Server restarts in 5 minutes
+    --- announced to 12 clients
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from twisted.internet.interfaces import IReactorTime
+from twisted.python.failure import Failure
+
+from chatservice.chat.errors import ChatError
+from chatservice.limits import Limits
+from chatservice.lines import LineFactory, LineProtocol
+from chatservice.operations import COMMANDS, Operations
+
+if TYPE_CHECKING:
+    from chatservice.auth import Authenticator
+
+ANNOUNCEMENT = "*** "
+REPLY = "--- "
+
+
+class AdminProtocol(LineProtocol):
+    """One administrator's console connection."""
+
+    factory: AdminFactory
+    #: The credentials name this console logged in with.
+    account: str | None = None
+    _login_pending: bool = False
+
+    def connectionAdmitted(self) -> None:
+        self.sendText(
+            f"{ANNOUNCEMENT}chatservice admin console. Log in with: login NAME PASSWORD"
+        )
+
+    def reply(self, text: str) -> None:
+        self.sendText(REPLY + text)
+
+    def textReceived(self, text: str) -> None:
+        word, _, args = text.strip().partition(" ")
+        command = word.lower().lstrip("/")
+        if not command:
+            return
+        if command in ("quit", "exit", "q"):
+            self.close(f"{REPLY}Goodbye.")
+        elif command == "help":
+            self._help()
+        elif self._login_pending:
+            self.sendError("your login is being checked; wait for its answer")
+        elif command == "login":
+            self._login(args)
+        elif self.account is None:
+            self.sendError("log in first: login NAME PASSWORD")
+        else:
+            try:
+                lines = self.factory.operations.run(
+                    command, args, f"admin {self.account}"
+                )
+            except ChatError as error:
+                self.sendError(error.message)
+            else:
+                for line in lines:
+                    self.reply(line)
+
+    def _help(self) -> None:
+        self.reply("login NAME PASSWORD: log in")
+        for name, (args, text) in COMMANDS.items():
+            self.reply(f"{name} {args}".rstrip() + f": {text}")
+        self.reply("quit: close the console")
+
+    def _login(self, args: str) -> None:
+        name, _, password = args.strip().partition(" ")
+        if not name or not password:
+            self.sendError("usage: login NAME PASSWORD")
+            return
+        self._login_pending = True
+        checking = self.factory.authenticator.login(
+            name, password, self.host or "local"
+        )
+        checking.addCallbacks(self._logged_in, self._login_failed)
+
+    def _logged_in(self, account: str) -> None:
+        self._login_pending = False
+        if self.closing:
+            return
+        self.account = account
+        self.reply(f"logged in as {account}; help lists commands")
+
+    def _login_failed(self, failure: Failure) -> None:
+        self._login_pending = False
+        if self.closing:
+            return
+        self.sendError(str(failure.value) or "login failed")
+
+
+class AdminFactory(LineFactory):
+    """Builds :class:`AdminProtocol` connections."""
+
+    protocol = AdminProtocol
+    name = "admin"
+    shutdown_message = f"{ANNOUNCEMENT}Server shutting down. Goodbye."
+
+    def __init__(
+        self,
+        operations: Operations,
+        authenticator: Authenticator,
+        limits: Limits | None = None,
+        clock: IReactorTime | None = None,
+    ) -> None:
+        super().__init__(limits, clock)
+        self.operations = operations
+        self.authenticator = authenticator

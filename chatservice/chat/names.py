@@ -1,0 +1,85 @@
+"""
+Nicknames and room names: what is allowed, and when two are the same.
+
+Nicknames may use letters of any script (``张三``, ``Иван``, ``alice``), but
+not a mix of scripts within one name (``paypal`` spelt with a Cyrillic a is the
+classic impersonation), plus digits, ``_`` and ``-``.  Two nicknames are the
+same when their NFKC case-folded forms are equal.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+
+from chatservice.chat.errors import ChatError
+
+MAX_NICK_LENGTH = 24
+MAX_ROOM_LENGTH = 32
+NICK_PUNCTUATION = frozenset("_-")
+ROOM_PUNCTUATION = frozenset("_-.")
+
+# Scripts that are normally written together count as one.
+_SCRIPT_FAMILY = {"HIRAGANA": "CJK", "KATAKANA": "CJK", "HANGUL": "CJK"}
+
+
+def fold(name: str) -> str:
+    """The form in which two names compare equal (case, width, compatibility)."""
+    return unicodedata.normalize("NFKC", name).casefold()
+
+
+def _script(char: str) -> str:
+    word = unicodedata.name(char, "UNKNOWN").split(" ", 1)[0]
+    return _SCRIPT_FAMILY.get(word, word)
+
+
+def check_nick(wanted: str) -> str:
+    """
+    Return the nickname as it will be shown (NFC), or raise
+    :class:`ChatError` saying what is wrong with it.
+    """
+    nick = unicodedata.normalize("NFC", wanted.strip())
+    if not nick:
+        raise ChatError("a nickname cannot be empty")
+    if len(nick) > MAX_NICK_LENGTH:
+        raise ChatError(f"a nickname has at most {MAX_NICK_LENGTH} characters")
+    first = nick[0]
+    if not (unicodedata.category(first).startswith("L") or first == "_"):
+        raise ChatError("a nickname starts with a letter or _")
+    scripts = set()
+    for char in nick:
+        category = unicodedata.category(char)
+        if category.startswith("L"):
+            scripts.add(_script(char))
+        elif not (
+            category.startswith("M") or category == "Nd" or char in NICK_PUNCTUATION
+        ):
+            raise ChatError(
+                f"a nickname has letters, digits, _ and - only (not {char!r})"
+            )
+    if len(scripts) > 1:
+        names = " and ".join(sorted(s.title() for s in scripts))
+        raise ChatError(f"a nickname uses one script, not a mix ({names})")
+    return nick
+
+
+def check_room(wanted: str) -> str:
+    """
+    Return the room name as it will be shown (without a leading ``#``), or
+    raise :class:`ChatError`.
+    """
+    room = unicodedata.normalize("NFC", wanted.strip()).removeprefix("#")
+    if not room:
+        raise ChatError("a room name cannot be empty")
+    if len(room) > MAX_ROOM_LENGTH:
+        raise ChatError(f"a room name has at most {MAX_ROOM_LENGTH} characters")
+    for char in room:
+        category = unicodedata.category(char)
+        if not (
+            category.startswith(("L", "M"))
+            or category == "Nd"
+            or char in ROOM_PUNCTUATION
+        ):
+            raise ChatError(
+                f"a room name has letters, digits, _ - and . only (not {char!r})"
+            )
+    return room
