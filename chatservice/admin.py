@@ -21,7 +21,7 @@ from twisted.python.failure import Failure
 
 from chatservice.chat.errors import ChatError
 from chatservice.limits import Limits
-from chatservice.lines import LineFactory, LineProtocol
+from chatservice.lines import HOLD_LOGIN, LineFactory, LineProtocol
 from chatservice.operations import COMMANDS, Operations
 
 if TYPE_CHECKING:
@@ -37,7 +37,6 @@ class AdminProtocol(LineProtocol):
     factory: AdminFactory
     #: The credentials name this console logged in with.
     account: str | None = None
-    _login_pending: bool = False
 
     def connectionAdmitted(self) -> None:
         self.sendText(
@@ -56,8 +55,6 @@ class AdminProtocol(LineProtocol):
             self.close(f"{REPLY}Goodbye.")
         elif command == "help":
             self._help()
-        elif self._login_pending:
-            self.sendError("your login is being checked; wait for its answer")
         elif command == "login":
             self._login(args)
         elif self.account is None:
@@ -84,24 +81,25 @@ class AdminProtocol(LineProtocol):
         if not name or not password:
             self.sendError("usage: login NAME PASSWORD")
             return
-        self._login_pending = True
+        # Lines sent after the login wait for its answer, in order.
+        self.holdInput(HOLD_LOGIN)
         checking = self.factory.authenticator.login(
             name, password, self.host or "local"
         )
         checking.addCallbacks(self._logged_in, self._login_failed)
 
     def _logged_in(self, account: str) -> None:
-        self._login_pending = False
         if self.closing:
             return
         self.account = account
         self.reply(f"logged in as {account}; help lists commands")
+        self.releaseInput(HOLD_LOGIN)
 
     def _login_failed(self, failure: Failure) -> None:
-        self._login_pending = False
         if self.closing:
             return
         self.sendError(str(failure.value) or "login failed")
+        self.releaseInput(HOLD_LOGIN)
 
 
 class AdminFactory(LineFactory):

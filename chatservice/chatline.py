@@ -29,7 +29,7 @@ from chatservice.chat.core import Hub, Session, format_duration
 from chatservice.chat.errors import ChatError, RefusedError
 from chatservice.chat.names import MAX_NICK_LENGTH
 from chatservice.limits import Limits
-from chatservice.lines import LineFactory, LineProtocol
+from chatservice.lines import HOLD_LOGIN, LineFactory, LineProtocol
 from chatservice.operations import COMMANDS as OPERATOR_COMMANDS
 from chatservice.operations import Operations
 from chatservice.text import visible
@@ -128,7 +128,6 @@ class ChatProtocol(LineProtocol):
     session: Session | None = None
     _nick_timer: IDelayedCall | None = None
     _quit_reason: str = "connection closed"
-    _login_pending: bool = False
     commands: ClassVar[dict[str, Command]] = COMMANDS
 
     # Life cycle
@@ -356,24 +355,23 @@ class ChatProtocol(LineProtocol):
             raise ChatError(
                 "this server has no operators (started without --credentials)"
             )
-        if self._login_pending:
-            raise ChatError("a login is being checked already; wait for its answer")
-        self._login_pending = True
+        # Lines sent after /oper wait for its answer, in order.
+        self.holdInput(HOLD_LOGIN)
         checking = authenticator.login(account, password, self.host)
         checking.addCallbacks(self._oper_succeeded, self._oper_failed)
 
     def _oper_succeeded(self, account: str) -> None:
-        self._login_pending = False
         if self.session is None or self.closing:
             return
         self.factory.hub.grant_operator(self.session, account)
         self.reply(f"you are now an operator (as {account}); /help lists your commands")
+        self.releaseInput(HOLD_LOGIN)
 
     def _oper_failed(self, failure: Failure) -> None:
-        self._login_pending = False
         if self.session is None or self.closing:
             return
         self.sendError(str(failure.value) or "login failed")
+        self.releaseInput(HOLD_LOGIN)
 
     def do_operator(self, args: str, name: str) -> None:
         assert self.session is not None

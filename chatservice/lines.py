@@ -52,9 +52,16 @@ ERROR_PREFIX = "!!! "
 QUIT_WORDS = frozenset({b"exit", b"quit", b"q"})
 
 
+#: Reasons to hold a connection's input (bits of :attr:`LineProtocol._held`).
+HOLD_BACKPRESSURE = 1
+HOLD_LOGIN = 2
+HOLD_FLOOD = 4
+
+
 def is_quit_word(line: bytes) -> bool:
     """Whether a line asks to end an echo or uppercase session."""
-    return len(line) <= 6 and line.strip().lower() in QUIT_WORDS
+    word = line.strip()
+    return len(word) <= 4 and word.lower() in QUIT_WORDS
 
 
 class Transport(Protocol):
@@ -122,6 +129,11 @@ class LineProtocol(LineReceiver, TimeoutMixin):
     #: Stop reading from a client that does not read its replies, instead
     #: of buffering them without bound (the echo and uppercase services).
     pause_when_unread: ClassVar[bool] = False
+    #: Why input is held (a bit per reason, :data:`HOLD_BACKPRESSURE`...):
+    #: while any is set, nothing is read or handled.
+    _held: int = 0
+    #: The client half-closed while input was held: finish once released.
+    _input_ended: bool = False
     #: Printable peer name, set on connection.
     peer: str = "?"
     #: IP address of the peer, or ``None`` (UNIX socket).
@@ -215,10 +227,55 @@ class LineProtocol(LineReceiver, TimeoutMixin):
         """
         if self.closing:
             return
+        if self._held:
+            self._input_ended = True
+            return
         if self._partial:
             self.dataReceived(b"\n")
-        if not self.closing:
+        if self._held:
+            self._input_ended = True
+        elif not self.closing:
             self.endOfInput()
+
+    # Holding input (backpressure, a login being checked, flood control)
+
+    def holdInput(self, reason: int) -> None:
+        """
+        Stop reading and handling lines until :meth:`releaseInput` for every
+        reason; lines already read wait, in order.
+        """
+        if not self._held:
+            self.paused = True
+            self.transport.pauseProducing()
+        self._held |= reason
+
+    def releaseInput(self, reason: int) -> None:
+        """Lift one reason to hold input; with none left, carry on."""
+        if not self._held & reason:
+            return
+        self._held &= ~reason
+        if self._held or self.closing:
+            return
+        self.paused = False
+        self.transport.resumeProducing()
+        if self._pending is not None:
+            return  # released within dataReceived, whose loop carries on
+        self.dataReceived(b"")
+        if self._input_ended and not self._held:
+            self._input_ended = False
+            self.readConnectionLost()
+
+    # IPushProducer: registered on its own transport by the services that
+    # pause_when_unread, the transport pauses us while its buffer is full.
+
+    def pauseProducing(self) -> None:
+        self.holdInput(HOLD_BACKPRESSURE)
+
+    def resumeProducing(self) -> None:
+        self.releaseInput(HOLD_BACKPRESSURE)
+
+    def stopProducing(self) -> None:
+        """The connection is going away; connectionLost cleans up."""
 
     def endOfInput(self) -> None:
         """The client will send nothing more; by default, close quietly."""
@@ -312,9 +369,11 @@ class LineProtocol(LineReceiver, TimeoutMixin):
         # A registered producer would keep the connection open.
         if getattr(self.transport, "producer", None) is not None:
             self.transport.unregisterProducer()
-        self.transport.loseConnection()
+        # Scheduled first: a transport may report the connection lost from
+        # within loseConnection, and connectionLost cancels this call.
         grace = self.factory.limits.close_grace
         self._abort_call = self.factory.clock.callLater(grace, self._abort)
+        self.transport.loseConnection()
 
     def _abort(self) -> None:
         self._abort_call = None
