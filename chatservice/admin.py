@@ -35,6 +35,7 @@ class AdminProtocol(LineProtocol):
     """One administrator's console connection."""
 
     factory: AdminFactory
+    flood_controlled = True
     #: The credentials name this console logged in with.
     account: str | None = None
 

@@ -127,7 +127,7 @@ class ChatProtocol(LineProtocol):
     factory: ChatFactory
     session: Session | None = None
     _nick_timer: IDelayedCall | None = None
-    _quit_reason: str = "connection closed"
+    flood_controlled = True
     commands: ClassVar[dict[str, Command]] = COMMANDS
 
     # Life cycle
@@ -160,7 +160,7 @@ class ChatProtocol(LineProtocol):
             self._nick_timer.cancel()
         self._nick_timer = None
         if self.session is not None:
-            self.factory.hub.disconnect(self.session, self._quit_reason)
+            self.factory.hub.disconnect(self.session, self.lost_reason)
             self.session = None
 
     def endOfInput(self) -> None:

@@ -17,7 +17,6 @@ class EchoProtocol(LineProtocol):
     """Sends every line back byte for byte; ``exit``/``quit``/``q`` ends."""
 
     factory: EchoFactory
-    pause_when_unread = True
 
     def lineReceived(self, line: bytes) -> None:
         # Bytes, not text: an echo returns even invalid UTF-8 unchanged.

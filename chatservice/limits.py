@@ -24,3 +24,16 @@ class Limits:
     max_per_address: int = 16
     #: Seconds a closing connection gets to read what is queued for it.
     close_grace: float = 5.0
+    #: Bytes that may wait for a client that does not read, beyond the 64 KiB
+    #: the transport buffers anyway; past it the client is cut off.
+    max_send_queue: int = 256 * 1024
+    #: Seconds a started line may take to end (slowloris); 0: no limit.
+    line_timeout: float = 60.0
+    #: Lines a client may send at once before flood control slows it down
+    #: (chat and admin console).
+    flood_burst: int = 20
+    #: Lines per second a client may send in the long run (0: no flood control).
+    flood_rate: float = 5.0
+    #: Seconds a client may keep flooding (held back all along) before it is
+    #: disconnected.
+    flood_disconnect: float = 60.0

@@ -126,9 +126,23 @@ class LineProtocol(LineReceiver, TimeoutMixin):
     admitted: bool = False
     #: True once :meth:`close` was called: no further input is processed.
     closing: bool = False
-    #: Stop reading from a client that does not read its replies, instead
-    #: of buffering them without bound (the echo and uppercase services).
-    pause_when_unread: ClassVar[bool] = False
+    #: Whether flood control applies (the chat and the admin console; the
+    #: echo and uppercase services answer only their own client).
+    flood_controlled: ClassVar[bool] = False
+    #: Why the connection ended, for logs and quit notices.
+    lost_reason: str = "connection closed"
+    #: The transport's buffer is full (the peer does not read fast enough).
+    _send_blocked: bool = False
+    #: Bytes written since the transport's buffer filled up.
+    _queued: int = 0
+    #: Flood control: lines the client may send now, and when that was known.
+    _tokens: float = 0.0
+    _tokens_at: float = 0.0
+    #: Flood control: since when the client has been held back without pause.
+    _flood_since: float | None = None
+    _flood_call: IDelayedCall | None = None
+    #: When the unfinished line in the buffer was started.
+    _partial_since: float | None = None
     #: Why input is held (a bit per reason, :data:`HOLD_BACKPRESSURE`...):
     #: while any is set, nothing is read or handled.
     _held: int = 0
@@ -159,10 +173,13 @@ class LineProtocol(LineReceiver, TimeoutMixin):
             self.close(refusal, error=True)
             return
         self.admitted = True
-        if self.pause_when_unread:
-            # The transport pauses us (and so stops reading) once its write
-            # buffer is full, and resumes us when it has drained.
-            self.transport.registerProducer(self, True)
+        # The transport pauses us once its write buffer is full, and resumes
+        # us when it has drained: we stop reading from a client that does not
+        # read, and count what waits for it.
+        self.transport.registerProducer(self, True)
+        if self.flood_controlled:
+            self._tokens = float(limits.flood_burst)
+            self._tokens_at = self.factory.clock.seconds()
         if limits.idle_timeout > 0:
             self.setTimeout(limits.idle_timeout)
         self.connectionAdmitted()
@@ -172,9 +189,10 @@ class LineProtocol(LineReceiver, TimeoutMixin):
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
         self.setTimeout(None)
-        if self._abort_call is not None and self._abort_call.active():
-            self._abort_call.cancel()
-        self._abort_call = None
+        for call in (self._abort_call, self._flood_call):
+            if call is not None and call.active():
+                call.cancel()
+        self._abort_call = self._flood_call = None
         if self.admitted:
             self.admitted = False
             self.connectionClosed(reason)
@@ -197,13 +215,21 @@ class LineProtocol(LineReceiver, TimeoutMixin):
         buffer = self._partial + data if self._partial else data
         lines = buffer.split(b"\n")
         self._partial = lines.pop()
+        flood_controlled = self.flood_controlled and self.factory.limits.flood_rate > 0
+        if flood_controlled:
+            self._refill()
         self._pending = []
         try:
             for index, line in enumerate(lines):
                 if self.closing:
                     return
+                if flood_controlled:
+                    if self._tokens < 1:
+                        self._throttle()
+                    else:
+                        self._tokens -= 1
                 if self.paused:
-                    # Keep what is not handled yet; resumeProducing comes back.
+                    # Keep what is not handled yet, in order, for later.
                     lines.append(self._partial)
                     self._partial = b"\n".join(lines[index:])
                     return
@@ -213,11 +239,78 @@ class LineProtocol(LineReceiver, TimeoutMixin):
                     self.lineLengthExceeded(line)
                     return
                 self.lineReceived(line)
-            # A partial line may end in the \r of its terminator.
-            if len(self._partial) > self.MAX_LENGTH + 1 and not self.closing:
-                self.lineLengthExceeded(self._partial)
+            if self._partial and not self.closing:
+                self._unfinished(started=bool(lines))
+            else:
+                self._partial_since = None
         finally:
             self.flush()
+
+    def _unfinished(self, started: bool) -> None:
+        """Limit the unfinished line: in size, and in time (slowloris)."""
+        # A partial line may end in the \r of its terminator.
+        if len(self._partial) > self.MAX_LENGTH + 1:
+            self.lineLengthExceeded(self._partial)
+            return
+        limit = self.factory.limits.line_timeout
+        if not limit:
+            return
+        now = self.factory.clock.seconds()
+        if started or self._partial_since is None:
+            self._partial_since = now
+        elif now - self._partial_since > limit:
+            self.close(
+                f"line not finished within {limit:g} s; closing connection",
+                error=True,
+                reason="line not finished in time",
+            )
+
+    # Flood control: a token bucket of flood_burst lines, refilled at
+    # flood_rate lines per second.  An empty bucket holds input (the client
+    # waits, its lines are not lost); holding it for flood_disconnect seconds
+    # without a break disconnects.
+
+    def _refill(self) -> None:
+        limits = self.factory.limits
+        now = self.factory.clock.seconds()
+        tokens = self._tokens + (now - self._tokens_at) * limits.flood_rate
+        if tokens >= limits.flood_burst:
+            tokens = float(limits.flood_burst)
+            self._flood_since = None
+        self._tokens, self._tokens_at = tokens, now
+
+    def _throttle(self) -> None:
+        limits = self.factory.limits
+        now = self.factory.clock.seconds()
+        if self._flood_since is None:
+            self._flood_since = now
+            self.log.info(
+                "{service}: {peer} sends over {rate:g} lines/s; slowing it down",
+                service=self.factory.name,
+                peer=self.peer,
+                rate=limits.flood_rate,
+            )
+        elif now - self._flood_since > limits.flood_disconnect:
+            self.log.info(
+                "{service}: {peer} kept flooding for {seconds:g} s; disconnecting",
+                service=self.factory.name,
+                peer=self.peer,
+                seconds=limits.flood_disconnect,
+            )
+            self.close(
+                f"flooding: more than {limits.flood_rate:g} lines/s for "
+                f"{limits.flood_disconnect:g} s; closing connection",
+                error=True,
+                reason="flooding",
+            )
+            return
+        self.holdInput(HOLD_FLOOD)
+        wait = (1 - self._tokens) / limits.flood_rate
+        self._flood_call = self.factory.clock.callLater(wait, self._unthrottle)
+
+    def _unthrottle(self) -> None:
+        self._flood_call = None
+        self.releaseInput(HOLD_FLOOD)
 
     def readConnectionLost(self) -> None:
         """
@@ -265,13 +358,16 @@ class LineProtocol(LineReceiver, TimeoutMixin):
             self._input_ended = False
             self.readConnectionLost()
 
-    # IPushProducer: registered on its own transport by the services that
-    # pause_when_unread, the transport pauses us while its buffer is full.
+    # IPushProducer, registered on our own transport: it pauses us while
+    # its write buffer is full.
 
     def pauseProducing(self) -> None:
+        self._send_blocked = True
+        self._queued = 0
         self.holdInput(HOLD_BACKPRESSURE)
 
     def resumeProducing(self) -> None:
+        self._send_blocked = False
         self.releaseInput(HOLD_BACKPRESSURE)
 
     def stopProducing(self) -> None:
@@ -320,22 +416,49 @@ class LineProtocol(LineReceiver, TimeoutMixin):
         self.close(
             f"line too long (limit {self.MAX_LENGTH} bytes); closing connection",
             error=True,
+            reason="line too long",
         )
 
     def timeoutConnection(self) -> None:
         self.close(
             f"idle for {self.factory.limits.idle_timeout:g} s; closing connection",
             error=True,
+            reason="idle timeout",
         )
 
     # Output
 
     def sendLine(self, line: bytes) -> None:
-        """Queue a line; within a read, all replies leave in one write."""
+        """Send a line; within a read, all replies leave in one write."""
+        self.write(line + self.delimiter)
+
+    def write(self, data: bytes) -> None:
+        """Send bytes; within a read, all of them leave in one write."""
         if self._pending is not None:
-            self._pending.append(line + self.delimiter)
+            self._pending.append(data)
+        elif self._send_blocked:
+            self._write_blocked(data)
         else:
-            self.transport.write(line + self.delimiter)
+            self.transport.write(data)
+
+    def _write_blocked(self, data: bytes) -> None:
+        """Write to a client that does not keep up, within the send queue."""
+        self._queued += len(data)
+        if self._queued <= self.factory.limits.max_send_queue:
+            self.transport.write(data)
+        elif self.lost_reason != "send queue exceeded":
+            self.log.info(
+                "{service}: {peer} does not read: over {limit} bytes wait for "
+                "it; disconnecting",
+                service=self.factory.name,
+                peer=self.peer,
+                limit=self.factory.limits.max_send_queue,
+            )
+            # loseConnection would wait for the peer to read everything.
+            self.lost_reason = "send queue exceeded"
+            self.closing = True
+            self.setTimeout(None)
+            self.transport.abortConnection()
 
     def sendText(self, text: str) -> None:
         """Send one line of text, UTF-8 encoded."""
@@ -349,16 +472,25 @@ class LineProtocol(LineReceiver, TimeoutMixin):
         """Write what the current read has queued."""
         pending, self._pending = self._pending, None
         if pending:
-            self.transport.write(b"".join(pending))
+            self.write(b"".join(pending))
 
-    def close(self, message: str | None = None, *, error: bool = False) -> None:
+    def close(
+        self,
+        message: str | None = None,
+        *,
+        error: bool = False,
+        reason: str | None = None,
+    ) -> None:
         """
         Send a last line, close once it is written, and abort the connection
-        if the peer has not read it within the grace period.
+        if the peer has not read it within the grace period.  ``reason``
+        says why in logs and quit notices.
         """
         if self.closing:
             return
         self.closing = True
+        if reason is not None:
+            self.lost_reason = reason
         self.setTimeout(None)
         if message is not None:
             if error:

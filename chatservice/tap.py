@@ -161,6 +161,43 @@ class Options(usage.Options):
             "Seconds a closing client gets to read its last line before it is cut.",
             _seconds,
         ],
+        [
+            "max-send-queue",
+            None,
+            _DEFAULT_LIMITS.max_send_queue,
+            "Bytes that may wait for a client that does not read (beyond the "
+            "transport's 64 KiB) before it is cut off.",
+            _positive_int,
+        ],
+        [
+            "line-timeout",
+            None,
+            _DEFAULT_LIMITS.line_timeout,
+            "Seconds a started line may take to end (0: no limit).",
+            _seconds,
+        ],
+        [
+            "flood-burst",
+            None,
+            _DEFAULT_LIMITS.flood_burst,
+            "Lines a chat or admin client may send at once before it is slowed down.",
+            _positive_int,
+        ],
+        [
+            "flood-rate",
+            None,
+            _DEFAULT_LIMITS.flood_rate,
+            "Lines per second a chat or admin client may send in the long run "
+            "(0: no flood control).",
+            _seconds,
+        ],
+        [
+            "flood-disconnect",
+            None,
+            _DEFAULT_LIMITS.flood_disconnect,
+            "Seconds a client may keep flooding before it is disconnected.",
+            _seconds,
+        ],
     ]
 
     def __init__(self) -> None:
@@ -229,7 +266,14 @@ class Options(usage.Options):
             max_clients=self["max-clients"],
             max_per_address=self["max-per-address"],
             close_grace=self["close-grace"],
+            max_send_queue=self["max-send-queue"],
+            line_timeout=self["line-timeout"],
+            flood_burst=self["flood-burst"],
+            flood_rate=self["flood-rate"],
+            flood_disconnect=self["flood-disconnect"],
         )
+        if self.limits.flood_rate and self.limits.flood_burst < 1:
+            raise usage.UsageError("--flood-burst must be at least 1")
 
 
 _LOOPBACK_NAMES = {"localhost", "ip6-localhost"}

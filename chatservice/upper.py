@@ -12,8 +12,6 @@ from chatservice.lines import LineFactory, LineProtocol, is_quit_word
 class UpperProtocol(LineProtocol):
     """Sends every line back upper-cased; ``exit``/``quit``/``q`` ends."""
 
-    pause_when_unread = True
-
     def lineReceived(self, line: bytes) -> None:
         if is_quit_word(line):
             self.close("Goodbye.")
