@@ -19,7 +19,7 @@ from typing import Protocol
 
 from chatservice.chat import events
 from chatservice.chat.errors import ChatError, NotOperatorError, RefusedError
-from chatservice.chat.names import check_nick, check_room, fold
+from chatservice.chat.names import check_nick, check_room, fold, skeleton
 from chatservice.text import visible
 
 
@@ -161,6 +161,8 @@ class Hub:
         self.max_clients = self.config.max_clients
         self.sessions: dict[Session, None] = {}
         self.nicks: dict[str, Session] = {}
+        #: The same sessions by what their nicknames look like.
+        self.lookalikes: dict[str, Session] = {}
         self.rooms: dict[str, Room] = {}
         self._bans: list[Ban] = []
         self.stats = Stats(started_at=clock())
@@ -205,6 +207,7 @@ class Hub:
             self._leave(session, room)
         if session.key is not None and self.nicks.get(session.key) is session:
             del self.nicks[session.key]
+            del self.lookalikes[skeleton(session.key)]
         session.rooms.clear()
         session.current = None
 
@@ -220,6 +223,10 @@ class Hub:
         holder = self.nicks.get(key)
         if holder is not None and holder is not session:
             raise ChatError(f"the nickname {nick} is taken")
+        looks = skeleton(key)
+        twin = self.lookalikes.get(looks)
+        if twin is not None and twin is not session:
+            raise ChatError(f"the nickname {nick} looks too much like {twin.nick}")
         ban = self._nick_ban(key)
         if ban is not None:
             raise ChatError(
@@ -231,7 +238,9 @@ class Hub:
             return nick
         if session.key is not None:
             del self.nicks[session.key]
+            del self.lookalikes[skeleton(session.key)]
         self.nicks[key] = session
+        self.lookalikes[looks] = session
         session.nick, session.key = nick, key
         if old is None:
             self.join(session, self.default_room)
@@ -375,7 +384,8 @@ class Hub:
         """Remove a member from the chat; they and their rooms are told why."""
         target = self.find(nick)
         assert target.nick is not None
-        event = events.Kicked(target.nick, by, visible(reason))
+        reason = visible(reason)
+        event = events.Kicked(target.nick, by, reason)
         self._deliver(self._neighbours(target, include_self=True), event)
         self.stats.kicks += 1
         self._remove(target)
@@ -402,7 +412,7 @@ class Hub:
         else:
             holder = self.nicks.get(fold(shown))
             matched = [holder] if holder is not None else []
-        why = f"banned by {by}" + (f": {reason}" if reason else "")
+        why = f"banned by {by}" + (f": {ban.reason}" if ban.reason else "")
         for session in matched:
             if session.nick is not None:
                 self.kick(session.nick, by, why)

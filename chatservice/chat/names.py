@@ -1,3 +1,4 @@
+# ruff: noqa: RUF001 - the look-alike table holds look-alike letters on purpose
 """
 Nicknames and room names: what is allowed, and when two are the same.
 
@@ -25,6 +26,31 @@ _SCRIPT_FAMILY = {"HIRAGANA": "CJK", "KATAKANA": "CJK", "HANGUL": "CJK"}
 def fold(name: str) -> str:
     """The form in which two names compare equal (case, width, compatibility)."""
     return unicodedata.normalize("NFKC", name).casefold()
+
+
+# Letters of other scripts that look like Latin ones (a small part of
+# Unicode TR39's confusables, after case folding): two nicknames with the same
+# skeleton would look alike on screen, so only one of them may be in use.
+_LOOKALIKES = str.maketrans(
+    {
+        # Cyrillic
+        "а": "a", "в": "b", "е": "e", "ё": "e", "һ": "h", "н": "h", "і": "i",
+        "ї": "i", "ј": "j", "к": "k", "ӏ": "l", "м": "m", "о": "o", "р": "p",
+        "ԛ": "q", "ѕ": "s", "т": "t", "у": "y", "ү": "y", "х": "x", "ԁ": "d",
+        "ԝ": "w", "с": "c",
+        # Greek
+        "α": "a", "β": "b", "ε": "e", "η": "n", "ι": "i", "κ": "k", "ν": "v",
+        "ο": "o", "ρ": "p", "τ": "t", "υ": "u", "χ": "x", "ω": "w", "μ": "u",
+    }
+)  # fmt: skip
+
+
+def skeleton(name: str) -> str:
+    """
+    What a name looks like: its folded form with look-alike letters of
+    other scripts replaced by the Latin letter they resemble.
+    """
+    return fold(name).translate(_LOOKALIKES)
 
 
 def _script(char: str) -> str:
