@@ -65,8 +65,12 @@ class ListeningService(StreamServerEndpointService):
         try:
             super().privilegedStartService()
         except Exception as error:
-            reason = getattr(error, "socketError", None) or error
-            # Short: twistd's daemon mode shows only 98 characters of it.
+            reason: object = getattr(error, "socketError", None) or error
+            if isinstance(reason, OSError) and reason.strerror:
+                # "Address already in use", without "[Errno 98] ": twistd's
+                # daemon mode shows only 98 characters of
+                # "chatservice.service.ListenError: <message>".
+                reason = reason.strerror
             raise ListenError(
                 f"{self.factory.name} on {self.description}: {reason}"
             ) from None
