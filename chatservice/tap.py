@@ -7,6 +7,7 @@ and ``python -m twisted chatservice`` both call :func:`makeService`.
 from __future__ import annotations
 
 import ipaddress
+import math
 import re
 from collections.abc import Callable
 from dataclasses import replace
@@ -48,16 +49,24 @@ DEFAULT_CHAT_IDLE_TIMEOUT = 3600.0
 
 
 def _positive_int(value: str) -> int:
-    number = int(value)
+    """A count: a whole number, 0 or more (twistd names the option)."""
+    try:
+        number = int(value)
+    except ValueError:
+        number = -1
     if number < 0:
-        raise ValueError("must be 0 or more")
+        raise ValueError(f"{value!r} is not a whole number of 0 or more")
     return number
 
 
 def _seconds(value: str) -> float:
-    number = float(value)
-    if not number >= 0:
-        raise ValueError("must be 0 or more")
+    """A duration in seconds: a finite number, 0 or more."""
+    try:
+        number = float(value)
+    except ValueError:
+        number = math.nan
+    if not (math.isfinite(number) and number >= 0):
+        raise ValueError(f"{value!r} is not a number of seconds, 0 or more")
     return number
 
 
@@ -88,9 +97,15 @@ class Options(usage.Options):
             None,
             None,
             "Credentials file of administrators and operators "
-            "(made with chatservice-passwd); needed by --admin and /oper.",
+            "(made with chatservice-passwd); needed by --admin and /oper "
+            "[default: none].",
         ],
-        ["motd-file", None, None, "File whose lines greet every chat client."],
+        [
+            "motd-file",
+            None,
+            None,
+            "File whose lines greet every chat client [default: none].",
+        ],
         [
             "default-room",
             None,
@@ -307,7 +322,7 @@ def _check_endpoint(service: str, description: str) -> None:
 
     try:
         serverFromString(reactor, description)
-    except (ValueError, TypeError, KeyError, ImportError) as error:
+    except (ValueError, TypeError, KeyError, ImportError, OSError) as error:
         raise usage.UsageError(
             f"--{service} {description!r} is not a valid endpoint: {error}"
         ) from None
