@@ -34,7 +34,7 @@ from twisted.internet.interfaces import (
     IHalfCloseableProtocol,
     IReactorTime,
 )
-from twisted.internet.protocol import Factory, connectionDone
+from twisted.internet.protocol import ServerFactory, connectionDone
 from twisted.logger import Logger
 from twisted.protocols.basic import LineReceiver
 from twisted.protocols.policies import TimeoutMixin
@@ -517,7 +517,7 @@ class LineProtocol(LineReceiver, TimeoutMixin):
         self.transport.abortConnection()
 
 
-class LineFactory(Factory):
+class LineFactory(ServerFactory):
     """Builds one kind of :class:`LineProtocol` and keeps count of them."""
 
     protocol: type[LineProtocol]  # type: ignore[assignment]
