@@ -323,13 +323,23 @@ class DaemonTests(ServerChecks):
         self.assertNotEqual(result.returncode, 0, self.describe(result))
         # twistd passes at most 100 bytes of the daemon's error back.
         self.assertIn(f"echo on {loopback_endpoint(self.echo_port)}", stderr)
-        self.assert_no_traceback(stderr, read_text(self.logfile))
-        self.assertRegex(
-            read_text(self.logfile),
+        # The daemon reports to its parent first and writes its log after:
+        # the line may land a moment after the parent has exited.
+        expected = re.compile(
             rf"chatservice: echo on {re.escape(loopback_endpoint(self.echo_port))}"
-            r": .*Address already in use",
+            r": .*Address already in use"
         )
-        self.assertFalse(self.pidfile.exists(), "a pid file is left behind")
+        wait_for(
+            lambda: expected.search(read_text(self.logfile)) is not None,
+            START_TIMEOUT,
+            lambda: f"{expected.pattern!r} in the log:\n{read_text(self.logfile)}",
+        )
+        self.assert_no_traceback(stderr, read_text(self.logfile))
+        wait_for(
+            lambda: not self.pidfile.exists(),
+            STOP_TIMEOUT,
+            lambda: "the pid file to be removed",
+        )
 
 
 class TwistRunnerTests(ServerChecks):
