@@ -170,14 +170,15 @@ class ChatProtocol(LineProtocol):
     # The hub's side (Member)
 
     def deliver(self, event: events.Event) -> None:
+        if self.closing:
+            return
         if isinstance(event, events.PrivateMessage):
             data = self._private_line(event)
         else:
             data = event.encoded("line", encode)
-        if self._pending is not None:
-            self._pending.append(data)
-        else:
-            self.transport.write(data)
+        # Through write(), so that the send-queue limit applies to a client
+        # that does not read; nothing follows a closing connection's last line.
+        self.write(data)
 
     def _private_line(self, event: events.PrivateMessage) -> bytes:
         mine = self.session is not None and self.session.nick == event.recipient
@@ -203,6 +204,8 @@ class ChatProtocol(LineProtocol):
             return
         if text.startswith("//"):
             text = text[1:]  # "//x" says "/x"
+        elif not text.strip():
+            return  # empty lines are ignored, before registration too
         try:
             if session.nick is None:
                 self._choose_nick(text)
@@ -212,12 +215,21 @@ class ChatProtocol(LineProtocol):
             self.sendError(error.message)
 
     def _command(self, name: str, args: str) -> None:
-        command = self.commands.get(_ALIASES.get(name, name))
+        resolved = _ALIASES.get(name, name)
+        own = self.commands.get(name)
+        if (
+            own is not None
+            and own.operator
+            and self.session is not None
+            and self.session.operator is not None
+        ):
+            resolved = name  # an operator's /list lists connections, not rooms
+        command = self.commands.get(resolved)
         if command is None:
             self.sendError(f"unknown command /{name}; /help lists commands")
             return
         try:
-            getattr(self, command.method)(args, name=_ALIASES.get(name, name))
+            getattr(self, command.method)(args, name=resolved)
         except ChatError as error:
             self.sendError(error.message)
 

@@ -19,8 +19,16 @@ MAX_ROOM_LENGTH = 32
 NICK_PUNCTUATION = frozenset("_-")
 ROOM_PUNCTUATION = frozenset("_-.")
 
-# Scripts that are normally written together count as one.
-_SCRIPT_FAMILY = {"HIRAGANA": "CJK", "KATAKANA": "CJK", "HANGUL": "CJK"}
+# Scripts that are normally written together count as one.  The prolonged
+# sound mark (ー) and the iteration and closing marks (々, 〆) are named
+# KATAKANA-HIRAGANA... and IDEOGRAPHIC..., but are everyday Japanese letters.
+_SCRIPT_FAMILY = {
+    "HIRAGANA": "CJK",
+    "KATAKANA": "CJK",
+    "HANGUL": "CJK",
+    "KATAKANA-HIRAGANA": "CJK",
+    "IDEOGRAPHIC": "CJK",
+}
 
 
 def fold(name: str) -> str:
