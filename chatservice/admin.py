@@ -90,14 +90,14 @@ class AdminProtocol(LineProtocol):
         checking.addCallbacks(self._logged_in, self._login_failed)
 
     def _logged_in(self, account: str) -> None:
-        if self.closing:
+        if self.closing or not self.admitted:
             return
         self.account = account
         self.reply(f"logged in as {account}; help lists commands")
         self.releaseInput(HOLD_LOGIN)
 
     def _login_failed(self, failure: Failure) -> None:
-        if self.closing:
+        if self.closing or not self.admitted:
             return
         self.sendError(str(failure.value) or "login failed")
         self.releaseInput(HOLD_LOGIN)

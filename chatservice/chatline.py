@@ -93,7 +93,9 @@ _USER_COMMANDS: dict[str, Command] = {
     "part": Command("[ROOM [REASON]]", "leave a room (default: current)", "do_part"),
     "rooms": Command("", "list rooms with member counts and topics", "do_rooms"),
     "who": Command("[ROOM]", "list the members of a room", "do_who"),
-    "topic": Command("[TEXT]", "show or set the topic of the current room", "do_topic"),
+    "topic": Command(
+        "[TEXT|-]", "show, set, or (with -) clear the current room's topic", "do_topic"
+    ),
     "me": Command("ACTION", "say an action: /me waves", "do_me"),
     "msg": Command("NICK TEXT", "send a private message", "do_msg"),
     "whois": Command("NICK", "show a user's rooms and idle time", "do_whois"),
@@ -240,7 +242,10 @@ class ChatProtocol(LineProtocol):
     def _choose_nick(self, wanted: str) -> None:
         assert self.session is not None
         first = self.session.nick is None
+        before = self.session.nick
         nick = self.factory.hub.set_nick(self.session, wanted)
+        if nick == before:
+            self.reply(f"you are {nick} already")
         if first:
             if self._nick_timer is not None and self._nick_timer.active():
                 self._nick_timer.cancel()
@@ -291,6 +296,9 @@ class ChatProtocol(LineProtocol):
     def do_topic(self, args: str, name: str) -> None:
         assert self.session is not None
         hub = self.factory.hub
+        if args == "-":
+            hub.set_topic(self.session, "")
+            return
         if args:
             hub.set_topic(self.session, args)
             return
@@ -328,7 +336,7 @@ class ChatProtocol(LineProtocol):
         self.reply(line)
 
     def do_quit(self, args: str, name: str) -> None:
-        self._leave(args or "quit")
+        self._leave(args)
         self.close(f"{NOTICE}Goodbye.")
 
     def _leave(self, reason: str) -> None:

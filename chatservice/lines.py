@@ -362,8 +362,11 @@ class LineProtocol(LineReceiver, TimeoutMixin):
     # its write buffer is full.
 
     def pauseProducing(self) -> None:
-        self._send_blocked = True
-        self._queued = 0
+        # A TCP transport calls this again on every write while its buffer
+        # is full: count from the first call only, or nothing ever adds up.
+        if not self._send_blocked:
+            self._send_blocked = True
+            self._queued = 0
         self.holdInput(HOLD_BACKPRESSURE)
 
     def resumeProducing(self) -> None:

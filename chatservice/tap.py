@@ -263,6 +263,10 @@ class Options(usage.Options):
                         "unix:PATH, tcp:PORT:interface=127.0.0.1 or ssl:..., "
                         "or add --admin-allow-remote"
                     )
+        if self["max-rooms-per-client"] < 1:
+            raise usage.UsageError(
+                "--max-rooms-per-client must be at least 1 (the default room)"
+            )
         try:
             check_room(self["default-room"])
         except ChatError as error:

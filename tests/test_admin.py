@@ -331,7 +331,7 @@ class CommandTests(AdminTestCase):
         )
         refused = Client(self.chat, "10.0.0.2")
         self.assertEqual(
-            refused.take(), ["!!! server full (1 clients); please try again later"]
+            refused.take(), ["!!! server full (1 client); please try again later"]
         )
 
     def test_list(self) -> None:

@@ -876,9 +876,9 @@ class OperatorTests(HubTestCase):
         )
         self.assertIsNone(ban.network)
         self.assertEqual(kicked, [alice_session])
-        self.assertEqual(alice.disconnects, ["kicked by op: banned by op: flooding"])
+        self.assertEqual(alice.disconnects, ["kicked by op: banned for 10m: flooding"])
         self.assertEqual(
-            bob.events, [events.Kicked("Alice", "op", "banned by op: flooding")]
+            bob.events, [events.Kicked("Alice", "op", "banned for 10m: flooding")]
         )
         self.assertEqual(self.hub.bans(), [ban])
         self.assertEqual(self.hub.stats.bans, 1)
@@ -951,11 +951,11 @@ class OperatorTests(HubTestCase):
         ban, kicked = self.hub.ban("10.0.0.7", 300, "op", "spam")
         self.assertEqual(ban.target, "10.0.0.7/32")
         self.assertEqual(set(kicked), {alice_session, stranger_session})
-        self.assertEqual(alice.disconnects, ["kicked by op: banned by op: spam"])
-        self.assertEqual(stranger.disconnects, ["banned by op: spam"])
+        self.assertEqual(alice.disconnects, ["kicked by op: banned for 5m: spam"])
+        self.assertEqual(stranger.disconnects, ["banned for 5m: spam"])
         self.assertEqual(bob.disconnects, [])
         self.assertEqual(
-            bob.events, [events.Kicked("alice", "op", "banned by op: spam")]
+            bob.events, [events.Kicked("alice", "op", "banned for 5m: spam")]
         )
         self.assertEqual(stranger.events, [])
         self.assertEqual(self.hub.connections(), [self.hub.find("bob")])
@@ -984,8 +984,8 @@ class OperatorTests(HubTestCase):
         ban, kicked = self.hub.ban("10.0.0.0/24", None, "op")
         self.assertEqual(ban.target, "10.0.0.0/24")
         self.assertEqual(sorted(s.nick or "" for s in kicked), ["inside", "inside2"])
-        self.assertEqual(inside.disconnects, ["kicked by op: banned by op"])
-        self.assertEqual(inside2.disconnects, ["kicked by op: banned by op"])
+        self.assertEqual(inside.disconnects, ["kicked by op: banned until unbanned"])
+        self.assertEqual(inside2.disconnects, ["kicked by op: banned until unbanned"])
         self.assertEqual(outside.disconnects, [])
         error = self.assertRaises(RefusedError, self.connect, "10.0.0.77")
         self.assertEqual(error.message, "you are banned until unbanned")
@@ -1167,11 +1167,11 @@ class VisibleTextTests(HubTestCase):
         ban, _ = self.hub.ban("10.0.0.0/24", None, "bob", HOSTILE)
         self.assertEqual(ban.reason, SHOWN)
         self.assertEqual(
-            self.alice.disconnects, [f"kicked by bob: banned by bob: {SHOWN}"]
+            self.alice.disconnects, [f"kicked by bob: banned until unbanned: {SHOWN}"]
         )
-        self.assertEqual(stranger.disconnects, [f"banned by bob: {SHOWN}"])
+        self.assertEqual(stranger.disconnects, [f"banned until unbanned: {SHOWN}"])
         self.assertEqual(
-            self.bob.disconnects, [f"kicked by bob: banned by bob: {SHOWN}"]
+            self.bob.disconnects, [f"kicked by bob: banned until unbanned: {SHOWN}"]
         )
         error = self.assertRaises(RefusedError, self.connect, "10.0.0.1")
         self.assertEqual(error.message, f"you are banned until unbanned: {SHOWN}")

@@ -600,7 +600,7 @@ class CommandTests(ChatTestCase):
         """``/quit`` and ``/exit`` without a message quit with reason "quit"."""
         self.alice.send("/exit")
         self.assertEqual(self.alice.take(), ["-!- Goodbye."])
-        self.assertEqual(self.bob.take(), ["-!- alice has quit (quit)"])
+        self.assertEqual(self.bob.take(), ["-!- alice has quit"])
 
     def test_help(self) -> None:
         """``/help`` lists every command, then the operators' ones."""
@@ -615,7 +615,7 @@ class CommandTests(ChatTestCase):
                 "--- /part [ROOM [REASON]]: leave a room (default: current)",
                 "--- /rooms: list rooms with member counts and topics",
                 "--- /who [ROOM]: list the members of a room",
-                "--- /topic [TEXT]: show or set the topic of the current room",
+                "--- /topic [TEXT|-]: show, set, or (with -) clear the current room's topic",
                 "--- /me ACTION: say an action: /me waves",
                 "--- /msg NICK TEXT: send a private message",
                 "--- /whois NICK: show a user's rooms and idle time",
@@ -888,13 +888,13 @@ class OperatorCommandTests(ChatTestCase):
         """
         op = self.operator("op", "10.0.0.9")
         op.send("/ban bob 10m spamming")
-        notice = "-!- bob was kicked by op (banned by op: spamming)"
+        notice = "-!- bob was kicked by op (banned for 10m: spamming)"
         self.assertEqual(
             op.take(), [notice, "--- banned bob for 10m and disconnected bob"]
         )
         self.assertEqual(
             self.bob.take(),
-            [notice, "!!! disconnected: kicked by op: banned by op: spamming"],
+            [notice, "!!! disconnected: kicked by op: banned for 10m: spamming"],
         )
         self.bob.lose()
         again = self.connect("10.0.0.2")
@@ -923,18 +923,18 @@ class OperatorCommandTests(ChatTestCase):
         self.assertEqual(
             op.take(),
             [
-                "-!- bob was kicked by op (banned by op)",
+                "-!- bob was kicked by op (banned for 1h)",
                 "--- banned 10.0.0.2/32 for 1h and disconnected bob, 10.0.0.2",
             ],
         )
         self.assertEqual(
             self.bob.take(),
             [
-                "-!- bob was kicked by op (banned by op)",
-                "!!! disconnected: kicked by op: banned by op",
+                "-!- bob was kicked by op (banned for 1h)",
+                "!!! disconnected: kicked by op: banned for 1h",
             ],
         )
-        self.assertEqual(lurker.take(), ["!!! disconnected: banned by op"])
+        self.assertEqual(lurker.take(), ["!!! disconnected: banned for 1h"])
         self.assertTrue(self.bob.closed and lurker.closed)
         refused = self.connect("10.0.0.2")
         self.assertEqual(refused.take(), ["!!! you are banned for 1h"])
@@ -1129,7 +1129,7 @@ class TranscriptTests(ChatTestCase):
                 "#lobby <carol> anyone in the lobby?",
                 "#lobby <bob> me!",
                 "-!- carol changed the topic of #lobby to: quiet evening",
-                "-!- bob has quit (quit)",
+                "-!- bob has quit",
             ],
         )
         self.assertEqual(
@@ -1152,7 +1152,7 @@ class TranscriptTests(ChatTestCase):
                 "#lobby <bob> me!",
                 "*bob* between us",
                 "-!- carol changed the topic of #lobby to: quiet evening",
-                "-!- bob has quit (quit)",
+                "-!- bob has quit",
             ],
         )
 

@@ -210,8 +210,8 @@ class BanTests(OperationsTestCase):
             self.run_("ban", "10.0.0.0/24 10m"),
             ["banned 10.0.0.0/24 for 10m and disconnected alice, 10.0.0.8"],
         )
-        self.assertEqual(alice.disconnects, ["kicked by op: banned by op"])
-        self.assertEqual(stranger.disconnects, ["banned by op"])
+        self.assertEqual(alice.disconnects, ["kicked by op: banned for 10m"])
+        self.assertEqual(stranger.disconnects, ["banned for 10m"])
         self.assertEqual(bob.disconnects, [])
 
     def test_usageAndInvalid(self) -> None:

@@ -182,7 +182,8 @@ class Hub:
         if self.max_clients and len(self.sessions) >= self.max_clients:
             self.stats.refused += 1
             raise RefusedError(
-                f"server full ({self.max_clients} clients); please try again later"
+                f"server full ({self.max_clients} client"
+                f"{'s' if self.max_clients != 1 else ''}); please try again later"
             )
         session = Session(member, address, self.clock())
         self.sessions[session] = None
@@ -412,7 +413,7 @@ class Hub:
         else:
             holder = self.nicks.get(fold(shown))
             matched = [holder] if holder is not None else []
-        why = f"banned by {by}" + (f": {ban.reason}" if ban.reason else "")
+        why = "banned" + _ban_terms(ban, self.clock())
         for session in matched:
             if session.nick is not None:
                 self.kick(session.nick, by, why)
