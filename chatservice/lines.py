@@ -95,7 +95,11 @@ def describe_peer(transport: object) -> str:
     get_peer = getattr(transport, "getPeer", None)
     if get_peer is None:
         return "?"
-    address = get_peer()
+    return describe_address(get_peer())
+
+
+def describe_address(address: object) -> str:
+    """``127.0.0.1:6666``, ``[::1]:6666`` or ``unix:/path``."""
     host = getattr(address, "host", None)
     port = getattr(address, "port", None)
     if isinstance(host, str):
@@ -528,6 +532,8 @@ class LineFactory(ServerFactory):
     name = "line"
     #: What every client hears when the service stops.
     shutdown_message = "Server shutting down. Goodbye."
+    #: ListeningService logs where it listens; no "Starting factory" lines.
+    noisy = False
 
     def __init__(
         self, limits: Limits | None = None, clock: IReactorTime | None = None

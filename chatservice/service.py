@@ -15,7 +15,7 @@ from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IListeningPort, IStreamServerEndpoint
 from twisted.logger import Logger
 
-from chatservice.lines import LineFactory
+from chatservice.lines import LineFactory, describe_address
 
 
 class ListenError(Exception):
@@ -82,7 +82,7 @@ class ListeningService(StreamServerEndpointService):
         self.log.info(
             "{service} service listening on {address} ({endpoint})",
             service=self.factory.name,
-            address=port.getHost(),
+            address=describe_address(port.getHost()),
             endpoint=self.description,
         )
         return port

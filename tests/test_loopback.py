@@ -253,7 +253,7 @@ class ListeningServiceTests(LoopbackTestCase):
         self.assertEqual(len(listening), 1)
         self.assertEqual(listening[0]["service"], "echo")
         self.assertEqual(listening[0]["endpoint"], ANY_PORT)
-        self.assertEqual(listening[0]["address"].port, port)
+        self.assertEqual(listening[0]["address"], f"{LOOPBACK}:{port}")
 
     def test_portTaken(self) -> None:
         """

@@ -100,7 +100,7 @@ def service_arguments(echo_port: int, upper_port: int | None) -> list[str]:
 
 def listening_pattern(service: str, port: int) -> str:
     """What the log says once ``service`` listens on ``port``."""
-    return rf"{service} service listening on .*port={port}\b"
+    return rf"{service} service listening on \S*:{port}\b"
 
 
 def normalize(text: str) -> str:
