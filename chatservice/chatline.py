@@ -178,9 +178,10 @@ class ChatProtocol(LineProtocol):
             data = self._private_line(event)
         else:
             data = event.encoded("line", encode)
-        # Through write(), so that the send-queue limit applies to a client
-        # that does not read; nothing follows a closing connection's last line.
-        self.write(data)
+        # Queued: one write per recipient for everything a sender's read
+        # delivers; the send-queue limit applies; nothing follows a closing
+        # connection's last line.
+        self.queue(data)
 
     def _private_line(self, event: events.PrivateMessage) -> bytes:
         mine = self.session is not None and self.session.nick == event.recipient

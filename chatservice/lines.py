@@ -124,7 +124,11 @@ class LineProtocol(LineReceiver, TimeoutMixin):
     log: ClassVar[Logger] = Logger()
 
     _partial: bytes = b""
+    #: Replies of the read being handled: they leave in one write at its end.
     _pending: list[bytes] | None = None
+    #: Deliveries caused by another connection's read: they leave in one
+    #: write when that read has been handled.
+    _outbox: list[bytes] | None = None
     _abort_call: IDelayedCall | None = None
     #: True once the connection was counted by the factory.
     admitted: bool = False
@@ -219,10 +223,12 @@ class LineProtocol(LineReceiver, TimeoutMixin):
         buffer = self._partial + data if self._partial else data
         lines = buffer.split(b"\n")
         self._partial = lines.pop()
-        flood_controlled = self.flood_controlled and self.factory.limits.flood_rate > 0
+        factory = self.factory
+        flood_controlled = self.flood_controlled and factory.limits.flood_rate > 0
         if flood_controlled:
             self._refill()
         self._pending = []
+        factory.reading += 1
         try:
             for index, line in enumerate(lines):
                 if self.closing:
@@ -249,6 +255,9 @@ class LineProtocol(LineReceiver, TimeoutMixin):
                 self._partial_since = None
         finally:
             self.flush()
+            factory.reading -= 1
+            if not factory.reading and factory.queued:
+                factory.flushQueued()
 
     def _unfinished(self, started: bool) -> None:
         """Limit the unfinished line: in size, and in time (slowloris)."""
@@ -443,6 +452,8 @@ class LineProtocol(LineReceiver, TimeoutMixin):
         """Send bytes; within a read, all of them leave in one write."""
         if self._pending is not None:
             self._pending.append(data)
+        elif self._outbox is not None:
+            self._outbox.append(data)  # after what waits already
         elif self._send_blocked:
             self._write_blocked(data)
         else:
@@ -466,6 +477,30 @@ class LineProtocol(LineReceiver, TimeoutMixin):
             self.closing = True
             self.setTimeout(None)
             self.transport.abortConnection()
+
+    def queue(self, data: bytes) -> None:
+        """
+        Send bytes that another connection's read caused (a chat message):
+        everything one read delivers to this connection leaves in one write
+        once that read has been handled, however many lines it held.
+        """
+        if self._pending is not None:
+            self._pending.append(data)
+            return
+        factory = self.factory
+        if not factory.reading:
+            self.write(data)
+        elif self._outbox is None:
+            self._outbox = [data]
+            factory.queued.append(self)
+        else:
+            self._outbox.append(data)
+
+    def flushQueued(self) -> None:
+        """Write what other connections' reads have queued for this one."""
+        queued, self._outbox = self._outbox, None
+        if queued:
+            self.write(b"".join(queued))
 
     def sendText(self, text: str) -> None:
         """Send one line of text, UTF-8 encoded."""
@@ -505,6 +540,7 @@ class LineProtocol(LineReceiver, TimeoutMixin):
             else:
                 self.sendText(message)
         self.flush()
+        self.flushQueued()
         # A registered producer would keep the connection open.
         if getattr(self.transport, "producer", None) is not None:
             self.transport.unregisterProducer()
@@ -545,8 +581,19 @@ class LineFactory(ServerFactory):
         self.limits = limits if limits is not None else Limits()
         self.clock: IReactorTime = clock
         self.connections: set[LineProtocol] = set()
+        #: How many connections' reads are being handled (nested, when one
+        #: read closes another connection); while any is, deliveries queue.
+        self.reading = 0
+        #: Connections with queued deliveries, written when reading ends.
+        self.queued: list[LineProtocol] = []
         self._per_address: Counter[str] = Counter()
         self._all_closed: list[Deferred[None]] = []
+
+    def flushQueued(self) -> None:
+        """Write every connection's queued deliveries, one write each."""
+        queued, self.queued = self.queued, []
+        for connection in queued:
+            connection.flushQueued()
 
     def admit(self, connection: LineProtocol) -> str | None:
         """

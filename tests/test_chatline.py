@@ -615,7 +615,8 @@ class CommandTests(ChatTestCase):
                 "--- /part [ROOM [REASON]]: leave a room (default: current)",
                 "--- /rooms: list rooms with member counts and topics",
                 "--- /who [ROOM]: list the members of a room",
-                "--- /topic [TEXT|-]: show, set, or (with -) clear the current room's topic",
+                "--- /topic [TEXT|-]: show, set, or (with -) clear the current "
+                "room's topic",
                 "--- /me ACTION: say an action: /me waves",
                 "--- /msg NICK TEXT: send a private message",
                 "--- /whois NICK: show a user's rooms and idle time",
@@ -1355,6 +1356,62 @@ class SendQueueTests(ChatTestCase):
         self.assertEqual(bob.take(), [])
         bob.lose(ConnectionLost)
         self.assertEqual(alice.take()[-1], "-!- bob has quit (send queue exceeded)")
+
+
+class WriteBatchingTests(ChatTestCase):
+    """Everything one read delivers to a client leaves in one write."""
+
+    limits = Limits(flood_burst=100)
+
+    def count_writes(self, client: Client) -> list[bytes]:
+        writes: list[bytes] = []
+        original = client.transport.write
+
+        def write(data: bytes) -> None:
+            writes.append(data)
+            original(data)
+
+        client.transport.write = write  # type: ignore[method-assign]
+        return writes
+
+    def test_oneWritePerRecipientPerRead(self) -> None:
+        """
+        Five lines in one read from alice reach bob and carol as one write
+        each, in order; alice's own copy is one write too.
+        """
+        alice, bob, carol = (self.register(n) for n in ("alice", "bob", "carol"))
+        writes = {c: self.count_writes(c) for c in (alice, bob, carol)}
+        alice.send(*(f"line {n}" for n in range(5)))
+        expected = [f"#lobby <alice> line {n}" for n in range(5)]
+        for client in (alice, bob, carol):
+            self.assertEqual(len(writes[client]), 1)
+            self.assertEqual(client.take(), expected)
+
+    def test_outsideAReadDeliveriesAreImmediate(self) -> None:
+        """
+        An event that no read caused (a client vanishing) is written at once,
+        not held for a read that never ends.
+        """
+        alice, bob = self.register("alice"), self.register("bob")
+        alice.lose()
+        self.assertEqual(bob.take(), ["-!- alice has quit (connection closed)"])
+
+    def test_queuedThenClosedKeepsOrder(self) -> None:
+        """
+        A client kicked in the same read that sent it messages gets those
+        messages first, then its disconnection line, then nothing.
+        """
+        op = self.operator("op")
+        bob = self.register("bob")
+        op.send("before the kick", "/kick bob enough", "after the kick")
+        self.assertEqual(
+            bob.take(),
+            [
+                "#lobby <op> before the kick",
+                "-!- bob was kicked by op (enough)",
+                "!!! disconnected: kicked by op: enough",
+            ],
+        )
 
 
 class RenderTests(SynchronousTestCase):
