@@ -10,13 +10,20 @@ import time
 from twisted.internet.interfaces import IReactorTime
 
 from chatservice.limits import Limits
-from chatservice.lines import LineFactory, LineProtocol, is_quit_word
+from chatservice.lines import QUIT_LINE, LineFactory, LineProtocol, is_quit_word
 
 
 class EchoProtocol(LineProtocol):
     """Sends every line back byte for byte; ``exit``/``quit``/``q`` ends."""
 
     factory: EchoFactory
+    fast_answers = True
+
+    def answerLines(self, lines: bytes) -> bytes | None:
+        """Every line back at once, ``\r\n``-terminated, unless one quits."""
+        if self.factory.timestamp or QUIT_LINE.search(lines):
+            return None
+        return lines.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
 
     def lineReceived(self, line: bytes) -> None:
         # Bytes, not text: an echo returns even invalid UTF-8 unchanged.

@@ -6,11 +6,26 @@ sends, with Unicode's full case mapping (``straße`` becomes ``STRASSE``).
 
 from __future__ import annotations
 
-from chatservice.lines import LineFactory, LineProtocol, is_quit_word
+from chatservice.lines import QUIT_LINE, LineFactory, LineProtocol, is_quit_word
 
 
 class UpperProtocol(LineProtocol):
     """Sends every line back upper-cased; ``exit``/``quit``/``q`` ends."""
+
+    fast_answers = True
+
+    def answerLines(self, lines: bytes) -> bytes | None:
+        """
+        Every line upper-cased at once (case mapping does not depend on the
+        neighbouring lines), unless one quits or is not UTF-8.
+        """
+        if QUIT_LINE.search(lines):
+            return None
+        try:
+            text = lines.decode("utf-8")
+        except UnicodeDecodeError:
+            return None
+        return text.upper().replace("\r\n", "\n").replace("\n", "\r\n").encode()
 
     def lineReceived(self, line: bytes) -> None:
         if is_quit_word(line):

@@ -1,0 +1,89 @@
+"""
+The echo and uppercase services answer a whole read in one pass when they
+can; these tests check that this gives exactly what answering line by line
+gives, whatever the input.
+"""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from twisted.internet.task import Clock
+from twisted.internet.testing import StringTransport
+from twisted.trial.unittest import SynchronousTestCase
+
+from chatservice.echo import EchoFactory, EchoProtocol
+from chatservice.limits import Limits
+from chatservice.lines import LineFactory
+from chatservice.upper import UpperFactory, UpperProtocol
+
+LIMITS = Limits(max_line_length=64, idle_timeout=0, line_timeout=0)
+
+#: Lines mixing what matters: text, \r, blanks, quit words, bad UTF-8.
+PIECES = st.sampled_from(
+    [b"a", b"Stra\xc3\x9fe", b"\xef\xac\x81", b"\r", b" ", b"\t", b"q", b"quit",
+     b"EXIT", b"\xff", b"\xc3", b"\x00", b"x" * 30, b"\xcf\x83"]
+)  # fmt: skip
+LINE = st.lists(PIECES, max_size=4).map(b"".join)
+ENDING = st.sampled_from([b"\n", b"\r\n"])
+READS = st.lists(
+    st.lists(st.tuples(LINE, ENDING).map(b"".join), min_size=1, max_size=6).map(
+        b"".join
+    ),
+    min_size=1,
+    max_size=4,
+)
+
+
+def answers(factory: LineFactory, reads: list[bytes]) -> tuple[bytes, bool]:
+    """What a connection writes for these reads, and whether it closed."""
+    protocol = factory.buildProtocol(None)
+    assert protocol is not None
+    transport = StringTransport()
+    protocol.makeConnection(transport)
+    for data in reads:
+        protocol.dataReceived(data)
+    return transport.value(), bool(transport.disconnecting)
+
+
+class SlowEcho(EchoProtocol):
+    fast_answers = False
+
+
+class SlowUpper(UpperProtocol):
+    fast_answers = False
+
+
+class FastAnswersTests(SynchronousTestCase):
+    """One pass or line by line: the same bytes out."""
+
+    @settings(max_examples=300, deadline=None)
+    @given(READS)
+    def test_echoSameAsLineByLine(self, reads: list[bytes]) -> None:
+        """The echo's one-pass answer equals its line-by-line answer."""
+        fast = EchoFactory(LIMITS, Clock())
+        slow = EchoFactory(LIMITS, Clock())
+        slow.protocol = SlowEcho
+        self.assertEqual(answers(fast, reads), answers(slow, reads))
+
+    @settings(max_examples=300, deadline=None)
+    @given(READS)
+    def test_upperSameAsLineByLine(self, reads: list[bytes]) -> None:
+        """The uppercase service's one-pass answer equals line by line."""
+        fast = UpperFactory(LIMITS, Clock())
+        slow = UpperFactory(LIMITS, Clock())
+        slow.protocol = SlowUpper
+        self.assertEqual(answers(fast, reads), answers(slow, reads))
+
+    def test_onePassIsTaken(self) -> None:
+        """A read of plain lines is answered without the line-by-line path."""
+        factory = UpperFactory(LIMITS, Clock())
+        protocol = factory.buildProtocol(None)
+        assert isinstance(protocol, UpperProtocol)
+        calls: list[bytes] = []
+        protocol.lineReceived = calls.append
+        transport = StringTransport()
+        protocol.makeConnection(transport)
+        protocol.dataReceived(b"one\ntwo\r\nstra\xc3\x9fe\n")
+        self.assertEqual(calls, [])
+        self.assertEqual(transport.value(), b"ONE\r\nTWO\r\nSTRASSE\r\n")
