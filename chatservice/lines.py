@@ -15,7 +15,9 @@ what a server facing strangers needs:
 - UTF-8 is decoded per complete line, never per read, so a character split
   across two reads arrives intact; invalid input gets an error line and the
   connection stays usable;
-- an idle connection is closed (``TimeoutMixin``), and a closing connection
+- an idle connection is closed (one timer per service sweeps them all, not
+  one per connection: a ``DelayedCall`` each would cost about half a KiB per
+  connection, a quarter of the memory budget), and a closing connection
   that does not read its goodbye is aborted after a grace period.
 
 :class:`LineFactory` counts connections, refuses those past the total and
@@ -25,6 +27,7 @@ the service stops.
 
 from __future__ import annotations
 
+import math
 import re
 from collections import Counter
 from typing import Any, ClassVar, Protocol
@@ -38,7 +41,6 @@ from twisted.internet.interfaces import (
 from twisted.internet.protocol import ServerFactory, connectionDone
 from twisted.logger import Logger
 from twisted.protocols.basic import LineReceiver
-from twisted.protocols.policies import TimeoutMixin
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
@@ -114,7 +116,7 @@ def describe_address(address: object) -> str:
 
 
 @implementer(IHalfCloseableProtocol)
-class LineProtocol(LineReceiver, TimeoutMixin):
+class LineProtocol(LineReceiver):
     """
     The base of every line front end.  Subclasses override
     :meth:`connectionAdmitted`, :meth:`textReceived` (or :meth:`lineReceived`
@@ -163,19 +165,22 @@ class LineProtocol(LineReceiver, TimeoutMixin):
     _held: int = 0
     #: The client half-closed while input was held: finish once released.
     _input_ended: bool = False
-    #: Printable peer name, set on connection.
-    peer: str = "?"
+    #: When the client last sent anything (the factory's idle sweep reads it).
+    last_input: float = 0.0
     #: IP address of the peer, or ``None`` (UNIX socket).
     host: str | None = None
+
+    @property
+    def peer(self) -> str:
+        """Printable peer name, for logs (made when needed, not stored)."""
+        return describe_peer(self.transport)
 
     # Connection life cycle
 
     def connectionMade(self) -> None:
         limits = self.factory.limits
         self.MAX_LENGTH = limits.max_line_length
-        # TimeoutMixin schedules through this; tests give the factory a Clock.
-        self.callLater = self.factory.clock.callLater  # type: ignore[method-assign,assignment]
-        self.peer = describe_peer(self.transport)
+        self.last_input = self.factory.clock.seconds()
         self.host = peer_host(self.transport)
         refusal = self.factory.admit(self)
         if refusal is not None:
@@ -195,15 +200,12 @@ class LineProtocol(LineReceiver, TimeoutMixin):
         if self.flood_controlled:
             self._tokens = float(limits.flood_burst)
             self._tokens_at = self.factory.clock.seconds()
-        if limits.idle_timeout > 0:
-            self.setTimeout(limits.idle_timeout)
         self.connectionAdmitted()
 
     def connectionAdmitted(self) -> None:
         """Called once the connection is within every limit."""
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
-        self.setTimeout(None)
         for call in (self._abort_call, self._flood_call):
             if call is not None and call.active():
                 call.cancel()
@@ -226,7 +228,7 @@ class LineProtocol(LineReceiver, TimeoutMixin):
         if self.closing:
             return
         if data:
-            self.resetTimeout()
+            self.last_input = self.factory.clock.seconds()
         buffer = self._partial + data if self._partial else data
         end = buffer.rfind(b"\n") + 1
         if end == len(buffer):
@@ -508,7 +510,6 @@ class LineProtocol(LineReceiver, TimeoutMixin):
             # loseConnection would wait for the peer to read everything.
             self.lost_reason = "send queue exceeded"
             self.closing = True
-            self.setTimeout(None)
             self.transport.abortConnection()
 
     def queue(self, data: bytes) -> None:
@@ -566,7 +567,6 @@ class LineProtocol(LineReceiver, TimeoutMixin):
         self.closing = True
         if reason is not None:
             self.lost_reason = reason
-        self.setTimeout(None)
         if message is not None:
             if error:
                 self.sendError(message)
@@ -614,6 +614,7 @@ class LineFactory(ServerFactory):
         self.limits = limits if limits is not None else Limits()
         self.clock: IReactorTime = clock
         self.connections: set[LineProtocol] = set()
+        self._idle_call: IDelayedCall | None = None
         #: How many connections' reads are being handled (nested, when one
         #: read closes another connection); while any is, deliveries queue.
         self.reading = 0
@@ -621,6 +622,37 @@ class LineFactory(ServerFactory):
         self.queued: list[LineProtocol] = []
         self._per_address: Counter[str] = Counter()
         self._all_closed: list[Deferred[None]] = []
+
+    def _watchIdle(self) -> None:
+        """Make sure the idle sweep runs while there are connections."""
+        limit = self.limits.idle_timeout
+        if limit > 0 and self._idle_call is None:
+            self._idle_call = self.clock.callLater(limit, self._sweepIdle)
+
+    def _sweepIdle(self) -> None:
+        """
+        Close the connections idle for ``idle_timeout``; come back when the
+        next one would be, rounded up to a whole tick (a second, or the
+        timeout if shorter): a connection may get up to a tick more.
+        """
+        self._idle_call = None
+        limit = self.limits.idle_timeout
+        now = self.clock.seconds()
+        earliest: float | None = None
+        for connection in list(self.connections):
+            if connection.closing:
+                continue
+            due = connection.last_input + limit
+            if due <= now:
+                connection.timeoutConnection()
+            elif earliest is None or due < earliest:
+                earliest = due
+        if earliest is not None:
+            # On a grid of ticks, so that many connections falling due at
+            # slightly different times share one sweep.
+            tick = min(1.0, limit)
+            at = math.ceil(earliest / tick - 1e-9) * tick
+            self._idle_call = self.clock.callLater(at - now, self._sweepIdle)
 
     def flushQueued(self) -> None:
         """Write every connection's queued deliveries, one write each."""
@@ -650,6 +682,7 @@ class LineFactory(ServerFactory):
                 )
             self._per_address[host] += 1
         self.connections.add(connection)
+        self._watchIdle()
         return None
 
     def release(self, connection: LineProtocol) -> None:
@@ -661,6 +694,9 @@ class LineFactory(ServerFactory):
             if self._per_address[host] <= 0:
                 del self._per_address[host]
         if not self.connections:
+            if self._idle_call is not None and self._idle_call.active():
+                self._idle_call.cancel()
+            self._idle_call = None
             waiting, self._all_closed = self._all_closed, []
             for waiter in waiting:
                 waiter.callback(None)

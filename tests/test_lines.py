@@ -334,6 +334,34 @@ class IdleTimeoutTests(SynchronousTestCase):
         self.clock.advance(0.1)
         self.assertTrue(self.transport.disconnecting)
 
+    def test_oneTimerForAllConnections(self) -> None:
+        """
+        However many connections there are, the idle timeout costs one timer
+        per service (a sweep), not one per connection; it goes away with the
+        last connection.
+        """
+        others = [connect(self.factory) for _ in range(50)]
+        self.assertEqual(len(self.clock.getDelayedCalls()), 1)
+        for protocol, _ in others:
+            protocol.connectionLost(Failure(ConnectionDone()))
+        self.protocol.connectionLost(Failure(ConnectionDone()))
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_closedWithinATickOfItsTime(self) -> None:
+        """
+        Connections that fall idle at different times are each closed at
+        their own time, rounded up to the next whole second at most.
+        """
+        self.clock.advance(0.25)
+        _, later_transport = connect(self.factory)
+        self.clock.advance(9.75)
+        self.assertTrue(self.transport.disconnecting)
+        self.assertFalse(later_transport.disconnecting)
+        self.clock.advance(0.999)
+        self.assertFalse(later_transport.disconnecting)
+        self.clock.advance(0.001)
+        self.assertTrue(later_transport.disconnecting)
+
     def test_zeroMeansNever(self) -> None:
         """With an ``idle_timeout`` of 0, an idle connection stays open."""
         factory, clock = make_factory(idle_timeout=0)
