@@ -1,0 +1,846 @@
+"""
+The load generator of the benchmark suite: one process, raw non-blocking
+sockets on one ``epoll``, pre-built payloads, replies counted with
+``bytes.count(b"\\n")``; it never parses a line it does not have to.
+
+Run it as its own process pinned to a core of its own (``--cpu``), with the
+server pinned to another (``bench/run.py`` does both), so that it is not
+what limits the figures.  It measures its own CPU time over the measured
+window and flags the run ``saturated`` when it used 90 % or more of its
+core: then the figure says more about the load generator than the server.
+
+Workloads (one per run; the result is one JSON object on standard output):
+
+``echo``, ``upper``
+    N connections, each keeping a window of 32-byte lines in flight (a new
+    line goes out for every line that comes back); lines returned per second.
+``fanout``
+    One chat room: R receivers and S senders, each sender keeping a window
+    of messages in flight (it sends one more whenever one of its own comes
+    back); deliveries per second counted at the receivers, and a final
+    drain that checks every receiver got every message.
+``latency``
+    One chat room: R receivers, S senders sending at a fixed total rate;
+    each message carries ``time.perf_counter_ns()`` of this process when it
+    was sent; p50, p99 and maximum delivery latency at the receivers.
+``memory``
+    C idle connections (registered chat members, or echo connections that
+    exchanged one line); the server's VmRSS before and after, in KiB per
+    connection.
+
+Usage: ``python bench/loadgen.py WORKLOAD --port PORT [options]``; see
+``--help``.  Loopback (127.0.0.1) only; every phase has a deadline.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import errno
+import json
+import os
+import re
+import resource
+import select
+import socket
+import struct
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+LOOPBACK = "127.0.0.1"
+NL = b"\n"
+#: One echo line: 32 bytes with its CRLF.
+ECHO_LINE = b"abcdefghijklmnopqrstuvwxyz0123\r\n"
+#: What each fan-out sender says (the server adds ``#lobby <sNNN> ``).
+FANOUT_TEXT = b"fan-out message 0123456789abcdef\r\n"
+#: A loaded run: the load generator used this share of its core or more.
+SATURATION = 0.90
+RECV_SIZE = 262144
+#: Lines a chat server sends once a nickname is taken (chatservice and the
+#: naive baseline alike) and after a ``/part`` (chatservice).
+REGISTERED = b"--- you are "
+MOVED = b"--- now talking in #"
+ERROR_LINE = b"!!! "
+#: The send time in a latency message as the room shows it: ``<sNNNNN> T<ns>``.
+STAMP = re.compile(rb"> T(\d+) ")
+EPOLLIN = select.EPOLLIN
+EPOLLOUT = select.EPOLLOUT
+
+assert len(ECHO_LINE) == 32
+
+
+class BenchError(Exception):
+    """A run could not be completed; the message says why."""
+
+
+# The process
+
+
+def pin_to_cpu(cpu: int | None) -> list[int] | None:
+    """Pin this process to one core; the cores it runs on, or None if unknown."""
+    if not hasattr(os, "sched_setaffinity"):
+        return None
+    if cpu is not None:
+        os.sched_setaffinity(0, {cpu})
+    return sorted(os.sched_getaffinity(0))
+
+
+def raise_fd_limit() -> int:
+    """Raise the open-file limit to the hard limit; the new soft limit."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY:
+        hard = max(soft, 1 << 20)
+    if soft < hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        except (ValueError, OSError):
+            return soft
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
+def server_cpu_seconds(pid: int | None) -> float | None:
+    """User plus system CPU seconds of a process so far (Linux ``/proc``)."""
+    if pid is None:
+        return None
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            fields = stat.read().rsplit(b")", 1)[1].split()
+    except OSError:
+        return None
+    # Fields 14 and 15 of stat(5); the split starts at field 3.
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def rss_kib(pid: int) -> int:
+    """The resident set size of a process, in KiB (``VmRSS``)."""
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise BenchError(f"no VmRSS for process {pid}")
+
+
+@dataclass
+class Window:
+    """
+    Wall time, CPU time (ours and the server's) and the time this process
+    spent waiting for the server (in epoll) over a measured window.
+    """
+
+    server_pid: int | None
+    wall: float = 0.0
+    cpu: float = 0.0
+    server_cpu: float | None = None
+    #: Seconds spent waiting in epoll over the window (the rest: busy).
+    idle: float = 0.0
+    _t0: float = 0.0
+    _c0: float = 0.0
+    _s0: float | None = None
+
+    def start(self) -> None:
+        self._t0 = time.perf_counter()
+        self._c0 = time.process_time()
+        self._s0 = server_cpu_seconds(self.server_pid)
+
+    def stop(self, idle: float) -> None:
+        """End the window; ``idle``: seconds spent waiting in epoll within it."""
+        self.idle = idle
+        self.wall = time.perf_counter() - self._t0
+        self.cpu = time.process_time() - self._c0
+        s1 = server_cpu_seconds(self.server_pid)
+        if s1 is not None and self._s0 is not None:
+            self.server_cpu = s1 - self._s0
+
+    def report(self) -> dict[str, object]:
+        share = self.cpu / self.wall if self.wall > 0 else 0.0
+        server = (
+            self.server_cpu / self.wall
+            if self.server_cpu is not None and self.wall > 0
+            else None
+        )
+        busy = 1 - self.idle / self.wall if self.wall > 0 else 0.0
+        return {
+            "wall_s": round(self.wall, 4),
+            "loadgen_cpu_pct": round(100 * share, 1),
+            "loadgen_busy_pct": round(100 * busy, 1),
+            "server_cpu_pct": None if server is None else round(100 * server, 1),
+            # CPU time can under-state a load generator that is descheduled
+            # (a shared VM): one that never waited for the server is
+            # saturated too.
+            "saturated": share >= SATURATION or busy >= SATURATION,
+        }
+
+
+# Connections
+
+
+@dataclass(eq=False)
+class Conn:
+    """One client connection and what the set-up phases know of it."""
+
+    index: int
+    sock: socket.socket
+    fd: int
+    hello: bytes
+    marker: bytes
+    ready: bool = False
+    connected: bool = False
+    #: The last bytes received while waiting for a marker (for context).
+    tail: bytes = b""
+    recv: Callable[[int], bytes] = field(init=False, repr=False)
+    send: Callable[[bytes], int] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.recv = self.sock.recv
+        self.send = self.sock.send
+
+
+_LINGER_RESET = struct.pack("ii", 1, 0)
+
+
+class Net:
+    """Client connections to one loopback port, on one epoll."""
+
+    def __init__(self, port: int, deadline: float) -> None:
+        self.address = (LOOPBACK, port)
+        self.deadline = deadline
+        self.epoll = select.epoll()
+        self.by_fd: dict[int, Conn] = {}
+        self.conns: list[Conn] = []
+
+    def remaining(self, what: str) -> float:
+        left = self.deadline - time.monotonic()
+        if left <= 0:
+            raise BenchError(f"time limit reached while {what}")
+        return left
+
+    def close(self) -> None:
+        """Close every connection with a reset (no TIME_WAIT left behind)."""
+        for conn in self.conns:
+            with contextlib.suppress(OSError):
+                conn.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_RESET)
+            conn.sock.close()
+        self.conns.clear()
+        self.by_fd.clear()
+        self.epoll.close()
+
+    def open(
+        self,
+        count: int,
+        hello: Callable[[int], bytes],
+        marker: Callable[[int], bytes],
+        what: str,
+        concurrency: int = 40,
+    ) -> list[Conn]:
+        """
+        Open ``count`` connections, at most ``concurrency`` of them being set
+        up at once (the server's listen backlog stays short); each sends its
+        ``hello`` once connected and is ready when ``marker`` has arrived.
+        Connections that are ready are drained of whatever else arrives.
+        """
+        opened: list[Conn] = []
+        next_index = 0
+        in_setup = 0
+        ready = 0
+        epoll = self.epoll
+        while ready < count:
+            self.remaining(f"opening {what} ({ready}/{count} ready)")
+            while in_setup < concurrency and next_index < count:
+                sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+                sock.setblocking(False)
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                error = sock.connect_ex(self.address)
+                if error not in (0, errno.EINPROGRESS):
+                    sock.close()
+                    raise BenchError(
+                        f"connecting to {self.address}: {os.strerror(error)}"
+                    )
+                conn = Conn(
+                    len(self.conns),
+                    sock,
+                    sock.fileno(),
+                    hello(next_index),
+                    marker(next_index),
+                )
+                self.conns.append(conn)
+                opened.append(conn)
+                self.by_fd[conn.fd] = conn
+                epoll.register(conn.fd, EPOLLIN | EPOLLOUT)
+                next_index += 1
+                in_setup += 1
+            for fd, events in epoll.poll(0.05):
+                conn = self.by_fd[fd]
+                if not conn.connected:
+                    if not events & (EPOLLOUT | select.EPOLLERR | select.EPOLLHUP):
+                        continue
+                    error = conn.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+                    if error:
+                        raise BenchError(
+                            f"connecting to {self.address}: {os.strerror(error)}"
+                        )
+                    conn.connected = True
+                    epoll.modify(fd, EPOLLIN)
+                    conn.sock.sendall(conn.hello)
+                    continue
+                data = self._recv(conn, what)
+                if conn.ready:
+                    continue
+                tail = conn.tail + data
+                if conn.marker in tail:
+                    conn.ready = True
+                    conn.tail = b""
+                    ready += 1
+                    in_setup -= 1
+                elif ERROR_LINE in tail:
+                    raise BenchError(
+                        f"the server refused {what} #{conn.index}: "
+                        f"{tail[tail.find(ERROR_LINE) :][:200]!r}"
+                    )
+                else:
+                    conn.tail = tail[-512:]
+        return opened
+
+    def _recv(self, conn: Conn, what: str) -> bytes:
+        try:
+            data = conn.recv(RECV_SIZE)
+        except ConnectionError as error:
+            raise BenchError(f"{what} #{conn.index}: {error}") from None
+        if not data:
+            raise BenchError(
+                f"the server closed {what} #{conn.index}; it last said "
+                f"{conn.tail[-200:]!r}"
+            )
+        return data
+
+    def drain_until(self, waiting: Sequence[Conn], marker: bytes, what: str) -> None:
+        """Read every connection until each of ``waiting`` has seen ``marker``."""
+        for conn in self.conns:
+            conn.ready = True
+        for conn in waiting:
+            conn.ready = False
+            conn.tail = b""
+        left = len(waiting)
+        keep = len(marker) - 1
+        while left:
+            timeout = min(0.05, self.remaining(f"{what} ({left} still waiting)"))
+            for fd, _events in self.epoll.poll(timeout):
+                conn = self.by_fd[fd]
+                data = self._recv(conn, what)
+                if conn.ready:
+                    continue
+                tail = conn.tail + data
+                if marker in tail:
+                    conn.ready = True
+                    left -= 1
+                else:
+                    conn.tail = tail[-keep:] if keep else b""
+
+    def drain_for(self, seconds: float, what: str) -> None:
+        """Read (and forget) whatever arrives for ``seconds``."""
+        end = time.monotonic() + seconds
+        while (now := time.monotonic()) < end:
+            self.remaining(what)
+            for fd, _events in self.epoll.poll(min(0.05, end - now)):
+                self._recv(self.by_fd[fd], what)
+
+    def barrier(self, speaker: Conn, members: Sequence[Conn], what: str) -> None:
+        """
+        Let ``speaker`` say a unique line in its room and wait until every
+        member has received it: whatever the server queued for them before
+        (join notices...) has then been read.
+        """
+        token = b"SYNC%d" % time.perf_counter_ns()
+        speaker.sock.sendall(token + b"\r\n")
+        self.drain_until(members, b" " + token + b"\r\n", what)
+
+
+def send_all(conn: Conn, data: bytes) -> None:
+    """Slow path: the kernel took part of a write; finish it, bounded."""
+    view = memoryview(data)
+    deadline = time.monotonic() + 10
+    while view:
+        try:
+            sent = conn.send(view)
+        except BlockingIOError:
+            sent = 0
+        view = view[sent:]
+        if view:
+            if time.monotonic() > deadline:
+                raise BenchError("the server stopped reading for 10 s")
+            select.select([], [conn.sock], [], 0.01)
+
+
+# Workloads
+
+
+def run_echo(options: argparse.Namespace, upper: bool) -> dict[str, object]:
+    """N connections each keep ``window`` lines in flight; lines back per second."""
+    net = Net(options.port, time.monotonic() + options.timeout)
+    try:
+        expect = ECHO_LINE.upper() if upper else ECHO_LINE
+        conns = net.open(
+            options.connections,
+            lambda i: ECHO_LINE,
+            lambda i: expect,
+            "echo connections",
+        )
+        window = options.window
+        payloads = [ECHO_LINE * n for n in range(window + 1)]
+        sizes = [len(payload) for payload in payloads]
+        table = {conn.fd: (conn.recv, conn.send, conn) for conn in conns}
+        poll = net.epoll.poll
+        for conn in conns:
+            sent = conn.send(payloads[window])
+            if sent != sizes[window]:
+                send_all(conn, payloads[window][sent:])
+        measure = Window(options.server_pid)
+        total = reads = 0
+        counted_from = reads_from = 0
+        idle = idle_from = 0.0
+        clock = time.perf_counter
+        now = clock()
+        warm_end = now + options.warmup
+        end = warm_end + options.duration
+        measuring = False
+        while True:
+            if not measuring and now >= warm_end:
+                measure.start()
+                counted_from, reads_from, idle_from = total, reads, idle
+                measuring = True
+            if now >= end:
+                break
+            events = poll(0.05)
+            idle += clock() - now
+            reads += len(events)
+            for fd, _events in events:
+                recv, send, conn = table[fd]
+                data = recv(RECV_SIZE)
+                n = data.count(NL)
+                if n:
+                    total += n
+                    done = send(payloads[n])
+                    if done != sizes[n]:
+                        send_all(conn, payloads[n][done:])
+                elif not data:
+                    raise BenchError(f"the server closed connection #{conn.index}")
+            now = clock()
+        measure.stop(idle - idle_from)
+        lines = total - counted_from
+        result: dict[str, object] = {
+            "value": lines / measure.wall,
+            "unit": "lines/s",
+            "lines": lines,
+            "connections": len(conns),
+            "window": window,
+            "lines_per_read": round(lines / max(1, reads - reads_from), 1),
+        }
+        result.update(measure.report())
+        return result
+    finally:
+        net.close()
+
+
+def register_chatters(net: Net, count: int, prefix: str, what: str) -> list[Conn]:
+    """Open ``count`` chat connections that take the nicknames ``prefixNNNNN``."""
+    return net.open(
+        count,
+        lambda i: b"%s%05d\r\n" % (prefix.encode(), i),
+        lambda i: REGISTERED,
+        what,
+    )
+
+
+def run_fanout(options: argparse.Namespace) -> dict[str, object]:
+    """
+    One room, R receivers and S senders each keeping ``window`` messages in
+    flight; deliveries per second counted at the receivers.
+    """
+    net = Net(options.port, time.monotonic() + options.timeout)
+    try:
+        receivers = register_chatters(net, options.receivers, "r", "receivers")
+        senders = register_chatters(net, options.senders, "s", "senders")
+        everyone = receivers + senders
+        net.barrier(senders[0], everyone, "waiting for the room to settle")
+        count_r = len(receivers)
+        # Index by fd: receivers first (0..R-1), then senders.
+        index = {conn.fd: i for i, conn in enumerate(everyone)}
+        recvs = [conn.recv for conn in everyone]
+        got = [0] * len(everyone)
+        own_marker = [b""] * len(everyone)
+        carry = [b""] * len(everyone)
+        sent = [0] * len(everyone)
+        for i in range(count_r, len(everyone)):
+            own_marker[i] = b"<s%05d> " % (i - count_r)
+        window = options.window
+        payloads = [FANOUT_TEXT * n for n in range(window + 1)]
+        for i in range(count_r, len(everyone)):
+            conn = everyone[i]
+            if conn.send(payloads[window]) != len(payloads[window]):
+                raise BenchError("the server does not read the senders")
+            sent[i] = window
+        poll = net.epoll.poll
+        measure = Window(options.server_pid)
+        total = counted_from = 0
+        idle = idle_from = 0.0
+        clock = time.perf_counter
+        now = clock()
+        warm_end = now + options.warmup
+        end = warm_end + options.duration
+        measuring = False
+        while True:
+            if not measuring and now >= warm_end:
+                measure.start()
+                counted_from, idle_from = total, idle
+                measuring = True
+            if now >= end:
+                break
+            events = poll(0.05)
+            idle += clock() - now
+            for fd, _events in events:
+                i = index[fd]
+                data = recvs[i](RECV_SIZE)
+                if i < count_r:
+                    n = data.count(NL)
+                    if not n and not data:
+                        raise BenchError(f"the server closed receiver #{i}")
+                    got[i] += n
+                    total += n
+                    continue
+                if not data:
+                    raise BenchError(f"the server closed sender #{i - count_r}")
+                # A sender: count its own messages among complete lines.
+                data = carry[i] + data
+                cut = data.rfind(NL) + 1
+                carry[i] = data[cut:]
+                got[i] += data.count(NL, 0, cut)
+                own = data.count(own_marker[i], 0, cut)
+                if own:
+                    payload = payloads[own]
+                    conn = everyone[i]
+                    done = conn.send(payload)
+                    if done != len(payload):
+                        send_all(conn, payload[done:])
+                    sent[i] += own
+            now = clock()
+        measure.stop(idle - idle_from)
+        deliveries = total - counted_from
+        messages = sum(sent)
+        # Drain: every receiver must get every message, bounded in time.
+        drain_deadline = time.monotonic() + options.drain_timeout
+        behind = sum(1 for i in range(count_r) if got[i] < messages)
+        while behind and time.monotonic() < drain_deadline:
+            for fd, _events in poll(0.05):
+                i = index[fd]
+                data = recvs[i](RECV_SIZE)
+                if not data:
+                    raise BenchError(f"the server closed connection #{i}")
+                if i < count_r:
+                    before = got[i]
+                    got[i] += data.count(NL)
+                    if before < messages <= got[i]:
+                        behind -= 1
+        lost = sum(max(0, messages - got[i]) for i in range(count_r))
+        extra = sum(max(0, got[i] - messages) for i in range(count_r))
+        result: dict[str, object] = {
+            "value": deliveries / measure.wall,
+            "unit": "deliveries/s",
+            "deliveries": deliveries,
+            "messages_sent": messages,
+            "receivers": count_r,
+            "senders": len(senders),
+            "window": window,
+            "lost": lost,
+            "unexpected_lines": extra,
+            "drained": behind == 0,
+        }
+        result.update(measure.report())
+        return result
+    finally:
+        net.close()
+
+
+def percentile(ordered: Sequence[int], fraction: float) -> int:
+    """The nearest-rank percentile of sorted values."""
+    if not ordered:
+        return 0
+    rank = max(0, min(len(ordered) - 1, round(fraction * len(ordered) + 0.5) - 1))
+    return ordered[rank]
+
+
+#: ``SO_TIMESTAMPNS`` (Linux): the kernel stamps what a socket receives.
+SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)
+TIMESPEC = struct.Struct("qq")
+
+
+def realtime_offset_ns() -> int:
+    """``time.time_ns() - time.perf_counter_ns()``, read as tightly as we can."""
+    best: tuple[int, int] | None = None
+    for _ in range(100):
+        before = time.perf_counter_ns()
+        real = time.time_ns()
+        after = time.perf_counter_ns()
+        if best is None or after - before < best[0]:
+            best = (after - before, real - (before + after) // 2)
+    assert best is not None
+    return best[1]
+
+
+def run_latency(options: argparse.Namespace) -> dict[str, object]:
+    """
+    One room, R receivers; S senders send ``rate`` messages per second in
+    all, each stamped with ``perf_counter_ns``; delivery latency at the
+    receivers, two ways: until the kernel put the line in the receiver's
+    socket (``SO_TIMESTAMPNS``, the server's share), and until this process
+    read it (adds the load generator's own delay in reading R sockets).
+    """
+    net = Net(options.port, time.monotonic() + options.timeout)
+    try:
+        receivers = register_chatters(net, options.receivers, "r", "receivers")
+        senders = register_chatters(net, options.senders, "s", "senders")
+        everyone = receivers + senders
+        net.barrier(senders[0], everyone, "waiting for the room to settle")
+        count_r = len(receivers)
+        kernel_stamps = True
+        for conn in receivers:
+            try:
+                conn.sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+            except OSError:
+                kernel_stamps = False
+        offset = realtime_offset_ns()
+        index = {conn.fd: i for i, conn in enumerate(everyone)}
+        recvs = [conn.recv for conn in everyone]
+        recvmsgs = [conn.sock.recvmsg for conn in receivers]
+        ancillary = socket.CMSG_SPACE(TIMESPEC.size)
+        carry = [b""] * count_r
+        got = [0] * count_r
+        at_read: list[int] = []
+        in_socket: list[int] = []
+        poll = net.epoll.poll
+        interval = 1.0 / options.rate
+        measure = Window(options.server_pid)
+        clock = time.perf_counter
+        perf_ns = time.perf_counter_ns
+        stamps = STAMP.findall
+        unpack = TIMESPEC.unpack_from
+        now = clock()
+        warm_end = now + options.warmup
+        end = warm_end + options.duration
+        warm_end_ns = int(warm_end * 1e9)
+        next_send = now
+        sent = measured_from = 0
+        idle = idle_from = 0.0
+        measuring = False
+        padding = b" " + b"x" * 16 + b"\r\n"
+
+        def receive(i: int) -> None:
+            if i >= count_r:
+                # Senders hear their messages too; nothing to measure.
+                if not recvs[i](RECV_SIZE):
+                    raise BenchError(f"the server closed sender #{i - count_r}")
+                return
+            data, cmsgs, _flags, _address = recvmsgs[i](RECV_SIZE, ancillary)
+            read_at = perf_ns()
+            if not data:
+                raise BenchError(f"the server closed receiver #{i}")
+            kernel_at = None
+            for level, kind, payload in cmsgs:
+                if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS:
+                    seconds, nanoseconds = unpack(payload)
+                    kernel_at = seconds * 1_000_000_000 + nanoseconds - offset
+            data = carry[i] + data
+            cut = data.rfind(NL) + 1
+            carry[i] = data[cut:]
+            # "#lobby <s00000> T<ns> xxx\r\n"
+            for stamp in stamps(data, 0, cut):
+                got[i] += 1
+                sent_at = int(stamp)
+                if sent_at >= warm_end_ns:
+                    at_read.append(read_at - sent_at)
+                    if kernel_at is not None:
+                        in_socket.append(kernel_at - sent_at)
+
+        while True:
+            if not measuring and now >= warm_end:
+                measure.start()
+                measured_from, idle_from = sent, idle
+                measuring = True
+            if now >= end:
+                break
+            while now >= next_send:
+                conn = senders[sent % len(senders)]
+                line = b"T%d%s" % (perf_ns(), padding)
+                if conn.send(line) != len(line):
+                    raise BenchError("the server does not read the senders")
+                sent += 1
+                next_send += interval
+                now = clock()
+            if now - next_send > 0.1:
+                # Stalled (a busy machine): skip the missed sends rather than
+                # burst them; the achieved rate is reported.
+                next_send = now + interval
+            events = poll(max(0.0, min(next_send - now, 0.05)))
+            idle += clock() - now
+            for fd, _events in events:
+                receive(index[fd])
+            now = clock()
+        measure.stop(idle - idle_from)
+        measured = sent - measured_from
+        drain_deadline = time.monotonic() + options.drain_timeout
+        while min(got) < sent and time.monotonic() < drain_deadline:
+            for fd, _events in poll(0.05):
+                receive(index[fd])
+        at_read.sort()
+        in_socket.sort()
+        kernel_stamps = kernel_stamps and len(in_socket) == len(at_read)
+        main = in_socket if kernel_stamps else at_read
+        lost = sum(max(0, sent - g) for g in got)
+        result: dict[str, object] = {
+            "value": percentile(main, 0.99) / 1e6,
+            "unit": "ms p99",
+            "measured_at": "kernel receive" if kernel_stamps else "read",
+            "p50_ms": percentile(main, 0.50) / 1e6,
+            "p99_ms": percentile(main, 0.99) / 1e6,
+            "max_ms": (main[-1] / 1e6) if main else 0.0,
+            "read_p50_ms": percentile(at_read, 0.50) / 1e6,
+            "read_p99_ms": percentile(at_read, 0.99) / 1e6,
+            "read_max_ms": (at_read[-1] / 1e6) if at_read else 0.0,
+            "samples": len(main),
+            "receivers": count_r,
+            "senders": len(senders),
+            "target_messages_per_s": options.rate,
+            "messages_per_s": measured / measure.wall,
+            "deliveries_per_s": measured * count_r / measure.wall,
+            "lost": lost,
+        }
+        result.update(measure.report())
+        return result
+    finally:
+        net.close()
+
+
+def run_memory(options: argparse.Namespace) -> dict[str, object]:
+    """
+    C idle connections; the server's VmRSS before and after, per connection.
+
+    ``--service chat``: registered members, ``--room-members`` of them in
+    ``#lobby`` and the rest in rooms of ``--room-size`` (0: all in #lobby).
+    ``--service echo``: connections that exchanged one line.
+    """
+    if options.server_pid is None:
+        raise BenchError("memory needs --server-pid")
+    pid = options.server_pid
+    limit = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    if limit < options.connections + 64:
+        raise BenchError(
+            f"{options.connections} connections need more open files than the "
+            f"limit of {limit} allows (ulimit -Hn)"
+        )
+    net = Net(options.port, time.monotonic() + options.timeout)
+    try:
+        count = options.connections
+        if options.service == "echo":
+            net.open(1, lambda i: ECHO_LINE, lambda i: ECHO_LINE, "warm-up")
+            net.drain_for(0.2, "warming up")
+            before = rss_kib(pid)
+            net.open(count, lambda i: ECHO_LINE, lambda i: ECHO_LINE, "connections")
+            net.drain_for(0.5, "settling")
+        else:
+            (first,) = register_chatters(net, 1, "w", "warm-up")
+            net.barrier(first, [first], "warming up")
+            net.drain_for(0.2, "warming up")
+            before = rss_kib(pid)
+            in_lobby = min(count, options.room_members)
+            elsewhere = count - in_lobby
+            size = options.room_size
+            if elsewhere and size > 0:
+                # Through #lobby (every member joins it first) to a room of
+                # their own: they go first, while #lobby is nearly empty.
+                net.open(
+                    elsewhere,
+                    lambda i: (
+                        b"m%05d\r\n/join room%04d\r\n/part #lobby\r\n" % (i, i // size)
+                    ),
+                    lambda i: MOVED,
+                    "members of small rooms",
+                )
+            elif elsewhere:
+                in_lobby = count
+            lobby = register_chatters(net, in_lobby, "l", "members of #lobby")
+            net.barrier(first, [first, *lobby], "waiting for #lobby to settle")
+            net.drain_for(0.5, "settling")
+        after = rss_kib(pid)
+        return {
+            "value": (after - before) / count,
+            "unit": "KiB/conn",
+            "rss_before_kib": before,
+            "rss_after_kib": after,
+            "connections": count,
+            "loadgen_cpu_pct": None,
+            "server_cpu_pct": None,
+            "saturated": False,
+        }
+    finally:
+        net.close()
+
+
+WORKLOADS = {
+    "echo": lambda options: run_echo(options, upper=False),
+    "upper": lambda options: run_echo(options, upper=True),
+    "fanout": run_fanout,
+    "latency": run_latency,
+    "memory": run_memory,
+}
+
+
+def parse_args(argv: Sequence[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description="Load generator for chatservice's benchmarks (loopback only)."
+    )
+    parser.add_argument("workload", choices=sorted(WORKLOADS))
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--server-pid", type=int, help="for CPU and RSS figures")
+    parser.add_argument("--cpu", type=int, help="pin this process to this core")
+    parser.add_argument("--connections", type=int, default=100)
+    parser.add_argument("--window", type=int, default=64, help="lines in flight")
+    parser.add_argument("--duration", type=float, default=3.0, help="seconds")
+    parser.add_argument("--warmup", type=float, default=0.5, help="seconds")
+    parser.add_argument("--receivers", type=int, default=1000)
+    parser.add_argument("--senders", type=int, default=10)
+    parser.add_argument("--rate", type=float, default=200.0, help="messages/s")
+    parser.add_argument("--service", choices=("chat", "echo"), default="chat")
+    parser.add_argument("--room-members", type=int, default=2000)
+    parser.add_argument("--room-size", type=int, default=20)
+    parser.add_argument("--drain-timeout", type=float, default=10.0)
+    parser.add_argument(
+        "--timeout", type=float, default=120.0, help="hard limit for the run"
+    )
+    options = parser.parse_args(argv)
+    if options.window < 1 or options.connections < 1:
+        parser.error("--window and --connections must be at least 1")
+    if options.workload in ("fanout", "latency") and (
+        options.receivers < 1 or options.senders < 1
+    ):
+        parser.error("--receivers and --senders must be at least 1")
+    if options.rate <= 0:
+        parser.error("--rate must be positive")
+    return options
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    options = parse_args(sys.argv[1:] if argv is None else argv)
+    cpus = pin_to_cpu(options.cpu)
+    limit = raise_fd_limit()
+    try:
+        result = WORKLOADS[options.workload](options)
+    except (BenchError, OSError) as error:
+        print(json.dumps({"workload": options.workload, "error": str(error)}))
+        return 1
+    result = {"workload": options.workload, "cpus": cpus, "fd_limit": limit, **result}
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1075 @@
+"""
+Benchmarks of chatservice against the real alternatives, in one command.
+
+``python bench/run.py`` (a few minutes) or ``python bench/run.py --quick``
+(a smoke run of a few seconds per workload, tiny loads: its figures mean
+nothing).  Every server (chatservice under the installed ``twistd`` next to
+``sys.executable``, and the baselines in ``bench/baselines/``) runs as a
+subprocess on a free loopback port, pinned to one core; the load generator
+(``bench/loadgen.py``) runs as another process pinned to another core.
+Runs of the servers are interleaved, round after round, and every ratio is
+computed within a round: on a shared machine only figures measured side by
+side compare.  ``--json FILE`` saves every figure.
+
+See ``docs/performance.rst`` for what each workload measures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import ctypes
+import dataclasses
+import datetime
+import errno
+import json
+import os
+import platform
+import resource
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent
+BASELINES = BENCH / "baselines"
+LOADGEN = BENCH / "loadgen.py"
+LOOPBACK = "127.0.0.1"
+#: Seconds a server gets to accept its first connection.
+START_TIMEOUT = 30.0
+PR_SET_PDEATHSIG = 1
+#: Seconds the load generator may overrun its own hard limit before it is killed.
+LOADGEN_GRACE = 30.0
+
+#: Options that take chatservice's protective limits out of a load test
+#: (each only if this version of chatservice has it).
+LOAD_TEST_OPTIONS = (
+    ("--max-clients", "0"),
+    ("--max-per-address", "0"),
+    ("--nick-timeout", "0"),
+    ("--idle-timeout", "0"),
+    ("--chat-idle-timeout", "0"),
+    ("--flood-rate", "0"),
+    ("--line-timeout", "0"),
+    ("--max-rooms", "100000"),
+)
+
+CHATSERVICE = "chatservice"
+RAW = "twisted-protocol"
+LINERECEIVER = "twisted-linereceiver"
+ASYNCIO = "asyncio-streams"
+NAIVE_CHAT = "naive-chat"
+
+BASELINE_SCRIPTS = {
+    RAW: "twisted_protocol_echo.py",
+    LINERECEIVER: "twisted_linereceiver_echo.py",
+    ASYNCIO: "asyncio_streams_echo.py",
+    NAIVE_CHAT: "naive_twisted_chat.py",
+}
+ECHO_SERVERS = (CHATSERVICE, RAW, LINERECEIVER, ASYNCIO)
+CHAT_SERVERS = (CHATSERVICE, NAIVE_CHAT)
+
+
+class BenchError(Exception):
+    """A run failed; the message says why."""
+
+
+# Servers
+
+
+@dataclass
+class Placement:
+    """Which core the servers and the load generator run on."""
+
+    server_cpu: int | None
+    loadgen_cpu: int | None
+    note: str
+
+
+def placement() -> Placement:
+    """Server on the first core we may use, load generator on the second."""
+    if not hasattr(os, "sched_getaffinity"):
+        return Placement(None, None, "no CPU pinning on this platform")
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) >= 2:
+        return Placement(
+            cpus[0],
+            cpus[1],
+            f"server pinned to core {cpus[0]}, load generator to core {cpus[1]}",
+        )
+    return Placement(
+        cpus[0],
+        cpus[0],
+        f"only one core ({cpus[0]}): server and load generator share it, so "
+        "absolute figures are low; ratios still compare like with like",
+    )
+
+
+def free_port() -> int:
+    """A loopback TCP port nothing listened on a moment ago."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind((LOOPBACK, 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def twistd() -> Path:
+    """The ``twistd`` installed next to the running interpreter."""
+    path = Path(sys.executable).with_name("twistd")
+    if not path.exists():
+        raise BenchError(f"no twistd next to {sys.executable}")
+    return path
+
+
+def load_test_options() -> list[str]:
+    """The options of :data:`LOAD_TEST_OPTIONS` this chatservice knows."""
+    result = subprocess.run(
+        [twistd(), "chatservice", "--help"],
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise BenchError(
+            "twistd chatservice --help failed:\n" + result.stderr.decode()[-2000:]
+        )
+    known = result.stdout.decode()
+    options: list[str] = []
+    for name, value in LOAD_TEST_OPTIONS:
+        if f"{name}=" in known or f"{name} " in known:
+            options += [name, value]
+    return options
+
+
+def endpoint(port: int | None) -> str:
+    return "none" if port is None else f"tcp:{port}:interface={LOOPBACK}"
+
+
+@dataclass
+class ServerCommand:
+    """How to start one server, and the port of each of its services."""
+
+    argv: list[str]
+    ports: dict[str, int]
+
+
+def server_command(
+    server: str, services: Sequence[str], extra: Sequence[str], upper: bool = False
+) -> ServerCommand:
+    """
+    The command line of ``server`` listening for ``services`` (echo, upper,
+    chat); a baseline serves one of them, in ``--upper`` mode for upper.
+    """
+    ports = {service: free_port() for service in services}
+    if server == CHATSERVICE:
+        argv = [
+            str(twistd()),
+            "-n",
+            "--pidfile=",
+            "chatservice",
+            "--echo",
+            endpoint(ports.get("echo")),
+            "--upper",
+            endpoint(ports.get("upper")),
+            "--chat",
+            endpoint(ports.get("chat")),
+            *extra,
+        ]
+    else:
+        (port,) = ports.values()
+        argv = [sys.executable, str(BASELINES / BASELINE_SCRIPTS[server]), str(port)]
+        if upper:
+            argv.append("--upper")
+    return ServerCommand(argv, ports)
+
+
+def _die_with_parent() -> None:
+    """Linux: have the kernel kill this child if the benchmark dies first."""
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+def _child_setup(cpu: int | None) -> Callable[[], None]:
+    def setup() -> None:
+        _die_with_parent()
+        if cpu is not None:
+            os.sched_setaffinity(0, {cpu})
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if hard == resource.RLIM_INFINITY:
+            hard = max(soft, 1 << 20)
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+    return setup
+
+
+@dataclass
+class Server:
+    """A running server process."""
+
+    name: str
+    process: subprocess.Popen[bytes]
+    ports: dict[str, int]
+    log: Path
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def log_tail(self) -> str:
+        try:
+            text = self.log.read_text(errors="replace")
+        except OSError:
+            return ""
+        return text[-3000:]
+
+    def check_alive(self) -> None:
+        if self.process.poll() is not None:
+            raise BenchError(
+                f"{self.name} exited with status {self.process.returncode}:\n"
+                + self.log_tail()
+            )
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    """End a child at once (nothing of it needs a clean stop)."""
+    if process.poll() is None:
+        process.kill()
+    try:
+        process.wait(10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(10)
+
+
+def connect_once(port: int, timeout: float) -> socket.socket | None:
+    """A connection to a loopback port, or None if it is refused."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.settimeout(timeout)
+    try:
+        sock.connect((LOOPBACK, port))
+    except OSError as error:
+        sock.close()
+        if error.errno in (errno.ECONNREFUSED, errno.ECONNRESET) or isinstance(
+            error, TimeoutError
+        ):
+            return None
+        raise
+    return sock
+
+
+def first_answer(port: int, service: str, deadline: float) -> None:
+    """
+    Wait until the service on ``port`` answers: an echo of a line (echo,
+    upper), or the greeting line (chat).
+    """
+    while True:
+        sock = connect_once(port, 1.0)
+        if sock is not None:
+            with sock:
+                if service != "chat":
+                    sock.sendall(b"ping\r\n")
+                data = b""
+                with contextlib.suppress(OSError):
+                    while b"\n" not in data and time.monotonic() < deadline:
+                        chunk = sock.recv(4096)
+                        if not chunk:
+                            break
+                        data += chunk
+                if b"\n" in data:
+                    return
+        if time.monotonic() > deadline:
+            raise BenchError(f"nothing answered on port {port} in time")
+        time.sleep(0.002)
+
+
+@contextlib.contextmanager
+def running(
+    server: str,
+    services: Sequence[str],
+    where: Placement,
+    workdir: Path,
+    extra: Sequence[str],
+    upper: bool = False,
+) -> Iterator[Server]:
+    """Start a server pinned to the server core; kill it when done."""
+    command = server_command(server, services, extra, upper)
+    log = workdir / f"{server}-{time.monotonic_ns()}.log"
+    with log.open("wb") as output:
+        process = subprocess.Popen(
+            command.argv,
+            cwd=workdir,
+            stdin=subprocess.DEVNULL,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            preexec_fn=_child_setup(where.server_cpu),
+        )
+    handle = Server(server, process, command.ports, log)
+    try:
+        deadline = time.monotonic() + START_TIMEOUT
+        for service, port in command.ports.items():
+            try:
+                first_answer(port, service, deadline)
+            except BenchError:
+                handle.check_alive()
+                raise
+        yield handle
+    finally:
+        stop(process)
+
+
+def measure_startup(
+    server: str, where: Placement, workdir: Path, extra: Sequence[str]
+) -> dict[str, object]:
+    """Seconds from starting the server to the first answered connection."""
+    services = (
+        ("echo", "upper", "chat")
+        if server == CHATSERVICE
+        else (("chat",) if server == NAIVE_CHAT else ("echo",))
+    )
+    command = server_command(server, services, extra)
+    service = "echo" if "echo" in command.ports else "chat"
+    log = workdir / f"startup-{server}-{time.monotonic_ns()}.log"
+    with log.open("wb") as output:
+        started = time.perf_counter()
+        process = subprocess.Popen(
+            command.argv,
+            cwd=workdir,
+            stdin=subprocess.DEVNULL,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            preexec_fn=_child_setup(where.server_cpu),
+        )
+    try:
+        first_answer(command.ports[service], service, time.monotonic() + START_TIMEOUT)
+        elapsed = time.perf_counter() - started
+    except BenchError:
+        Server(server, process, command.ports, log).check_alive()
+        raise
+    finally:
+        stop(process)
+    return {
+        "value": elapsed,
+        "unit": "s",
+        "loadgen_cpu_pct": None,
+        "loadgen_busy_pct": None,
+        "server_cpu_pct": None,
+        "saturated": False,
+    }
+
+
+# Workloads
+
+
+@dataclass
+class Settings:
+    """Sizes and durations of one benchmark run (full or quick)."""
+
+    rounds: int
+    duration: float
+    warmup: float
+    echo_connections: int
+    echo_window: int
+    fanout_receivers: int
+    fanout_senders: int
+    fanout_window: int
+    latency_receivers: int
+    latency_senders: int
+    latency_rate: float
+    memory_connections: int
+    memory_room_members: int
+    memory_room_size: int
+    startup_repeats: int
+    loadgen_timeout: float
+
+
+FULL = Settings(
+    rounds=3,
+    duration=3.0,
+    warmup=0.5,
+    echo_connections=100,
+    echo_window=64,
+    fanout_receivers=1000,
+    fanout_senders=10,
+    fanout_window=8,
+    latency_receivers=100,
+    latency_senders=2,
+    latency_rate=200.0,
+    memory_connections=10000,
+    memory_room_members=2000,
+    memory_room_size=20,
+    startup_repeats=5,
+    loadgen_timeout=180.0,
+)
+
+QUICK = Settings(
+    rounds=1,
+    duration=0.5,
+    warmup=0.1,
+    echo_connections=4,
+    echo_window=16,
+    fanout_receivers=20,
+    fanout_senders=2,
+    fanout_window=4,
+    latency_receivers=10,
+    latency_senders=1,
+    latency_rate=100.0,
+    memory_connections=1000,
+    memory_room_members=100,
+    memory_room_size=20,
+    startup_repeats=1,
+    loadgen_timeout=30.0,
+)
+
+
+@dataclass(frozen=True)
+class Target:
+    """A goal for chatservice: a ratio to a baseline, or an absolute bound."""
+
+    text: str
+    baseline: str | None = None
+    at_least: float | None = None
+    at_most: float | None = None
+
+    def met(self, ratio: float | None, value: float | None) -> bool | None:
+        if self.baseline is not None:
+            if ratio is None or self.at_least is None:
+                return None
+            return ratio >= self.at_least
+        if value is None:
+            return None
+        if self.at_most is not None:
+            return value <= self.at_most
+        return None
+
+
+@dataclass(frozen=True)
+class Workload:
+    """One workload: the servers it runs against and how."""
+
+    name: str
+    servers: tuple[str, ...]
+    service: str
+    description: str
+    higher_is_better: bool
+    targets: tuple[Target, ...] = ()
+    rounds: int | None = None
+
+
+WORKLOADS = (
+    Workload(
+        "echo",
+        ECHO_SERVERS,
+        "echo",
+        "lines/s echoed, 100 connections pipelining 32-byte lines",
+        True,
+        (
+            Target("≥ 1.0x twisted-protocol", RAW, at_least=1.0),
+            Target("≥ 5x asyncio-streams", ASYNCIO, at_least=5.0),
+        ),
+    ),
+    Workload(
+        "upper",
+        ECHO_SERVERS,
+        "upper",
+        "lines/s upper-cased (baselines in --upper mode)",
+        True,
+        (
+            Target("≥ 1.0x twisted-protocol", RAW, at_least=1.0),
+            Target("≥ 5x asyncio-streams", ASYNCIO, at_least=5.0),
+        ),
+    ),
+    Workload(
+        "fanout",
+        CHAT_SERVERS,
+        "chat",
+        "deliveries/s at 1000 receivers of one room, 10 senders",
+        True,
+        (Target("≥ 2x naive-chat", NAIVE_CHAT, at_least=2.0),),
+    ),
+    Workload(
+        "latency",
+        CHAT_SERVERS,
+        "chat",
+        "p99 delivery latency, 100 receivers, 20k deliveries/s",
+        False,
+        (Target("p99 ≤ 3 ms", at_most=3.0),),
+    ),
+    Workload(
+        "memory-chat",
+        CHAT_SERVERS,
+        "chat",
+        "server RSS per registered chat client (10k clients)",
+        False,
+        (Target("≤ 2 KiB/conn", at_most=2.0),),
+        rounds=1,
+    ),
+    Workload(
+        "memory-echo",
+        ECHO_SERVERS,
+        "echo",
+        "server RSS per idle echo connection (10k connections)",
+        False,
+        rounds=1,
+    ),
+    Workload(
+        "startup",
+        (CHATSERVICE, RAW, LINERECEIVER, ASYNCIO, NAIVE_CHAT),
+        "",
+        "seconds from launch to the first answered connection",
+        False,
+        (Target("≤ 1 s", at_most=1.0),),
+    ),
+)
+
+
+def loadgen_args(workload: str, settings: Settings) -> list[str]:
+    """The load generator's command-line arguments for one workload."""
+    common = [
+        "--duration",
+        str(settings.duration),
+        "--warmup",
+        str(settings.warmup),
+        "--timeout",
+        str(settings.loadgen_timeout),
+    ]
+    if workload in ("echo", "upper"):
+        return [
+            workload,
+            *common,
+            "--connections",
+            str(settings.echo_connections),
+            "--window",
+            str(settings.echo_window),
+        ]
+    if workload == "fanout":
+        return [
+            "fanout",
+            *common,
+            "--receivers",
+            str(settings.fanout_receivers),
+            "--senders",
+            str(settings.fanout_senders),
+            "--window",
+            str(settings.fanout_window),
+        ]
+    if workload == "latency":
+        return [
+            "latency",
+            *common,
+            "--receivers",
+            str(settings.latency_receivers),
+            "--senders",
+            str(settings.latency_senders),
+            "--rate",
+            str(settings.latency_rate),
+        ]
+    if workload in ("memory-chat", "memory-echo"):
+        return [
+            "memory",
+            *common,
+            "--service",
+            workload.removeprefix("memory-"),
+            "--connections",
+            str(settings.memory_connections),
+            "--room-members",
+            str(settings.memory_room_members),
+        ]
+    raise ValueError(workload)
+
+
+def run_loadgen(
+    workload: Workload,
+    server: Server,
+    where: Placement,
+    settings: Settings,
+) -> dict[str, object]:
+    """Run the load generator once against a running server."""
+    args = loadgen_args(workload.name, settings)
+    if workload.name == "memory-chat" and server.name != CHATSERVICE:
+        # The naive chat has one room: every member is in it.
+        args += ["--room-size", "0"]
+    elif workload.name == "memory-chat":
+        args += ["--room-size", str(settings.memory_room_size)]
+    argv = [
+        sys.executable,
+        str(LOADGEN),
+        *args,
+        "--port",
+        str(server.ports[workload.service]),
+        "--server-pid",
+        str(server.pid),
+    ]
+    if where.loadgen_cpu is not None:
+        argv += ["--cpu", str(where.loadgen_cpu)]
+    try:
+        result = subprocess.run(
+            argv,
+            capture_output=True,
+            timeout=settings.loadgen_timeout + LOADGEN_GRACE,
+            check=False,
+            preexec_fn=_die_with_parent,
+        )
+    except subprocess.TimeoutExpired:
+        raise BenchError(
+            f"the load generator did not finish {workload.name} against "
+            f"{server.name} in time"
+        ) from None
+    lines = result.stdout.decode(errors="replace").strip().splitlines()
+    try:
+        report = json.loads(lines[-1]) if lines else {}
+    except json.JSONDecodeError:
+        report = {}
+    if result.returncode != 0 or "value" not in report:
+        why = report.get("error") or result.stderr.decode(errors="replace")[-2000:]
+        server_state = ""
+        if server.process.poll() is not None:
+            server_state = "\nserver log:\n" + server.log_tail()
+        raise BenchError(f"{workload.name} against {server.name}: {why}{server_state}")
+    server.check_alive()
+    report.pop("workload", None)
+    return report
+
+
+@dataclass
+class Record:
+    """Every run of one server under one workload."""
+
+    workload: str
+    server: str
+    runs: list[dict[str, object]] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+    def values(self) -> list[float]:
+        return [number(run["value"]) for run in self.runs]
+
+    @property
+    def value(self) -> float | None:
+        values = self.values()
+        return statistics.median(values) if values else None
+
+    @property
+    def unit(self) -> str:
+        return str(self.runs[0]["unit"]) if self.runs else ""
+
+    def field_list(self, name: str) -> list[object]:
+        return [run.get(name) for run in self.runs]
+
+    @property
+    def saturated(self) -> bool:
+        return any(bool(run.get("saturated")) for run in self.runs)
+
+    @property
+    def understated(self) -> bool:
+        """
+        Whether a saturated run left the server idle part of the time: its
+        figure is then a lower bound of what the server can do.
+        """
+        return any(
+            bool(run.get("saturated"))
+            and run.get("server_cpu_pct") is not None
+            and number(run["server_cpu_pct"]) < 90
+            for run in self.runs
+        )
+
+    def median_of(self, name: str) -> float | None:
+        values = [number(v) for v in self.field_list(name) if v is not None]
+        return statistics.median(values) if values else None
+
+    @property
+    def lost(self) -> int:
+        return sum(int(number(run.get("lost") or 0)) for run in self.runs)
+
+
+def number(value: object) -> float:
+    """A figure from a report (JSON numbers only)."""
+    if not isinstance(value, int | float):
+        raise TypeError(f"not a number: {value!r}")
+    return float(value)
+
+
+def ratio_of(ours: Record, theirs: Record, name: str = "value") -> float | None:
+    """
+    chatservice's figure over the baseline's, for every workload alike: the
+    median of the ratios of runs of the same round (measured side by side).
+    """
+    by_round = {run.get("round"): run for run in theirs.runs}
+    pairs = []
+    for run in ours.runs:
+        other = by_round.get(run.get("round"))
+        if other is None or run.get(name) is None or other.get(name) is None:
+            continue
+        if number(other[name]) > 0:
+            pairs.append(number(run[name]) / number(other[name]))
+    return statistics.median(pairs) if pairs else None
+
+
+def run_all(
+    workloads: Sequence[Workload],
+    settings: Settings,
+    where: Placement,
+    extra: Sequence[str],
+    progress: Callable[[str], None],
+) -> dict[tuple[str, str], Record]:
+    """Every workload, its servers interleaved round after round."""
+    records: dict[tuple[str, str], Record] = {}
+    with tempfile.TemporaryDirectory(prefix="chatservice-bench-") as tmp:
+        workdir = Path(tmp)
+        for workload in workloads:
+            rounds = (
+                settings.startup_repeats
+                if workload.name == "startup"
+                else workload.rounds or settings.rounds
+            )
+            for server in workload.servers:
+                records[workload.name, server] = Record(workload.name, server)
+            for round_number in range(rounds):
+                # Alternate the order, so that no server always goes first.
+                order = workload.servers[:: -1 if round_number % 2 else 1]
+                for server in order:
+                    record = records[workload.name, server]
+                    label = (
+                        f"{workload.name} / {server} "
+                        f"(round {round_number + 1}/{rounds})"
+                    )
+                    progress(label)
+                    try:
+                        if workload.name == "startup":
+                            report = measure_startup(server, where, workdir, extra)
+                        else:
+                            with running(
+                                server,
+                                (workload.service,),
+                                where,
+                                workdir,
+                                extra,
+                                upper=workload.service == "upper",
+                            ) as handle:
+                                report = run_loadgen(workload, handle, where, settings)
+                    except (BenchError, OSError, subprocess.SubprocessError) as error:
+                        record.errors.append(str(error))
+                        progress(f"  FAILED: {error}")
+                        continue
+                    report["round"] = round_number + 1
+                    share = report.get("server_cpu_pct")
+                    if (
+                        workload.higher_is_better
+                        and isinstance(share, int | float)
+                        and share > 0
+                    ):
+                        # The figure per second of server CPU: what a line
+                        # costs, whatever else the machine was doing.
+                        report["per_server_cpu_s"] = number(report["value"]) / (
+                            share / 100
+                        )
+                    record.runs.append(report)
+    return records
+
+
+# Output
+
+
+def human(value: float | None, unit: str) -> str:
+    if value is None:
+        return "-"
+    if unit.endswith("/s"):
+        return f"{value:,.0f} {unit}"
+    if unit == "s":
+        return f"{value:.3f} s"
+    return f"{value:,.2f} {unit}"
+
+
+def percents(values: Sequence[object]) -> str:
+    shown = [f"{number(v):.0f}" for v in values if v is not None]
+    return "/".join(shown) + "%" if shown else "-"
+
+
+def table(
+    records: dict[tuple[str, str], Record], workloads: Sequence[Workload]
+) -> tuple[list[list[str]], list[tuple[str, bool | None]]]:
+    """The rows of the result table, and every target with whether it is met."""
+    rows = [
+        [
+            "workload",
+            "server",
+            "figure (median)",
+            "cs / this",
+            "per CPU-s",
+            "target",
+            "loadgen CPU",
+            "loadgen busy",
+            "server CPU",
+            "flags",
+        ]
+    ]
+    verdicts: list[tuple[str, bool | None]] = []
+    for workload in workloads:
+        ours = records.get((workload.name, CHATSERVICE))
+        for server in workload.servers:
+            record = records.get((workload.name, server))
+            if record is None:
+                continue
+            ratio = per_cpu = None
+            target_text = ""
+            if server != CHATSERVICE and ours is not None:
+                ratio = ratio_of(ours, record)
+                per_cpu = ratio_of(ours, record, "per_server_cpu_s")
+                for target in workload.targets:
+                    if target.baseline == server:
+                        met = target.met(ratio, None)
+                        target_text = f"{target.text}: {verdict(met)}"
+                        verdicts.append((f"{workload.name} {target.text}", met))
+            if server == CHATSERVICE:
+                for target in workload.targets:
+                    if target.baseline is None:
+                        met = target.met(None, record.value)
+                        target_text = f"{target.text}: {verdict(met)}"
+                        verdicts.append((f"{workload.name} {target.text}", met))
+            flags = []
+            if record.saturated:
+                flags.append("SATURATED")
+                if record.understated:
+                    flags.append("(lower bound)")
+            if record.lost:
+                flags.append(f"LOST {record.lost}")
+            if record.errors:
+                flags.append(f"{len(record.errors)} FAILED")
+            rows.append(
+                [
+                    workload.name,
+                    server,
+                    human(record.value, record.unit),
+                    "-" if ratio is None else f"{ratio:.2f}x",
+                    "-" if per_cpu is None else f"{per_cpu:.2f}x",
+                    target_text,
+                    percents(record.field_list("loadgen_cpu_pct")),
+                    percents(record.field_list("loadgen_busy_pct")),
+                    percents(record.field_list("server_cpu_pct")),
+                    " ".join(flags),
+                ]
+            )
+    return rows, verdicts
+
+
+LEGEND = """\
+cs / this: chatservice's figure over this server's, the median of the ratios
+  of runs in the same round; higher is better for echo, upper and fanout,
+  lower for latency, memory and startup.
+per CPU-s: the same ratio for the figures divided by the server's CPU share,
+  i.e. work per second of server CPU: steadier on a busy machine, and not
+  limited by a saturated load generator.
+SATURATED: the load generator used 90% or more of its core (CPU or busy
+  time); with the server below 90% CPU, the figure is a lower bound."""
+
+
+def details(records: dict[tuple[str, str], Record]) -> list[str]:
+    """Secondary figures, one line per workload and server (medians)."""
+
+    def med(record: Record, name: str, digits: int = 2) -> str:
+        value = record.median_of(name)
+        return "-" if value is None else f"{value:,.{digits}f}"
+
+    lines = []
+    for (workload, server), record in records.items():
+        if not record.runs:
+            continue
+        if workload in ("echo", "upper"):
+            text = (
+                f"{med(record, 'per_server_cpu_s', 0)} lines per server "
+                f"CPU-second; {med(record, 'lines_per_read', 1)} lines per read"
+            )
+        elif workload == "fanout":
+            text = (
+                f"{med(record, 'per_server_cpu_s', 0)} deliveries per server "
+                f"CPU-second; {med(record, 'messages_sent', 0)} messages sent, "
+                f"{record.lost} deliveries lost in the final drain"
+            )
+        elif workload == "latency":
+            text = (
+                f"in socket p50 {med(record, 'p50_ms')} / p99 "
+                f"{med(record, 'p99_ms')} / max {med(record, 'max_ms')} ms; "
+                f"read by the load generator p50 {med(record, 'read_p50_ms')} / "
+                f"p99 {med(record, 'read_p99_ms')} ms; "
+                f"{med(record, 'deliveries_per_s', 0)} deliveries/s"
+            )
+        elif workload.startswith("memory"):
+            text = (
+                f"RSS {med(record, 'rss_before_kib', 0)} KiB before, "
+                f"{med(record, 'rss_after_kib', 0)} KiB after "
+                f"{med(record, 'connections', 0)} connections"
+            )
+        else:
+            text = "runs: " + ", ".join(f"{v:.3f}" for v in record.values()) + " s"
+        lines.append(f"  {workload:12} {server:21} {text}")
+    return lines
+
+
+def verdict(met: bool | None) -> str:
+    return {True: "PASS", False: "FAIL", None: "n/a"}[met]
+
+
+def format_table(rows: list[list[str]]) -> str:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = []
+    for number, row in enumerate(rows):
+        lines.append("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)))
+        if number == 0:
+            lines.append("  ".join("-" * width for width in widths))
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def versions() -> dict[str, str]:
+    """What ran: interpreter, Twisted, kernel, and chatservice's commit."""
+    import twisted
+
+    found = {
+        "python": platform.python_version(),
+        "twisted": twisted.__version__,
+        "kernel": platform.release(),
+        "machine": platform.machine(),
+        "cpus": str(os.cpu_count()),
+    }
+    checkout = BENCH.parent
+    with contextlib.suppress(OSError, subprocess.SubprocessError):
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=checkout,
+            capture_output=True,
+            timeout=10,
+            check=True,
+        )
+        changed = subprocess.run(
+            ["git", "status", "--porcelain", "--", "chatservice"],
+            cwd=checkout,
+            capture_output=True,
+            timeout=10,
+            check=True,
+        )
+        found["chatservice_commit"] = commit.stdout.decode().strip() + (
+            " (with uncommitted changes)" if changed.stdout.strip() else ""
+        )
+    return found
+
+
+def parse_args(argv: Sequence[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description="Benchmark chatservice against baseline servers (loopback)."
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="smoke mode: tiny loads, seconds"
+    )
+    parser.add_argument("--json", metavar="FILE", help="save every figure here")
+    parser.add_argument(
+        "--only",
+        metavar="WORKLOAD",
+        action="append",
+        choices=[w.name for w in WORKLOADS],
+        help="run only this workload (repeatable)",
+    )
+    parser.add_argument("--rounds", type=int, help="rounds of interleaved runs")
+    parser.add_argument("--duration", type=float, help="seconds measured per run")
+    parser.add_argument("--echo-window", type=int, help="lines in flight (echo)")
+    parser.add_argument(
+        "--memory-connections", type=int, help="connections for memory-*"
+    )
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    options = parse_args(sys.argv[1:] if argv is None else argv)
+    overrides = {
+        name: getattr(options, name)
+        for name in ("rounds", "duration", "echo_window", "memory_connections")
+        if getattr(options, name) is not None
+    }
+    settings = dataclasses.replace(QUICK if options.quick else FULL, **overrides)
+    workloads = [w for w in WORKLOADS if options.only is None or w.name in options.only]
+    where = placement()
+    if where.loadgen_cpu is not None:
+        os.sched_setaffinity(0, {where.loadgen_cpu})
+    started = datetime.datetime.now(datetime.UTC)
+    clock = time.monotonic()
+
+    def progress(text: str) -> None:
+        print(f"[{time.monotonic() - clock:6.1f} s] {text}", flush=True)
+
+    print(f"chatservice benchmarks ({'quick' if options.quick else 'full'} mode)")
+    print(where.note)
+    try:
+        extra = load_test_options()
+    except (BenchError, OSError, subprocess.SubprocessError) as error:
+        print(f"cannot run chatservice: {error}", file=sys.stderr)
+        return 1
+    print("chatservice options: " + " ".join(extra))
+    about = versions()
+    print(
+        f"Python {about['python']}, Twisted {about['twisted']}, chatservice "
+        f"{about.get('chatservice_commit', '(commit unknown)')}"
+    )
+    # Kill every child if we are told to stop.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    records = run_all(workloads, settings, where, extra, progress)
+    rows, verdicts = table(records, workloads)
+    print()
+    print(format_table(rows))
+    print(LEGEND)
+    print()
+    print("Details (medians over rounds):")
+    print("\n".join(details(records)))
+    print()
+    print("Targets for chatservice:")
+    for text, met in verdicts:
+        print(f"  {verdict(met):4}  {text}")
+    failures = [
+        (key, error) for key, record in records.items() for error in record.errors
+    ]
+    lost = [key for key, record in records.items() if record.lost]
+    for (workload, server), error in failures:
+        print(f"FAILED {workload} / {server}: {error}", file=sys.stderr)
+    for workload, server in lost:
+        print(f"LOSS: {workload} / {server} lost deliveries", file=sys.stderr)
+    if options.json:
+        document = {
+            "started": started.isoformat(timespec="seconds"),
+            "elapsed_s": round(time.monotonic() - clock, 1),
+            "mode": "quick" if options.quick else "full",
+            "placement": where.note,
+            "server_cpu": where.server_cpu,
+            "loadgen_cpu": where.loadgen_cpu,
+            "chatservice_options": extra,
+            "versions": about,
+            "settings": vars(settings),
+            "workloads": {
+                w.name: {"servers": list(w.servers), "description": w.description}
+                for w in workloads
+            },
+            "results": [
+                {
+                    "workload": record.workload,
+                    "server": record.server,
+                    "value": record.value,
+                    "unit": record.unit,
+                    "per_server_cpu_s": record.median_of("per_server_cpu_s"),
+                    "saturated": record.saturated,
+                    "runs": record.runs,
+                    "errors": record.errors,
+                }
+                for record in records.values()
+            ],
+            "table": rows,
+            "targets": [{"target": t, "met": m} for t, m in verdicts],
+        }
+        Path(options.json).write_text(json.dumps(document, indent=2) + "\n")
+        print(f"results saved to {options.json}")
+    return 1 if failures or lost else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
