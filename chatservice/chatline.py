@@ -136,6 +136,10 @@ class ChatProtocol(LineProtocol):
 
     def connectionAdmitted(self) -> None:
         factory = self.factory
+        # Chat lines are small and should leave at once: no Nagle delay.
+        set_no_delay = getattr(self.transport, "setTcpNoDelay", None)
+        if set_no_delay is not None:
+            set_no_delay(True)
         try:
             self.session = factory.hub.connect(self, self.host)
         except RefusedError as refusal:
@@ -172,16 +176,22 @@ class ChatProtocol(LineProtocol):
     # The hub's side (Member)
 
     def deliver(self, event: events.Event) -> None:
+        # The hot path of fan-out: as little Python per recipient as can be.
         if self.closing:
-            return
-        if isinstance(event, events.PrivateMessage):
-            data = self._private_line(event)
-        else:
-            data = event.encoded("line", encode)
+            return  # nothing follows a closing connection's last line
+        data = event._wire.get("line")
+        if data is None:
+            if isinstance(event, events.PrivateMessage):
+                data = self._private_line(event)
+            else:
+                data = event.encoded("line", encode)
         # Queued: one write per recipient for everything a sender's read
-        # delivers; the send-queue limit applies; nothing follows a closing
-        # connection's last line.
-        self.queue(data)
+        # delivers; the send-queue limit applies.
+        outbox = self._outbox
+        if outbox is not None and self._pending is None:
+            outbox.append(data)
+        else:
+            self.queue(data)
 
     def _private_line(self, event: events.PrivateMessage) -> bytes:
         mine = self.session is not None and self.session.nick == event.recipient

@@ -10,7 +10,13 @@ import time
 from twisted.internet.interfaces import IReactorTime
 
 from chatservice.limits import Limits
-from chatservice.lines import QUIT_LINE, LineFactory, LineProtocol, is_quit_word
+from chatservice.lines import (
+    QUIT_LINE,
+    LineFactory,
+    LineProtocol,
+    crlf,
+    is_quit_word,
+)
 
 
 class EchoProtocol(LineProtocol):
@@ -23,7 +29,7 @@ class EchoProtocol(LineProtocol):
         """Every line back at once, ``\r\n``-terminated, unless one quits."""
         if self.factory.timestamp or QUIT_LINE.search(lines):
             return None
-        return lines.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+        return crlf(lines)
 
     def lineReceived(self, line: bytes) -> None:
         # Bytes, not text: an echo returns even invalid UTF-8 unchanged.

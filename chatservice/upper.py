@@ -6,7 +6,13 @@ sends, with Unicode's full case mapping (``straße`` becomes ``STRASSE``).
 
 from __future__ import annotations
 
-from chatservice.lines import QUIT_LINE, LineFactory, LineProtocol, is_quit_word
+from chatservice.lines import (
+    QUIT_LINE,
+    LineFactory,
+    LineProtocol,
+    crlf,
+    is_quit_word,
+)
 
 
 class UpperProtocol(LineProtocol):
@@ -21,6 +27,8 @@ class UpperProtocol(LineProtocol):
         """
         if QUIT_LINE.search(lines):
             return None
+        if lines.isascii():
+            return crlf(lines.upper())  # bytes.upper() is right for ASCII
         try:
             text = lines.decode("utf-8")
         except UnicodeDecodeError:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import ipaddress
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -452,12 +452,10 @@ class Hub:
 
     # Helpers
 
-    def _deliver(self, sessions: Iterable[Session], event: events.Event) -> None:
-        count = 0
+    def _deliver(self, sessions: Collection[Session], event: events.Event) -> None:
         for session in sessions:
             session.member.deliver(event)
-            count += 1
-        self.stats.deliveries += count
+        self.stats.deliveries += len(sessions)
 
     def _require_nick(self, session: Session) -> str:
         if session.nick is None:
