@@ -11,10 +11,10 @@ from twisted.internet.interfaces import IReactorTime
 
 from chatservice.limits import Limits
 from chatservice.lines import (
-    QUIT_LINE,
     LineFactory,
     LineProtocol,
     crlf,
+    has_quit_line,
     is_quit_word,
 )
 
@@ -27,7 +27,7 @@ class EchoProtocol(LineProtocol):
 
     def answerLines(self, lines: bytes) -> bytes | None:
         """Every line back at once, ``\r\n``-terminated, unless one quits."""
-        if self.factory.timestamp or QUIT_LINE.search(lines):
+        if self.factory.timestamp or has_quit_line(lines):
             return None
         return crlf(lines)
 

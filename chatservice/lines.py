@@ -57,8 +57,18 @@ QUIT_WORDS = frozenset({b"exit", b"quit", b"q"})
 
 #: A line that is a quit word, anywhere in a read (a quick test, so that
 #: reads without one are answered in one pass).
-#: Anchored on literal line ends: three times faster than ``(?m)^...$``.
-QUIT_LINE = re.compile(rb"(?i)(?:^|\n)[ \t\r\v\f]*(?:exit|quit|q)[ \t\r\v\f]*\n")
+#: Searched in ``b"\n" + lines``: a literal newline first lets the regex
+#: engine skip ahead (about 1.5 µs for 64 lines, against 14 µs for the
+#: ``(?m)^...$`` form), and spelt-out cases avoid the slower ``(?i)``.
+QUIT_LINE = re.compile(
+    rb"\n[ \t\r\v\f]*(?:[eE][xX][iI][tT]|[qQ](?:[uU][iI][tT])?)[ \t\r\v\f]*(?=\n)"
+)
+
+
+def has_quit_line(lines: bytes) -> bool:
+    """Whether complete lines (each ending in ``\n``) hold a quit word."""
+    return QUIT_LINE.search(b"\n" + lines) is not None
+
 
 #: Reasons to hold a connection's input (bits of :attr:`LineProtocol._held`).
 HOLD_BACKPRESSURE = 1
@@ -250,15 +260,22 @@ class LineProtocol(LineReceiver):
         self._pending = []
         factory.reading += 1
         try:
-            lines = complete.split(b"\n")[:-1] if complete else []
-            if lines and self.fast_answers and not (flood_controlled or self.paused):
+            lines: list[bytes] | None = None
+            if complete and self.fast_answers and not (flood_controlled or self.paused):
                 reply = None
-                if max(map(len, lines)) <= self.MAX_LENGTH:
+                # A read no longer than the limit cannot hold a longer line.
+                if (
+                    len(complete) <= self.MAX_LENGTH
+                    or max(map(len, lines := complete.split(b"\n")[:-1]))
+                    <= self.MAX_LENGTH
+                ):
                     reply = self.answerLines(complete)
                 if reply is not None:
                     self._pending.append(reply)
                     self._unfinished_after(started=True)
                     return
+            if lines is None:
+                lines = complete.split(b"\n")[:-1] if complete else []
             for index, line in enumerate(lines):
                 if self.closing:
                     return
@@ -556,7 +573,7 @@ class LineProtocol(LineReceiver):
         """Write what the current read has queued."""
         pending, self._pending = self._pending, None
         if pending:
-            self.write(b"".join(pending))
+            self.write(pending[0] if len(pending) == 1 else b"".join(pending))
 
     def close(
         self,

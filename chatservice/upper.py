@@ -7,10 +7,10 @@ sends, with Unicode's full case mapping (``straße`` becomes ``STRASSE``).
 from __future__ import annotations
 
 from chatservice.lines import (
-    QUIT_LINE,
     LineFactory,
     LineProtocol,
     crlf,
+    has_quit_line,
     is_quit_word,
 )
 
@@ -25,7 +25,7 @@ class UpperProtocol(LineProtocol):
         Every line upper-cased at once (case mapping does not depend on the
         neighbouring lines), unless one quits or is not UTF-8.
         """
-        if QUIT_LINE.search(lines):
+        if has_quit_line(lines):
             return None
         if lines.isascii():
             return crlf(lines.upper())  # bytes.upper() is right for ASCII
