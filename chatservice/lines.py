@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import math
 import re
+import sys
 from collections import Counter
 from typing import Any, ClassVar, Protocol
 
@@ -199,7 +200,9 @@ class LineProtocol(LineReceiver):
         limits = self.factory.limits
         self.MAX_LENGTH = limits.max_line_length
         self.last_input = self.factory.clock.seconds()
-        self.host = peer_host(self.transport)
+        host = peer_host(self.transport)
+        # Connections from one address share one string (memory per client).
+        self.host = sys.intern(host) if host is not None else None
         refusal = self.factory.admit(self)
         if refusal is not None:
             self.log.info(

@@ -221,10 +221,14 @@ class Hub:
         """
         nick = check_nick(wanted)
         key = fold(nick)
+        if key == nick:
+            key = nick  # one string, not two equal ones, per member
         holder = self.nicks.get(key)
         if holder is not None and holder is not session:
             raise ChatError(f"the nickname {nick} is taken")
         looks = skeleton(key)
+        if looks == key:
+            looks = key
         twin = self.lookalikes.get(looks)
         if twin is not None and twin is not session:
             raise ChatError(f"the nickname {nick} looks too much like {twin.nick}")
