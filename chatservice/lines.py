@@ -596,7 +596,7 @@ class LineProtocol(LineReceiver):
         queued, self._outbox = self._outbox, None
         if not queued:
             return
-        data = b"".join(queued)
+        data = queued[0] if len(queued) == 1 else b"".join(queued)
         if self._send_blocked or self._pending is not None:
             self.write(data)
         else:
