@@ -6,8 +6,6 @@ admin console private and behind credentials.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from twisted.application.service import MultiService
 from twisted.internet.testing import MemoryReactorClock
 from twisted.python import usage
@@ -17,6 +15,7 @@ from chatservice import tap
 from chatservice.admin import AdminFactory
 from chatservice.chatline import ChatFactory
 from chatservice.service import ListeningService
+from tests.support import temp_dir
 
 
 def parse(*args: str) -> tap.Options:
@@ -49,13 +48,14 @@ class ChatOptionsTests(SynchronousTestCase):
 
     def test_motdFile(self) -> None:
         """The message of the day is read from its file, line by line."""
-        path = Path(self.mktemp())
+        path = temp_dir(self) / "motd"
         path.write_text("Welcome!\nBe kind.\n", encoding="utf-8")
         self.assertEqual(parse("--motd-file", str(path)).motd, ("Welcome!", "Be kind."))
 
     def test_missingMotdFile(self) -> None:
         """A message-of-the-day file that cannot be read is a usage error."""
-        error = self.assertRaises(usage.UsageError, parse, "--motd-file", self.mktemp())
+        missing = str(temp_dir(self) / "missing")
+        error = self.assertRaises(usage.UsageError, parse, "--motd-file", missing)
         self.assertIn("--motd-file", str(error))
 
     def test_roomsPerClientAtLeastOne(self) -> None:
@@ -121,7 +121,7 @@ class ChatServiceTreeTests(SynchronousTestCase):
         on the same hub; the chat's limits are its own (idle timeout) and the
         hub, not the factory, counts its clients.
         """
-        passwd = Path(self.mktemp())
+        passwd = temp_dir(self) / "passwd"
         passwd.write_text("")
         options = parse(
             "--echo", "none", "--upper", "none",
