@@ -17,18 +17,22 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from twisted.internet.interfaces import IReactorTime
-from twisted.python.failure import Failure
 
 from chatservice.chat.errors import ChatError
 from chatservice.limits import Limits
-from chatservice.lines import HOLD_LOGIN, LineFactory, LineProtocol
+from chatservice.lines import (
+    ANNOUNCEMENT_PREFIX,
+    REPLY_PREFIX,
+    LineFactory,
+    LineProtocol,
+)
 from chatservice.operations import COMMANDS, Operations
 
 if TYPE_CHECKING:
     from chatservice.auth import Authenticator
 
-ANNOUNCEMENT = "*** "
-REPLY = "--- "
+ANNOUNCEMENT = ANNOUNCEMENT_PREFIX
+REPLY = REPLY_PREFIX
 
 
 class AdminProtocol(LineProtocol):
@@ -82,25 +86,14 @@ class AdminProtocol(LineProtocol):
         if not name or not password:
             self.sendError("usage: login NAME PASSWORD")
             return
-        # Lines sent after the login wait for its answer, in order.
-        self.holdInput(HOLD_LOGIN)
-        checking = self.factory.authenticator.login(
-            name, password, self.host or "local"
+        address = self.host or "local"
+        self.checkLogin(
+            self.factory.authenticator, name, password, address, self._logged_in
         )
-        checking.addCallbacks(self._logged_in, self._login_failed)
 
     def _logged_in(self, account: str) -> None:
-        if self.closing or not self.admitted:
-            return
         self.account = account
         self.reply(f"logged in as {account}; help lists commands")
-        self.releaseInput(HOLD_LOGIN)
-
-    def _login_failed(self, failure: Failure) -> None:
-        if self.closing or not self.admitted:
-            return
-        self.sendError(str(failure.value) or "login failed")
-        self.releaseInput(HOLD_LOGIN)
 
 
 class AdminFactory(LineFactory):

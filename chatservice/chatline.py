@@ -29,7 +29,12 @@ from chatservice.chat.core import Hub, Session, format_duration
 from chatservice.chat.errors import ChatError, RefusedError
 from chatservice.chat.names import MAX_NICK_LENGTH
 from chatservice.limits import Limits
-from chatservice.lines import HOLD_LOGIN, LineFactory, LineProtocol
+from chatservice.lines import (
+    ANNOUNCEMENT_PREFIX,
+    REPLY_PREFIX,
+    LineFactory,
+    LineProtocol,
+)
 from chatservice.operations import COMMANDS as OPERATOR_COMMANDS
 from chatservice.operations import Operations
 from chatservice.text import visible
@@ -38,8 +43,8 @@ if TYPE_CHECKING:
     from chatservice.auth import Authenticator
 
 NOTICE = "-!- "
-ANNOUNCEMENT = "*** "
-REPLY = "--- "
+ANNOUNCEMENT = ANNOUNCEMENT_PREFIX
+REPLY = REPLY_PREFIX
 
 
 def render(event: events.Event) -> str:
@@ -386,23 +391,12 @@ class ChatProtocol(LineProtocol):
             raise ChatError(
                 "this server has no operators (started without --credentials)"
             )
-        # Lines sent after /oper wait for its answer, in order.
-        self.holdInput(HOLD_LOGIN)
-        checking = authenticator.login(account, password, self.host)
-        checking.addCallbacks(self._oper_succeeded, self._oper_failed)
+        self.checkLogin(authenticator, account, password, self.host, self._opered)
 
-    def _oper_succeeded(self, account: str) -> None:
-        if self.session is None or self.closing:
-            return
+    def _opered(self, account: str) -> None:
+        assert self.session is not None
         self.factory.hub.grant_operator(self.session, account)
         self.reply(f"you are now an operator (as {account}); /help lists your commands")
-        self.releaseInput(HOLD_LOGIN)
-
-    def _oper_failed(self, failure: Failure) -> None:
-        if self.session is None or self.closing:
-            return
-        self.sendError(str(failure.value) or "login failed")
-        self.releaseInput(HOLD_LOGIN)
 
     def do_operator(self, args: str, name: str) -> None:
         assert self.session is not None

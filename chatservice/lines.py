@@ -31,6 +31,7 @@ import math
 import re
 import sys
 from collections import Counter
+from collections.abc import Callable
 from typing import Any, ClassVar, Protocol
 
 from twisted.internet import tcp
@@ -50,6 +51,19 @@ from chatservice.limits import Limits
 
 #: Prefix of every error line the server sends.
 ERROR_PREFIX = "!!! "
+#: Prefix of the answer to a command (chat and admin console).
+REPLY_PREFIX = "--- "
+#: Prefix of an announcement to everyone (broadcast, shutdown).
+ANNOUNCEMENT_PREFIX = "*** "
+
+
+class Authenticator(Protocol):
+    """What the front ends need of :class:`chatservice.auth.Authenticator`."""
+
+    def login(
+        self, username: str, password: str, address: str | None
+    ) -> Deferred[str]: ...
+
 
 #: Lines that end an echo or uppercase session (any case, surrounding blanks
 #: ignored): ``exit`` from the timestamped echo exercise, ``q`` from the
@@ -457,6 +471,36 @@ class LineProtocol(LineReceiver):
 
     def stopProducing(self) -> None:
         """The connection is going away; connectionLost cleans up."""
+
+    def checkLogin(
+        self,
+        authenticator: Authenticator,
+        name: str,
+        password: str,
+        address: str | None,
+        granted: Callable[[str], None],
+    ) -> None:
+        """
+        Check credentials; lines sent meanwhile wait for the answer, in
+        order.  On success ``granted(account)`` runs; on failure the client
+        gets the reason as an error line.  A connection gone or closing by
+        then is left alone.
+        """
+        self.holdInput(HOLD_LOGIN)
+
+        def succeeded(account: str) -> None:
+            if self.closing or not self.admitted:
+                return
+            granted(account)
+            self.releaseInput(HOLD_LOGIN)
+
+        def failed(failure: Failure) -> None:
+            if self.closing or not self.admitted:
+                return
+            self.sendError(str(failure.value) or "login failed")
+            self.releaseInput(HOLD_LOGIN)
+
+        authenticator.login(name, password, address).addCallbacks(succeeded, failed)
 
     def endOfInput(self) -> None:
         """The client will send nothing more; by default, close quietly."""
