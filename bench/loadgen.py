@@ -456,16 +456,30 @@ def run_fanout(options: argparse.Namespace) -> dict[str, object]:
     """
     One room, R receivers and S senders each keeping ``window`` messages in
     flight; deliveries per second counted at the receivers.
+
+    Senders are served as soon as they are readable (their own messages
+    coming back pace the load); receivers are read in passes, every
+    ``receiver_interval`` seconds, so that each ``recv`` takes what several
+    of the server's writes brought.  How often a receiver reads changes
+    nothing the server does (its socket buffers hold far more than a pass
+    brings), but reading 1000 sockets as eagerly as the senders would make
+    this process, not the server, set the pace.
     """
     net = Net(options.port, time.monotonic() + options.timeout)
+    sender_epoll = select.epoll()
     try:
         receivers = register_chatters(net, options.receivers, "r", "receivers")
         senders = register_chatters(net, options.senders, "s", "senders")
         everyone = receivers + senders
         net.barrier(senders[0], everyone, "waiting for the room to settle")
+        for conn in senders:
+            net.epoll.unregister(conn.fd)
+            sender_epoll.register(conn.fd, EPOLLIN)
         count_r = len(receivers)
         # Index by fd: receivers first (0..R-1), then senders.
         index = {conn.fd: i for i, conn in enumerate(everyone)}
+        receive_into = [conn.sock.recv_into for conn in receivers]
+        buffer = bytearray(RECV_SIZE)
         recvs = [conn.recv for conn in everyone]
         got = [0] * len(everyone)
         own_marker = [b""] * len(everyone)
@@ -480,7 +494,9 @@ def run_fanout(options: argparse.Namespace) -> dict[str, object]:
             if conn.send(payloads[window]) != len(payloads[window]):
                 raise BenchError("the server does not read the senders")
             sent[i] = window
-        poll = net.epoll.poll
+        poll_senders = sender_epoll.poll
+        poll_receivers = net.epoll.poll
+        interval = options.receiver_interval
         measure = Window(options.server_pid)
         total = counted_from = 0
         idle = idle_from = 0.0
@@ -488,6 +504,7 @@ def run_fanout(options: argparse.Namespace) -> dict[str, object]:
         now = clock()
         warm_end = now + options.warmup
         end = warm_end + options.duration
+        next_pass = now
         measuring = False
         while True:
             if not measuring and now >= warm_end:
@@ -496,18 +513,22 @@ def run_fanout(options: argparse.Namespace) -> dict[str, object]:
                 measuring = True
             if now >= end:
                 break
-            events = poll(0.05)
+            if now >= next_pass:
+                next_pass = now + interval
+                for fd, _events in poll_receivers(0):
+                    i = index[fd]
+                    n = receive_into[i](buffer)
+                    if not n:
+                        raise BenchError(f"the server closed receiver #{i}")
+                    n = buffer.count(NL, 0, n)
+                    got[i] += n
+                    total += n
+                now = clock()
+            events = poll_senders(max(0.0, min(next_pass - now, 0.05)))
             idle += clock() - now
             for fd, _events in events:
                 i = index[fd]
                 data = recvs[i](RECV_SIZE)
-                if i < count_r:
-                    n = data.count(NL)
-                    if not n and not data:
-                        raise BenchError(f"the server closed receiver #{i}")
-                    got[i] += n
-                    total += n
-                    continue
                 if not data:
                     raise BenchError(f"the server closed sender #{i - count_r}")
                 # A sender: count its own messages among complete lines.
@@ -524,6 +545,9 @@ def run_fanout(options: argparse.Namespace) -> dict[str, object]:
                         send_all(conn, payload[done:])
                     sent[i] += own
             now = clock()
+        for conn in senders:
+            sender_epoll.unregister(conn.fd)
+            net.epoll.register(conn.fd, EPOLLIN)
         measure.stop(idle - idle_from)
         deliveries = total - counted_from
         messages = sum(sent)
@@ -531,7 +555,7 @@ def run_fanout(options: argparse.Namespace) -> dict[str, object]:
         drain_deadline = time.monotonic() + options.drain_timeout
         behind = sum(1 for i in range(count_r) if got[i] < messages)
         while behind and time.monotonic() < drain_deadline:
-            for fd, _events in poll(0.05):
+            for fd, _events in poll_receivers(0.05):
                 i = index[fd]
                 data = recvs[i](RECV_SIZE)
                 if not data:
@@ -551,6 +575,7 @@ def run_fanout(options: argparse.Namespace) -> dict[str, object]:
             "receivers": count_r,
             "senders": len(senders),
             "window": window,
+            "receiver_interval": interval,
             "lost": lost,
             "unexpected_lines": extra,
             "drained": behind == 0,
@@ -558,6 +583,7 @@ def run_fanout(options: argparse.Namespace) -> dict[str, object]:
         result.update(measure.report())
         return result
     finally:
+        sender_epoll.close()
         net.close()
 
 
@@ -808,6 +834,12 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--warmup", type=float, default=0.5, help="seconds")
     parser.add_argument("--receivers", type=int, default=1000)
     parser.add_argument("--senders", type=int, default=10)
+    parser.add_argument(
+        "--receiver-interval",
+        type=float,
+        default=0.005,
+        help="seconds between passes over the fan-out receivers",
+    )
     parser.add_argument("--rate", type=float, default=200.0, help="messages/s")
     parser.add_argument("--service", choices=("chat", "echo"), default="chat")
     parser.add_argument("--room-members", type=int, default=2000)

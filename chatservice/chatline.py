@@ -190,8 +190,8 @@ class ChatProtocol(LineProtocol):
                 data = self._private_line(event)
             else:
                 data = event.encoded("line", encode)
-        # Queued: one write per recipient for everything a sender's read
-        # delivers; the send-queue limit applies.
+        # Queued: one write per recipient for everything the reactor turn
+        # delivers to it; the send-queue limit applies.
         outbox = self._outbox
         if outbox is not None and self._pending is None:
             outbox.append(data)

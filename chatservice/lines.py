@@ -3,8 +3,8 @@ Line handling shared by every front end: framing, limits, decoding, closing.
 
 :class:`LineProtocol` is a :class:`~twisted.protocols.basic.LineReceiver`
 that frames input itself: one ``bytes.split`` per read instead of one per
-line, and every reply a read produces goes out in a single
-``transport.write``.  It keeps the ``LineReceiver`` contract
+line, every reply a read produces goes out in a single write, and
+everything other connections deliver to it in one reactor turn in another.  It keeps the ``LineReceiver`` contract
 (``lineReceived``, ``lineLengthExceeded``, ``MAX_LENGTH``, pausing) and adds
 what a server facing strangers needs:
 
@@ -167,8 +167,8 @@ class LineProtocol(LineReceiver):
     _partial: bytes = b""
     #: Replies of the read being handled: they leave in one write at its end.
     _pending: list[bytes] | None = None
-    #: Deliveries caused by another connection's read: they leave in one
-    #: write when that read has been handled.
+    #: Deliveries caused by other connections: they leave in one write at
+    #: the end of the reactor turn (:meth:`LineFactory.queueFlush`).
     _outbox: list[bytes] | None = None
     _abort_call: IDelayedCall | None = None
     #: True once the connection was counted by the factory.
@@ -247,6 +247,7 @@ class LineProtocol(LineReceiver):
         """Called once the connection is within every limit."""
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
+        self._outbox = None  # deliveries queued for this turn: nowhere to go
         for call in (self._abort_call, self._flood_call):
             if call is not None and call.active():
                 call.cancel()
@@ -281,7 +282,6 @@ class LineProtocol(LineReceiver):
         if flood_controlled:
             self._refill()
         self._pending = []
-        factory.reading += 1
         try:
             lines: list[bytes] | None = None
             if complete and self.fast_answers and not (flood_controlled or self.paused):
@@ -323,9 +323,6 @@ class LineProtocol(LineReceiver):
             self._unfinished_after(started=bool(lines))
         finally:
             self.flush()
-            factory.reading -= 1
-            if not factory.reading and factory.queued:
-                factory.flushQueued()
 
     def answerLines(self, lines: bytes) -> bytes | None:
         """
@@ -620,34 +617,26 @@ class LineProtocol(LineReceiver):
     def queue(self, data: bytes) -> None:
         """
         Send bytes that another connection's read caused (a chat message):
-        everything one read delivers to this connection leaves in one write
-        once that read has been handled, however many lines it held.
+        everything delivered to this connection in one reactor turn, by
+        however many reads, leaves in one write at the end of the turn.
         """
         if self._pending is not None:
             self._pending.append(data)
-            return
-        factory = self.factory
-        if not factory.reading:
-            self.write(data)
-        elif self._outbox is None:
-            self._outbox = [data]
-            factory.queued.append(self)
-        else:
+        elif self._outbox is not None:
             self._outbox.append(data)
+        elif self._send_blocked:
+            # Counted against the send queue at once, not at the turn's end:
+            # one turn's reads could otherwise pile up without limit.
+            self._write_blocked(data)
+        else:
+            self._outbox = [data]
+            self.factory.queueFlush(self)
 
     def flushQueued(self) -> None:
         """Write what other connections' reads have queued for this one."""
         queued, self._outbox = self._outbox, None
-        if not queued:
-            return
-        data = queued[0] if len(queued) == 1 else b"".join(queued)
-        if self._send_blocked or self._pending is not None:
-            self.write(data)
-        else:
-            # Not written through: Twisted's buffer merges what several
-            # reads of one reactor turn deliver to this client into one
-            # send, which a busy room needs more than the saved epoll_ctl.
-            self.transport.write(data)
+        if queued:
+            self.write(queued[0] if len(queued) == 1 else b"".join(queued))
 
     def sendText(self, text: str) -> None:
         """Send one line of text, UTF-8 encoded."""
@@ -728,11 +717,10 @@ class LineFactory(ServerFactory):
         self.clock: IReactorTime = clock
         self.connections: set[LineProtocol] = set()
         self._idle_call: IDelayedCall | None = None
-        #: How many connections' reads are being handled (nested, when one
-        #: read closes another connection); while any is, deliveries queue.
-        self.reading = 0
-        #: Connections with queued deliveries, written when reading ends.
+        #: Connections with queued deliveries, written at the end of the
+        #: reactor turn (:meth:`queueFlush`).
         self.queued: list[LineProtocol] = []
+        self._flush_call: IDelayedCall | None = None
         self._per_address: Counter[str] = Counter()
         self._all_closed: list[Deferred[None]] = []
 
@@ -767,8 +755,20 @@ class LineFactory(ServerFactory):
             at = math.ceil(earliest / tick - 1e-9) * tick
             self._idle_call = self.clock.callLater(at - now, self._sweepIdle)
 
+    def queueFlush(self, connection: LineProtocol) -> None:
+        """
+        Write a connection's queued deliveries at the end of this reactor
+        turn.  A message to a busy room then costs each member one write for
+        everything that the turn's reads said there, whichever connections
+        they came from, and it leaves before the reactor waits again.
+        """
+        self.queued.append(connection)
+        if self._flush_call is None:
+            self._flush_call = self.clock.callLater(0, self.flushQueued)
+
     def flushQueued(self) -> None:
         """Write every connection's queued deliveries, one write each."""
+        self._flush_call = None
         queued, self.queued = self.queued, []
         for connection in queued:
             connection.flushQueued()

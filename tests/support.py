@@ -1,6 +1,7 @@
 """
-Helpers for the tests that run real processes: the installed ``twistd``,
-``python -m twisted`` and the console scripts.
+Helpers for the tests: mostly for those that run real processes (the
+installed ``twistd``, ``python -m twisted`` and the console scripts), and
+:func:`end_turn` for those on in-memory transports.
 
 Everything here is bounded in time, talks to loopback only, and registers a
 clean-up with the test case so that no process outlives its test, even one
@@ -21,7 +22,10 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
+from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
+
+from chatservice.lines import LineFactory
 
 #: The checkout these tests belong to (for files that are not installed).
 SOURCE_ROOT = Path(__file__).resolve().parent.parent
@@ -44,6 +48,17 @@ def script(name: str) -> Path:
     ``chatservice-client``), found next to the running interpreter.
     """
     return Path(sys.executable).with_name(name)
+
+
+def end_turn(factory: LineFactory) -> None:
+    """
+    Finish the current reactor turn of a factory on a fake clock: write the
+    deliveries it queued (:meth:`LineFactory.queueFlush`), as the real
+    reactor does before it waits for the network again.
+    """
+    clock = factory.clock
+    assert isinstance(clock, Clock), clock
+    clock.advance(0)
 
 
 def temp_dir(case: SynchronousTestCase) -> Path:

@@ -28,6 +28,7 @@ from chatservice.chat.errors import ChatError
 from chatservice.chatline import ChatFactory, ChatProtocol, ChatSettings, render
 from chatservice.limits import Limits
 from chatservice.operations import Operations
+from tests.support import end_turn
 
 _ports = count(50000)
 
@@ -100,7 +101,8 @@ class Client:
         )
 
     def take(self) -> list[str]:
-        """Every line received since the last call."""
+        """Every line received since the last call (at the end of the turn)."""
+        end_turn(self.protocol.factory)
         data: bytes = self.transport.value()
         self.transport.clear()
         text = data.decode("utf-8")
@@ -1359,7 +1361,10 @@ class SendQueueTests(ChatTestCase):
 
 
 class WriteBatchingTests(ChatTestCase):
-    """Everything one read delivers to a client leaves in one write."""
+    """
+    Everything a reactor turn delivers to a client leaves in one write at
+    the end of the turn; a client's replies to its own read leave at once.
+    """
 
     limits = Limits(flood_burst=100)
 
@@ -1374,27 +1379,67 @@ class WriteBatchingTests(ChatTestCase):
         client.transport.write = write  # type: ignore[method-assign]
         return writes
 
-    def test_oneWritePerRecipientPerRead(self) -> None:
+    def test_oneWritePerRecipientPerTurn(self) -> None:
         """
-        Five lines in one read from alice reach bob and carol as one write
-        each, in order; alice's own copy is one write too.
+        Five lines in one read from alice and two in a read from carol, in
+        the same reactor turn, reach bob as one write at the end of the turn,
+        in the order they were said.  Alice's own copy leaves at the end of
+        her read; carol's waits behind alice's lines, which were queued for
+        her first, and leaves with them.
         """
         alice, bob, carol = (self.register(n) for n in ("alice", "bob", "carol"))
         writes = {c: self.count_writes(c) for c in (alice, bob, carol)}
         alice.send(*(f"line {n}" for n in range(5)))
-        expected = [f"#lobby <alice> line {n}" for n in range(5)]
-        for client in (alice, bob, carol):
-            self.assertEqual(len(writes[client]), 1)
-            self.assertEqual(client.take(), expected)
+        self.assertEqual(len(writes[alice]), 1)
+        carol.send("one", "two")
+        self.assertEqual(writes[carol], [])
+        self.assertEqual(writes[bob], [])  # the turn has not ended
+        from_alice = [f"#lobby <alice> line {n}" for n in range(5)]
+        from_carol = ["#lobby <carol> one", "#lobby <carol> two"]
+        self.assertEqual(bob.take(), from_alice + from_carol)
+        self.assertEqual(len(writes[bob]), 1)
+        self.assertEqual(alice.take(), from_alice + from_carol)
+        self.assertEqual(len(writes[alice]), 2)
+        self.assertEqual(carol.take(), from_alice + from_carol)
+        self.assertEqual(len(writes[carol]), 1)
 
-    def test_outsideAReadDeliveriesAreImmediate(self) -> None:
+    def test_repliesAfterDeliveriesKeepOrder(self) -> None:
         """
-        An event that no read caused (a client vanishing) is written at once,
-        not held for a read that never ends.
+        A reply to bob's own command, made while a message to bob waits for
+        the end of the turn, reaches bob after that message, not before.
+        """
+        alice, bob = self.register("alice"), self.register("bob")
+        alice.send("first")
+        bob.send("/topic")
+        self.assertEqual(
+            bob.take(), ["#lobby <alice> first", "--- topic of #lobby: (none)"]
+        )
+
+    def test_outsideAReadDeliveriesLeaveAtTurnEnd(self) -> None:
+        """
+        An event that no read caused (a client vanishing) is written at the
+        end of the turn too.
         """
         alice, bob = self.register("alice"), self.register("bob")
         alice.lose()
+        self.assertEqual(bob.transport.value(), b"")
         self.assertEqual(bob.take(), ["-!- alice has quit (connection closed)"])
+
+    def test_lostBeforeTurnEnd(self) -> None:
+        """
+        A client whose connection is lost with deliveries still queued is
+        written nothing more, and the others still get theirs.
+        """
+        alice, bob, carol = (self.register(n) for n in ("alice", "bob", "carol"))
+        alice.send("hello")
+        bob.transport.clear()
+        bob.lose()
+        bob.transport.clear()
+        self.assertEqual(bob.take(), [])
+        self.assertEqual(
+            carol.take(),
+            ["#lobby <alice> hello", "-!- bob has quit (connection closed)"],
+        )
 
     def test_queuedThenClosedKeepsOrder(self) -> None:
         """

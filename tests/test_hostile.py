@@ -36,6 +36,7 @@ from chatservice.echo import EchoFactory
 from chatservice.limits import Limits
 from chatservice.lines import LineFactory, LineProtocol
 from chatservice.upper import UpperFactory
+from tests.support import end_turn
 
 _ports = count(30000)
 
@@ -106,7 +107,8 @@ class Peer:
         self.feed(b"".join(line.encode("utf-8") + b"\r\n" for line in lines))
 
     def take_bytes(self) -> bytes:
-        """Everything the server wrote since the last call."""
+        """Everything the server wrote since the last call (at the turn's end)."""
+        end_turn(self.protocol.factory)
         data: bytes = self.transport.value()
         self.transport.clear()
         return data
