@@ -435,6 +435,7 @@ def run_echo(options: argparse.Namespace, upper: bool) -> dict[str, object]:
             "connections": len(conns),
             "window": window,
             "lines_per_read": round(lines / max(1, reads - reads_from), 1),
+            "loadgen": "python",
         }
         result.update(measure.report())
         return result

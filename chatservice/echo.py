@@ -16,6 +16,7 @@ from chatservice.lines import (
     crlf,
     has_quit_line,
     is_quit_word,
+    plain_lines,
 )
 
 
@@ -27,7 +28,11 @@ class EchoProtocol(LineProtocol):
 
     def answerLines(self, lines: bytes) -> bytes | None:
         """Every line back at once, ``\r\n``-terminated, unless one quits."""
-        if self.factory.timestamp or has_quit_line(lines):
+        if self.factory.timestamp:
+            return None
+        if plain_lines(lines):
+            return lines  # the usual case, one regex pass
+        if has_quit_line(lines):
             return None
         return crlf(lines)
 

@@ -4,9 +4,10 @@ Line handling shared by every front end: framing, limits, decoding, closing.
 :class:`LineProtocol` is a :class:`~twisted.protocols.basic.LineReceiver`
 that frames input itself: one ``bytes.split`` per read instead of one per
 line, every reply a read produces goes out in a single write, and
-everything other connections deliver to it in one reactor turn in another.  It keeps the ``LineReceiver`` contract
-(``lineReceived``, ``lineLengthExceeded``, ``MAX_LENGTH``, pausing) and adds
-what a server facing strangers needs:
+everything other connections deliver to it in one reactor turn in another.
+It keeps the ``LineReceiver`` contract (``lineReceived``,
+``lineLengthExceeded``, ``MAX_LENGTH``, pausing) and adds what a server
+facing strangers needs:
 
 - ``\\r\\n`` and bare ``\\n`` both end a line (``LineReceiver`` alone only
   knows ``\\r\\n``);
@@ -76,14 +77,28 @@ QUIT_WORDS = frozenset({b"exit", b"quit", b"q"})
 #: Searched in ``b"\n" + lines``: a literal newline first lets the regex
 #: engine skip ahead (about 1.5 µs for 64 lines, against 14 µs for the
 #: ``(?m)^...$`` form), and spelt-out cases avoid the slower ``(?i)``.
-QUIT_LINE = re.compile(
-    rb"\n[ \t\r\v\f]*(?:[eE][xX][iI][tT]|[qQ](?:[uU][iI][tT])?)[ \t\r\v\f]*(?=\n)"
+_QUIT_WORD = (
+    rb"[ \t\r\v\f]*(?:[eE][xX][iI][tT]|[qQ](?:[uU][iI][tT])?)[ \t\r\v\f]*(?=\n)"
 )
+QUIT_LINE = re.compile(rb"\n" + _QUIT_WORD)
+#: A line that a plain echo would get wrong: a quit word, or a line ending
+#: in a bare ``\n`` (answered with ``\r\n``).  Searched in
+#: ``b"\r\n" + lines``, one pass for both tests: after each newline found
+#: by the literal prefix, ``(?<!\r\n)`` sees whether a ``\r`` came before it.
+NOT_PLAIN_LINE = re.compile(rb"\n(?:(?<!\r\n)|" + _QUIT_WORD + rb")")
 
 
 def has_quit_line(lines: bytes) -> bool:
     """Whether complete lines (each ending in ``\n``) hold a quit word."""
     return QUIT_LINE.search(b"\n" + lines) is not None
+
+
+def plain_lines(lines: bytes) -> bool:
+    """
+    Whether complete lines (each ending in ``\n``) all end in ``\r\n`` and
+    none is a quit word: then they can be echoed as they are.
+    """
+    return NOT_PLAIN_LINE.search(b"\r\n" + lines) is None
 
 
 #: Reasons to hold a connection's input (bits of :attr:`LineProtocol._held`).
@@ -267,6 +282,23 @@ class LineProtocol(LineReceiver):
         Frame every complete line of this read at once and answer them with
         one write.
         """
+        if (
+            self.fast_answers
+            and not self.flood_controlled
+            and not self._partial
+            and data[-1:] == b"\n"
+            and len(data) <= self.MAX_LENGTH
+            and not (self.paused or self.closing or self._outbox or self._send_blocked)
+        ):
+            # The usual read of an echo or uppercase client: whole lines,
+            # none over the limit (the read is not), nothing waiting before
+            # the answer; no flood control.
+            reply = self.answerLines(data)
+            if reply is not None:
+                self.last_input = self.factory.clock.seconds()
+                self._partial_since = None
+                self._send(reply)
+                return
         if self.closing:
             return
         if data:

@@ -12,6 +12,7 @@ from chatservice.lines import (
     crlf,
     has_quit_line,
     is_quit_word,
+    plain_lines,
 )
 
 
@@ -25,6 +26,8 @@ class UpperProtocol(LineProtocol):
         Every line upper-cased at once (case mapping does not depend on the
         neighbouring lines), unless one quits or is not UTF-8.
         """
+        if lines.isascii() and plain_lines(lines):
+            return lines.upper()  # the usual case: one regex pass, then C
         if has_quit_line(lines):
             return None
         if lines.isascii():

@@ -16,12 +16,18 @@ import sys
 import tempfile
 from pathlib import Path
 
-from twisted.trial.unittest import SynchronousTestCase
+from twisted.trial.unittest import SkipTest, SynchronousTestCase
 
 ROOT = Path(__file__).resolve().parent.parent
 RUN = ROOT / "bench" / "run.py"
 #: Seconds the quick run may take (it takes about twenty).
 TIMEOUT = 90.0
+
+
+def compiler() -> str | None:
+    """The C compiler bench/run.py would build the C load generator with."""
+    return os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
+
 
 ECHO_SERVERS = (
     "chatservice",
@@ -49,7 +55,9 @@ class QuickBenchmarkTests(SynchronousTestCase):
         """
         ``python bench/run.py --quick --json FILE`` exits with status 0 and
         saves, for every workload, a positive figure for chatservice and for
-        each baseline server it is compared with.
+        each baseline server it is compared with; echo and upper were driven
+        by the C load generator whenever there is a C compiler (and by the
+        Python one otherwise, a skip that fails under CI).
         """
         directory = Path(tempfile.mkdtemp(prefix="chatservice-bench-test-"))
         self.addCleanup(shutil.rmtree, directory, ignore_errors=True)
@@ -88,3 +96,14 @@ class QuickBenchmarkTests(SynchronousTestCase):
                 self.assertGreater(
                     value, 0, f"{workload} / {server}: {value!r}\n{transcript}"
                 )
+        echo_loadgens = {
+            run.get("loadgen")
+            for result in document["results"]
+            if result["workload"] in ("echo", "upper")
+            for run in result["runs"]
+        }
+        self.assertTrue(echo_loadgens, transcript)
+        if compiler() is None:
+            self.assertEqual(echo_loadgens, {"python"})
+            raise SkipTest("no C compiler: the C load generator was not tried")
+        self.assertEqual(echo_loadgens, {"c"}, transcript[-4000:])

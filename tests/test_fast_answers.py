@@ -6,6 +6,8 @@ gives, whatever the input.
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from twisted.internet.task import Clock
@@ -14,7 +16,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from chatservice.echo import EchoFactory, EchoProtocol
 from chatservice.limits import Limits
-from chatservice.lines import LineFactory
+from chatservice.lines import LineFactory, plain_lines
 from chatservice.upper import UpperFactory, UpperProtocol
 
 LIMITS = Limits(max_line_length=64, idle_timeout=0, line_timeout=0)
@@ -33,6 +35,17 @@ READS = st.lists(
     min_size=1,
     max_size=4,
 )
+
+#: The same lines cut anywhere: reads that end mid-line, or mid-CRLF.
+CUT_READS = st.tuples(READS, st.lists(st.integers(0, 400), max_size=5)).map(
+    lambda drawn: cut(b"".join(drawn[0]), drawn[1])
+)
+
+
+def cut(data: bytes, points: list[int]) -> list[bytes]:
+    """``data`` cut at these offsets (within its length) into reads."""
+    offsets = sorted({0, len(data), *(p for p in points if p < len(data))})
+    return [data[a:b] for a, b in pairwise(offsets)]
 
 
 def answers(factory: LineFactory, reads: list[bytes]) -> tuple[bytes, bool]:
@@ -75,6 +88,22 @@ class FastAnswersTests(SynchronousTestCase):
         slow.protocol = SlowUpper
         self.assertEqual(answers(fast, reads), answers(slow, reads))
 
+    @settings(max_examples=300, deadline=None)
+    @given(CUT_READS)
+    def test_cutAnywhereSameAsLineByLine(self, reads: list[bytes]) -> None:
+        """
+        With reads cut anywhere (mid-line, between \r and \n), both services
+        answer as they do line by line.
+        """
+        for factory_type, slow_protocol in (
+            (EchoFactory, SlowEcho),
+            (UpperFactory, SlowUpper),
+        ):
+            fast = factory_type(LIMITS, Clock())
+            slow = factory_type(LIMITS, Clock())
+            slow.protocol = slow_protocol
+            self.assertEqual(answers(fast, reads), answers(slow, reads))
+
     def test_onePassIsTaken(self) -> None:
         """A read of plain lines is answered without the line-by-line path."""
         factory = UpperFactory(LIMITS, Clock())
@@ -87,3 +116,33 @@ class FastAnswersTests(SynchronousTestCase):
         protocol.dataReceived(b"one\ntwo\r\nstra\xc3\x9fe\n")
         self.assertEqual(calls, [])
         self.assertEqual(transport.value(), b"ONE\r\nTWO\r\nSTRASSE\r\n")
+
+
+class PlainLinesTests(SynchronousTestCase):
+    """plain_lines(): the one-regex test that lets a read be echoed as is."""
+
+    def test_plain(self) -> None:
+        """Lines that all end in CRLF and hold no quit word are plain."""
+        for lines in [
+            b"a\r\n",
+            b"a\r\nb\r\n",
+            b"\r\n",
+            b"quiet\r\nexits\r\nqq\r\n",
+            b"x\r\r\n",  # a \r in the line, then CRLF: echoed as it came
+            b"a quit\r\n",
+        ]:
+            self.assertTrue(plain_lines(lines), lines)
+
+    def test_notPlain(self) -> None:
+        """A bare LF ending or a quit word anywhere makes a read not plain."""
+        for lines in [
+            b"a\n",
+            b"\n",
+            b"a\r\nb\n",
+            b"a\nb\r\n",
+            b"quit\r\n",
+            b"a\r\n  Q \r\n",
+            b"a\r\nExIt\n",
+            b"a\r\n\tq\x0b\x0c\r\n",
+        ]:
+            self.assertFalse(plain_lines(lines), lines)
