@@ -78,7 +78,12 @@ def _because(reason: str) -> str:
 
 
 def encode(event: events.Event) -> bytes:
-    """An event's line, terminated and encoded: made once per event."""
+    """
+    An event's line (or lines, for several room messages), terminated and
+    encoded: made once per event, whatever the number of recipients.
+    """
+    if isinstance(event, events.RoomMessages):
+        return "".join(render(m) + "\r\n" for m in event.messages).encode("utf-8")
     return (render(event) + "\r\n").encode("utf-8")
 
 
@@ -250,6 +255,11 @@ class ChatProtocol(LineProtocol):
             getattr(self, command.method)(args, name=resolved)
         except ChatError as error:
             self.sendError(error.message)
+
+    def sendLine(self, line: bytes) -> None:
+        # Room messages said before this line reach this member before it.
+        self.factory.hub.flush()
+        super().sendLine(line)
 
     def reply(self, text: str) -> None:
         """Answer a command."""

@@ -49,6 +49,7 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from chatservice.limits import Limits
+from chatservice.turns import end_of_turn
 
 #: Prefix of every error line the server sends.
 ERROR_PREFIX = "!!! "
@@ -262,7 +263,9 @@ class LineProtocol(LineReceiver):
         """Called once the connection is within every limit."""
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
-        self._outbox = None  # deliveries queued for this turn: nowhere to go
+        # Nothing more can be sent: no deliveries, queued or to come.
+        self.closing = True
+        self._outbox = None
         for call in (self._abort_call, self._flood_call):
             if call is not None and call.active():
                 call.cancel()
@@ -752,7 +755,7 @@ class LineFactory(ServerFactory):
         #: Connections with queued deliveries, written at the end of the
         #: reactor turn (:meth:`queueFlush`).
         self.queued: list[LineProtocol] = []
-        self._flush_call: IDelayedCall | None = None
+        self._turn = end_of_turn(clock)
         self._per_address: Counter[str] = Counter()
         self._all_closed: list[Deferred[None]] = []
 
@@ -794,13 +797,12 @@ class LineFactory(ServerFactory):
         everything that the turn's reads said there, whichever connections
         they came from, and it leaves before the reactor waits again.
         """
+        if not self.queued:
+            self._turn.soon(self.flushQueued)
         self.queued.append(connection)
-        if self._flush_call is None:
-            self._flush_call = self.clock.callLater(0, self.flushQueued)
 
     def flushQueued(self) -> None:
         """Write every connection's queued deliveries, one write each."""
-        self._flush_call = None
         queued, self.queued = self.queued, []
         for connection in queued:
             connection.flushQueued()

@@ -27,6 +27,7 @@ from chatservice.limits import Limits
 from chatservice.lines import LineFactory
 from chatservice.operations import Operations
 from chatservice.service import ListeningService, report_listen_errors_briefly
+from chatservice.turns import end_of_turn
 from chatservice.upper import UpperFactory
 
 #: The value of an endpoint option that turns its service off.
@@ -347,6 +348,7 @@ def makeService(config: Options, reactor: IReactorTime | None = None) -> IServic
             max_rooms_per_member=config["max-rooms-per-client"],
         ),
         clock=reactor.seconds,
+        call_soon=end_of_turn(reactor).soon,
     )
     operations = Operations(hub)
     authenticator = None

@@ -20,6 +20,7 @@ from chatservice.chat.core import Hub
 from chatservice.chatline import ChatFactory
 from chatservice.limits import Limits
 from chatservice.operations import Operations
+from chatservice.turns import end_of_turn
 from tests.test_chatline import (
     GREETING,
     WALL_CLOCK,
@@ -75,7 +76,7 @@ class AdminTestCase(SynchronousTestCase):
     def setUp(self) -> None:
         self.clock = Clock()
         self.clock.advance(1000)
-        self.hub = Hub(clock=self.clock.seconds)
+        self.hub = Hub(clock=self.clock.seconds, call_soon=end_of_turn(self.clock).soon)
         self.authenticator = FakeAuthenticator()
         operations = Operations(self.hub, wall_clock=lambda: WALL_CLOCK)
         self.chat = ChatFactory(self.hub, Limits(), self.clock, operations=operations)

@@ -1273,3 +1273,153 @@ class DeliveryPropertyTests(SynchronousTestCase):
                 if isinstance(event, events.RoomMessage)
             ]
             self.assertEqual(received, wanted)
+
+
+class CollectedMessagesTests(HubTestCase):
+    """
+    With ``call_soon`` (the end of the reactor turn), room messages are
+    collected and delivered together, and never out of order with anything
+    else the hub does.
+    """
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.soon: list[object] = []
+        self.hub = Hub(
+            self.config, clock=self.clock.seconds, call_soon=self.soon.append
+        )
+
+    def end_turn(self) -> None:
+        """Run what the hub asked to run at the end of the turn."""
+        waiting, self.soon[:] = list(self.soon), []
+        for work in waiting:
+            assert callable(work)
+            work()
+
+    def said(self, nick: str, *texts: str) -> list[events.RoomMessage]:
+        return [events.RoomMessage("lobby", nick, text) for text in texts]
+
+    def test_collectedUntilTurnEnd(self) -> None:
+        """
+        Messages from several members to one room reach every member as one
+        event at the end of the turn, in the order said; they are counted as
+        deliveries when said.
+        """
+        alice, a = self.register("alice")
+        bob, b = self.register("bob")
+        self.clear()
+        before = self.hub.stats.deliveries
+        self.hub.say(a, "one")
+        self.hub.say(b, "two")
+        self.hub.say(a, "three")
+        self.assertEqual((alice.events, bob.events), ([], []))
+        self.assertEqual(self.hub.stats.deliveries - before, 3 * 2)
+        self.assertEqual(len(self.soon), 1)
+        self.end_turn()
+        batch = events.RoomMessages(
+            "lobby", (*self.said("alice", "one"), *self.said("bob", "two"),
+                      *self.said("alice", "three"))
+        )  # fmt: skip
+        self.assertEqual(alice.take(), [batch])
+        self.assertEqual(bob.take(), [batch])
+
+    def test_singleMessageIsItself(self) -> None:
+        """One message in a turn is delivered as itself, not wrapped."""
+        alice, a = self.register("alice")
+        self.clear()
+        self.hub.say(a, "alone")
+        self.end_turn()
+        self.assertEqual(alice.take(), self.said("alice", "alone"))
+
+    def test_otherEventsComeAfter(self) -> None:
+        """
+        A private message, a topic change or a message in another room,
+        made after room messages, is delivered after them.
+        """
+        alice, a = self.register("alice")
+        bob, b = self.register("bob")
+        self.clear()
+        self.hub.say(a, "public")
+        self.hub.whisper(a, "bob", "private")
+        self.assertEqual(
+            bob.take(),
+            [
+                *self.said("alice", "public"),
+                events.PrivateMessage("alice", "bob", "private"),
+            ],
+        )
+        self.hub.say(a, "before the topic")
+        self.hub.set_topic(b, "news")
+        self.assertEqual(
+            alice.take(),
+            [
+                *self.said("alice", "public"),
+                events.PrivateMessage("alice", "bob", "private"),
+                *self.said("alice", "before the topic"),
+                events.TopicChanged("lobby", "bob", "news"),
+            ],
+        )
+        self.hub.join(b, "side")
+        self.clear()
+        self.hub.say(a, "in the lobby")
+        self.hub.say(b, "in #side")
+        self.end_turn()
+        self.assertEqual(
+            bob.take(),
+            [
+                *self.said("alice", "in the lobby"),
+                events.RoomMessage("side", "bob", "in #side"),
+            ],
+        )
+
+    def test_newcomerAndLeaver(self) -> None:
+        """
+        A member who joins after a message does not get it; one who leaves
+        after a message does, before its own parting notice.
+        """
+        _, a = self.register("alice")
+        bob, b = self.register("bob")
+        self.clear()
+        self.hub.say(a, "before carol")
+        carol, _ = self.register("carol")
+        self.hub.say(a, "before bob leaves")
+        self.hub.part(b, reason="bye")
+        self.end_turn()
+        self.assertEqual(carol.take()[:1], [events.Joined("lobby", "carol")])
+        self.assertNotIn(self.said("alice", "before carol")[0], carol.events)
+        self.assertEqual(
+            bob.take(),
+            [
+                *self.said("alice", "before carol"),
+                events.Joined("lobby", "carol"),
+                *self.said("alice", "before bob leaves"),
+                events.Parted("lobby", "bob", "bye"),
+            ],
+        )
+
+    def test_quitterGetsWhatWasSaidBefore(self) -> None:
+        """A member who disconnects was delivered what was said before."""
+        alice, a = self.register("alice")
+        bob, b = self.register("bob")
+        self.clear()
+        self.hub.say(a, "last words")
+        self.hub.disconnect(b, "gone")
+        self.assertEqual(bob.take(), self.said("alice", "last words"))
+        self.assertEqual(
+            alice.take(),
+            [*self.said("alice", "last words"), events.Quit("bob", "gone")],
+        )
+
+    def test_flushByFrontEnd(self) -> None:
+        """
+        ``flush()`` delivers what was collected at once (a front end calls
+        it before writing a reply); the end of the turn then has nothing
+        left to deliver.
+        """
+        alice, a = self.register("alice")
+        self.clear()
+        self.hub.say(a, "now")
+        self.hub.flush()
+        self.assertEqual(alice.take(), self.said("alice", "now"))
+        self.end_turn()
+        self.assertEqual(alice.take(), [])

@@ -28,6 +28,7 @@ from chatservice.chat.errors import ChatError
 from chatservice.chatline import ChatFactory, ChatProtocol, ChatSettings, render
 from chatservice.limits import Limits
 from chatservice.operations import Operations
+from chatservice.turns import end_of_turn
 from tests.support import end_turn
 
 _ports = count(50000)
@@ -129,7 +130,11 @@ class ChatTestCase(SynchronousTestCase):
     def setUp(self) -> None:
         self.clock = Clock()
         self.clock.advance(1000)
-        self.hub = Hub(self.config, clock=self.clock.seconds)
+        self.hub = Hub(
+            self.config,
+            clock=self.clock.seconds,
+            call_soon=end_of_turn(self.clock).soon,
+        )
         self.authenticator = FakeAuthenticator()
         self.factory = ChatFactory(
             self.hub,
@@ -1350,8 +1355,10 @@ class SendQueueTests(ChatTestCase):
         bob = self.register("bob")
         bob.protocol.pauseProducing()  # what a full transport buffer does
         alice.send(*["x" * 100] * 8)
+        end_turn(self.factory)
         self.assertFalse(bob.transport.disconnected)
         alice.send(*["y" * 100] * 2)
+        end_turn(self.factory)
         self.assertTrue(bob.transport.disconnected)
         self.assertEqual(len(bob.take()), 8)
         alice.send("more")
@@ -1383,25 +1390,30 @@ class WriteBatchingTests(ChatTestCase):
         """
         Five lines in one read from alice and two in a read from carol, in
         the same reactor turn, reach bob as one write at the end of the turn,
-        in the order they were said.  Alice's own copy leaves at the end of
-        her read; carol's waits behind alice's lines, which were queued for
-        her first, and leaves with them.
+        in the order they were said, and so do alice's and carol's own
+        copies.  The hub delivers the seven messages to each member as one
+        event.
         """
         alice, bob, carol = (self.register(n) for n in ("alice", "bob", "carol"))
         writes = {c: self.count_writes(c) for c in (alice, bob, carol)}
+        delivered: list[events.Event] = []
+        deliver = bob.protocol.deliver
+
+        def recording(event: events.Event) -> None:
+            delivered.append(event)
+            deliver(event)
+
+        bob.protocol.deliver = recording  # type: ignore[method-assign]
         alice.send(*(f"line {n}" for n in range(5)))
-        self.assertEqual(len(writes[alice]), 1)
         carol.send("one", "two")
-        self.assertEqual(writes[carol], [])
-        self.assertEqual(writes[bob], [])  # the turn has not ended
+        self.assertEqual(writes, {alice: [], bob: [], carol: []})  # not yet
         from_alice = [f"#lobby <alice> line {n}" for n in range(5)]
         from_carol = ["#lobby <carol> one", "#lobby <carol> two"]
-        self.assertEqual(bob.take(), from_alice + from_carol)
-        self.assertEqual(len(writes[bob]), 1)
-        self.assertEqual(alice.take(), from_alice + from_carol)
-        self.assertEqual(len(writes[alice]), 2)
-        self.assertEqual(carol.take(), from_alice + from_carol)
-        self.assertEqual(len(writes[carol]), 1)
+        for client in (alice, bob, carol):
+            self.assertEqual(client.take(), from_alice + from_carol)
+            self.assertEqual(len(writes[client]), 1)
+        self.assertEqual(len(delivered), 1)
+        self.assertIsInstance(delivered[0], events.RoomMessages)
 
     def test_repliesAfterDeliveriesKeepOrder(self) -> None:
         """
@@ -1414,6 +1426,19 @@ class WriteBatchingTests(ChatTestCase):
         self.assertEqual(
             bob.take(), ["#lobby <alice> first", "--- topic of #lobby: (none)"]
         )
+
+    def test_ownMessageBeforeOwnReply(self) -> None:
+        """
+        A client that says something and then asks something, in one read,
+        sees its message before the answer, and the others see the message.
+        """
+        alice, bob = self.register("alice"), self.register("bob")
+        alice.send("hi", "/topic", "bye")
+        self.assertEqual(
+            alice.take(),
+            ["#lobby <alice> hi", "--- topic of #lobby: (none)", "#lobby <alice> bye"],
+        )
+        self.assertEqual(bob.take(), ["#lobby <alice> hi", "#lobby <alice> bye"])
 
     def test_outsideAReadDeliveriesLeaveAtTurnEnd(self) -> None:
         """
@@ -1432,9 +1457,7 @@ class WriteBatchingTests(ChatTestCase):
         """
         alice, bob, carol = (self.register(n) for n in ("alice", "bob", "carol"))
         alice.send("hello")
-        bob.transport.clear()
         bob.lose()
-        bob.transport.clear()
         self.assertEqual(bob.take(), [])
         self.assertEqual(
             carol.take(),

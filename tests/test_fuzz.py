@@ -26,6 +26,7 @@ from chatservice.chatline import COMMANDS, ChatFactory, ChatSettings
 from chatservice.echo import EchoFactory
 from chatservice.limits import Limits
 from chatservice.lines import LineFactory, is_quit_word
+from chatservice.turns import end_of_turn
 from chatservice.upper import UpperFactory
 from tests.test_hostile import Peer
 
@@ -215,7 +216,7 @@ class ParserFuzzTests(FuzzTestCase):
         """
         _, reads = sample
         clock = Clock()
-        hub = Hub(clock=clock.seconds)
+        hub = Hub(clock=clock.seconds, call_soon=end_of_turn(clock).soon)
         factory = ChatFactory(
             hub,
             self.limits(flood_burst=5, flood_rate=1, flood_disconnect=30),
@@ -274,7 +275,7 @@ class CommandFuzzTests(FuzzTestCase):
         exception escapes; ``/quit`` ends it with a goodbye.
         """
         clock = Clock()
-        hub = Hub(clock=clock.seconds)
+        hub = Hub(clock=clock.seconds, call_soon=end_of_turn(clock).soon)
         factory = ChatFactory(
             hub,
             Limits(max_per_address=0),

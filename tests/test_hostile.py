@@ -35,6 +35,7 @@ from chatservice.chatline import ChatFactory, ChatSettings
 from chatservice.echo import EchoFactory
 from chatservice.limits import Limits
 from chatservice.lines import LineFactory, LineProtocol
+from chatservice.turns import end_of_turn
 from chatservice.upper import UpperFactory
 from tests.support import end_turn
 
@@ -99,8 +100,9 @@ class Peer:
         protocol.makeConnection(self.transport)
 
     def feed(self, data: bytes) -> None:
-        """Bytes from the client, as one read."""
+        """Bytes from the client, as one read, in a reactor turn of its own."""
         self.protocol.dataReceived(data)
+        end_turn(self.protocol.factory)
 
     def send(self, *lines: str) -> None:
         """Lines from the client, in one read."""
@@ -175,7 +177,9 @@ class HostileTestCase(SynchronousTestCase):
         nick_timeout: float = 0,
         **limits: Any,
     ) -> ChatFactory:
-        self.hub = Hub(config, clock=self.clock.seconds)
+        self.hub = Hub(
+            config, clock=self.clock.seconds, call_soon=end_of_turn(self.clock).soon
+        )
         return ChatFactory(
             self.hub,
             self.limits(**limits),

@@ -47,6 +47,7 @@ from chatservice.chatline import ChatFactory, ChatProtocol
 from chatservice.echo import EchoFactory, EchoProtocol
 from chatservice.limits import Limits
 from chatservice.lines import LineFactory, LineProtocol
+from chatservice.turns import end_of_turn
 from chatservice.upper import UpperFactory, UpperProtocol
 
 T = TypeVar("T")
@@ -302,7 +303,7 @@ class StressTestCase(TestCase):
         self, config: ChatConfig | None = None, **limits: Any
     ) -> tuple[ChatFactory, Hub, int]:
         limits.setdefault("close_grace", 1.0)
-        hub = Hub(config, clock=reactor.seconds)
+        hub = Hub(config, clock=reactor.seconds, call_soon=end_of_turn(reactor).soon)
         factory = ChatFactory(hub, Limits(**limits), reactor)
         return factory, hub, self.listen(factory)
 

@@ -43,6 +43,17 @@ class RoomMessage(Event):
 
 
 @dataclass(frozen=True, slots=True)
+class RoomMessages(Event):
+    """
+    Several messages said in one room, one after the other with nothing in
+    between, delivered as one event (the hub collects a turn's messages).
+    """
+
+    room: str
+    messages: tuple[RoomMessage, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class PrivateMessage(Event):
     """A message from one member to another, delivered to both."""
 
