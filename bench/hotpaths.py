@@ -40,14 +40,21 @@ def py_spy() -> Path | None:
     return path if path.exists() else None
 
 
+#: The C load generator for echo and upper, once built (``main``).
+ECHO_LOADGEN: Path | None = None
+
+
 def loadgen_command(
     workload: str, server: bench.Server, where: bench.Placement, seconds: float
 ) -> list[str]:
     settings = dataclasses.replace(bench.FULL, duration=seconds, warmup=1.0)
     service = "chat" if workload in ("fanout", "latency") else workload
+    if ECHO_LOADGEN is not None and workload in ("echo", "upper"):
+        program = [str(ECHO_LOADGEN)]
+    else:
+        program = [sys.executable, str(bench.LOADGEN)]
     argv = [
-        sys.executable,
-        str(bench.LOADGEN),
+        *program,
         *bench.loadgen_args(workload, settings),
         "--port",
         str(server.ports[service]),
@@ -252,6 +259,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         options.raw.mkdir(parents=True, exist_ok=True)
     status = 0
     with tempfile.TemporaryDirectory(prefix="chatservice-hotpaths-") as tmp:
+        if {"echo", "upper"} & set(workloads):
+            global ECHO_LOADGEN
+            ECHO_LOADGEN, how = bench.build_echo_loadgen(Path(tmp))
+            print(f"echo and upper load generator: {how}")
         for workload in workloads:
             print()
             print(f"=== {workload} ===")
