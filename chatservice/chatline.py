@@ -261,6 +261,19 @@ class ChatProtocol(LineProtocol):
         self.factory.hub.flush()
         super().sendLine(line)
 
+    def close(
+        self,
+        message: str | None = None,
+        *,
+        error: bool = False,
+        reason: str | None = None,
+    ) -> None:
+        if not self.closing:
+            # Before it is closing: a closing member is delivered nothing,
+            # and what was said before it was closed is for it too.
+            self.factory.hub.flush()
+        super().close(message, error=error, reason=reason)
+
     def reply(self, text: str) -> None:
         """Answer a command."""
         self.sendText(REPLY + text)

@@ -107,6 +107,10 @@ HOLD_BACKPRESSURE = 1
 HOLD_LOGIN = 2
 HOLD_FLOOD = 4
 
+#: What a Twisted transport buffers before it pauses its producer
+#: (``FileDescriptor.bufferSize``), for transports that do not say.
+TRANSPORT_BUFFER = 2**16
+
 
 def crlf(lines: bytes) -> bytes:
     """Complete lines with every ``\n`` ending made ``\r\n``."""
@@ -630,13 +634,27 @@ class LineProtocol(LineReceiver):
                 return
             data = data[sent:]
         transport.write(data)
+        if self._send_blocked:
+            # This write filled the transport's buffer (a turn's deliveries
+            # can be large): what it holds beyond that buffer waits for a
+            # client that does not keep up, and counts.
+            excess = len(data) - getattr(transport, "bufferSize", TRANSPORT_BUFFER)
+            if excess > 0:
+                self._queued = excess
+                if excess > self.factory.limits.max_send_queue:
+                    self._cut_off()
 
     def _write_blocked(self, data: bytes) -> None:
         """Write to a client that does not keep up, within the send queue."""
         self._queued += len(data)
         if self._queued <= self.factory.limits.max_send_queue:
             self.transport.write(data)
-        elif self.lost_reason != "send queue exceeded":
+        else:
+            self._cut_off()
+
+    def _cut_off(self) -> None:
+        """Abort a client that has more than the send queue waiting for it."""
+        if self.lost_reason != "send queue exceeded":
             self.log.info(
                 "{service}: {peer} does not read: over {limit} bytes wait for "
                 "it; disconnecting",
@@ -805,7 +823,15 @@ class LineFactory(ServerFactory):
         """Write every connection's queued deliveries, one write each."""
         queued, self.queued = self.queued, []
         for connection in queued:
-            connection.flushQueued()
+            try:
+                connection.flushQueued()
+            except Exception:
+                # Logged; the other connections still get theirs.
+                connection.log.failure(
+                    "{service}: writing to {peer}",
+                    service=self.name,
+                    peer=connection.peer,
+                )
 
     def admit(self, connection: LineProtocol) -> str | None:
         """

@@ -41,16 +41,25 @@ class EndOfTurn:
     def _run(self) -> None:
         # Reactors run calls made by a delayed call in their next turn, not
         # this one: keep going until nothing is waiting.
-        while self._waiting:
-            waiting, self._waiting = self._waiting, []
-            for work in waiting:
-                try:
-                    work()
-                except Exception:
-                    self.log.failure(
-                        "at the end of a reactor turn: {work!r}", work=work
-                    )
-        self._call = None
+        try:
+            while self._waiting:
+                waiting, self._waiting = self._waiting, []
+                for index, work in enumerate(waiting):
+                    try:
+                        work()
+                    except Exception:
+                        self.log.failure(
+                            "at the end of a reactor turn: {work!r}", work=work
+                        )
+                    except BaseException:
+                        # KeyboardInterrupt and the like: what is left runs
+                        # in the next turn, in order.
+                        self._waiting[:0] = waiting[index + 1 :]
+                        raise
+        finally:
+            self._call = None
+            if self._waiting:
+                self._call = self._clock.callLater(0, self._run)
 
 
 _by_clock: WeakKeyDictionary[IReactorTime, EndOfTurn] = WeakKeyDictionary()

@@ -1423,3 +1423,21 @@ class CollectedMessagesTests(HubTestCase):
         self.assertEqual(alice.take(), self.said("alice", "now"))
         self.end_turn()
         self.assertEqual(alice.take(), [])
+
+    def test_oneFlushAskedPerTurn(self) -> None:
+        """
+        However often the talk moves between rooms in a turn, the hub asks
+        for one flush at its end, and asks again in the next turn.
+        """
+        _, a = self.register("alice")
+        self.hub.join(a, "side")
+        self.clear()
+        for _ in range(50):
+            self.hub.join(a, "lobby")
+            self.hub.say(a, "here")
+            self.hub.join(a, "side")
+            self.hub.say(a, "there")
+        self.assertEqual(len(self.soon), 1)
+        self.end_turn()
+        self.hub.say(a, "next turn")
+        self.assertEqual(len(self.soon), 1)

@@ -1340,10 +1340,30 @@ class LimitTests(ChatTestCase):
         self.assertEqual(self.connect("10.0.0.2").take(), [GREETING])
 
 
+class BufferingTransport(StringTransport):
+    """
+    Like Twisted's TCP transport with a client that reads nothing: it pauses
+    its streaming producer once it holds more than ``bufferSize`` bytes, on
+    every write from then on, and records an abort.
+    """
+
+    bufferSize = 1000
+    aborted = False
+
+    def write(self, data: bytes) -> None:
+        super().write(data)
+        if self.producer is not None and len(self.value()) > self.bufferSize:
+            self.producer.pauseProducing()
+
+    def abortConnection(self) -> None:
+        self.aborted = True
+        super().abortConnection()
+
+
 class SendQueueTests(ChatTestCase):
     """Clients that do not read what the room sends them."""
 
-    limits = Limits(max_send_queue=1000)
+    limits = Limits(max_send_queue=1000, flood_burst=100)
 
     def test_roomMessagesCount(self) -> None:
         """
@@ -1365,6 +1385,41 @@ class SendQueueTests(ChatTestCase):
         self.assertEqual(bob.take(), [])
         bob.lose(ConnectionLost)
         self.assertEqual(alice.take()[-1], "-!- bob has quit (send queue exceeded)")
+
+    def lazy_member(self) -> tuple[ChatProtocol, BufferingTransport]:
+        """A registered member whose client reads nothing."""
+        transport = BufferingTransport(peerAddress=IPv4Address("TCP", "10.0.0.9", 1))
+        lazy = self.factory.buildProtocol(transport.getPeer())
+        assert isinstance(lazy, ChatProtocol)
+        lazy.makeConnection(transport)
+        lazy.dataReceived(b"lazy\r\n")
+        end_turn(self.factory)
+        transport.clear()
+        return lazy, transport
+
+    def test_oneTurnOverLimit(self) -> None:
+        """
+        A member that reads nothing and is sent more in one turn than its
+        transport buffers plus the send queue is cut off at the end of that
+        turn: the turn's deliveries, written at once, count too.
+        """
+        alice = self.register("alice")
+        lazy, transport = self.lazy_member()
+        alice.send(*["y" * 100] * 30)  # about 3.5 KB for lazy in one turn
+        end_turn(self.factory)
+        self.assertTrue(transport.aborted)
+        self.assertEqual(lazy.lost_reason, "send queue exceeded")
+
+    def test_oneTurnWithinLimit(self) -> None:
+        """Within the transport's buffer plus the send queue, nobody is cut."""
+        alice = self.register("alice")
+        _, transport = self.lazy_member()
+        alice.send(*["y" * 100] * 15)  # about 1.8 KB for lazy in one turn
+        end_turn(self.factory)
+        self.assertFalse(transport.aborted)
+        self.assertEqual(
+            len(transport.value()), 15 * len("#lobby <alice> " + "y" * 102)
+        )
 
 
 class WriteBatchingTests(ChatTestCase):
@@ -1439,6 +1494,65 @@ class WriteBatchingTests(ChatTestCase):
             ["#lobby <alice> hi", "--- topic of #lobby: (none)", "#lobby <alice> bye"],
         )
         self.assertEqual(bob.take(), ["#lobby <alice> hi", "#lobby <alice> bye"])
+
+    def test_closedMemberGetsWhatWasSaidBefore(self) -> None:
+        """
+        A member closed in the turn in which something was said to its room
+        (here for a line too long) gets that message before its last line.
+        """
+        alice, bob = self.register("alice"), self.register("bob")
+        alice.send("hi")
+        bob.send("x" * 5000)
+        self.assertEqual(
+            bob.take(),
+            [
+                "#lobby <alice> hi",
+                "!!! line too long (limit 4096 bytes); closing connection",
+            ],
+        )
+
+    def test_ownMessageBeforeOwnCut(self) -> None:
+        """A client cut for a long line sees what it said just before."""
+        alice, bob = self.register("alice"), self.register("bob")
+        alice.send("hi", "x" * 5000)
+        self.assertEqual(
+            alice.take(),
+            [
+                "#lobby <alice> hi",
+                "!!! line too long (limit 4096 bytes); closing connection",
+            ],
+        )
+        self.assertEqual(bob.take(), ["#lobby <alice> hi"])
+
+    def test_lastWordsBeforeShutdown(self) -> None:
+        """
+        What was said in the turn the service stops reaches every member
+        before the shutdown line.
+        """
+        clients = [self.register(nick) for nick in ("alice", "bob", "carol")]
+        clients[0].send("last words")
+        self.factory.closeAll()
+        for client in clients:
+            self.assertEqual(
+                client.take(),
+                ["#lobby <alice> last words", "*** Server shutting down. Goodbye."],
+            )
+
+    def test_failedWriteDoesNotStopOthers(self) -> None:
+        """
+        If writing one member's deliveries fails, the failure is logged and
+        the other members still get theirs.
+        """
+        alice, bob, carol = (self.register(n) for n in ("alice", "bob", "carol"))
+
+        def broken() -> None:
+            raise RuntimeError("broken transport")
+
+        bob.protocol.flushQueued = broken  # type: ignore[method-assign]
+        alice.send("hi")
+        self.assertEqual(carol.take(), ["#lobby <alice> hi"])
+        self.assertEqual(alice.take(), ["#lobby <alice> hi"])
+        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
 
     def test_outsideAReadDeliveriesLeaveAtTurnEnd(self) -> None:
         """

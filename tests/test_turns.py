@@ -77,3 +77,19 @@ class EndOfTurnTests(SynchronousTestCase):
         """end_of_turn() gives every user of one clock the same instance."""
         self.assertIs(end_of_turn(self.clock), end_of_turn(self.clock))
         self.assertIsNot(end_of_turn(self.clock), end_of_turn(Clock()))
+
+    def test_interruptedPassGoesOnNextTurn(self) -> None:
+        """
+        Work left when a pass is interrupted (KeyboardInterrupt, say) runs
+        at the end of the next turn rather than never.
+        """
+
+        def interrupted() -> None:
+            raise KeyboardInterrupt
+
+        self.turn.soon(interrupted)
+        self.turn.soon(lambda: self.ran.append("left"))
+        self.assertRaises(KeyboardInterrupt, self.clock.advance, 0)
+        self.assertEqual(self.ran, [])
+        self.clock.advance(0)
+        self.assertEqual(self.ran, ["left"])

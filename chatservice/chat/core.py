@@ -170,6 +170,7 @@ class Hub:
         #: delivered together (:meth:`flush`), one event per member.
         self._said_in: Room | None = None
         self._said: list[events.RoomMessage] = []
+        self._flush_asked = False
         self.max_clients = self.config.max_clients
         self.sessions: dict[Session, None] = {}
         self.nicks: dict[str, Session] = {}
@@ -376,10 +377,16 @@ class Hub:
         if self._said_in is not room:
             self.flush()
             self._said_in = room
-            self._call_soon(self.flush)
+            if not self._flush_asked:
+                self._flush_asked = True
+                self._call_soon(self._turn_ended)
         self._said.append(event)
         self.stats.deliveries += len(room.members)
         return room
+
+    def _turn_ended(self) -> None:
+        self._flush_asked = False
+        self.flush()
 
     def flush(self) -> None:
         """
