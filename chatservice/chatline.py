@@ -261,18 +261,10 @@ class ChatProtocol(LineProtocol):
         self.factory.hub.flush()
         super().sendLine(line)
 
-    def close(
-        self,
-        message: str | None = None,
-        *,
-        error: bool = False,
-        reason: str | None = None,
-    ) -> None:
-        if not self.closing:
-            # Before it is closing: a closing member is delivered nothing,
-            # and what was said before it was closed is for it too.
-            self.factory.hub.flush()
-        super().close(message, error=error, reason=reason)
+    def beforeClose(self) -> None:
+        # While it can still be delivered to: what was said before it was
+        # closed is for it too.
+        self.factory.hub.flush()
 
     def reply(self, text: str) -> None:
         """Answer a command."""

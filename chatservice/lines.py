@@ -719,6 +719,7 @@ class LineProtocol(LineReceiver):
         """
         if self.closing:
             return
+        self.beforeClose()
         self.closing = True
         if reason is not None:
             self.lost_reason = reason
@@ -737,6 +738,9 @@ class LineProtocol(LineReceiver):
         grace = self.factory.limits.close_grace
         self._abort_call = self.factory.clock.callLater(grace, self._abort)
         self.transport.loseConnection()
+
+    def beforeClose(self) -> None:
+        """Called once by :meth:`close`, before anything else it does."""
 
     def _abort(self) -> None:
         self._abort_call = None
