@@ -356,7 +356,7 @@ class ChatProtocol(LineProtocol):
         hub = self.factory.hub
         target = hub.find(args.split()[0])
         now = hub.clock()
-        rooms = " ".join(f"#{r.name}" for r in target.rooms.values()) or "no rooms"
+        rooms = " ".join(f"#{r.name}" for r in target.rooms) or "no rooms"
         idle = format_duration(now - target.last_active)
         age = format_duration(now - target.connected_at)
         line = f"{target.nick}: in {rooms}, idle {idle}, connected {age} ago"

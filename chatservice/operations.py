@@ -137,7 +137,7 @@ class Operations:
         sessions = self.hub.connections()
         lines = [f"{len(sessions)} connection{'s' if len(sessions) != 1 else ''}"]
         for s in sessions:
-            rooms = " ".join(f"#{r.name}" for r in s.rooms.values()) or "-"
+            rooms = " ".join(f"#{r.name}" for r in s.rooms) or "-"
             since = time.strftime(
                 "%Y-%m-%d %H:%M:%S",
                 time.localtime(self.wall_clock() - (now - s.connected_at)),

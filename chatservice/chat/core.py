@@ -71,8 +71,9 @@ class Session:
         self.nick: str | None = None
         #: Folded nickname, the key of :attr:`Hub.nicks`.
         self.key: str | None = None
-        #: Rooms joined, by folded name, in the order joined.
-        self.rooms: dict[str, Room] = {}
+        #: Rooms joined, in the order joined (a tuple: 48 bytes for one
+        #: room where a dict takes 184, for every client).
+        self.rooms: tuple[Room, ...] = ()
         #: Room plain lines go to.
         self.current: Room | None = None
         #: Credentials name this member logged in with by /oper.
@@ -82,6 +83,13 @@ class Session:
 
     def __repr__(self) -> str:
         return f"<Session {self.nick or '(unregistered)'} from {self.address}>"
+
+    def joined(self, key: str) -> Room | None:
+        """The room with this folded name, if this session is in it."""
+        for room in self.rooms:
+            if room.key == key:
+                return room
+        return None
 
 
 class Room:
@@ -218,12 +226,12 @@ class Hub:
     def _remove(self, session: Session) -> None:
         self.flush()
         del self.sessions[session]
-        for room in list(session.rooms.values()):
+        for room in session.rooms:
             self._leave(session, room)
         if session.key is not None and self.nicks.get(session.key) is session:
             del self.nicks[session.key]
             del self.lookalikes[skeleton(session.key)]
-        session.rooms.clear()
+        session.rooms = ()
         session.current = None
 
     # Nicknames
@@ -287,7 +295,7 @@ class Hub:
         nick = self._require_nick(session)
         shown = check_room(name)
         key = fold(shown)
-        room = session.rooms.get(key)
+        room = session.joined(key)
         if room is not None:
             session.current = room
             return room
@@ -306,7 +314,7 @@ class Hub:
             room = self.rooms[key] = Room(shown, self.clock())
         self.flush()  # what was said before is not for the newcomer
         room.members[session] = None
-        session.rooms[key] = room
+        session.rooms = (*session.rooms, room)
         session.current = room
         self._deliver(room.members, events.Joined(room.name, nick))
         return room
@@ -322,10 +330,9 @@ class Hub:
     def _leave(self, session: Session, room: Room) -> None:
         self.flush()
         room.members.pop(session, None)
-        session.rooms.pop(room.key, None)
+        session.rooms = tuple(r for r in session.rooms if r is not room)
         if session.current is room:
-            rooms = list(session.rooms.values())
-            session.current = rooms[-1] if rooms else None
+            session.current = session.rooms[-1] if session.rooms else None
         if not room.members and room.key != fold(self.default_room):
             self.rooms.pop(room.key, None)
 
@@ -526,7 +533,7 @@ class Hub:
     def _joined(self, session: Session, name: str | None) -> Room:
         if not name:
             return self._current(session)
-        room = session.rooms.get(fold(check_room(name)))
+        room = session.joined(fold(check_room(name)))
         if room is None:
             raise ChatError(f"you are not in #{check_room(name)}")
         return room
@@ -536,7 +543,7 @@ class Hub:
     ) -> list[Session]:
         """Everyone who shares a room with a session, once each."""
         seen: dict[Session, None] = {session: None} if include_self else {}
-        for room in session.rooms.values():
+        for room in session.rooms:
             seen.update(room.members)
         if not include_self:
             seen.pop(session, None)
