@@ -437,8 +437,9 @@ class LineProtocol(LineReceiver):
             )
             return
         self.holdInput(HOLD_FLOOD)
-        wait = (1 - self._tokens) / limits.flood_rate
-        self._flood_call = self.factory.clock.callLater(wait, self._unthrottle)
+        if self._flood_call is None:  # more input while held: one timer
+            wait = (1 - self._tokens) / limits.flood_rate
+            self._flood_call = self.factory.clock.callLater(wait, self._unthrottle)
 
     def _unthrottle(self) -> None:
         self._flood_call = None

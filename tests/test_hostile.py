@@ -569,6 +569,30 @@ class FloodTests(HostileTestCase):
     def said(self, *indexes: int) -> list[str]:
         return [f"#lobby <flooder> m{index}" for index in indexes]
 
+    def test_inputWhileHeldOneTimer(self) -> None:
+        """
+        Input that still arrives while a flooder is held (a transport may
+        deliver what it had read) joins the queue, in order, under one
+        release timer; once the connection is lost, nothing it sent is
+        handled any more.
+        """
+        self.flooder.send(*[f"m{index}" for index in range(12)])
+        self.flooder.send("m12")
+        self.flooder.send("m13")
+        timers = [
+            call
+            for call in self.clock.getDelayedCalls()
+            if getattr(call.func, "__name__", "") == "_unthrottle"
+        ]
+        self.assertEqual(len(timers), 1)
+        self.tick(0.5)
+        self.assertEqual(self.watcher.take(), self.said(*range(12)))
+        self.flooder.lose(ConnectionLost)
+        self.tick(2)
+        self.assertEqual(
+            self.watcher.take(), ["-!- flooder has quit (connection closed)"]
+        )
+
     def test_heldNotLost(self) -> None:
         """
         Thirty lines at once: the burst of ten is said at once, the input
