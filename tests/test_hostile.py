@@ -582,7 +582,7 @@ class FloodTests(HostileTestCase):
         timers = [
             call
             for call in self.clock.getDelayedCalls()
-            if getattr(call.func, "__name__", "") == "_unthrottle"
+            if getattr(getattr(call, "func", None), "__name__", "") == "_unthrottle"
         ]
         self.assertEqual(len(timers), 1)
         self.tick(0.5)
