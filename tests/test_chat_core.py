@@ -1000,6 +1000,18 @@ class OperatorTests(HubTestCase):
         self.assertEqual(ban.target, "10.0.0.0/24")
         self.assertRaises(RefusedError, self.connect, "10.0.0.1")
 
+    def test_banIPv4MappedPeers(self) -> None:
+        """
+        An IPv4 ban also covers that address seen through a dual-stack IPv6
+        port (``::ffff:10.0.0.7``), connected already or connecting later.
+        """
+        mapped, _ = self.register("mapped", "::ffff:10.0.0.7")
+        self.hub.ban("10.0.0.0/24", 60, "op")
+        self.assertEqual(len(mapped.disconnects), 1)
+        self.assertRaises(RefusedError, self.connect, "::ffff:10.0.0.8")
+        self.connect("::ffff:10.0.1.8")
+        self.connect("2001:db8::7")
+
     def test_banIPv6(self) -> None:
         """IPv6 networks can be banned too."""
         self.hub.ban("2001:db8::/32", 60, "op")

@@ -127,9 +127,13 @@ class Ban:
         if self.network is None or address is None:
             return False
         try:
-            return ipaddress.ip_address(address) in self.network
+            ip = ipaddress.ip_address(address)
         except ValueError:
             return False
+        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+            # An IPv4 client on a dual-stack (tcp6:) port: ::ffff:10.0.0.7.
+            return ip in self.network or ip.ipv4_mapped in self.network
+        return ip in self.network
 
 
 @dataclass
