@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 from twisted.logger import Logger
 
-from chatservice.chat.core import Hub, format_duration, parse_duration
+from chatservice.chat.core import Hub, format_duration, take_duration
 from chatservice.chat.errors import ChatError
 
 #: Ban length when none is given.
@@ -79,14 +79,9 @@ class Operations:
         if not target:
             raise ChatError(self.usage("ban"))
         duration: float | None = DEFAULT_BAN
-        first, _, after = rest.strip().partition(" ")
-        if first:
-            try:
-                duration = parse_duration(first)
-            except ChatError:
-                pass  # not a duration: the whole rest is the reason
-            else:
-                rest = after
+        taken = take_duration(rest)
+        if taken is not None:  # else the whole rest is the reason
+            duration, rest = taken
         ban, kicked = self.hub.ban(target, duration, by, rest.strip())
         length = (
             "until unbanned" if duration is None else f"for {format_duration(duration)}"

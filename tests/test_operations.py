@@ -163,6 +163,19 @@ class BanTests(OperationsTestCase):
         )
         self.assertEqual(self.ban_of("alice"), (5400, "flooding  the room"))
 
+    def test_durationInWords(self) -> None:
+        """A number and a unit word (``5 minutes``, ``2 hours``) is a duration."""
+        self.assertEqual(
+            self.run_("ban", "alice 5 minutes spamming"), ["banned alice for 5m"]
+        )
+        self.assertEqual(self.ban_of("alice"), (300, "spamming"))
+        self.run_("ban", "bob 2 Hours")
+        self.assertEqual(self.ban_of("bob"), (7200, ""))
+        self.run_("ban", "carol 1 day")
+        self.assertEqual(self.ban_of("carol"), (86400, ""))
+        self.run_("ban", "dave 5 apples")  # not a unit: seconds, then the reason
+        self.assertEqual(self.ban_of("dave"), (5, "apples"))
+
     def test_reasonWithoutDuration(self) -> None:
         """
         A second word that is not a duration starts the reason, and the ban

@@ -588,6 +588,34 @@ def format_duration(seconds: float) -> str:
     return "".join(parts)
 
 
+#: Unit words a plain number may be followed by (``5 minutes``).
+DURATION_WORDS = {
+    **dict.fromkeys(("s", "sec", "secs", "second", "seconds"), "s"),
+    **dict.fromkeys(("m", "min", "mins", "minute", "minutes"), "m"),
+    **dict.fromkeys(("h", "hr", "hrs", "hour", "hours"), "h"),
+    **dict.fromkeys(("d", "day", "days"), "d"),
+    **dict.fromkeys(("w", "week", "weeks"), "w"),
+}
+
+
+def take_duration(text: str) -> tuple[float | None, str] | None:
+    """
+    A duration at the start of ``text`` (``10m``, ``forever``, or a number
+    and a unit word: ``5 minutes``) and the rest of the text; ``None`` when
+    ``text`` does not start with one.
+    """
+    first, _, rest = text.strip().partition(" ")
+    if first.isdigit():
+        word, _, after = rest.strip().partition(" ")
+        unit = DURATION_WORDS.get(word.lower())
+        if unit is not None:
+            first, rest = first + unit, after
+    try:
+        return parse_duration(first), rest
+    except ChatError:
+        return None
+
+
 def parse_duration(text: str) -> float | None:
     """
     ``30s``, ``10m``, ``2h``, ``1d``, ``1h30m`` or plain seconds; ``0``,
