@@ -186,22 +186,15 @@ class ChatProtocol(LineProtocol):
     # The hub's side (Member)
 
     def deliver(self, event: events.Event) -> None:
-        # The hot path of fan-out: as little Python per recipient as can be.
         if self.closing:
             return  # nothing follows a closing connection's last line
-        data = event._wire.get("line")
-        if data is None:
-            if isinstance(event, events.PrivateMessage):
-                data = self._private_line(event)
-            else:
-                data = event.encoded("line", encode)
+        if isinstance(event, events.PrivateMessage):
+            data = self._private_line(event)  # worded for sender or recipient
+        else:
+            data = event.encoded("line", encode)
         # Queued: one write per recipient for everything the reactor turn
         # delivers to it; the send-queue limit applies.
-        outbox = self._outbox
-        if outbox is not None and self._pending is None:
-            outbox.append(data)
-        else:
-            self.queue(data)
+        self.queue(data)
 
     def _private_line(self, event: events.PrivateMessage) -> bytes:
         mine = self.session is not None and self.session.nick == event.recipient

@@ -228,7 +228,6 @@ class Hub:
         self._remove(session)
 
     def _remove(self, session: Session) -> None:
-        self.flush()
         del self.sessions[session]
         for room in session.rooms:
             self._leave(session, room)
