@@ -54,8 +54,8 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from chatservice import __version__
-from chatservice.lines import is_quit_word
-from chatservice.text import visible
+from chatservice.chat.text import visible
+from chatservice.doors.answers import is_quit_word
 
 PROG = "chatservice-client"
 

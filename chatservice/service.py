@@ -1,5 +1,7 @@
 """
-The listening service of one front end: it listens on an endpoint, logs
+The service tree: :class:`ChatService` owns the chat (hub, backend, history
+store) and opens and closes them around its children, one
+:class:`ListeningService` per door endpoint, each of which listens, logs
 where, turns a failure to listen into a one-line error, and on stop closes
 every connection politely.
 """
@@ -11,11 +13,16 @@ from types import TracebackType
 from typing import Any
 
 from twisted.application.internet import StreamServerEndpointService
-from twisted.internet.defer import Deferred
+from twisted.application.service import MultiService
+from twisted.internet.defer import Deferred, gatherResults
 from twisted.internet.interfaces import IListeningPort, IStreamServerEndpoint
 from twisted.logger import Logger
 
-from chatservice.lines import LineFactory, describe_address
+from chatservice.chat.hub import Hub
+from chatservice.conn.peers import describe_address
+from chatservice.doors.door import DoorFactory
+from chatservice.doors.line import Authenticator
+from chatservice.doors.operations import Operations
 
 
 class ListenError(Exception):
@@ -53,11 +60,11 @@ class ListeningService(StreamServerEndpointService):
     _raiseSynchronously = True
 
     def __init__(
-        self, description: str, endpoint: IStreamServerEndpoint, factory: LineFactory
+        self, description: str, endpoint: IStreamServerEndpoint, factory: DoorFactory
     ) -> None:
         super().__init__(endpoint, factory)
         self.description = description
-        self.factory: LineFactory = factory
+        self.factory: DoorFactory = factory
         self.setName(f"{factory.name} {description}")
         self.port: IListeningPort | None = None
 
@@ -91,3 +98,47 @@ class ListeningService(StreamServerEndpointService):
         stopped: Deferred[Any] = super().stopService()
         stopped.addCallback(lambda _: self.factory.closeAll())
         return stopped
+
+
+class ChatService(MultiService):
+    """
+    The whole chat: its hub with the hub's backend and history store, the
+    operations and authenticator the doors share, and (as children) every
+    door's listening services.  Started, it opens the backend and the store
+    before the doors listen; stopped, it closes them once every door has
+    closed its connections, so that nothing said at the end is lost.
+    """
+
+    log = Logger()
+
+    def __init__(
+        self,
+        hub: Hub,
+        operations: Operations | None = None,
+        authenticator: Authenticator | None = None,
+    ) -> None:
+        super().__init__()
+        self.setName("chatservice")
+        self.hub = hub
+        self.operations = operations if operations is not None else Operations(hub)
+        self.authenticator = authenticator
+
+    def startService(self) -> None:
+        opened = [self.hub.backend.start()]
+        if self.hub.store is not None:
+            opened.append(self.hub.store.start())
+        for result in opened:
+            result.addErrback(
+                lambda failure: self.log.failure("opening the chat's state", failure)
+            )
+        super().startService()
+
+    def stopService(self) -> Deferred[Any]:
+        stopped: Deferred[Any] = super().stopService()
+        return stopped.addCallback(lambda _: self._close())
+
+    def _close(self) -> Deferred[Any]:
+        closing = [self.hub.backend.stop()]
+        if self.hub.store is not None:
+            closing.append(self.hub.store.stop())
+        return gatherResults(closing)

@@ -25,7 +25,7 @@ from pathlib import Path
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
-from chatservice.lines import LineFactory
+from chatservice.doors.line import LineFactory
 
 #: The checkout these tests belong to (for files that are not installed).
 SOURCE_ROOT = Path(__file__).resolve().parent.parent

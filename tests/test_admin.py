@@ -15,12 +15,13 @@ from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
-from chatservice.admin import AdminFactory, AdminProtocol
-from chatservice.chat.core import Hub
-from chatservice.chatline import ChatFactory
-from chatservice.limits import Limits
-from chatservice.operations import Operations
-from chatservice.turns import end_of_turn
+from chatservice.backends.local import LocalBackend
+from chatservice.chat.hub import Hub
+from chatservice.conn.limits import Limits
+from chatservice.conn.turns import end_of_turn
+from chatservice.doors.admin import AdminFactory, AdminProtocol
+from chatservice.doors.native.protocol import ChatFactory
+from chatservice.doors.operations import Operations
 from tests.test_chatline import (
     GREETING,
     WALL_CLOCK,
@@ -76,7 +77,10 @@ class AdminTestCase(SynchronousTestCase):
     def setUp(self) -> None:
         self.clock = Clock()
         self.clock.advance(1000)
-        self.hub = Hub(clock=self.clock.seconds, call_soon=end_of_turn(self.clock).soon)
+        self.hub = Hub(
+            clock=self.clock.seconds,
+            backend=LocalBackend(call_soon=end_of_turn(self.clock).soon),
+        )
         self.authenticator = FakeAuthenticator()
         operations = Operations(self.hub, wall_clock=lambda: WALL_CLOCK)
         self.chat = ChatFactory(self.hub, Limits(), self.clock, operations=operations)

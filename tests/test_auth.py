@@ -1,6 +1,8 @@
 """
 Tests for :mod:`chatservice.auth`: hashing, the credentials file, the
-checker, realm and portal, throttling and the authenticator.
+checker, realm and portal, throttling and the authenticator, through the
+names the package exports (and the checker's and hashing's modules where a
+test patches or reads their internals).
 
 Hashes use tiny scrypt parameters (``ln=4``) to stay fast, except one test
 that checks the defaults.
@@ -20,6 +22,7 @@ from typing import Any
 from twisted.cred.checkers import ICredentialsChecker
 from twisted.cred.credentials import UsernamePassword
 from twisted.cred.error import UnauthorizedLogin
+from twisted.cred.portal import Portal
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.task import Clock
 from twisted.logger import LogEvent, LogLevel, capturedLogs, formatEvent
@@ -27,7 +30,6 @@ from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
-from chatservice import auth
 from chatservice.auth import (
     DEFAULT_LN,
     LOGIN_FAILED,
@@ -44,6 +46,7 @@ from chatservice.auth import (
     address_key,
     check_name,
     hash_password,
+    hashing,
     make_portal,
     parse_hash,
     read_credentials,
@@ -52,6 +55,7 @@ from chatservice.auth import (
     verify_password,
     write_credentials,
 )
+from chatservice.auth import checker as checker_module
 
 #: Cheap scrypt cost for tests: N = 16.
 FAST_LN = 4
@@ -172,8 +176,8 @@ class HashTests(SynchronousTestCase):
         cannot read; parse_hash says why with MalformedHashError.
         """
         good = parse_hash(fast_hash("pw"))
-        salt = auth._b64encode(good.salt)
-        key = auth._b64encode(good.hash)
+        salt = hashing._b64encode(good.salt)
+        key = hashing._b64encode(good.hash)
         malformed = [
             "",
             "pw",
@@ -441,7 +445,7 @@ class CheckerTests(TempDirMixin, SynchronousTestCase):
             checked.append(encoded)
             return False
 
-        self.patch(auth, "verify_password", recording)
+        self.patch(checker_module, "verify_password", recording)
         self.failureResultOf(self.check(b"mallory", b"pw"), UnauthorizedLogin)
         self.assertTrue(checked[0].startswith(f"scrypt$ln={FAST_LN},r=8,p=1$"))
 
@@ -504,13 +508,13 @@ class CheckerTests(TempDirMixin, SynchronousTestCase):
     def test_not_reread_when_unchanged(self) -> None:
         """An unchanged file is read once, not on every attempt."""
         reads: list[str] = []
-        real = auth.read_credentials
+        real = read_credentials
 
         def counting(path: str) -> dict[str, str]:
             reads.append(path)
             return real(path)
 
-        self.patch(auth, "read_credentials", counting)
+        self.patch(checker_module, "read_credentials", counting)
         for _ in range(3):
             self.successResultOf(self.check(b"alice", b"alice-pw"))
         self.assertEqual(len(reads), 1)
@@ -565,7 +569,7 @@ class CheckerTests(TempDirMixin, SynchronousTestCase):
             calls.append(function)
             return succeed(function())
 
-        self.patch(auth, "deferToThread", fake)
+        self.patch(checker_module, "deferToThread", fake)
         checker = CredentialsFileChecker(self.path)
         result = checker.requestAvatarId(UsernamePassword(b"alice", b"alice-pw"))
         self.assertEqual(self.successResultOf(result), b"alice")
@@ -776,16 +780,43 @@ class AuthenticatorTests(TempDirMixin, SynchronousTestCase):
 
     def login(
         self, name: str, password: str, address: str | None = "192.0.2.1"
-    ) -> Deferred[str]:
+    ) -> Deferred[Operator]:
         return self.authenticator.login(name, password, address)
 
-    def refused(self, result: Deferred[str]) -> str:
+    def refused(self, result: Deferred[Operator]) -> str:
         message: str = self.failureResultOf(result, LoginFailed).value.message
         return message
 
+    def name_of(self, result: Deferred[Operator]) -> str:
+        """
+        The name of the avatar a successful login fired with, after checking
+        that the avatar provides IOperator.
+        """
+        avatar = self.successResultOf(result)
+        self.assertTrue(IOperator.providedBy(avatar))
+        return avatar.name
+
     def test_success(self) -> None:
-        """The right password fires with the user name."""
-        self.assertEqual(self.successResultOf(self.login("alice", "alice-pw")), "alice")
+        """
+        The right password fires with an IOperator avatar holding the user
+        name.
+        """
+        self.assertEqual(self.name_of(self.login("alice", "alice-pw")), "alice")
+
+    def test_success_gives_realm_avatar(self) -> None:
+        """
+        A login fires with the very avatar the portal's realm gave: an
+        Operator for the user name, providing IOperator.
+        """
+        realm = RecordingRealm()
+        checker = CredentialsFileChecker(self.path, run=self.runner)
+        authenticator = Authenticator(Portal(realm, [checker]), self.clock)
+        avatar = self.successResultOf(authenticator.login("bob", "bob-pw", None))
+        self.assertEqual(len(realm.avatars), 1)
+        self.assertIs(avatar, realm.avatars[0])
+        self.assertIsInstance(avatar, Operator)
+        self.assertEqual(avatar, Operator("bob"))
+        self.assertTrue(verifyObject(IOperator, avatar))
 
     def test_success_logged(self) -> None:
         """A success is logged with the user, the address and a reason."""
@@ -838,9 +869,9 @@ class AuthenticatorTests(TempDirMixin, SynchronousTestCase):
         self.clock.advance(45.2)
         message = self.refused(self.login("alice", "alice-pw", "198.51.100.7"))
         self.assertEqual(message, "too many failed logins; try again in 15 s")
-        self.assertEqual(self.successResultOf(self.login("bob", "bob-pw")), "bob")
+        self.assertEqual(self.name_of(self.login("bob", "bob-pw")), "bob")
         self.clock.advance(15)
-        self.assertEqual(self.successResultOf(self.login("alice", "alice-pw")), "alice")
+        self.assertEqual(self.name_of(self.login("alice", "alice-pw")), "alice")
 
     def test_throttled_by_address(self) -> None:
         """
@@ -854,7 +885,7 @@ class AuthenticatorTests(TempDirMixin, SynchronousTestCase):
             self.refused(self.login("bob", "bob-pw", "203.0.113.9")),
         )
         self.assertEqual(
-            self.successResultOf(self.login("bob", "bob-pw", "203.0.113.10")), "bob"
+            self.name_of(self.login("bob", "bob-pw", "203.0.113.10")), "bob"
         )
 
     def test_throttled_ipv6_network(self) -> None:
@@ -895,7 +926,7 @@ class AuthenticatorTests(TempDirMixin, SynchronousTestCase):
         for _ in range(5):
             self.refused(self.login("alice", "nope", None))
         self.assertIn("too many", self.refused(self.login("alice", "alice-pw", None)))
-        self.assertEqual(self.successResultOf(self.login("bob", "bob-pw", None)), "bob")
+        self.assertEqual(self.name_of(self.login("bob", "bob-pw", None)), "bob")
 
     def test_password_never_logged(self) -> None:
         """
@@ -972,6 +1003,20 @@ class AuthenticatorTests(TempDirMixin, SynchronousTestCase):
         with capturedLogs():
             result = authenticator.login("alice", "alice-pw", "192.0.2.1")
         self.assertEqual(self.refused(result), LOGIN_FAILED)
+
+
+class RecordingRealm(OperatorRealm):
+    """An OperatorRealm that keeps every avatar it gives."""
+
+    def __init__(self) -> None:
+        self.avatars: list[object] = []
+
+    def requestAvatar(
+        self, avatarId: bytes | tuple[()], mind: object, *interfaces: Any
+    ) -> tuple[Any, object, Callable[[], None]]:
+        result = super().requestAvatar(avatarId, mind, *interfaces)
+        self.avatars.append(result[1])
+        return result
 
 
 @implementer(ICredentialsChecker)

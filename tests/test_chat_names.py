@@ -18,6 +18,7 @@ from chatservice.chat.names import (
     check_room,
     fold,
 )
+from chatservice.doors.native.render import render_error
 
 
 class FoldTests(SynchronousTestCase):
@@ -55,7 +56,7 @@ class CheckNickTests(SynchronousTestCase):
 
     def assertRefused(self, wanted: str, message: str) -> None:
         error = self.assertRaises(ChatError, check_nick, wanted)
-        self.assertEqual(error.message, message, wanted)
+        self.assertEqual(render_error(error), message, wanted)
 
     def test_anyScript(self) -> None:
         """Nicknames of one script are accepted, whatever the script."""
@@ -135,10 +136,10 @@ class CheckNickTests(SynchronousTestCase):
         for char in " <>*#!@.:/\\'\"\x00\x1b\x7f\x9b\u200b\u200e\u202e\u2066\ufeff😀":
             error = self.assertRaises(ChatError, check_nick, f"ab{char}c")
             self.assertEqual(
-                error.message,
+                render_error(error),
                 f"a nickname has letters, digits, _ and - only (not {char!r})",
             )
-            self.assertNotIn("\x1b", error.message)
+            self.assertNotIn("\x1b", render_error(error))
 
     def test_nfc(self) -> None:
         """
@@ -155,7 +156,7 @@ class CheckRoomTests(SynchronousTestCase):
 
     def assertRefused(self, wanted: str, message: str) -> None:
         error = self.assertRaises(ChatError, check_room, wanted)
-        self.assertEqual(error.message, message, wanted)
+        self.assertEqual(render_error(error), message, wanted)
 
     def test_hashOptional(self) -> None:
         """A leading ``#`` is not part of the name; blanks are dropped."""
@@ -185,6 +186,6 @@ class CheckRoomTests(SynchronousTestCase):
         for char in " ><#*!\x00\x1b\x7f\u202e😀":
             error = self.assertRaises(ChatError, check_room, f"a{char}b")
             self.assertEqual(
-                error.message,
+                render_error(error),
                 f"a room name has letters, digits, _ - and . only (not {char!r})",
             )

@@ -1,6 +1,6 @@
 # ruff: noqa: RUF001 - fullwidth letters on purpose
 """
-Tests for :mod:`chatservice.chatline`, the chat's line front end: clients on
+Tests for :mod:`chatservice.doors.native`, the chat's line front end: clients on
 in-memory transports, a fake clock, and a fake authenticator for ``/oper``.
 
 Most tests compare every line a client received with the full expected
@@ -22,13 +22,17 @@ from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
+from chatservice.auth import Operator
+from chatservice.backends.local import LocalBackend
 from chatservice.chat import events
-from chatservice.chat.core import ChatConfig, Hub
 from chatservice.chat.errors import ChatError
-from chatservice.chatline import ChatFactory, ChatProtocol, ChatSettings, render
-from chatservice.limits import Limits
-from chatservice.operations import Operations
-from chatservice.turns import end_of_turn
+from chatservice.chat.hub import Hub
+from chatservice.chat.model import ChatConfig
+from chatservice.conn.limits import Limits
+from chatservice.conn.turns import end_of_turn
+from chatservice.doors.native.protocol import ChatFactory, ChatProtocol, ChatSettings
+from chatservice.doors.native.render import render
+from chatservice.doors.operations import Operations
 from tests.support import end_turn
 
 _ports = count(50000)
@@ -56,19 +60,21 @@ class FakeAuthenticator:
     def __init__(self) -> None:
         self.calls: list[tuple[str, str, str | None]] = []
         self.hold = False
-        self.waiting: list[tuple[Deferred[str], str, str]] = []
+        self.waiting: list[tuple[Deferred[Operator], str, str]] = []
 
-    def login(self, name: str, password: str, address: str | None) -> Deferred[str]:
+    def login(
+        self, name: str, password: str, address: str | None
+    ) -> Deferred[Operator]:
         self.calls.append((name, password, address))
         if self.hold:
-            waiting: Deferred[str] = Deferred()
+            waiting: Deferred[Operator] = Deferred()
             self.waiting.append((waiting, name, password))
             return waiting
         return self._check(name, password)
 
-    def _check(self, name: str, password: str) -> Deferred[str]:
+    def _check(self, name: str, password: str) -> Deferred[Operator]:
         if (name, password) == ("root", "s3cret"):
-            return succeed(name)
+            return succeed(Operator(name))
         return fail(FakeLoginError("login failed"))
 
     def answer(self) -> None:
@@ -133,7 +139,7 @@ class ChatTestCase(SynchronousTestCase):
         self.hub = Hub(
             self.config,
             clock=self.clock.seconds,
-            call_soon=end_of_turn(self.clock).soon,
+            backend=LocalBackend(call_soon=end_of_turn(self.clock).soon),
         )
         self.authenticator = FakeAuthenticator()
         self.factory = ChatFactory(
@@ -1545,10 +1551,10 @@ class WriteBatchingTests(ChatTestCase):
         """
         alice, bob, carol = (self.register(n) for n in ("alice", "bob", "carol"))
 
-        def broken() -> None:
+        def broken(data: bytes) -> None:
             raise RuntimeError("broken transport")
 
-        bob.protocol.flushQueued = broken  # type: ignore[method-assign]
+        bob.transport.write = broken  # type: ignore[method-assign]
         alice.send("hi")
         self.assertEqual(carol.take(), ["#lobby <alice> hi"])
         self.assertEqual(alice.take(), ["#lobby <alice> hi"])

@@ -31,6 +31,7 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 import chatservice
 from chatservice import client
+from chatservice.chat.text import visible
 from chatservice.client import (
     EndpointError,
     HostPort,
@@ -45,8 +46,7 @@ from chatservice.client import (
     nick_color,
     parse_endpoint,
 )
-from chatservice.text import visible
-from chatservice.upper import UpperFactory
+from chatservice.doors.upper import UpperFactory
 
 ESC = "\x1b"
 

@@ -13,9 +13,9 @@ from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 from twisted.trial.unittest import SynchronousTestCase
 
-from chatservice.echo import EchoFactory, EchoProtocol
-from chatservice.limits import Limits
-from chatservice.lines import is_quit_word
+from chatservice.conn.limits import Limits
+from chatservice.doors.answers import is_quit_word
+from chatservice.doors.echo import EchoFactory, EchoProtocol
 
 _peers = count(1)
 

@@ -14,10 +14,11 @@ from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 from twisted.trial.unittest import SynchronousTestCase
 
-from chatservice.echo import EchoFactory, EchoProtocol
-from chatservice.limits import Limits
-from chatservice.lines import LineFactory, plain_lines
-from chatservice.upper import UpperFactory, UpperProtocol
+from chatservice.conn.limits import Limits
+from chatservice.doors.answers import plain_lines
+from chatservice.doors.echo import EchoFactory, EchoProtocol
+from chatservice.doors.line import LineFactory
+from chatservice.doors.upper import UpperFactory, UpperProtocol
 
 LIMITS = Limits(max_line_length=64, idle_timeout=0, line_timeout=0)
 

@@ -21,13 +21,15 @@ from twisted.internet.task import Clock
 from twisted.logger import ILogObserver, LogEvent, globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase
 
-from chatservice.chat.core import Hub
-from chatservice.chatline import COMMANDS, ChatFactory, ChatSettings
-from chatservice.echo import EchoFactory
-from chatservice.limits import Limits
-from chatservice.lines import LineFactory, is_quit_word
-from chatservice.turns import end_of_turn
-from chatservice.upper import UpperFactory
+from chatservice.backends.local import LocalBackend
+from chatservice.chat.hub import Hub
+from chatservice.conn.limits import Limits
+from chatservice.conn.turns import end_of_turn
+from chatservice.doors.answers import is_quit_word
+from chatservice.doors.echo import EchoFactory
+from chatservice.doors.line import LineFactory
+from chatservice.doors.native.protocol import COMMANDS, ChatFactory, ChatSettings
+from chatservice.doors.upper import UpperFactory
 from tests.test_hostile import Peer
 
 #: A small limit, so that random input reaches it often.
@@ -216,7 +218,9 @@ class ParserFuzzTests(FuzzTestCase):
         """
         _, reads = sample
         clock = Clock()
-        hub = Hub(clock=clock.seconds, call_soon=end_of_turn(clock).soon)
+        hub = Hub(
+            clock=clock.seconds, backend=LocalBackend(call_soon=end_of_turn(clock).soon)
+        )
         factory = ChatFactory(
             hub,
             self.limits(flood_burst=5, flood_rate=1, flood_disconnect=30),
@@ -275,7 +279,9 @@ class CommandFuzzTests(FuzzTestCase):
         exception escapes; ``/quit`` ends it with a goodbye.
         """
         clock = Clock()
-        hub = Hub(clock=clock.seconds, call_soon=end_of_turn(clock).soon)
+        hub = Hub(
+            clock=clock.seconds, backend=LocalBackend(call_soon=end_of_turn(clock).soon)
+        )
         factory = ChatFactory(
             hub,
             Limits(max_per_address=0),

@@ -30,13 +30,15 @@ from twisted.logger import ILogObserver, LogEvent, globalLogPublisher
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
-from chatservice.chat.core import ChatConfig, Hub
-from chatservice.chatline import ChatFactory, ChatSettings
-from chatservice.echo import EchoFactory
-from chatservice.limits import Limits
-from chatservice.lines import LineFactory, LineProtocol
-from chatservice.turns import end_of_turn
-from chatservice.upper import UpperFactory
+from chatservice.backends.local import LocalBackend
+from chatservice.chat.hub import Hub
+from chatservice.chat.model import ChatConfig
+from chatservice.conn.limits import Limits
+from chatservice.conn.turns import end_of_turn
+from chatservice.doors.echo import EchoFactory
+from chatservice.doors.line import LineFactory, LineProtocol
+from chatservice.doors.native.protocol import ChatFactory, ChatSettings
+from chatservice.doors.upper import UpperFactory
 from tests.support import end_turn
 
 _ports = count(30000)
@@ -178,7 +180,9 @@ class HostileTestCase(SynchronousTestCase):
         **limits: Any,
     ) -> ChatFactory:
         self.hub = Hub(
-            config, clock=self.clock.seconds, call_soon=end_of_turn(self.clock).soon
+            config,
+            clock=self.clock.seconds,
+            backend=LocalBackend(call_soon=end_of_turn(self.clock).soon),
         )
         return ChatFactory(
             self.hub,
@@ -849,7 +853,9 @@ class AbruptDisconnectTests(HostileTestCase):
         protocol = weakref.ref(self.alice.protocol)
         self.assertEqual([s.nick for s in self.hub.sessions], ["bob"])
         self.assertEqual(list(self.hub.nicks), ["bob"])
-        self.assertEqual(len(self.hub.lookalikes), 1)
+        backend = self.hub.backend
+        assert isinstance(backend, LocalBackend)
+        self.assertEqual(len(backend.lookalikes), 1)
         self.assertEqual(sorted(self.hub.rooms), ["lobby"], "an empty room remains")
         self.assertEqual([s.nick for s in self.hub.rooms["lobby"].members], ["bob"])
         self.assertEqual(len(self.factory.connections), 1)

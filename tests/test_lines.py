@@ -1,5 +1,5 @@
 """
-Tests for :mod:`chatservice.lines`: framing, limits, decoding, timeouts,
+Tests for :mod:`chatservice.doors.line`: framing, limits, decoding, timeouts,
 closing, connection limits and flow control, on in-memory transports and a
 fake clock.
 """
@@ -19,8 +19,8 @@ from twisted.internet.testing import (
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
-from chatservice.limits import Limits
-from chatservice.lines import LineFactory, LineProtocol
+from chatservice.conn.limits import Limits
+from chatservice.doors.line import LineFactory, LineProtocol
 
 _ports = count(40000)
 

@@ -29,15 +29,15 @@ from twisted.logger import ILogObserver, LogEvent, globalLogPublisher
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
-from chatservice.echo import EchoFactory
-from chatservice.limits import Limits
-from chatservice.lines import LineFactory
+from chatservice.conn.limits import Limits
+from chatservice.doors.echo import EchoFactory
+from chatservice.doors.line import LineFactory
+from chatservice.doors.upper import UpperFactory
 from chatservice.service import (
     ListenError,
     ListeningService,
     report_listen_errors_briefly,
 )
-from chatservice.upper import UpperFactory
 
 LOOPBACK = "127.0.0.1"
 ANY_PORT = f"tcp:0:interface={LOOPBACK}"
@@ -289,6 +289,7 @@ class ListeningServiceTests(LoopbackTestCase):
             self.assertEqual(
                 await client.lost, b"hi\r\nServer shutting down. Goodbye.\r\n"
             )
+        assert isinstance(service.factory, LineFactory)
         self.assertEqual(service.factory.connections, set())
         endpoint = TCP4ClientEndpoint(reactor, LOOPBACK, port, timeout=SOCKET_TIMEOUT)
         await self.assertFailure(

@@ -13,9 +13,11 @@ from twisted.logger import capturedLogs, formatEvent
 from twisted.trial.unittest import SynchronousTestCase
 
 from chatservice.chat import events
-from chatservice.chat.core import Hub, Session
 from chatservice.chat.errors import ChatError
-from chatservice.operations import COMMANDS, DEFAULT_BAN, Operations
+from chatservice.chat.hub import Hub
+from chatservice.chat.model import Session
+from chatservice.doors.native.render import render_error
+from chatservice.doors.operations import COMMANDS, DEFAULT_BAN, Operations
 from tests.test_chat_core import FakeMember
 
 WALL_CLOCK = 1_800_000_000.0
@@ -45,7 +47,7 @@ class OperationsTestCase(SynchronousTestCase):
 
     def refused(self, command: str, args: str = "") -> str:
         error = self.assertRaises(ChatError, self.run_, command, args)
-        message: str = error.message
+        message: str = render_error(error)
         return message
 
 

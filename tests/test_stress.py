@@ -42,13 +42,15 @@ from twisted.internet.threads import deferToThread
 from twisted.logger import ILogObserver, LogEvent, Logger, globalLogPublisher
 from twisted.trial.unittest import SkipTest, TestCase
 
-from chatservice.chat.core import ChatConfig, Hub
-from chatservice.chatline import ChatFactory, ChatProtocol
-from chatservice.echo import EchoFactory, EchoProtocol
-from chatservice.limits import Limits
-from chatservice.lines import LineFactory, LineProtocol
-from chatservice.turns import end_of_turn
-from chatservice.upper import UpperFactory, UpperProtocol
+from chatservice.backends.local import LocalBackend
+from chatservice.chat.hub import Hub
+from chatservice.chat.model import ChatConfig
+from chatservice.conn.limits import Limits
+from chatservice.conn.turns import end_of_turn
+from chatservice.doors.echo import EchoFactory, EchoProtocol
+from chatservice.doors.line import LineFactory, LineProtocol
+from chatservice.doors.native.protocol import ChatFactory, ChatProtocol
+from chatservice.doors.upper import UpperFactory, UpperProtocol
 
 T = TypeVar("T")
 
@@ -303,7 +305,11 @@ class StressTestCase(TestCase):
         self, config: ChatConfig | None = None, **limits: Any
     ) -> tuple[ChatFactory, Hub, int]:
         limits.setdefault("close_grace", 1.0)
-        hub = Hub(config, clock=reactor.seconds, call_soon=end_of_turn(reactor).soon)
+        hub = Hub(
+            config,
+            clock=reactor.seconds,
+            backend=LocalBackend(call_soon=end_of_turn(reactor).soon),
+        )
         factory = ChatFactory(hub, Limits(**limits), reactor)
         return factory, hub, self.listen(factory)
 
@@ -815,7 +821,7 @@ class AbruptDisconnectTests(StressTestCase):
 
         yield deferToThread(fill)
         # The server is writing to alice: its buffer is full, bytes wait.
-        self.assertTrue(protocol._send_blocked)
+        self.assertTrue(protocol.outbox.blocked)
         self.assertFalse(protocol.closing)
         alive = weakref.ref(protocol)
         del protocol
@@ -831,7 +837,8 @@ class AbruptDisconnectTests(StressTestCase):
         yield self.waitUntil(lambda: not self.connected(), 10, "all closed")
         self.assertEqual(hub.sessions, {})
         self.assertEqual(hub.nicks, {})
-        self.assertEqual(hub.lookalikes, {})
+        assert isinstance(hub.backend, LocalBackend)
+        self.assertEqual(hub.backend.lookalikes, {})
         self.assertEqual(sorted(hub.rooms), ["lobby"])
         self.assertEqual(hub.rooms["lobby"].members, {})
         gc.collect()
@@ -879,7 +886,10 @@ class AbruptDisconnectTests(StressTestCase):
 
         yield deferToThread(vanish)
         yield self.waitUntil(lambda: not self.connected(), 10, "all closed")
-        self.assertEqual((hub.sessions, hub.nicks, hub.lookalikes), ({}, {}, {}))
+        assert isinstance(hub.backend, LocalBackend)
+        self.assertEqual(
+            (hub.sessions, hub.nicks, hub.backend.lookalikes), ({}, {}, {})
+        )
         self.assertEqual(hub.rooms["lobby"].members, {})
         gc.collect()
         self.assertEqual([ref() for ref in gone], [None, None])

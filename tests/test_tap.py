@@ -17,10 +17,11 @@ from twisted.python import usage
 from twisted.trial.unittest import SynchronousTestCase
 
 from chatservice import tap
-from chatservice.echo import EchoFactory
-from chatservice.limits import Limits
+from chatservice.conn.limits import Limits
+from chatservice.doors.echo import EchoFactory
+from chatservice.doors.line import LineFactory
+from chatservice.doors.upper import UpperFactory
 from chatservice.service import ListeningService
-from chatservice.upper import UpperFactory
 
 
 def parse(*args: str) -> tap.Options:
@@ -249,6 +250,7 @@ class ServiceTests(SynchronousTestCase):
         self.assertIsInstance(echo.factory, EchoFactory)
         self.assertIsInstance(upper.factory, UpperFactory)
         for service in (echo, upper):
+            assert isinstance(service.factory, LineFactory)
             self.assertEqual(service.factory.limits, Limits())
             self.assertIs(service.factory.clock, self.reactor)
         assert isinstance(echo.factory, EchoFactory)
@@ -302,9 +304,11 @@ class ServiceTests(SynchronousTestCase):
             close_grace=1,
         )
         echo = services["echo tcp:5001"].factory
-        self.assertEqual(echo.limits, expected)
-        self.assertEqual(services["upper tcp:12000"].factory.limits, expected)
+        upper = services["upper tcp:12000"].factory
         assert isinstance(echo, EchoFactory)
+        assert isinstance(upper, UpperFactory)
+        self.assertEqual(echo.limits, expected)
+        self.assertEqual(upper.limits, expected)
         self.assertTrue(echo.timestamp)
 
     def test_listens(self) -> None:

@@ -12,8 +12,8 @@ from twisted.python import usage
 from twisted.trial.unittest import SynchronousTestCase
 
 from chatservice import tap
-from chatservice.admin import AdminFactory
-from chatservice.chatline import ChatFactory
+from chatservice.doors.admin import AdminFactory
+from chatservice.doors.native.protocol import ChatFactory
 from chatservice.service import ListeningService
 from tests.support import temp_dir
 

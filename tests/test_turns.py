@@ -8,7 +8,7 @@ from twisted.internet.task import Clock
 from twisted.logger import ILogObserver, LogEvent, globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase
 
-from chatservice.turns import EndOfTurn, end_of_turn
+from chatservice.conn.turns import EndOfTurn, end_of_turn
 
 
 class EndOfTurnTests(SynchronousTestCase):

@@ -12,8 +12,8 @@ from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 from twisted.trial.unittest import SynchronousTestCase
 
-from chatservice.limits import Limits
-from chatservice.upper import UpperFactory, UpperProtocol
+from chatservice.conn.limits import Limits
+from chatservice.doors.upper import UpperFactory, UpperProtocol
 
 _peers = count(1)
 

@@ -2,13 +2,22 @@
 What happens in the chat, one type per kind of thing, delivered by the hub to
 every member concerned.
 
+Every event the hub makes has an ``id``, unique across the chat (the
+node's id and that node's counter: ``"3f9a1c.42"``), and ``at``, the server
+time it happened (seconds since the epoch, from the hub's clock).  History
+keys on both; a node that receives an event twice (several nodes sharing
+rooms) recognises it by its id.  Neither takes part in equality: two events
+are equal when they say the same thing.
+
 An event is formatted once per wire format, not once per recipient:
-:meth:`Event.encoded` keeps each front end's bytes on the event, so a room
+:meth:`Event.encoded` keeps each door's bytes on the event, so a room
 message to a thousand members is encoded once.
 """
 
 from __future__ import annotations
 
+import itertools
+import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TypeVar
@@ -20,6 +29,10 @@ E = TypeVar("E", bound="Event")
 class Event:
     """Base of every chat event."""
 
+    #: Unique across the chat; ``""`` for an event the hub did not make.
+    id: str = field(default="", kw_only=True, compare=False)
+    #: Server time the event happened, in seconds since the epoch.
+    at: float = field(default=0.0, kw_only=True, compare=False, repr=False)
     _wire: dict[str, bytes] = field(
         default_factory=dict, init=False, repr=False, compare=False
     )
@@ -46,7 +59,8 @@ class RoomMessage(Event):
 class RoomMessages(Event):
     """
     Several messages said in one room, one after the other with nothing in
-    between, delivered as one event (the hub collects a turn's messages).
+    between, delivered as one event (the backend collects a turn's
+    messages).  An envelope: its messages carry the ids and times.
     """
 
     room: str
@@ -119,3 +133,19 @@ class Announcement(Event):
 
     text: str
     by: str
+
+
+class EventIds:
+    """
+    Makes event ids: this node's id (random unless given) and a counter, so
+    that ids from several nodes sharing a chat never collide.
+    """
+
+    def __init__(self, node: str | None = None) -> None:
+        self.node = node if node is not None else secrets.token_hex(3)
+        self._counter = itertools.count(1)
+        self._prefix = self.node + "."
+
+    def next(self) -> str:
+        """A new id."""
+        return self._prefix + str(next(self._counter))

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import unicodedata
 
-from chatservice.chat.errors import ChatError
+from chatservice.chat.errors import InvalidNick, InvalidRoom
 
 MAX_NICK_LENGTH = 24
 MAX_ROOM_LENGTH = 32
@@ -69,16 +69,16 @@ def _script(char: str) -> str:
 def check_nick(wanted: str) -> str:
     """
     Return the nickname as it will be shown (NFC), or raise
-    :class:`ChatError` saying what is wrong with it.
+    :class:`~chatservice.chat.errors.InvalidNick` saying what is wrong with it.
     """
     nick = unicodedata.normalize("NFC", wanted.strip())
     if not nick:
-        raise ChatError("a nickname cannot be empty")
+        raise InvalidNick(nick, "a nickname cannot be empty")
     if len(nick) > MAX_NICK_LENGTH:
-        raise ChatError(f"a nickname has at most {MAX_NICK_LENGTH} characters")
+        raise InvalidNick(nick, f"a nickname has at most {MAX_NICK_LENGTH} characters")
     first = nick[0]
     if not (unicodedata.category(first).startswith("L") or first == "_"):
-        raise ChatError("a nickname starts with a letter or _")
+        raise InvalidNick(nick, "a nickname starts with a letter or _")
     scripts = set()
     for char in nick:
         category = unicodedata.category(char)
@@ -87,25 +87,25 @@ def check_nick(wanted: str) -> str:
         elif not (
             category.startswith("M") or category == "Nd" or char in NICK_PUNCTUATION
         ):
-            raise ChatError(
-                f"a nickname has letters, digits, _ and - only (not {char!r})"
+            raise InvalidNick(
+                nick, f"a nickname has letters, digits, _ and - only (not {char!r})"
             )
     if len(scripts) > 1:
         names = " and ".join(sorted(s.title() for s in scripts))
-        raise ChatError(f"a nickname uses one script, not a mix ({names})")
+        raise InvalidNick(nick, f"a nickname uses one script, not a mix ({names})")
     return nick
 
 
 def check_room(wanted: str) -> str:
     """
     Return the room name as it will be shown (without a leading ``#``), or
-    raise :class:`ChatError`.
+    raise :class:`~chatservice.chat.errors.InvalidRoom`.
     """
     room = unicodedata.normalize("NFC", wanted.strip()).removeprefix("#")
     if not room:
-        raise ChatError("a room name cannot be empty")
+        raise InvalidRoom(room, "a room name cannot be empty")
     if len(room) > MAX_ROOM_LENGTH:
-        raise ChatError(f"a room name has at most {MAX_ROOM_LENGTH} characters")
+        raise InvalidRoom(room, f"a room name has at most {MAX_ROOM_LENGTH} characters")
     for char in room:
         category = unicodedata.category(char)
         if not (
@@ -113,7 +113,7 @@ def check_room(wanted: str) -> str:
             or category == "Nd"
             or char in ROOM_PUNCTUATION
         ):
-            raise ChatError(
-                f"a room name has letters, digits, _ - and . only (not {char!r})"
+            raise InvalidRoom(
+                room, f"a room name has letters, digits, _ - and . only (not {char!r})"
             )
     return room

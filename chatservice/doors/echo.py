@@ -9,15 +9,15 @@ import time
 
 from twisted.internet.interfaces import IReactorTime
 
-from chatservice.limits import Limits
-from chatservice.lines import (
-    LineFactory,
-    LineProtocol,
+from chatservice.conn.limits import Limits
+from chatservice.doors.answers import (
     crlf,
     has_quit_line,
     is_quit_word,
     plain_lines,
 )
+from chatservice.doors.door import Door, DoorContext
+from chatservice.doors.line import LineFactory, LineProtocol
 
 
 class EchoProtocol(LineProtocol):
@@ -62,3 +62,22 @@ class EchoFactory(LineFactory):
     ) -> None:
         super().__init__(limits, clock)
         self.timestamp = timestamp
+
+
+def _build(context: DoorContext) -> EchoFactory:
+    return EchoFactory(
+        context.limits,
+        context.reactor,
+        timestamp=bool(context.options["echo-timestamp"]),
+    )
+
+
+DOOR = Door(
+    name="echo",
+    summary="the echo service",
+    default_endpoint="tcp:5001",
+    build=_build,
+    flags=[
+        ["echo-timestamp", None, "Prefix every echoed line with the server's time."]
+    ],
+)

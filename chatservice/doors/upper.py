@@ -6,14 +6,14 @@ sends, with Unicode's full case mapping (``straße`` becomes ``STRASSE``).
 
 from __future__ import annotations
 
-from chatservice.lines import (
-    LineFactory,
-    LineProtocol,
+from chatservice.doors.answers import (
     crlf,
     has_quit_line,
     is_quit_word,
     plain_lines,
 )
+from chatservice.doors.door import Door, DoorContext
+from chatservice.doors.line import LineFactory, LineProtocol
 
 
 class UpperProtocol(LineProtocol):
@@ -53,3 +53,15 @@ class UpperFactory(LineFactory):
 
     protocol = UpperProtocol
     name = "upper"
+
+
+def _build(context: DoorContext) -> UpperFactory:
+    return UpperFactory(context.limits, context.reactor)
+
+
+DOOR = Door(
+    name="upper",
+    summary="the uppercase service",
+    default_endpoint="tcp:12000",
+    build=_build,
+)

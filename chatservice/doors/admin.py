@@ -19,17 +19,19 @@ from typing import TYPE_CHECKING
 from twisted.internet.interfaces import IReactorTime
 
 from chatservice.chat.errors import ChatError
-from chatservice.limits import Limits
-from chatservice.lines import (
+from chatservice.conn.limits import Limits
+from chatservice.doors.door import OFF, Door, DoorContext
+from chatservice.doors.line import (
     ANNOUNCEMENT_PREFIX,
     REPLY_PREFIX,
     LineFactory,
     LineProtocol,
 )
-from chatservice.operations import COMMANDS, Operations
+from chatservice.doors.native.render import render_error
+from chatservice.doors.operations import COMMANDS, Operations
 
 if TYPE_CHECKING:
-    from chatservice.auth import Authenticator
+    from chatservice.doors.line import Authenticator
 
 ANNOUNCEMENT = ANNOUNCEMENT_PREFIX
 REPLY = REPLY_PREFIX
@@ -70,7 +72,7 @@ class AdminProtocol(LineProtocol):
                     command, args, f"admin {self.account}"
                 )
             except ChatError as error:
-                self.sendError(error.message)
+                self.sendError(render_error(error))
             else:
                 for line in lines:
                     self.reply(line)
@@ -113,3 +115,22 @@ class AdminFactory(LineFactory):
         super().__init__(limits, clock)
         self.operations = operations
         self.authenticator = authenticator
+
+
+def _build(context: DoorContext) -> AdminFactory:
+    chat = context.chat
+    # Options makes sure --credentials comes with --admin.
+    assert chat.authenticator is not None
+    return AdminFactory(
+        chat.operations, chat.authenticator, context.limits, context.reactor
+    )
+
+
+DOOR = Door(
+    name="admin",
+    summary=("the admin console, e.g. unix:admin.sock or tcp:6667:interface=127.0.0.1"),
+    default_endpoint=OFF,
+    build=_build,
+    private=True,
+    needs_credentials=True,
+)

@@ -1,90 +1,42 @@
 """
-The chat's native line protocol: what ``nc``, ``telnet`` and
+The chat's native door: the line protocol ``nc``, ``telnet`` and
 ``chatservice-client`` speak.  A thin adapter between lines and the
-:class:`~chatservice.chat.core.Hub`; ``docs/protocol.rst`` documents the
-wire format.
-
-Every server line starts with a marker saying what it is::
-
-    #ROOM <NICK> TEXT        a message in a room
-    #ROOM * NICK TEXT        an action (/me) in a room
-    *NICK* TEXT              a private message to you
-    -> *NICK* TEXT           a private message you sent
-    -!- TEXT                 a notice: joins, parts, renames, topics, kicks
-    *** TEXT                 an announcement to everyone, shutdown
-    --- TEXT                 the answer to a command
-    !!! TEXT                 an error
+:class:`~chatservice.chat.hub.Hub`: it parses ``/commands``, calls the hub,
+and shows events and refusals as :mod:`~chatservice.doors.native.render`
+says; ``docs/protocol.rst`` documents the wire format.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.python.failure import Failure
 
 from chatservice.chat import events
-from chatservice.chat.core import Hub, Session, format_duration
-from chatservice.chat.errors import ChatError, RefusedError
+from chatservice.chat.durations import format_duration
+from chatservice.chat.errors import ChatError, Refused, UsageError
+from chatservice.chat.hub import Hub
+from chatservice.chat.model import Session
 from chatservice.chat.names import MAX_NICK_LENGTH
-from chatservice.limits import Limits
-from chatservice.lines import (
-    ANNOUNCEMENT_PREFIX,
-    REPLY_PREFIX,
-    LineFactory,
-    LineProtocol,
+from chatservice.chat.text import visible
+from chatservice.conn.limits import Limits
+from chatservice.doors.door import Door, DoorContext, seconds
+from chatservice.doors.line import LineFactory, LineProtocol
+from chatservice.doors.native.render import (
+    ANNOUNCEMENT,
+    NOTICE,
+    REPLY,
+    WIRE,
+    encode,
+    render_error,
 )
-from chatservice.operations import COMMANDS as OPERATOR_COMMANDS
-from chatservice.operations import Operations
-from chatservice.text import visible
+from chatservice.doors.operations import COMMANDS as OPERATOR_COMMANDS
+from chatservice.doors.operations import Operations
 
 if TYPE_CHECKING:
-    from chatservice.auth import Authenticator
-
-NOTICE = "-!- "
-ANNOUNCEMENT = ANNOUNCEMENT_PREFIX
-REPLY = REPLY_PREFIX
-
-
-def render(event: events.Event) -> str:
-    """The line that shows an event to every recipient alike."""
-    match event:
-        case events.RoomMessage(room=room, nick=nick, text=text, action=False):
-            return f"#{room} <{nick}> {text}"
-        case events.RoomMessage(room=room, nick=nick, text=text):
-            return f"#{room} * {nick} {text}"
-        case events.Joined(room=room, nick=nick):
-            return f"{NOTICE}{nick} has joined #{room}"
-        case events.Parted(room=room, nick=nick, reason=reason):
-            return f"{NOTICE}{nick} has left #{room}{_because(reason)}"
-        case events.Quit(nick=nick, reason=reason):
-            return f"{NOTICE}{nick} has quit{_because(reason)}"
-        case events.NickChanged(old=old, new=new):
-            return f"{NOTICE}{old} is now known as {new}"
-        case events.TopicChanged(room=room, nick=nick, topic=""):
-            return f"{NOTICE}{nick} cleared the topic of #{room}"
-        case events.TopicChanged(room=room, nick=nick, topic=topic):
-            return f"{NOTICE}{nick} changed the topic of #{room} to: {topic}"
-        case events.Kicked(nick=nick, by=by, reason=reason):
-            return f"{NOTICE}{nick} was kicked by {by}{_because(reason)}"
-        case events.Announcement(text=text, by=by):
-            return f"{ANNOUNCEMENT}{by}: {text}"
-    raise TypeError(f"no line format for {event!r}")
-
-
-def _because(reason: str) -> str:
-    return f" ({reason})" if reason else ""
-
-
-def encode(event: events.Event) -> bytes:
-    """
-    An event's line (or lines, for several room messages), terminated and
-    encoded: made once per event, whatever the number of recipients.
-    """
-    if isinstance(event, events.RoomMessages):
-        return "".join(render(m) + "\r\n" for m in event.messages).encode("utf-8")
-    return (render(event) + "\r\n").encode("utf-8")
+    from chatservice.doors.line import Authenticator
 
 
 @dataclass(frozen=True)
@@ -152,8 +104,8 @@ class ChatProtocol(LineProtocol):
             set_no_delay(True)
         try:
             self.session = factory.hub.connect(self, self.host)
-        except RefusedError as refusal:
-            self.close(refusal.message, error=True)
+        except Refused as refusal:
+            self.close(render_error(refusal), error=True)
             return
         self.sendText(
             f"{NOTICE}Welcome to chatservice! Choose a nickname: type it, or "
@@ -191,7 +143,7 @@ class ChatProtocol(LineProtocol):
         if isinstance(event, events.PrivateMessage):
             data = self._private_line(event)  # worded for sender or recipient
         else:
-            data = event.encoded("line", encode)
+            data = event.encoded(WIRE, encode)
         # Queued: one write per recipient for everything the reactor turn
         # delivers to it; the send-queue limit applies.
         self.queue(data)
@@ -228,7 +180,7 @@ class ChatProtocol(LineProtocol):
             elif text.strip():
                 self.factory.hub.say(session, text)
         except ChatError as error:
-            self.sendError(error.message)
+            self.sendError(render_error(error))
 
     def _command(self, name: str, args: str) -> None:
         resolved = _ALIASES.get(name, name)
@@ -247,17 +199,7 @@ class ChatProtocol(LineProtocol):
         try:
             getattr(self, command.method)(args, name=resolved)
         except ChatError as error:
-            self.sendError(error.message)
-
-    def sendLine(self, line: bytes) -> None:
-        # Room messages said before this line reach this member before it.
-        self.factory.hub.flush()
-        super().sendLine(line)
-
-    def beforeClose(self) -> None:
-        # While it can still be delivered to: what was said before it was
-        # closed is for it too.
-        self.factory.hub.flush()
+            self.sendError(render_error(error))
 
     def reply(self, text: str) -> None:
         """Answer a command."""
@@ -267,25 +209,38 @@ class ChatProtocol(LineProtocol):
         assert self.session is not None
         first = self.session.nick is None
         before = self.session.nick
-        nick = self.factory.hub.set_nick(self.session, wanted)
-        if nick == before:
-            self.reply(f"you are {nick} already")
-        if first:
-            if self._nick_timer is not None and self._nick_timer.active():
-                self._nick_timer.cancel()
-            self._nick_timer = None
-            self.reply(f"you are {nick}; you are in #{self.factory.hub.default_room}")
+
+        def chosen(nick: str) -> None:
+            if nick == before:
+                self.reply(f"you are {nick} already")
+            if first:
+                if self._nick_timer is not None and self._nick_timer.active():
+                    self._nick_timer.cancel()
+                self._nick_timer = None
+                room = self.factory.hub.default_room
+                self.reply(f"you are {nick}; you are in #{room}")
+
+        # Claimed through the backend: lines sent meanwhile wait for it.
+        claim = self.factory.hub.set_nick(self.session, wanted)
+        self.awaitResult(claim, chosen, self._refused)
+
+    def _refused(self, failure: Failure) -> None:
+        failure.trap(ChatError)
+        assert isinstance(failure.value, ChatError)
+        self.sendError(render_error(failure.value))
 
     # Commands
 
     def do_nick(self, args: str, name: str) -> None:
         if not args:
-            raise ChatError(f"usage: /nick NAME (at most {MAX_NICK_LENGTH} characters)")
+            raise UsageError(
+                f"usage: /nick NAME (at most {MAX_NICK_LENGTH} characters)"
+            )
         self._choose_nick(args)
 
     def do_join(self, args: str, name: str) -> None:
         if not args:
-            raise ChatError("usage: /join ROOM")
+            raise UsageError("usage: /join ROOM")
         assert self.session is not None
         already = len(self.session.rooms)
         room = self.factory.hub.join(self.session, args.split()[0])
@@ -331,20 +286,20 @@ class ChatProtocol(LineProtocol):
 
     def do_me(self, args: str, name: str) -> None:
         if not args:
-            raise ChatError("usage: /me ACTION")
+            raise UsageError("usage: /me ACTION")
         assert self.session is not None
         self.factory.hub.say(self.session, args, action=True)
 
     def do_msg(self, args: str, name: str) -> None:
         nick, _, text = args.partition(" ")
         if not nick or not text.strip():
-            raise ChatError("usage: /msg NICK TEXT")
+            raise UsageError("usage: /msg NICK TEXT")
         assert self.session is not None
         self.factory.hub.whisper(self.session, nick, text)
 
     def do_whois(self, args: str, name: str) -> None:
         if not args:
-            raise ChatError("usage: /whois NICK")
+            raise UsageError("usage: /whois NICK")
         assert self.session is not None
         hub = self.factory.hub
         target = hub.find(args.split()[0])
@@ -373,7 +328,7 @@ class ChatProtocol(LineProtocol):
         if wanted:
             command = self.commands.get(_ALIASES.get(wanted, wanted))
             if command is None:
-                raise ChatError(f"no command /{wanted}; /help lists commands")
+                raise UsageError(f"no command /{wanted}; /help lists commands")
             self.reply(f"/{wanted} {command.args}".rstrip() + f": {command.help}")
             return
         self.reply("A line not starting with / is said to your current room.")
@@ -393,7 +348,7 @@ class ChatProtocol(LineProtocol):
     def do_oper(self, args: str, name: str) -> None:
         account, _, password = args.partition(" ")
         if not account or not password:
-            raise ChatError("usage: /oper NAME PASSWORD")
+            raise UsageError("usage: /oper NAME PASSWORD")
         authenticator = self.factory.authenticator
         if authenticator is None:
             raise ChatError(
@@ -434,6 +389,8 @@ class ChatFactory(LineFactory):
         # this factory still limits connections per address.
         super().__init__(replace(limits or Limits(), max_clients=0), clock)
         self.hub = hub
+        # Every reply waits for the room messages said before it.
+        self.sync = hub.flush
         self.settings = settings if settings is not None else ChatSettings()
         self.authenticator = authenticator
         self.operations = operations if operations is not None else Operations(hub)
@@ -443,3 +400,62 @@ def read_motd(path: str) -> tuple[str, ...]:
     """The lines of a message-of-the-day file (UTF-8)."""
     with open(path, encoding="utf-8") as motd:
         return tuple(motd.read().splitlines())
+
+
+_DEFAULT_SETTINGS = ChatSettings()
+#: Chat users lurk; they are not cut off as soon as echo clients.
+DEFAULT_CHAT_IDLE_TIMEOUT = 3600.0
+
+
+def _check(options: Any) -> None:
+    from twisted.python import usage
+
+    options.motd = ()
+    if options["motd-file"]:
+        try:
+            options.motd = read_motd(options["motd-file"])
+        except (OSError, UnicodeDecodeError) as error:
+            raise usage.UsageError(f"--motd-file: {error}") from None
+
+
+def _build(context: DoorContext) -> ChatFactory:
+    options, chat = context.options, context.chat
+    return ChatFactory(
+        chat.hub,
+        replace(context.limits, idle_timeout=options["chat-idle-timeout"]),
+        context.reactor,
+        settings=ChatSettings(nick_timeout=options["nick-timeout"], motd=options.motd),
+        authenticator=chat.authenticator,
+        operations=chat.operations,
+    )
+
+
+DOOR = Door(
+    name="chat",
+    summary="the chat service",
+    default_endpoint="tcp:6666",
+    build=_build,
+    parameters=[
+        [
+            "motd-file",
+            None,
+            None,
+            "File whose lines greet every chat client [default: none].",
+        ],
+        [
+            "nick-timeout",
+            None,
+            _DEFAULT_SETTINGS.nick_timeout,
+            "Seconds a chat client has to choose a nickname (0: no limit).",
+            seconds,
+        ],
+        [
+            "chat-idle-timeout",
+            None,
+            DEFAULT_CHAT_IDLE_TIMEOUT,
+            "Seconds without input before a chat client is closed (0: never).",
+            seconds,
+        ],
+    ],
+    check=_check,
+)

@@ -1,6 +1,7 @@
 """
-The server powers (broadcast, kick, ban, limit, listings, statistics), parsed
-once and shared by the admin console and by chat operators (``/kick``...).
+The server powers (broadcast, kick, ban, limit, listings, statistics) as
+text commands, parsed once and shared by the line doors: the admin console
+and chat operators (``/kick``...).
 """
 
 from __future__ import annotations
@@ -10,8 +11,9 @@ from collections.abc import Callable
 
 from twisted.logger import Logger
 
-from chatservice.chat.core import Hub, format_duration, take_duration
-from chatservice.chat.errors import ChatError
+from chatservice.chat.durations import format_duration, take_duration
+from chatservice.chat.errors import UsageError
+from chatservice.chat.hub import Hub
 
 #: Ban length when none is given.
 DEFAULT_BAN = 3600.0
@@ -45,11 +47,11 @@ class Operations:
     def run(self, command: str, args: str, by: str) -> list[str]:
         """
         Run ``command`` with the rest of the line as ``args`` on behalf of
-        ``by``; raise :class:`ChatError` with a message for the user.
+        ``by``; raise a :class:`~chatservice.chat.errors.ChatError`.
         """
         handler = getattr(self, f"do_{command}", None)
         if command not in COMMANDS or handler is None:
-            raise ChatError(f"unknown command {command}; try help")
+            raise UsageError(f"unknown command {command}; try help")
         lines: list[str] = handler(args.strip(), by)
         self.log.info(
             "admin {command} by {by}: {args}", command=command, by=by, args=args.strip()
@@ -63,21 +65,21 @@ class Operations:
 
     def do_broadcast(self, args: str, by: str) -> list[str]:
         if not args:
-            raise ChatError(self.usage("broadcast"))
+            raise UsageError(self.usage("broadcast"))
         count = self.hub.announce(args, by)
         return [f"announced to {count} client{'s' if count != 1 else ''}"]
 
     def do_kick(self, args: str, by: str) -> list[str]:
         nick, _, reason = args.partition(" ")
         if not nick:
-            raise ChatError(self.usage("kick"))
+            raise UsageError(self.usage("kick"))
         target = self.hub.kick(nick, by, reason.strip())
         return [f"kicked {target.nick}"]
 
     def do_ban(self, args: str, by: str) -> list[str]:
         target, _, rest = args.partition(" ")
         if not target:
-            raise ChatError(self.usage("ban"))
+            raise UsageError(self.usage("ban"))
         duration: float | None = DEFAULT_BAN
         taken = take_duration(rest)
         if taken is not None:  # else the whole rest is the reason
@@ -95,7 +97,7 @@ class Operations:
 
     def do_unban(self, args: str, by: str) -> list[str]:
         if not args:
-            raise ChatError(self.usage("unban"))
+            raise UsageError(self.usage("unban"))
         ban = self.hub.unban(args)
         return [f"unbanned {ban.target}"]
 
@@ -122,7 +124,7 @@ class Operations:
             try:
                 limit = int(args)
             except ValueError:
-                raise ChatError(self.usage("limit")) from None
+                raise UsageError(self.usage("limit")) from None
             hub.set_max_clients(limit)
         shown = hub.max_clients or "no limit"
         return [f"clients: {len(hub.sessions)} connected, limit {shown}"]

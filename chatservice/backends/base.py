@@ -1,0 +1,87 @@
+"""
+The interface between the hub and whatever carries its events.
+
+Which calls can go remote, and so are asynchronous: a nickname claim must be
+decided by whoever holds every node's nicknames, so :meth:`claim_nick`
+returns a Deferred (the local backend's has fired already).  Deliveries are
+fire and forget: :meth:`publish` and :meth:`say` may deliver later (at the
+end of the turn, or once a remote server has ordered them), never out of
+order.  Reads (:meth:`holder`, :meth:`bans`) are answered from what this
+node knows, synchronously: a shared backend keeps a local mirror.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping
+from typing import Protocol
+
+from twisted.internet.defer import Deferred
+
+from chatservice.chat import events
+from chatservice.chat.model import Ban, Room, Session
+
+
+class HubBackend(Protocol):
+    """What the hub needs to deliver events and share its registries."""
+
+    def start(self) -> Deferred[None]:
+        """Connect to whatever the backend needs; fires once usable."""
+
+    def stop(self) -> Deferred[None]:
+        """Let go of it; fires once stopped."""
+
+    # Nicknames: unique across the chat, and so are their look-alike keys.
+
+    def claim_nick(
+        self, session: Session, nick: str, key: str, looks: str
+    ) -> Deferred[None]:
+        """
+        Give ``session`` the nickname whose folded form is ``key`` and
+        look-alike skeleton ``looks`` (its old one stays claimed until
+        :meth:`release_nick`).  Fails with
+        :class:`~chatservice.chat.errors.NickInUse` or
+        :class:`~chatservice.chat.errors.NickLookalike`.
+        """
+
+    def release_nick(self, session: Session, key: str, looks: str) -> None:
+        """Free a nickname ``session`` held (nothing if it did not)."""
+
+    def holder(self, key: str) -> Session | None:
+        """Who has the nickname with this folded form, if anyone."""
+
+    @property
+    def nicks(self) -> Mapping[str, Session]:
+        """Every registered member by folded nickname."""
+
+    # Deliveries, in the order they are asked for.
+
+    def publish(self, room: Room, event: events.Event) -> None:
+        """Deliver an event to every member of a room."""
+
+    def say(self, room: Room, message: events.RoomMessage) -> None:
+        """
+        Deliver a room message to every member of the room; a backend may
+        collect a turn's messages to one room into one
+        :class:`~chatservice.chat.events.RoomMessages`.
+        """
+
+    def send(self, sessions: Collection[Session], event: events.Event) -> None:
+        """Deliver an event to these members."""
+
+    def flush(self) -> None:
+        """
+        Deliver whatever was collected and not delivered yet.  The hub calls
+        it before a room's membership changes, and every member's outbox
+        before anything else is sent to that member, so that order holds.
+        """
+
+    # Bans, shared by every node.
+
+    def add_ban(self, ban: Ban) -> None:
+        """Add a ban, replacing one on the same target."""
+
+    def remove_ban(self, ban: Ban) -> None:
+        """Lift a ban."""
+
+    def bans(self, now: float) -> list[Ban]:
+        """Bans in force at ``now``, oldest first."""

@@ -1,0 +1,464 @@
+"""
+The hub: the rules of one chat, over its rooms, members, nicknames,
+operators and bans.
+
+It does no I/O and imports no reactor: the clock is a callable, and every
+event goes through a :class:`~chatservice.backends.base.HubBackend` (in one
+process, :class:`~chatservice.backends.local.LocalBackend`).  A door calls
+:meth:`Hub.connect` with a :class:`~chatservice.chat.model.Member` (anything
+that can take an event and be disconnected), then the hub's methods on the
+:class:`~chatservice.chat.model.Session` it got back; they return what the
+door shows, raise a typed :class:`~chatservice.chat.errors.ChatError` the
+door renders its own way, and deliver :mod:`~chatservice.chat.events`
+(each with an id and a time) to the members concerned.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Collection
+
+from twisted.internet.defer import Deferred, fail, succeed
+from twisted.python.failure import Failure
+
+from chatservice.backends.base import HubBackend
+from chatservice.chat import events
+from chatservice.chat.errors import (
+    Banned,
+    ChatError,
+    InvalidLimit,
+    NickBanned,
+    NickRequired,
+    NoCurrentRoom,
+    NoSuchBan,
+    NoSuchNick,
+    NoSuchRoom,
+    NotInRoom,
+    NotOperator,
+    RoomLimitReached,
+    ServerFull,
+    TooManyRooms,
+    TopicTooLong,
+)
+from chatservice.chat.model import (
+    Ban,
+    ChatConfig,
+    Member,
+    Room,
+    Session,
+    Stats,
+    parse_address_target,
+)
+from chatservice.chat.names import check_nick, check_room, fold, skeleton
+from chatservice.chat.text import visible
+from chatservice.stores.base import HistoryStore
+
+
+class Hub:
+    """All rules of one chat."""
+
+    def __init__(
+        self,
+        config: ChatConfig | None = None,
+        clock: Callable[[], float] = time.time,
+        *,
+        backend: HubBackend | None = None,
+        store: HistoryStore | None = None,
+        node: str | None = None,
+    ) -> None:
+        if backend is None:
+            from chatservice.backends.local import LocalBackend
+
+            backend = LocalBackend()
+        self.config = config if config is not None else ChatConfig()
+        self.clock = clock
+        self.backend = backend
+        #: Where room messages are kept, if anywhere.
+        self.store = store
+        self.ids = events.EventIds(node)
+        self.max_clients = self.config.max_clients
+        self.sessions: dict[Session, None] = {}
+        self.rooms: dict[str, Room] = {}
+        self.stats = Stats(started_at=clock())
+        self.default_room = check_room(self.config.default_room)
+
+    @property
+    def nicks(self) -> dict[str, Session]:
+        """Every registered member by folded nickname (a copy)."""
+        return dict(self.backend.nicks)
+
+    def _stamp(self) -> tuple[str, float]:
+        return self.ids.next(), self.clock()
+
+    # Connections
+
+    def connect(self, member: Member, address: str | None = None) -> Session:
+        """
+        Take a new connection, or raise :class:`~chatservice.chat.errors.Banned`
+        or :class:`~chatservice.chat.errors.ServerFull`.
+        """
+        ban = self._address_ban(address)
+        if ban is not None:
+            self.stats.refused += 1
+            raise Banned(ban.remaining(self.clock()), ban.reason)
+        if self.max_clients and len(self.sessions) >= self.max_clients:
+            self.stats.refused += 1
+            raise ServerFull(self.max_clients)
+        session = Session(member, address, self.clock())
+        self.sessions[session] = None
+        self.stats.connections_total += 1
+        self.stats.connections_peak = max(
+            self.stats.connections_peak, len(self.sessions)
+        )
+        return session
+
+    def disconnect(self, session: Session, reason: str = "") -> None:
+        """Forget a connection that is gone; its rooms hear that it quit."""
+        if session not in self.sessions:
+            return
+        if session.nick is not None:
+            event_id, at = self._stamp()
+            quit_event = events.Quit(session.nick, visible(reason), id=event_id, at=at)
+            self._deliver(self._neighbours(session), quit_event)
+        self._remove(session)
+
+    def _remove(self, session: Session) -> None:
+        del self.sessions[session]
+        for room in session.rooms:
+            self._leave(session, room)
+        if session.key is not None:
+            self.backend.release_nick(session, session.key, skeleton(session.key))
+        session.rooms = ()
+        session.current = None
+
+    # Nicknames
+
+    def set_nick(self, session: Session, wanted: str) -> Deferred[str]:
+        """
+        Give a session a nickname: registers it (and joins the default room)
+        the first time, renames it after that.  Fires with the nickname, or
+        fails with a :class:`~chatservice.chat.errors.ChatError`
+        (``InvalidNick``, ``NickInUse``, ``NickLookalike``, ``NickBanned``).
+        The claim goes through the backend: with several nodes it takes a
+        round trip; in one process it has fired on return.
+        """
+        try:
+            nick = check_nick(wanted)
+        except ChatError:
+            return fail()
+        key = fold(nick)
+        if key == nick:
+            key = nick  # one string, not two equal ones, per member
+        looks = skeleton(key)
+        if looks == key:
+            looks = key
+        claimed = self.backend.claim_nick(session, nick, key, looks)
+        return claimed.addCallback(lambda _: self._claimed(session, nick, key, looks))
+
+    def _claimed(self, session: Session, nick: str, key: str, looks: str) -> str:
+        ban = self._nick_ban(key)
+        if ban is not None:
+            if session.key != key:
+                self.backend.release_nick(session, key, looks)
+            raise NickBanned(nick, ban.remaining(self.clock()), ban.reason)
+        if session not in self.sessions:
+            # Gone while the claim was decided: give it back.
+            self.backend.release_nick(session, key, looks)
+            return nick
+        session.last_active = self.clock()
+        old = session.nick
+        if old == nick:
+            return nick
+        if session.key is not None and session.key != key:
+            self.backend.release_nick(session, session.key, skeleton(session.key))
+        session.nick, session.key = nick, key
+        if old is None:
+            self.join(session, self.default_room)
+        else:
+            event_id, at = self._stamp()
+            self._deliver(
+                self._neighbours(session, include_self=True),
+                events.NickChanged(old, nick, id=event_id, at=at),
+            )
+        return nick
+
+    def find(self, nick: str) -> Session:
+        """The session with this nickname, or :class:`NoSuchNick`."""
+        session = self.backend.holder(fold(nick.strip()))
+        if session is None or session.nick is None:
+            raise NoSuchNick(nick.strip())
+        return session
+
+    # Rooms
+
+    def join(self, session: Session, name: str) -> Room:
+        """
+        Join a room (created on first join) and make it the current one; a
+        room already joined just becomes current.
+        """
+        nick = self._require_nick(session)
+        shown = check_room(name)
+        key = fold(shown)
+        room = session.joined(key)
+        if room is not None:
+            session.current = room
+            return room
+        if len(session.rooms) >= self.config.max_rooms_per_member:
+            raise TooManyRooms(len(session.rooms), self.config.max_rooms_per_member)
+        room = self.rooms.get(key)
+        if room is None:
+            if len(self.rooms) >= self.config.max_rooms:
+                raise RoomLimitReached(len(self.rooms))
+            room = self.rooms[key] = Room(shown, self.clock())
+        self.backend.flush()  # what was said before is not for the newcomer
+        room.members[session] = None
+        session.rooms = (*session.rooms, room)
+        session.current = room
+        event_id, at = self._stamp()
+        self._publish(room, events.Joined(room.name, nick, id=event_id, at=at))
+        return room
+
+    def part(self, session: Session, name: str | None = None, reason: str = "") -> Room:
+        """Leave a room (the current one by default)."""
+        nick = self._require_nick(session)
+        room = self._joined(session, name)
+        event_id, at = self._stamp()
+        self._publish(
+            room, events.Parted(room.name, nick, visible(reason), id=event_id, at=at)
+        )
+        self._leave(session, room)
+        return room
+
+    def _leave(self, session: Session, room: Room) -> None:
+        self.backend.flush()
+        room.members.pop(session, None)
+        session.rooms = tuple(r for r in session.rooms if r is not room)
+        if session.current is room:
+            session.current = session.rooms[-1] if session.rooms else None
+        if not room.members and room.key != fold(self.default_room):
+            self.rooms.pop(room.key, None)
+
+    def room(self, name: str) -> Room:
+        """An existing room, or :class:`NoSuchRoom`."""
+        room = self.rooms.get(fold(check_room(name)))
+        if room is None:
+            raise NoSuchRoom(check_room(name))
+        return room
+
+    def who(self, session: Session, name: str | None = None) -> Room:
+        """The room whose members to list: the named one, or the current one."""
+        if name:
+            return self.room(name)
+        return self._current(session)
+
+    def all_rooms(self) -> list[Room]:
+        """Every room, by name."""
+        return sorted(self.rooms.values(), key=lambda room: room.key)
+
+    def set_topic(self, session: Session, topic: str, name: str | None = None) -> Room:
+        """Set the topic of a room the member is in (any member may)."""
+        nick = self._require_nick(session)
+        room = self._joined(session, name)
+        topic = topic.strip()
+        if len(topic) > self.config.max_topic_length:
+            raise TopicTooLong(self.config.max_topic_length)
+        room.topic = topic = visible(topic)
+        event_id, at = self._stamp()
+        self._publish(
+            room, events.TopicChanged(room.name, nick, topic, id=event_id, at=at)
+        )
+        return room
+
+    # Messages
+
+    def say(self, session: Session, text: str, *, action: bool = False) -> Room:
+        """Say a line to the current room; every member hears it, sender too."""
+        nick = self._require_nick(session)
+        room = self._current(session)
+        now = self.clock()
+        session.last_active = now
+        message = events.RoomMessage(
+            room.name, nick, visible(text), action, id=self.ids.next(), at=now
+        )
+        self.stats.room_messages += 1
+        self.stats.deliveries += len(room.members)
+        if self.store is not None:
+            self.store.append(message)
+        self.backend.say(room, message)
+        return room
+
+    def history(self, name: str, count: int) -> Deferred[list[events.RoomMessage]]:
+        """The last ``count`` messages of a room, oldest first (none: no store)."""
+        if self.store is None:
+            return succeed([])
+        return self.store.recent(check_room(name), count)
+
+    def flush(self) -> None:
+        """Deliver the room messages the backend collected so far."""
+        self.backend.flush()
+
+    def whisper(self, session: Session, nick: str, text: str) -> Session:
+        """Send a private message; only the recipient (and the sender) see it."""
+        sender = self._require_nick(session)
+        target = self.find(nick)
+        assert target.nick is not None
+        now = self.clock()
+        session.last_active = now
+        event = events.PrivateMessage(
+            sender, target.nick, visible(text), id=self.ids.next(), at=now
+        )
+        self.stats.private_messages += 1
+        self._deliver([target] if target is session else [target, session], event)
+        return target
+
+    # Operators and administration
+
+    def grant_operator(self, session: Session, account: str) -> None:
+        """Make a session an operator (after the door checked credentials)."""
+        session.operator = account
+
+    def require_operator(self, session: Session, command: str) -> str:
+        """The operator's name for logs, or :class:`NotOperator`."""
+        if session.operator is None:
+            raise NotOperator(command)
+        return session.nick or session.operator
+
+    def announce(self, text: str, by: str) -> int:
+        """Send a notice to every connected client; returns how many."""
+        self.stats.announcements += 1
+        event_id, at = self._stamp()
+        event = events.Announcement(visible(text), by, id=event_id, at=at)
+        self._deliver(self.sessions, event)
+        return len(self.sessions)
+
+    def kick(self, nick: str, by: str, reason: str = "") -> Session:
+        """Remove a member from the chat; they and their rooms are told why."""
+        target = self.find(nick)
+        assert target.nick is not None
+        reason = visible(reason)
+        event_id, at = self._stamp()
+        event = events.Kicked(target.nick, by, reason, id=event_id, at=at)
+        self._deliver(self._neighbours(target, include_self=True), event)
+        self.stats.kicks += 1
+        self._remove(target)
+        target.member.disconnect(f"kicked by {by}" + (f": {reason}" if reason else ""))
+        return target
+
+    def ban(
+        self, target: str, duration: float | None, by: str, reason: str = ""
+    ) -> tuple[Ban, list[Session]]:
+        """
+        Ban a nickname, or an IP address or network (``10.0.0.7``,
+        ``10.0.0.0/24``), for ``duration`` seconds (``None``: until unbanned).
+        Clients it matches are kicked; returns the ban and them.
+        """
+        network = parse_address_target(target)
+        shown = str(network) if network is not None else check_nick(target)
+        until = None if duration is None else self.clock() + duration
+        ban = Ban(shown, until, visible(reason), by, network)
+        self.backend.add_ban(ban)
+        self.stats.bans += 1
+        if network is not None:
+            matched = [s for s in self.sessions if ban.matches_address(s.address)]
+        else:
+            holder = self.backend.holder(fold(shown))
+            matched = [holder] if holder is not None else []
+        why = "banned" + ban_terms(ban.remaining(self.clock()), ban.reason)
+        for session in matched:
+            if session.nick is not None:
+                self.kick(session.nick, by, why)
+            else:
+                self._remove(session)
+                session.member.disconnect(why)
+        return ban, matched
+
+    def unban(self, target: str) -> Ban:
+        """Lift a ban, or :class:`NoSuchBan`."""
+        key = fold(target.strip())
+        network = parse_address_target(target.strip())
+        for ban in self.bans():
+            if fold(ban.target) == key or (
+                network is not None and ban.network == network
+            ):
+                self.backend.remove_ban(ban)
+                return ban
+        raise NoSuchBan(target.strip())
+
+    def bans(self) -> list[Ban]:
+        """Bans in force, oldest first (expired ones are forgotten)."""
+        return self.backend.bans(self.clock())
+
+    def set_max_clients(self, limit: int) -> None:
+        """Change the client limit; connected clients stay, new ones wait."""
+        if limit < 0:
+            raise InvalidLimit(limit)
+        self.max_clients = limit
+
+    def connections(self) -> list[Session]:
+        """Every connected session, oldest first."""
+        return list(self.sessions)
+
+    # Helpers
+
+    def _publish(self, room: Room, event: events.Event) -> None:
+        self.backend.publish(room, event)
+        self.stats.deliveries += len(room.members)
+
+    def _deliver(self, sessions: Collection[Session], event: events.Event) -> None:
+        self.backend.send(sessions, event)
+        self.stats.deliveries += len(sessions)
+
+    def _require_nick(self, session: Session) -> str:
+        if session.nick is None:
+            raise NickRequired()
+        return session.nick
+
+    def _current(self, session: Session) -> Room:
+        if session.current is None:
+            raise NoCurrentRoom()
+        return session.current
+
+    def _joined(self, session: Session, name: str | None) -> Room:
+        if not name:
+            return self._current(session)
+        room = session.joined(fold(check_room(name)))
+        if room is None:
+            raise NotInRoom(check_room(name))
+        return room
+
+    def _neighbours(
+        self, session: Session, *, include_self: bool = False
+    ) -> list[Session]:
+        """Everyone who shares a room with a session, once each."""
+        seen: dict[Session, None] = {session: None} if include_self else {}
+        for room in session.rooms:
+            seen.update(room.members)
+        if not include_self:
+            seen.pop(session, None)
+        return list(seen)
+
+    def _address_ban(self, address: str | None) -> Ban | None:
+        if address is None:
+            return None
+        return next((b for b in self.bans() if b.matches_address(address)), None)
+
+    def _nick_ban(self, key: str) -> Ban | None:
+        return next(
+            (b for b in self.bans() if b.network is None and fold(b.target) == key),
+            None,
+        )
+
+
+def ban_terms(remaining: float | None, reason: str) -> str:
+    """`` for 5m: reason`` — how long a ban lasts and why, for the user."""
+    from chatservice.chat.durations import format_duration
+
+    terms = (
+        " until unbanned" if remaining is None else f" for {format_duration(remaining)}"
+    )
+    return terms + (f": {reason}" if reason else "")
+
+
+def failure_of(error: ChatError) -> Failure:
+    """A :class:`Failure` of a chat error, for Deferred-returning calls."""
+    return Failure(error)

@@ -1,0 +1,282 @@
+"""
+The outbox of one connection: everything it is sent leaves in the order it
+was sent, within the send-queue limit, and as few writes as possible.
+
+Three kinds of bytes go out, each through its own method:
+
+- **replies** to what the client itself sent (:meth:`Outbox.reply`): within
+  a read they are collected (:meth:`Outbox.begin_read`) and leave in one
+  write at its end (:meth:`Outbox.end_read`);
+- **deliveries** caused by other connections (:meth:`Outbox.deliver`): they
+  wait for the end of the reactor turn and leave in one write however many
+  reads of the turn brought them (:class:`TurnWriter`);
+- both keep their order: a reply goes behind whatever deliveries wait, and
+  before it the outbox calls ``sync`` (the hub backend's ``flush``), so that
+  room messages said before the reply, still collected by the backend,
+  reach this member first.  That is order by construction: a door never
+  has to remember to flush.
+
+On a plain TCP connection with nothing buffered, writes go straight to the
+socket (``socket.send``); only what the kernel does not take is handed to
+the transport.  Twisted would buffer everything until the next reactor turn
+and watch the socket for writability in between (two ``epoll_ctl`` calls and
+a turn's delay per write).  To know when the transport has nothing
+buffered, the outbox's connection registers as a *pull* producer there:
+Twisted then calls ``resumeProducing`` each time its buffer has drained
+(:meth:`Outbox.drained`).  Everywhere else (TLS, UNIX, tests) it registers
+as a streaming producer and Twisted's ``pauseProducing`` says the buffer is
+full (:meth:`Outbox.paused`).
+
+A client whose buffer is full (more than the transport's ``bufferSize``
+waits) is *blocked*: its connection stops reading from it, and what is
+written meanwhile counts against ``max_send_queue``; past that the client is
+cut off, since one that does not read must not make the server hold
+everything for it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, ClassVar, Protocol
+
+from twisted.internet import tcp
+from twisted.internet.interfaces import IReactorTime
+from twisted.logger import Logger
+
+from chatservice.conn.turns import end_of_turn
+
+#: What a Twisted transport buffers before it pauses its producer
+#: (``FileDescriptor.bufferSize``), for transports that do not say.
+TRANSPORT_BUFFER = 2**16
+
+
+class OutboxOwner(Protocol):
+    """What an outbox tells its connection."""
+
+    def sendBlocked(self) -> None:
+        """The client does not keep up: stop reading from it."""
+
+    def sendResumed(self) -> None:
+        """It caught up: read again."""
+
+    def sendQueueExceeded(self) -> None:
+        """More than the send queue waits for it: cut it off."""
+
+
+class Outbox:
+    """The outbox of one connection (see the module's description)."""
+
+    __slots__ = (
+        "_buffer_size",
+        "_handed",
+        "_limit",
+        "_owner",
+        "_socket",
+        "_transport",
+        "_writer",
+        "blocked",
+        "pending",
+        "queued",
+        "sync",
+        "waiting",
+    )
+
+    def __init__(
+        self,
+        owner: OutboxOwner,
+        transport: Any,
+        writer: TurnWriter,
+        max_send_queue: int,
+        sync: Callable[[], None] | None = None,
+    ) -> None:
+        self._owner = owner
+        self._transport = transport
+        self._writer = writer
+        self._limit = max_send_queue
+        #: Called before a reply is sent (``None``: nothing to wait for).
+        self.sync = sync
+        #: Replies of the read being handled, or ``None`` outside a read.
+        self.pending: list[bytes] | None = None
+        #: Deliveries waiting for the end of the turn, or ``None``.
+        self.queued: list[bytes] | None = None
+        #: Whether the transport's buffer is full.
+        self.blocked = False
+        #: Bytes written since it filled up, counted against the send queue.
+        self.waiting = 0
+        #: Bytes handed to the transport since it last drained (plain TCP).
+        self._handed = 0
+        self._socket: Any = None
+        self._buffer_size: int = getattr(transport, "bufferSize", TRANSPORT_BUFFER)
+
+    def register(self, producer: object) -> None:
+        """
+        Register ``producer`` (the connection, which passes ``paused`` and
+        ``drained`` on to this outbox) with the transport.
+        """
+        transport = self._transport
+        if type(transport) is tcp.Server:
+            # Plain TCP (not TLS, not a test transport): write through.
+            self._socket = transport.getHandle()
+            transport.registerProducer(producer, False)
+        else:
+            transport.registerProducer(producer, True)
+
+    # What the transport tells us
+
+    def paused(self) -> None:
+        """A streaming transport's buffer is full."""
+        # A TCP transport calls this again on every write while its buffer
+        # is full: count from the first call only, or nothing ever adds up.
+        if not self.blocked:
+            self.blocked = True
+            self.waiting = 0
+        self._owner.sendBlocked()
+
+    def drained(self) -> None:
+        """The transport has written what it had (or, streaming, caught up)."""
+        self._handed = 0
+        if self.blocked:
+            self.blocked = False
+            self._owner.sendResumed()
+
+    # Writing
+
+    def begin_read(self) -> None:
+        """Collect the replies of the read about to be handled."""
+        self.pending = []
+
+    def in_read(self) -> bool:
+        """Whether a read is being handled (replies are collected)."""
+        return self.pending is not None
+
+    def end_read(self) -> None:
+        """Write the replies the read collected, in one write."""
+        pending, self.pending = self.pending, None
+        if pending:
+            self.write(pending[0] if len(pending) == 1 else b"".join(pending))
+
+    def reply(self, data: bytes) -> None:
+        """Send the client something of its own: behind what waits for it."""
+        if self.sync is not None:
+            self.sync()
+        self.write(data)
+
+    def write(self, data: bytes) -> None:
+        """Send bytes behind whatever waits; within a read, at its end."""
+        if self.pending is not None:
+            self.pending.append(data)
+        elif self.queued is not None:
+            self.queued.append(data)  # after what waits already
+        elif self.blocked:
+            self._write_blocked(data)
+        else:
+            self.send(data)
+
+    def deliver(self, data: bytes) -> None:
+        """
+        Send bytes another connection caused (a chat message): everything
+        delivered in one reactor turn leaves in one write at its end.
+        """
+        if self.pending is not None:
+            self.pending.append(data)
+        elif self.queued is not None:
+            self.queued.append(data)
+        elif self.blocked:
+            # Counted against the send queue at once, not at the turn's end:
+            # one turn's reads could otherwise pile up without limit.
+            self._write_blocked(data)
+        else:
+            self.queued = [data]
+            self._writer.add(self)
+
+    def write_queued(self) -> None:
+        """Write the deliveries waiting for the end of the turn."""
+        queued, self.queued = self.queued, None
+        if queued:
+            self.write(queued[0] if len(queued) == 1 else b"".join(queued))
+
+    def flush(self) -> None:
+        """Write everything that waits, replies and deliveries, now."""
+        self.end_read()
+        self.write_queued()
+
+    def discard(self) -> None:
+        """The connection is gone: nothing more can be sent."""
+        self.queued = None
+        self.pending = None
+
+    def send(self, data: bytes) -> None:
+        """Write now: through to the socket when nothing is buffered."""
+        transport = self._transport
+        sock = self._socket
+        if sock is not None:
+            if not self._handed and not transport.disconnecting:
+                try:
+                    sent = sock.send(data)
+                except OSError:
+                    sent = 0  # BlockingIOError, or Twisted's write reports it
+                if sent == len(data):
+                    return
+                data = data[sent:]
+            self._handed += len(data)
+            transport.write(data)
+            if self._handed > self._buffer_size and not self.blocked:
+                self.blocked = True
+                self.waiting = 0
+                self._owner.sendBlocked()
+            elif not self.blocked:
+                return
+            excess = self._handed - self._buffer_size
+        else:
+            transport.write(data)
+            if not self.blocked:
+                return
+            # This write filled the transport's buffer (a turn's deliveries
+            # can be large): what it holds beyond that buffer waits for a
+            # client that does not keep up, and counts.
+            excess = len(data) - self._buffer_size
+        if excess > self.waiting:
+            self.waiting = excess
+            if excess > self._limit:
+                self._owner.sendQueueExceeded()
+
+    def _write_blocked(self, data: bytes) -> None:
+        """Write to a client that does not keep up, within the send queue."""
+        self.waiting += len(data)
+        if self.waiting <= self._limit:
+            self._handed += len(data)
+            self._transport.write(data)
+        else:
+            self._owner.sendQueueExceeded()
+
+
+class TurnWriter:
+    """
+    Writes the deliveries of every outbox that has some at the end of the
+    reactor turn (:mod:`chatservice.conn.turns`): a message to a busy room
+    costs each member one write for everything the turn's reads said there.
+    One per listening factory.
+    """
+
+    log: ClassVar[Logger] = Logger()
+
+    def __init__(self, clock: IReactorTime, name: str) -> None:
+        self._turn = end_of_turn(clock)
+        self._name = name
+        self._outboxes: list[Outbox] = []
+
+    def add(self, outbox: Outbox) -> None:
+        """Write this outbox's deliveries at the end of the turn."""
+        if not self._outboxes:
+            self._turn.soon(self.write)
+        self._outboxes.append(outbox)
+
+    def write(self) -> None:
+        """Write every waiting outbox's deliveries, one write each."""
+        outboxes, self._outboxes = self._outboxes, []
+        for outbox in outboxes:
+            try:
+                outbox.write_queued()
+            except Exception:
+                # Logged; the other connections still get theirs.
+                self.log.failure("{service}: writing a delivery", service=self._name)

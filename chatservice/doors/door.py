@@ -1,0 +1,108 @@
+"""
+What ``chatservice.tap`` needs to know of a door to offer it on the command
+line and build it: a :class:`Door` description.  Each door module has one
+(``DOOR``); ``tap.DOORS`` lists them, and the options ``--<door> ENDPOINT``
+(repeatable, ``none`` to turn it off) and each door's own come from there.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
+
+from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IAddress, IProtocol, IReactorTime
+
+from chatservice.conn.limits import Limits
+
+if TYPE_CHECKING:
+    from chatservice.service import ChatService
+
+#: The value of an endpoint option that turns its door off.
+OFF = "none"
+
+
+class DoorFactory(Protocol):
+    """What a door's factory is to its listening services."""
+
+    #: The door's name, in logs.
+    name: str
+
+    def buildProtocol(self, addr: IAddress) -> IProtocol | None:
+        """A connection's protocol (``IProtocolFactory``)."""
+
+    def doStart(self) -> None:
+        """Started listening (``IProtocolFactory``)."""
+
+    def doStop(self) -> None:
+        """Stopped listening (``IProtocolFactory``)."""
+
+    def closeAll(self, message: str | None = None) -> Deferred[None]:
+        """Say goodbye to every connection; fires once all are gone."""
+
+
+@dataclass(frozen=True)
+class DoorContext:
+    """What a door's factory is built from, shared by every door of a service."""
+
+    #: The reactor: clock and network.
+    reactor: IReactorTime
+    #: The parsed command line (``chatservice.tap.Options``): each door
+    #: reads its own options there.
+    options: Any
+    #: The limits every door shares.
+    limits: Limits
+    #: The chat: hub, operations, authenticator.
+    chat: ChatService
+
+
+@dataclass(frozen=True)
+class Door:
+    """One door of the chat (or one of the small line services)."""
+
+    #: Its name: ``--<name> ENDPOINT`` on the command line, and in logs.
+    name: str
+    #: What it is, for ``--help``.
+    summary: str
+    #: Where it listens unless told (``none``: off unless asked for).
+    default_endpoint: str
+    #: Builds its factory; the door's endpoints share it.
+    build: Callable[[DoorContext], DoorFactory]
+    #: Privileged (the admin console): it listens only where no one else
+    #: can reach it in plain text (a UNIX socket, loopback, ``ssl:``)
+    #: unless ``--<name>-allow-remote`` is given.
+    private: bool = False
+    #: It logs people in: ``--credentials`` is required with it.
+    needs_credentials: bool = False
+    #: Its own options, in ``twisted.python.usage`` form.
+    flags: Sequence[Sequence[Any]] = field(default_factory=tuple)
+    parameters: Sequence[Sequence[Any]] = field(default_factory=tuple)
+    #: Checks its options once parsed (raises ``usage.UsageError``).
+    check: Callable[[Any], None] | None = None
+
+
+# Option values, shared by every door's options.
+
+
+def positive_int(value: str) -> int:
+    """A count: a whole number, 0 or more (twistd names the option)."""
+    try:
+        number = int(value)
+    except ValueError:
+        number = -1
+    if number < 0:
+        raise ValueError(f"{value!r} is not a whole number of 0 or more")
+    return number
+
+
+def seconds(value: str) -> float:
+    """A duration in seconds: a finite number, 0 or more."""
+    try:
+        number = float(value)
+    except ValueError:
+        number = math.nan
+    if not (math.isfinite(number) and number >= 0):
+        raise ValueError(f"{value!r} is not a number of seconds, 0 or more")
+    return number

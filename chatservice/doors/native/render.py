@@ -1,0 +1,92 @@
+"""
+How the native door shows the chat: one line per event, one line per error.
+Every line starts with a marker saying what it is (``docs/protocol.rst``)::
+
+    #ROOM <NICK> TEXT        a message in a room
+    #ROOM * NICK TEXT        an action (/me) in a room
+    *NICK* TEXT              a private message to you
+    -> *NICK* TEXT           a private message you sent
+    -!- TEXT                 a notice: joins, parts, renames, topics, kicks
+    *** TEXT                 an announcement to everyone, shutdown
+    --- TEXT                 the answer to a command
+    !!! TEXT                 an error
+"""
+
+from __future__ import annotations
+
+from chatservice.chat import errors, events
+from chatservice.chat.hub import ban_terms
+from chatservice.doors.line import ANNOUNCEMENT_PREFIX, REPLY_PREFIX
+
+NOTICE = "-!- "
+ANNOUNCEMENT = ANNOUNCEMENT_PREFIX
+REPLY = REPLY_PREFIX
+#: The wire name under which events keep their encoded lines.
+WIRE = "line"
+
+
+def render(event: events.Event) -> str:
+    """The line that shows an event to every recipient alike."""
+    match event:
+        case events.RoomMessage(room=room, nick=nick, text=text, action=False):
+            return f"#{room} <{nick}> {text}"
+        case events.RoomMessage(room=room, nick=nick, text=text):
+            return f"#{room} * {nick} {text}"
+        case events.Joined(room=room, nick=nick):
+            return f"{NOTICE}{nick} has joined #{room}"
+        case events.Parted(room=room, nick=nick, reason=reason):
+            return f"{NOTICE}{nick} has left #{room}{_because(reason)}"
+        case events.Quit(nick=nick, reason=reason):
+            return f"{NOTICE}{nick} has quit{_because(reason)}"
+        case events.NickChanged(old=old, new=new):
+            return f"{NOTICE}{old} is now known as {new}"
+        case events.TopicChanged(room=room, nick=nick, topic=""):
+            return f"{NOTICE}{nick} cleared the topic of #{room}"
+        case events.TopicChanged(room=room, nick=nick, topic=topic):
+            return f"{NOTICE}{nick} changed the topic of #{room} to: {topic}"
+        case events.Kicked(nick=nick, by=by, reason=reason):
+            return f"{NOTICE}{nick} was kicked by {by}{_because(reason)}"
+        case events.Announcement(text=text, by=by):
+            return f"{ANNOUNCEMENT}{by}: {text}"
+    raise TypeError(f"no line format for {event!r}")
+
+
+def _because(reason: str) -> str:
+    return f" ({reason})" if reason else ""
+
+
+def encode(event: events.Event) -> bytes:
+    """
+    An event's line (or lines, for several room messages), terminated and
+    encoded: made once per event, whatever the number of recipients.
+    """
+    if isinstance(event, events.RoomMessages):
+        return "".join(render(m) + "\r\n" for m in event.messages).encode("utf-8")
+    return (render(event) + "\r\n").encode("utf-8")
+
+
+def render_error(error: errors.ChatError) -> str:
+    """The text of a refusal, after the ``!!!`` marker, with the command to try."""
+    match error:
+        case errors.NickRequired():
+            return "choose a nickname first: /nick NAME"
+        case errors.NoCurrentRoom():
+            return "you are in no room; /join ROOM"
+        case errors.TooManyRooms(count=count, limit=limit):
+            return f"you are in {count} rooms already (limit {limit}); /part one first"
+        case errors.RoomLimitReached(limit=limit):
+            return f"the server has {limit} rooms (its limit); join an existing one"
+        case errors.NotOperator(command=command):
+            return f"{command} needs operator rights (/oper NAME PASSWORD)"
+        case errors.InvalidDuration(text=text):
+            return f"not a duration: {text} (try 30s, 10m, 2h, 1d, forever)"
+        case errors.ServerFull(limit=limit):
+            plural = "s" if limit != 1 else ""
+            return f"server full ({limit} client{plural}); please try again later"
+        case errors.Banned(remaining=remaining, reason=reason):
+            return "you are banned" + ban_terms(remaining, reason)
+        case errors.NickBanned(nick=nick, remaining=remaining, reason=reason):
+            return f"the nickname {nick} is banned" + ban_terms(remaining, reason)
+    # The rest say it all already: "the nickname bob is taken",
+    # "no such room: #games", a name's own rule, a usage line.
+    return str(error)
