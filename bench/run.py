@@ -12,6 +12,17 @@ Runs of the servers are interleaved, round after round, and every ratio is
 computed within a round: on a shared machine only figures measured side by
 side compare.  ``--json FILE`` saves every figure.
 
+``--compare REV_OR_PATH`` (repeatable) adds another chatservice to every
+workload, side by side with the installed one: a git revision of this
+checkout (``HEAD``, ``HEAD~1``, a branch; extracted with ``git archive``
+into a temporary directory, removed at exit) or another checkout directory.
+It shows as ``chatservice@REV`` (``chatservice@DIRNAME`` for a directory),
+gets the load-test options that version has, and runs under
+``bench/launch_tree.py``: twistd in this interpreter with that tree first on
+``sys.path``, which prints the ``chatservice/__init__.py`` it imported.  The
+report gives, for each workload, chatservice's figure over its figure in the
+same round: ``python bench/run.py --compare HEAD~1 --only fanout``.
+
 See ``docs/performance.rst`` for what each workload measures.
 """
 
@@ -23,6 +34,7 @@ import ctypes
 import dataclasses
 import datetime
 import errno
+import io
 import json
 import os
 import platform
@@ -33,13 +45,20 @@ import socket
 import statistics
 import subprocess
 import sys
+import tarfile
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import launch_tree
+
 BENCH = Path(__file__).resolve().parent
+#: The checkout whose revisions ``--compare REV`` means.
+CHECKOUT = BENCH.parent
+#: Runs another tree's chatservice under twistd (``--compare``).
+LAUNCHER = BENCH / "launch_tree.py"
 BASELINES = BENCH / "baselines"
 LOADGEN = BENCH / "loadgen.py"
 #: The echo and uppercase load generator in C: the same workload and report
@@ -79,6 +98,9 @@ BASELINE_SCRIPTS = {
 }
 ECHO_SERVERS = (CHATSERVICE, RAW, LINERECEIVER, ASYNCIO)
 CHAT_SERVERS = (CHATSERVICE, NAIVE_CHAT)
+#: The least share of a compared tree's figure chatservice must keep, by
+#: workload (issue 9: fan-out within 5 % of the code before a change).
+COMPARED_AT_LEAST = {"fanout": 0.95}
 
 
 class BenchError(Exception):
@@ -132,19 +154,29 @@ def twistd() -> Path:
     return path
 
 
-def load_test_options() -> list[str]:
-    """The options of :data:`LOAD_TEST_OPTIONS` this chatservice knows."""
+def chatservice_help(twistd_command: Sequence[str]) -> str:
+    """What ``TWISTD chatservice --help`` prints, for a twistd command."""
     result = subprocess.run(
-        [twistd(), "chatservice", "--help"],
+        [*twistd_command, "chatservice", "--help"],
         capture_output=True,
         timeout=60,
         check=False,
     )
     if result.returncode != 0:
         raise BenchError(
-            "twistd chatservice --help failed:\n" + result.stderr.decode()[-2000:]
+            f"{' '.join(twistd_command)} chatservice --help failed:\n"
+            + result.stderr.decode()[-2000:]
         )
-    known = result.stdout.decode()
+    return result.stdout.decode()
+
+
+def load_test_options(known: str | None = None) -> list[str]:
+    """
+    The options of :data:`LOAD_TEST_OPTIONS` a chatservice knows, from its
+    ``--help`` text (by default, the installed chatservice's).
+    """
+    if known is None:
+        known = chatservice_help([str(twistd())])
     options: list[str] = []
     for name, value in LOAD_TEST_OPTIONS:
         if f"{name}=" in known or f"{name} " in known:
@@ -156,6 +188,128 @@ def endpoint(port: int | None) -> str:
     return "none" if port is None else f"tcp:{port}:interface={LOOPBACK}"
 
 
+# Compared trees (--compare)
+
+
+def reported_module(text: str) -> str | None:
+    """The ``chatservice/__init__.py`` that launch_tree.py says it imported."""
+    for line in text.splitlines():
+        if line.startswith(launch_tree.MARKER):
+            return line.removeprefix(launch_tree.MARKER).strip()
+    return None
+
+
+def installed_module() -> str | None:
+    """The ``chatservice/__init__.py`` the installed twistd imports."""
+    # sys.path as twistd has it: the script's directory first.
+    script = (
+        "import sys; sys.path[0] = sys.argv[1]; import chatservice; "
+        "print(chatservice.__file__)"
+    )
+    with contextlib.suppress(OSError, subprocess.SubprocessError):
+        result = subprocess.run(
+            [sys.executable, "-c", script, str(twistd().parent)],
+            capture_output=True,
+            timeout=60,
+            check=True,
+        )
+        return result.stdout.decode().strip() or None
+    return None
+
+
+@dataclass(frozen=True)
+class Tree:
+    """
+    Another chatservice, benchmarked side by side with the installed one: a
+    git revision of this checkout extracted into a temporary directory, or
+    another checkout.  It runs under ``launch_tree.py``.
+    """
+
+    name: str
+    spec: str
+    root: Path
+    commit: str | None
+    module: str
+    options: tuple[str, ...]
+
+    @property
+    def twistd(self) -> list[str]:
+        return tree_twistd(self.root)
+
+    def describe(self) -> dict[str, object]:
+        return {
+            "server": self.name,
+            "compare": self.spec,
+            "commit": self.commit,
+            "tree": str(self.root),
+            "chatservice_file": self.module,
+            "chatservice_options": list(self.options),
+        }
+
+
+def tree_twistd(root: Path) -> list[str]:
+    """The command that runs twistd with the chatservice in ``root``."""
+    return [sys.executable, str(LAUNCHER), str(root)]
+
+
+def git(*args: str) -> bytes:
+    """What a git command prints, run in this checkout."""
+    result = subprocess.run(
+        ["git", *args], cwd=CHECKOUT, capture_output=True, timeout=120, check=False
+    )
+    if result.returncode != 0:
+        why = result.stderr.decode(errors="replace").strip()[-500:]
+        raise BenchError(f"git {' '.join(args)} failed: {why}")
+    return result.stdout
+
+
+def extract_revision(spec: str, into: Path) -> str:
+    """Write revision ``spec`` of this checkout into ``into``; its commit."""
+    try:
+        commit = git("rev-parse", "--verify", "--quiet", f"{spec}^{{commit}}")
+    except (BenchError, OSError, subprocess.SubprocessError):
+        raise BenchError(f"neither a directory nor a revision of {CHECKOUT}") from None
+    revision = commit.decode().strip()
+    archive = git("archive", "--format=tar", revision)
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        if hasattr(tarfile, "data_filter"):
+            tar.extractall(into, filter="data")
+        else:  # Python before 3.11.4; git archive writes plain files only
+            tar.extractall(into)
+    return revision
+
+
+def package_root(tree: Path) -> Path:
+    """The directory of ``tree`` that holds its ``chatservice`` package."""
+    for root in (tree, tree / "src"):
+        if (root / "chatservice" / "__init__.py").is_file():
+            return root
+    raise BenchError(f"no chatservice package in {tree} (nor in {tree / 'src'})")
+
+
+def compared_tree(spec: str, scratch: Path) -> Tree:
+    """
+    The chatservice ``--compare SPEC`` means: the checkout in directory
+    ``SPEC`` if there is one, else revision ``SPEC`` of this checkout,
+    extracted into a new directory under ``scratch``.
+    """
+    directory = Path(spec).expanduser()
+    commit = None
+    if directory.is_dir():
+        root = package_root(directory.resolve())
+        name = f"{CHATSERVICE}@{directory.resolve().name}"
+    else:
+        into = Path(tempfile.mkdtemp(prefix="tree-", dir=scratch))
+        commit = extract_revision(spec, into)
+        root = package_root(into)
+        name = f"{CHATSERVICE}@{spec}"
+    known = chatservice_help(tree_twistd(root))
+    module = reported_module(known)
+    if module is None:
+        raise BenchError(f"{LAUNCHER.name} did not say what it imported:\n{known}")
+    return Tree(name, spec, root, commit, module, tuple(load_test_options(known)))
+
+
 @dataclass
 class ServerCommand:
     """How to start one server, and the port of each of its services."""
@@ -165,16 +319,26 @@ class ServerCommand:
 
 
 def server_command(
-    server: str, services: Sequence[str], extra: Sequence[str], upper: bool = False
+    server: str,
+    services: Sequence[str],
+    extra: Sequence[str],
+    upper: bool = False,
+    trees: Mapping[str, Tree] | None = None,
 ) -> ServerCommand:
     """
     The command line of ``server`` listening for ``services`` (echo, upper,
     chat); a baseline serves one of them, in ``--upper`` mode for upper.
+    chatservice gets the options ``extra``, and a compared tree (one of
+    ``trees``, by name) its own.
     """
     ports = {service: free_port() for service in services}
-    if server == CHATSERVICE:
+    tree = (trees or {}).get(server)
+    if server == CHATSERVICE or tree is not None:
+        command, options = (
+            ([str(twistd())], extra) if tree is None else (tree.twistd, tree.options)
+        )
         argv = [
-            str(twistd()),
+            *command,
             "-n",
             "--pidfile=",
             "chatservice",
@@ -184,7 +348,7 @@ def server_command(
             endpoint(ports.get("upper")),
             "--chat",
             endpoint(ports.get("chat")),
-            *extra,
+            *options,
         ]
     else:
         (port,) = ports.values()
@@ -228,12 +392,24 @@ class Server:
     def pid(self) -> int:
         return self.process.pid
 
-    def log_tail(self) -> str:
+    def log_text(self) -> str:
         try:
-            text = self.log.read_text(errors="replace")
+            return self.log.read_text(errors="replace")
         except OSError:
             return ""
-        return text[-3000:]
+
+    def log_tail(self) -> str:
+        return self.log_text()[-3000:]
+
+    def noted(self, report: dict[str, object]) -> dict[str, object]:
+        """
+        ``report`` with the ``chatservice/__init__.py`` this server said it
+        runs (a compared tree under launch_tree.py says so at startup).
+        """
+        module = reported_module(self.log_text())
+        if module is not None:
+            report["chatservice_file"] = module
+        return report
 
     def check_alive(self) -> None:
         if self.process.poll() is not None:
@@ -295,6 +471,12 @@ def first_answer(port: int, service: str, deadline: float) -> None:
         time.sleep(0.002)
 
 
+def log_file(workdir: Path, name: str) -> Path:
+    """A new log file in ``workdir`` for ``name`` (a server's, say)."""
+    # Compared revisions may have slashes in their names (origin/main).
+    return workdir / f"{name.replace('/', '_')}-{time.monotonic_ns()}.log"
+
+
 @contextlib.contextmanager
 def running(
     server: str,
@@ -303,10 +485,11 @@ def running(
     workdir: Path,
     extra: Sequence[str],
     upper: bool = False,
+    trees: Mapping[str, Tree] | None = None,
 ) -> Iterator[Server]:
     """Start a server pinned to the server core; kill it when done."""
-    command = server_command(server, services, extra, upper)
-    log = workdir / f"{server}-{time.monotonic_ns()}.log"
+    command = server_command(server, services, extra, upper, trees)
+    log = log_file(workdir, server)
     with log.open("wb") as output:
         process = subprocess.Popen(
             command.argv,
@@ -331,17 +514,21 @@ def running(
 
 
 def measure_startup(
-    server: str, where: Placement, workdir: Path, extra: Sequence[str]
+    server: str,
+    where: Placement,
+    workdir: Path,
+    extra: Sequence[str],
+    trees: Mapping[str, Tree] | None = None,
 ) -> dict[str, object]:
     """Seconds from starting the server to the first answered connection."""
     services = (
-        ("echo", "upper", "chat")
-        if server == CHATSERVICE
-        else (("chat",) if server == NAIVE_CHAT else ("echo",))
+        ("chat",)
+        if server == NAIVE_CHAT
+        else (("echo",) if server in BASELINE_SCRIPTS else ("echo", "upper", "chat"))
     )
-    command = server_command(server, services, extra)
+    command = server_command(server, services, extra, trees=trees)
     service = "echo" if "echo" in command.ports else "chat"
-    log = workdir / f"startup-{server}-{time.monotonic_ns()}.log"
+    log = log_file(workdir, f"startup-{server}")
     with log.open("wb") as output:
         started = time.perf_counter()
         process = subprocess.Popen(
@@ -352,22 +539,25 @@ def measure_startup(
             stderr=subprocess.STDOUT,
             preexec_fn=_child_setup(where.server_cpu),
         )
+    handle = Server(server, process, command.ports, log)
     try:
         first_answer(command.ports[service], service, time.monotonic() + START_TIMEOUT)
         elapsed = time.perf_counter() - started
     except BenchError:
-        Server(server, process, command.ports, log).check_alive()
+        handle.check_alive()
         raise
     finally:
         stop(process)
-    return {
-        "value": elapsed,
-        "unit": "s",
-        "loadgen_cpu_pct": None,
-        "loadgen_busy_pct": None,
-        "server_cpu_pct": None,
-        "saturated": False,
-    }
+    return handle.noted(
+        {
+            "value": elapsed,
+            "unit": "s",
+            "loadgen_cpu_pct": None,
+            "loadgen_busy_pct": None,
+            "server_cpu_pct": None,
+            "saturated": False,
+        }
+    )
 
 
 # Workloads
@@ -535,6 +725,28 @@ WORKLOADS = (
 )
 
 
+def with_compared(workload: Workload, trees: Sequence[Tree]) -> Workload:
+    """
+    ``workload`` with every compared tree among its servers, right after
+    chatservice, and its target against each (:data:`COMPARED_AT_LEAST`).
+    """
+    if not trees or CHATSERVICE not in workload.servers:
+        return workload
+    at = workload.servers.index(CHATSERVICE) + 1
+    names = tuple(tree.name for tree in trees)
+    targets = workload.targets
+    least = COMPARED_AT_LEAST.get(workload.name)
+    if least is not None:
+        targets += tuple(
+            Target(f"≥ {least:g}x {name}", name, at_least=least) for name in names
+        )
+    return dataclasses.replace(
+        workload,
+        servers=(*workload.servers[:at], *names, *workload.servers[at:]),
+        targets=targets,
+    )
+
+
 def loadgen_args(workload: str, settings: Settings) -> list[str]:
     """The load generator's command-line arguments for one workload."""
     common = [
@@ -626,7 +838,7 @@ def run_loadgen(
     upper, the C one when ``echo_loadgen`` is given).
     """
     args = loadgen_args(workload.name, settings)
-    if workload.name == "memory-chat" and server.name != CHATSERVICE:
+    if workload.name == "memory-chat" and server.name == NAIVE_CHAT:
         # The naive chat has one room: every member is in it.
         args += ["--room-size", "0"]
     elif workload.name == "memory-chat":
@@ -671,7 +883,7 @@ def run_loadgen(
         raise BenchError(f"{workload.name} against {server.name}: {why}{server_state}")
     server.check_alive()
     report.pop("workload", None)
-    return report
+    return server.noted(report)
 
 
 @dataclass
@@ -754,8 +966,12 @@ def run_all(
     extra: Sequence[str],
     progress: Callable[[str], None],
     python_loadgen: bool = False,
+    trees: Mapping[str, Tree] | None = None,
 ) -> dict[tuple[str, str], Record]:
-    """Every workload, its servers interleaved round after round."""
+    """
+    Every workload, its servers (compared trees included: ``trees``, by
+    name) interleaved round after round.
+    """
     records: dict[tuple[str, str], Record] = {}
     with tempfile.TemporaryDirectory(prefix="chatservice-bench-") as tmp:
         workdir = Path(tmp)
@@ -788,7 +1004,9 @@ def run_all(
                     progress(label)
                     try:
                         if workload.name == "startup":
-                            report = measure_startup(server, where, workdir, extra)
+                            report = measure_startup(
+                                server, where, workdir, extra, trees
+                            )
                         else:
                             with running(
                                 server,
@@ -797,6 +1015,7 @@ def run_all(
                                 workdir,
                                 extra,
                                 upper=workload.service == "upper",
+                                trees=trees,
                             ) as handle:
                                 report = run_loadgen(
                                     workload, handle, where, settings, echo_loadgen
@@ -914,7 +1133,54 @@ per CPU-s: the same ratio for the figures divided by the server's CPU share,
   i.e. work per second of server CPU: steadier on a busy machine, and not
   limited by a saturated load generator.
 SATURATED: the load generator used 90% or more of its core (CPU or busy
-  time); with the server below 90% CPU, the figure is a lower bound."""
+  time); with the server below 90% CPU, the figure is a lower bound.
+chatservice@REV: the chatservice of revision REV (or checkout directory
+  REV) that --compare asked for, run side by side with the installed one."""
+
+
+def comparisons(
+    records: dict[tuple[str, str], Record],
+    workloads: Sequence[Workload],
+    trees: Sequence[Tree],
+) -> list[dict[str, object]]:
+    """
+    For each compared tree and workload, chatservice's figure over the
+    tree's (the median of ratios within a round), plain and per server CPU.
+    """
+    found: list[dict[str, object]] = []
+    for tree in trees:
+        for workload in workloads:
+            ours = records.get((workload.name, CHATSERVICE))
+            theirs = records.get((workload.name, tree.name))
+            if ours is None or theirs is None:
+                continue
+            found.append(
+                {
+                    "workload": workload.name,
+                    "server": tree.name,
+                    "ratio": ratio_of(ours, theirs),
+                    "per_server_cpu_s_ratio": ratio_of(
+                        ours, theirs, "per_server_cpu_s"
+                    ),
+                    "higher_is_better": workload.higher_is_better,
+                }
+            )
+    return found
+
+
+def comparison_lines(found: Sequence[dict[str, object]]) -> list[str]:
+    """The comparisons of :func:`comparisons`, one line each."""
+
+    def times(value: object) -> str:
+        return "-" if value is None else f"{number(value):.2f}x"
+
+    return [
+        f"  {item['workload']:12} {item['server']:21} {times(item['ratio']):>7}"
+        f"  per CPU-s {times(item['per_server_cpu_s_ratio']):>7}  "
+        + ("higher" if item["higher_is_better"] else "lower")
+        + " is better for chatservice"
+        for item in found
+    ]
 
 
 def details(records: dict[tuple[str, str], Record]) -> list[str]:
@@ -1032,18 +1298,35 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         action="store_true",
         help="drive echo and upper with loadgen.py, not the C load generator",
     )
+    parser.add_argument(
+        "--compare",
+        metavar="REV_OR_PATH",
+        action="append",
+        default=[],
+        help="also run the chatservice of this git revision of the checkout "
+        "or of this checkout directory, as chatservice@REV (repeatable)",
+    )
     return parser.parse_args(argv)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     options = parse_args(sys.argv[1:] if argv is None else argv)
+    # Kill every child, and remove every temporary file, if told to stop.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    # Revisions compared are extracted in here.
+    with tempfile.TemporaryDirectory(prefix="chatservice-bench-trees-") as scratch:
+        return benchmark(options, Path(scratch))
+
+
+def benchmark(options: argparse.Namespace, scratch: Path) -> int:
+    """Run the benchmarks ``options`` ask for; the exit status."""
     overrides = {
         name: getattr(options, name)
         for name in ("rounds", "duration", "echo_window", "memory_connections")
         if getattr(options, name) is not None
     }
     settings = dataclasses.replace(QUICK if options.quick else FULL, **overrides)
-    workloads = [w for w in WORKLOADS if options.only is None or w.name in options.only]
+    selected = [w for w in WORKLOADS if options.only is None or w.name in options.only]
     where = placement()
     if where.loadgen_cpu is not None:
         os.sched_setaffinity(0, {where.loadgen_cpu})
@@ -1060,16 +1343,40 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (BenchError, OSError, subprocess.SubprocessError) as error:
         print(f"cannot run chatservice: {error}", file=sys.stderr)
         return 1
+    installed = installed_module()
+    print(f"chatservice: {installed or '(file unknown)'} (installed), under {twistd()}")
     print("chatservice options: " + " ".join(extra))
+    trees: list[Tree] = []
+    for spec in options.compare:
+        try:
+            tree = compared_tree(spec, scratch)
+            if tree.name in (t.name for t in trees):
+                raise BenchError(f"{tree.name} is named twice")
+        except (BenchError, OSError, subprocess.SubprocessError) as error:
+            print(f"cannot run --compare {spec}: {error}", file=sys.stderr)
+            return 1
+        origin = (
+            "checkout directory"
+            if tree.commit is None
+            else f"commit {tree.commit[:12]}, extracted with git archive"
+        )
+        print(f"{tree.name}: {tree.module} ({origin}), under {LAUNCHER.name}")
+        print(f"{tree.name} options: " + " ".join(tree.options))
+        trees.append(tree)
+    workloads = [with_compared(w, trees) for w in selected]
     about = versions()
     print(
         f"Python {about['python']}, Twisted {about['twisted']}, chatservice "
         f"{about.get('chatservice_commit', '(commit unknown)')}"
     )
-    # Kill every child if we are told to stop.
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     records = run_all(
-        workloads, settings, where, extra, progress, options.python_loadgen
+        workloads,
+        settings,
+        where,
+        extra,
+        progress,
+        options.python_loadgen,
+        {tree.name: tree for tree in trees},
     )
     rows, verdicts = table(records, workloads)
     print()
@@ -1079,6 +1386,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     print("Details (medians over rounds):")
     print("\n".join(details(records)))
     print()
+    compared = comparisons(records, workloads, trees)
+    if compared:
+        print("chatservice against the compared trees (ratios within a round):")
+        print("\n".join(comparison_lines(compared)))
+        print()
     print("Targets for chatservice:")
     for text, met in verdicts:
         print(f"  {verdict(met):4}  {text}")
@@ -1099,6 +1411,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             "server_cpu": where.server_cpu,
             "loadgen_cpu": where.loadgen_cpu,
             "chatservice_options": extra,
+            "chatservice_file": installed,
+            "compared": [tree.describe() for tree in trees],
             "versions": about,
             "settings": vars(settings),
             "workloads": {
@@ -1119,6 +1433,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 for record in records.values()
             ],
             "table": rows,
+            "comparisons": compared,
             "targets": [{"target": t, "met": m} for t, m in verdicts],
         }
         Path(options.json).write_text(json.dumps(document, indent=2) + "\n")

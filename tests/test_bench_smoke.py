@@ -1,8 +1,9 @@
 """
 Smoke test of the benchmark suite in ``bench/``: its quick mode runs every
-workload against every server and saves the figures.  It checks that the
-suite works, not how fast anything is: no figure is compared with a
-threshold.
+workload against every server and saves the figures, and ``--compare``
+runs the committed tree's chatservice beside the installed one.  It checks
+that the suite works, not how fast anything is: no figure is compared with
+a threshold.
 """
 
 from __future__ import annotations
@@ -14,19 +15,31 @@ import signal
 import subprocess
 import sys
 import tempfile
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from twisted.trial.unittest import SkipTest, SynchronousTestCase
 
 ROOT = Path(__file__).resolve().parent.parent
 RUN = ROOT / "bench" / "run.py"
-#: Seconds the quick run may take (it takes about twenty).
+#: Seconds a quick run may take (that of every workload takes about twenty).
 TIMEOUT = 90.0
 
 
 def compiler() -> str | None:
     """The C compiler bench/run.py would build the C load generator with."""
     return os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
+
+
+def head_commit() -> str | None:
+    """The commit checked out in this checkout (None without git or one)."""
+    command = ["git", "-C", str(ROOT), "rev-parse", "--verify", "HEAD"]
+    try:
+        output = subprocess.check_output(command, stderr=subprocess.DEVNULL)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return output.decode().strip() or None
 
 
 ECHO_SERVERS = (
@@ -51,19 +64,17 @@ EXPECTED = {
 class QuickBenchmarkTests(SynchronousTestCase):
     """``python bench/run.py --quick``."""
 
-    def test_quickRunMeasuresEveryWorkloadAndServer(self) -> None:
+    def quickRun(self, *arguments: str) -> tuple[Any, str]:
         """
-        ``python bench/run.py --quick --json FILE`` exits with status 0 and
-        saves, for every workload, a positive figure for chatservice and for
-        each baseline server it is compared with; echo and upper were driven
-        by the C load generator whenever there is a C compiler (and by the
-        Python one otherwise, a skip that fails under CI).
+        Run ``bench/run.py --quick --json FILE ARGUMENTS`` in a temporary
+        directory; fail unless it exits with status 0 in time.  What it saved
+        and what it printed.
         """
         directory = Path(tempfile.mkdtemp(prefix="chatservice-bench-test-"))
         self.addCleanup(shutil.rmtree, directory, ignore_errors=True)
         output = directory / "results.json"
         process = subprocess.Popen(
-            [sys.executable, str(RUN), "--quick", "--json", str(output)],
+            [sys.executable, str(RUN), "--quick", "--json", str(output), *arguments],
             cwd=directory,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
@@ -83,12 +94,17 @@ class QuickBenchmarkTests(SynchronousTestCase):
             )
         transcript = printed.decode(errors="replace")
         self.assertEqual(process.returncode, 0, transcript[-4000:])
-        document = json.loads(output.read_text(encoding="utf-8"))
+        return json.loads(output.read_text(encoding="utf-8")), transcript
+
+    def assertFigures(
+        self, document: Any, expected: Mapping[str, Sequence[str]], transcript: str
+    ) -> None:
+        """Every workload of ``expected`` has a positive figure per server."""
         figures = {
             (result["workload"], result["server"]): result["value"]
             for result in document["results"]
         }
-        for workload, servers in EXPECTED.items():
+        for workload, servers in expected.items():
             for server in servers:
                 value = figures.get((workload, server))
                 if not isinstance(value, int | float):
@@ -96,6 +112,17 @@ class QuickBenchmarkTests(SynchronousTestCase):
                 self.assertGreater(
                     value, 0, f"{workload} / {server}: {value!r}\n{transcript}"
                 )
+
+    def test_quickRunMeasuresEveryWorkloadAndServer(self) -> None:
+        """
+        ``python bench/run.py --quick --json FILE`` exits with status 0 and
+        saves, for every workload, a positive figure for chatservice and for
+        each baseline server it is compared with; echo and upper were driven
+        by the C load generator whenever there is a C compiler (and by the
+        Python one otherwise, a skip that fails under CI).
+        """
+        document, transcript = self.quickRun()
+        self.assertFigures(document, EXPECTED, transcript)
         echo_loadgens = {
             run.get("loadgen")
             for result in document["results"]
@@ -107,3 +134,50 @@ class QuickBenchmarkTests(SynchronousTestCase):
             self.assertEqual(echo_loadgens, {"python"})
             raise SkipTest("no C compiler: the C load generator was not tried")
         self.assertEqual(echo_loadgens, {"c"}, transcript[-4000:])
+
+    def test_compareRunsTheCommittedTreeSideBySide(self) -> None:
+        """
+        ``--compare HEAD`` (with ``--only fanout --only latency``) adds
+        ``chatservice@HEAD`` to both workloads, right after chatservice: it
+        has a positive figure in each, and the report a positive ratio of
+        chatservice's figure to it.  Every run of it says it ran the
+        ``chatservice/__init__.py`` of HEAD's commit extracted into a
+        temporary directory (outside the checkout, and gone once the run is
+        over), not the installed package.
+        """
+        commit = head_commit()
+        if commit is None:
+            raise SkipTest("not a git checkout: there is no HEAD to compare with")
+        document, transcript = self.quickRun(
+            "--compare", "HEAD", "--only", "fanout", "--only", "latency"
+        )
+        compared = "chatservice@HEAD"
+        expected = {
+            workload: ("chatservice", compared, "naive-chat")
+            for workload in ("fanout", "latency")
+        }
+        self.assertEqual(
+            {name: tuple(w["servers"]) for name, w in document["workloads"].items()},
+            expected,
+        )
+        self.assertFigures(document, expected, transcript)
+        (tree,) = document["compared"]
+        self.assertEqual((tree["server"], tree["commit"]), (compared, commit))
+        root = Path(tree["tree"])
+        module = str(root / "chatservice" / "__init__.py")
+        self.assertEqual(tree["chatservice_file"], module)
+        self.assertFalse(root.is_relative_to(ROOT), root)
+        self.assertNotEqual(document["chatservice_file"], module)
+        self.assertFalse(root.exists(), f"{root} is left behind")
+        self.assertIn(f"{compared}: {module}", transcript)
+        for result in document["results"]:
+            if result["server"] == compared:
+                reported = [run.get("chatservice_file") for run in result["runs"]]
+                self.assertEqual(reported, [module] * len(result["runs"]), result)
+        ratios = {
+            (item["workload"], item["server"]): item["ratio"]
+            for item in document["comparisons"]
+        }
+        self.assertEqual(set(ratios), {(w, compared) for w in expected})
+        for key, ratio in ratios.items():
+            self.assertGreater(ratio, 0, f"{key}\n{transcript}")
