@@ -19,9 +19,9 @@ from twisted.internet.interfaces import IListeningPort, IStreamServerEndpoint
 from twisted.logger import Logger
 
 from chatservice.chat.hub import Hub
+from chatservice.conn.connection import Authenticator
 from chatservice.conn.peers import describe_address
 from chatservice.doors.door import DoorFactory
-from chatservice.doors.line import Authenticator
 from chatservice.doors.operations import Operations
 
 

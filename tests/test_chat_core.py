@@ -23,6 +23,7 @@ from chatservice.chat.errors import ChatError, NotOperator, Refused
 from chatservice.chat.hub import Hub
 from chatservice.chat.model import ChatConfig, Session
 from chatservice.doors.native.render import render_error
+from chatservice.testing import FakeMember as FakeMember  # test_operations uses it
 
 #: Text with every kind of character a user must not be able to send raw:
 #: an escape sequence, a bell, a tab, a carriage return, DEL, a C1 control
@@ -30,29 +31,6 @@ from chatservice.doors.native.render import render_error
 HOSTILE = "a\x1b[31mb\x07c\td\re\x7ff\x9bg\u202eh"
 #: How :data:`HOSTILE` must reach every other member.
 SHOWN = "a^[[31mb^Gc^Id^Me^?f<U+009B>g<U+202E>h"
-
-
-class FakeMember:
-    """A member that records what the hub does to it."""
-
-    def __init__(self, label: str = "") -> None:
-        self.label = label
-        self.events: list[events.Event] = []
-        self.disconnects: list[str] = []
-
-    def __repr__(self) -> str:
-        return f"<FakeMember {self.label}>"
-
-    def deliver(self, event: events.Event) -> None:
-        self.events.append(event)
-
-    def disconnect(self, reason: str) -> None:
-        self.disconnects.append(reason)
-
-    def take(self) -> list[events.Event]:
-        """The events delivered since the last call."""
-        taken, self.events = self.events, []
-        return taken
 
 
 class HubTestCase(SynchronousTestCase):

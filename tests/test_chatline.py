@@ -15,14 +15,12 @@ from itertools import count
 from typing import Any
 
 from twisted.internet.address import IPv4Address
-from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.error import ConnectionDone, ConnectionLost
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
-from chatservice.auth import Operator
 from chatservice.backends.local import LocalBackend
 from chatservice.chat import events
 from chatservice.chat.errors import ChatError
@@ -33,6 +31,7 @@ from chatservice.conn.turns import end_of_turn
 from chatservice.doors.native.protocol import ChatFactory, ChatProtocol, ChatSettings
 from chatservice.doors.native.render import render
 from chatservice.doors.operations import Operations
+from chatservice.testing import FakeAuthenticator as FakeAuthenticator  # test_admin
 from tests.support import end_turn
 
 _ports = count(50000)
@@ -44,44 +43,6 @@ GREETING = (
 NOT_OPERATOR = "!!! /{} needs operator rights (/oper NAME PASSWORD)"
 #: The wall-clock time operators' ``/list`` shows connections against.
 WALL_CLOCK = 1_800_000_000.0
-
-
-class FakeLoginError(Exception):
-    """What the fake authenticator fails with."""
-
-
-class FakeAuthenticator:
-    """
-    Stands in for :class:`chatservice.auth.Authenticator`: ``root`` with
-    ``s3cret`` logs in, anything else fails with "login failed".  With
-    ``hold`` set, answers wait until :meth:`answer` is called.
-    """
-
-    def __init__(self) -> None:
-        self.calls: list[tuple[str, str, str | None]] = []
-        self.hold = False
-        self.waiting: list[tuple[Deferred[Operator], str, str]] = []
-
-    def login(
-        self, name: str, password: str, address: str | None
-    ) -> Deferred[Operator]:
-        self.calls.append((name, password, address))
-        if self.hold:
-            waiting: Deferred[Operator] = Deferred()
-            self.waiting.append((waiting, name, password))
-            return waiting
-        return self._check(name, password)
-
-    def _check(self, name: str, password: str) -> Deferred[Operator]:
-        if (name, password) == ("root", "s3cret"):
-            return succeed(Operator(name))
-        return fail(FakeLoginError("login failed"))
-
-    def answer(self) -> None:
-        """Answer every held login."""
-        waiting, self.waiting = self.waiting, []
-        for deferred, name, password in waiting:
-            self._check(name, password).chainDeferred(deferred)
 
 
 def authenticator_of(fake: FakeAuthenticator) -> Any:

@@ -615,6 +615,19 @@ class FloodTests(HostileTestCase):
         self.assertTrue(self.flooder.reading)
         self.assertFalse(self.flooder.closing)
 
+    def test_heldLineCostsOneToken(self) -> None:
+        """
+        Lines that arrive while input is held for another reason (here a
+        client that does not read) cost their token once, when they are
+        handled: a burst's worth of them is said at once on release.
+        """
+        self.flooder.protocol.pauseProducing()
+        self.flooder.send(*[f"m{index}" for index in range(10)])
+        self.assertEqual(self.watcher.take(), [])
+        self.flooder.protocol.resumeProducing()
+        self.assertEqual(self.watcher.take(), self.said(*range(10)))
+        self.assertTrue(self.flooder.reading)
+
     def test_persistentFlooderCut(self) -> None:
         """
         A client that keeps flooding for ``flood_disconnect`` seconds gets

@@ -63,8 +63,9 @@ class LocalBackend:
             return fail(NickInUse(nick))
         twin = self.lookalikes.get(looks)
         if twin is not None and twin is not session:
-            assert twin.nick is not None
-            return fail(NickLookalike(nick, twin.nick))
+            # A twin whose own claim is still being answered has no nickname
+            # yet: name what it looks like.
+            return fail(NickLookalike(nick, twin.nick or looks))
         self._nicks[key] = session
         self.lookalikes[looks] = session
         return succeed(None)

@@ -10,15 +10,15 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IAddress, IProtocol, IReactorTime
 
+from chatservice.chat.hub import Hub
+from chatservice.conn.connection import Authenticator
 from chatservice.conn.limits import Limits
-
-if TYPE_CHECKING:
-    from chatservice.service import ChatService
+from chatservice.doors.operations import Operations
 
 #: The value of an endpoint option that turns its door off.
 OFF = "none"
@@ -43,6 +43,19 @@ class DoorFactory(Protocol):
         """Say goodbye to every connection; fires once all are gone."""
 
 
+class Chat(Protocol):
+    """The chat every door shares (a :class:`chatservice.service.ChatService`)."""
+
+    @property
+    def hub(self) -> Hub: ...
+
+    @property
+    def operations(self) -> Operations: ...
+
+    @property
+    def authenticator(self) -> Authenticator | None: ...
+
+
 @dataclass(frozen=True)
 class DoorContext:
     """What a door's factory is built from, shared by every door of a service."""
@@ -55,7 +68,7 @@ class DoorContext:
     #: The limits every door shares.
     limits: Limits
     #: The chat: hub, operations, authenticator.
-    chat: ChatService
+    chat: Chat
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,405 @@
+"""
+The connection policy of one door's connection, whatever its framing: a
+mixin for a Twisted ``Protocol`` (the line doors' ``LineReceiver``, a
+WebSocket door's protocol) and the factory it belongs to.
+
+:class:`Connection` admits the connection (in total and per address),
+sends everything through its :class:`~chatservice.conn.outbox.Outbox`,
+holds input for as many reasons as apply (a client that does not read, a
+result being waited for, flood control) and closes politely: a last
+message, then an abort if the peer does not read it within the grace
+period.  :class:`ConnectionFactory` counts the connections, sweeps the idle
+ones, writes the turn's deliveries and closes them all on shutdown.
+
+A door subclasses both and supplies its framing: what to do once admitted
+(:meth:`Connection.connectionAdmitted`), how to say a last message
+(:meth:`Connection.sendFarewell`) and how to carry on with input it held
+(:meth:`Connection.inputReleased`).
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from typing import Any, ClassVar, Protocol, TypeVar
+
+from twisted.internet.defer import Deferred, succeed
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
+from twisted.internet.protocol import ServerFactory, connectionDone
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from chatservice.conn.admission import Admission, Refusal
+from chatservice.conn.flood import FloodControl
+from chatservice.conn.idle import IdleSweep
+from chatservice.conn.limits import Limits
+from chatservice.conn.outbox import Outbox, TurnWriter
+from chatservice.conn.peers import describe_peer, peer_host
+
+T = TypeVar("T")
+
+#: Reasons to hold a connection's input (bits of :attr:`Connection._held`).
+HOLD_BACKPRESSURE = 1
+#: A result the connection waits for (a login, a nickname claim).
+HOLD_WAITING = 2
+HOLD_FLOOD = 4
+
+
+class Avatar(Protocol):
+    """What a door needs of a logged-in user (:class:`chatservice.auth.Operator`)."""
+
+    @property
+    def name(self) -> str: ...
+
+
+class Authenticator(Protocol):
+    """What the doors need of :class:`chatservice.auth.Authenticator`."""
+
+    def login(
+        self, username: str, password: str, address: str | None
+    ) -> Deferred[Any]: ...
+
+
+class Connection:
+    """
+    The policy half of a door's protocol (see the module's description);
+    it expects ``transport`` and ``factory`` (a :class:`ConnectionFactory`)
+    as any Twisted protocol has them.
+    """
+
+    factory: ConnectionFactory
+    transport: Any
+    log: ClassVar[Logger] = Logger()
+
+    #: Everything sent to the client goes through it, in order.
+    outbox: Outbox
+    #: Input is held (a ``LineReceiver`` reads this too).
+    paused: bool = False
+    _abort_call: IDelayedCall | None = None
+    #: True once the connection was counted by the factory.
+    admitted: bool = False
+    #: True once :meth:`close` was called: no further input is processed.
+    closing: bool = False
+    #: Whether flood control applies (the chat and the admin console; the
+    #: echo and uppercase services answer only their own client).
+    flood_controlled: ClassVar[bool] = False
+    #: Why the connection ended, for logs and quit notices.
+    lost_reason: str = "connection closed"
+    #: Flood control, when it applies and is on.
+    _flood: FloodControl | None = None
+    _flood_call: IDelayedCall | None = None
+    #: Why input is held (a bit per reason, :data:`HOLD_BACKPRESSURE`...):
+    #: while any is set, nothing is read or handled.
+    _held: int = 0
+    #: When the client last sent anything (the factory's idle sweep reads it).
+    last_input: float = 0.0
+    #: IP address of the peer, or ``None`` (UNIX socket).
+    host: str | None = None
+
+    def admitConnection(self) -> None:
+        """
+        Call from ``connectionMade``: count the connection, or refuse it with
+        the reason; once admitted, :meth:`connectionAdmitted` runs.
+        """
+        factory = self.factory
+        limits = factory.limits
+        self.last_input = factory.clock.seconds()
+        host = peer_host(self.transport)
+        # Connections from one address share one string (memory per client).
+        self.host = sys.intern(host) if host is not None else None
+        self.outbox = Outbox(
+            self, self.transport, factory.writer, limits.max_send_queue, factory.sync
+        )
+        refusal = factory.admit(self)
+        if refusal is not None:
+            self.log.info(
+                "{service}: refused {peer}: {reason}",
+                service=factory.name,
+                peer=self.peer,
+                reason=refusal,
+            )
+            self.close(str(refusal), error=True)
+            return
+        self.admitted = True
+        # The transport tells the outbox when its write buffer is full and
+        # when it has drained: we stop reading from a client that does not
+        # read, and count what waits for it.
+        self.outbox.register(self)
+        if self.flood_controlled and limits.flood_rate > 0:
+            self._flood = FloodControl(limits, factory.clock.seconds())
+        self.connectionAdmitted()
+
+    def connectionAdmitted(self) -> None:
+        """Called once the connection is within every limit."""
+
+    def connectionClosed(self, reason: Failure) -> None:
+        """Called once when an admitted connection is gone, for clean-up."""
+
+    def sendFarewell(self, message: str, error: bool) -> None:
+        """Send the last message :meth:`close` was given (an error or not)."""
+        raise NotImplementedError
+
+    def inputReleased(self) -> None:
+        """Input is no longer held: carry on with what was read meanwhile."""
+
+    @property
+    def peer(self) -> str:
+        """Printable peer name, for logs (made when needed, not stored)."""
+        return describe_peer(self.transport)
+
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
+        """The connection is gone: cancel its timers, let the factory forget it."""
+        # Nothing more can be sent: no deliveries, queued or to come.
+        self.closing = True
+        self.outbox.discard()
+        for call in (self._abort_call, self._flood_call):
+            if call is not None and call.active():
+                call.cancel()
+        self._abort_call = self._flood_call = None
+        if self.admitted:
+            self.admitted = False
+            self.connectionClosed(reason)
+            self.factory.release(self)
+
+    def throttle(self, flood: FloodControl) -> None:
+        """The client has no token left: hold its input, or cut a long flood."""
+        limits = self.factory.limits
+        now = self.factory.clock.seconds()
+        if flood.held(now):
+            self.log.info(
+                "{service}: {peer} sends over {rate:g} lines/s; slowing it down",
+                service=self.factory.name,
+                peer=self.peer,
+                rate=limits.flood_rate,
+            )
+        elif flood.too_long(now):
+            self.log.info(
+                "{service}: {peer} kept flooding for {seconds:g} s; disconnecting",
+                service=self.factory.name,
+                peer=self.peer,
+                seconds=limits.flood_disconnect,
+            )
+            self.close(
+                f"flooding: more than {limits.flood_rate:g} lines/s for "
+                f"{limits.flood_disconnect:g} s; closing connection",
+                error=True,
+                reason="flooding",
+            )
+            return
+        self.holdInput(HOLD_FLOOD)
+        if self._flood_call is None:  # more input while held: one timer
+            self._flood_call = self.factory.clock.callLater(
+                flood.wait(), self._unthrottle
+            )
+
+    def _unthrottle(self) -> None:
+        self._flood_call = None
+        self.releaseInput(HOLD_FLOOD)
+
+    def holdInput(self, reason: int) -> None:
+        """
+        Stop reading and handling lines until :meth:`releaseInput` for every
+        reason; lines already read wait, in order.
+        """
+        if not self._held:
+            self.paused = True
+            self.transport.pauseProducing()
+        self._held |= reason
+
+    def releaseInput(self, reason: int) -> None:
+        """Lift one reason to hold input; with none left, carry on."""
+        if not self._held & reason:
+            return
+        self._held &= ~reason
+        if self._held or self.closing:
+            return
+        self.paused = False
+        self.transport.resumeProducing()
+        if self.outbox.in_read():
+            return  # released while input is being handled, which carries on
+        self.inputReleased()
+
+    def pauseProducing(self) -> None:
+        self.outbox.paused()
+
+    def resumeProducing(self) -> None:
+        self.outbox.drained()
+
+    def sendBlocked(self) -> None:
+        self.holdInput(HOLD_BACKPRESSURE)
+
+    def sendResumed(self) -> None:
+        self.releaseInput(HOLD_BACKPRESSURE)
+
+    def sendQueueExceeded(self) -> None:
+        """Abort a client that has more than the send queue waiting for it."""
+        if self.lost_reason != "send queue exceeded":
+            self.log.info(
+                "{service}: {peer} does not read: over {limit} bytes wait for "
+                "it; disconnecting",
+                service=self.factory.name,
+                peer=self.peer,
+                limit=self.factory.limits.max_send_queue,
+            )
+            # loseConnection would wait for the peer to read everything.
+            self.lost_reason = "send queue exceeded"
+            self.closing = True
+            self.transport.abortConnection()
+
+    def stopProducing(self) -> None:
+        """The connection is going away; connectionLost cleans up."""
+
+    def awaitResult(
+        self,
+        result: Deferred[T],
+        done: Callable[[T], None],
+        failed: Callable[[Failure], None],
+    ) -> None:
+        """
+        Act on a result that may take a while (a login, a nickname claim
+        against a shared backend): lines the client sends meanwhile wait for
+        it, in order.  A result already there is acted on at once.  A
+        connection gone or closing by then is left alone.
+        """
+        held = False
+
+        def succeeded(value: T) -> None:
+            if self.closing or not self.admitted:
+                return
+            done(value)
+            if held:
+                self.releaseInput(HOLD_WAITING)
+
+        def refused(failure: Failure) -> None:
+            if self.closing or not self.admitted:
+                return
+            failed(failure)
+            if held:
+                self.releaseInput(HOLD_WAITING)
+
+        result.addCallbacks(succeeded, refused)
+        if not result.called:
+            held = True
+            self.holdInput(HOLD_WAITING)
+
+    def timeoutConnection(self) -> None:
+        self.close(
+            f"idle for {self.factory.limits.idle_timeout:g} s; closing connection",
+            error=True,
+            reason="idle timeout",
+        )
+
+    def close(
+        self,
+        message: str | None = None,
+        *,
+        error: bool = False,
+        reason: str | None = None,
+    ) -> None:
+        """
+        Send a last line, close once it is written, and abort the connection
+        if the peer has not read it within the grace period.  ``reason``
+        says why in logs and quit notices.
+        """
+        if self.closing:
+            return
+        if self.outbox.sync is not None:
+            # While it can still be delivered to: what was said before it
+            # was closed is for it too.
+            self.outbox.sync()
+        self.beforeClose()
+        self.closing = True
+        if reason is not None:
+            self.lost_reason = reason
+        if message is not None:
+            self.sendFarewell(message, error)
+        self.outbox.flush()
+        # A registered producer would keep the connection open.
+        if getattr(self.transport, "producer", None) is not None:
+            self.transport.unregisterProducer()
+        # Scheduled first: a transport may report the connection lost from
+        # within loseConnection, and connectionLost cancels this call.
+        grace = self.factory.limits.close_grace
+        self._abort_call = self.factory.clock.callLater(grace, self._abort)
+        self.transport.loseConnection()
+
+    def beforeClose(self) -> None:
+        """Called once by :meth:`close`, before anything else it does."""
+
+    def _abort(self) -> None:
+        self._abort_call = None
+        self.log.info(
+            "{service}: {peer} did not read its last line; aborting",
+            service=self.factory.name,
+            peer=self.peer,
+        )
+        self.transport.abortConnection()
+
+
+class ConnectionFactory(ServerFactory):
+    """
+    Builds one kind of :class:`Connection` and keeps count of them: the
+    connection policy of :mod:`chatservice.conn` for one listening service.
+    """
+
+    #: Name of the service in logs ("echo", "upper", "chat", ...).
+    name = "line"
+    #: What every client hears when the service stops.
+    shutdown_message = "Server shutting down. Goodbye."
+    #: ListeningService logs where it listens; no "Starting factory" lines.
+    noisy = False
+    #: What every connection's outbox calls before a reply
+    #: (:class:`chatservice.conn.outbox.Outbox`); the chat's backend flush.
+    sync: Callable[[], None] | None = None
+
+    def __init__(
+        self, limits: Limits | None = None, clock: IReactorTime | None = None
+    ) -> None:
+        if clock is None:
+            from twisted.internet import reactor
+
+            clock = reactor
+        self.limits = limits if limits is not None else Limits()
+        self.clock: IReactorTime = clock
+        self.connections: set[Connection] = set()
+        self.admission = Admission(self.limits)
+        self.idle = IdleSweep(clock, self.limits.idle_timeout, lambda: self.connections)
+        #: Writes the connections' deliveries at the end of the reactor turn.
+        self.writer = TurnWriter(clock, self.name)
+        self._all_closed: list[Deferred[None]] = []
+
+    def admit(self, connection: Connection) -> Refusal | None:
+        """
+        Count a new connection, or say why it is refused: the service is
+        full, or its address holds too many connections already.
+        """
+        refusal = self.admission.admit(connection.host)
+        if refusal is not None:
+            return refusal
+        self.connections.add(connection)
+        self.idle.watch()
+        return None
+
+    def release(self, connection: Connection) -> None:
+        """Forget a connection that was admitted and is now gone."""
+        self.connections.discard(connection)
+        self.admission.release(connection.host)
+        if not self.connections:
+            self.idle.stop()
+            waiting, self._all_closed = self._all_closed, []
+            for waiter in waiting:
+                waiter.callback(None)
+
+    def closeAll(self, message: str | None = None) -> Deferred[None]:
+        """
+        Say goodbye to every connection and close it; the result fires once
+        all of them are gone (those that do not read are aborted after the
+        grace period).
+        """
+        if not self.connections:
+            return succeed(None)
+        waiter: Deferred[None] = Deferred()
+        self._all_closed.append(waiter)
+        for connection in list(self.connections):
+            connection.close(message or self.shutdown_message)
+        return waiter

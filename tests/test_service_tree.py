@@ -1,0 +1,148 @@
+"""
+Tests of the wiring: the doors as descriptions ``tap.py`` loops over (one
+``--<door>`` option each, built from one shared context), and
+:class:`~chatservice.service.ChatService`, which opens and closes the
+chat's backend and store around its doors.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from twisted.internet.defer import Deferred, succeed
+from twisted.internet.testing import MemoryReactorClock
+from twisted.trial.unittest import SynchronousTestCase
+
+from chatservice import tap
+from chatservice.backends.local import LocalBackend
+from chatservice.chat.hub import Hub
+from chatservice.doors.door import OFF
+from chatservice.service import ChatService, ListeningService
+from chatservice.stores.memory import MemoryHistoryStore
+from tests.test_tap import parse
+
+
+class DoorOptionTests(SynchronousTestCase):
+    """Every door's options come from its description."""
+
+    def test_everyDoorHasAnEndpointOption(self) -> None:
+        """
+        Each door in ``tap.DOORS`` has ``--<name> ENDPOINT``, documented in
+        ``--help`` with its default, and ``none`` turns it off.
+        """
+        help_text = str(tap.Options())
+        self.assertEqual(
+            [door.name for door in tap.DOORS], ["echo", "upper", "chat", "admin"]
+        )
+        for door in tap.DOORS:
+            self.assertIn(f"--{door.name}=", help_text)
+            self.assertIn(
+                f"[default: {door.default_endpoint}]", " ".join(help_text.split())
+            )
+            if door.default_endpoint != OFF:
+                self.assertEqual(parse().endpoints[door.name], [door.default_endpoint])
+            self.assertEqual(parse(f"--{door.name}", "none").endpoints[door.name], [])
+
+    def test_doorOwnOptions(self) -> None:
+        """A door's own options are parsed with the rest (``--echo-timestamp``)."""
+        self.assertTrue(parse("--echo-timestamp")["echo-timestamp"])
+        self.assertEqual(parse("--nick-timeout", "5")["nick-timeout"], 5.0)
+
+    def test_privateDoorGetsAllowRemote(self) -> None:
+        """A private door (the admin console) has ``--<name>-allow-remote``."""
+        private = [door.name for door in tap.DOORS if door.private]
+        self.assertEqual(private, ["admin"])
+        self.assertIn("--admin-allow-remote", str(tap.Options()))
+
+
+class RecordingBackend(LocalBackend):
+    """A local backend that records when it is started and stopped."""
+
+    def __init__(self, log: list[str]) -> None:
+        super().__init__()
+        self.log = log
+
+    def start(self) -> Deferred[None]:
+        self.log.append("backend start")
+        return succeed(None)
+
+    def stop(self) -> Deferred[None]:
+        self.log.append("backend stop")
+        return succeed(None)
+
+
+class RecordingStore(MemoryHistoryStore):
+    """A memory store that records when it is opened and closed."""
+
+    def __init__(self, log: list[str]) -> None:
+        super().__init__()
+        self.log = log
+        self.closing: Deferred[None] = Deferred()
+
+    def start(self) -> Deferred[None]:
+        self.log.append("store start")
+        return succeed(None)
+
+    def stop(self) -> Deferred[None]:
+        self.log.append("store stop")
+        return self.closing
+
+
+class ChatServiceTests(SynchronousTestCase):
+    """The chat's state has a start and a stop."""
+
+    def setUp(self) -> None:
+        self.patch(sys, "excepthook", sys.excepthook)
+
+    def test_opensBeforeDoorsClosesAfter(self) -> None:
+        """
+        Started, the service opens the backend and the store, then starts
+        its doors; stopped, it stops the doors first, then closes both, and
+        its stop waits for the store.
+        """
+        log: list[str] = []
+        hub = Hub(backend=RecordingBackend(log), store=RecordingStore(log))
+        service = ChatService(hub)
+
+        class Door(ListeningService):
+            def startService(self) -> None:
+                log.append("door start")
+
+            def stopService(self) -> Deferred[Any]:
+                log.append("door stop")
+                return succeed(None)
+
+        reactor = MemoryReactorClock()
+        from twisted.internet.endpoints import serverFromString
+
+        from chatservice.doors.echo import EchoFactory
+
+        Door(
+            "tcp:0", serverFromString(reactor, "tcp:0"), EchoFactory()
+        ).setServiceParent(service)
+        service.startService()
+        self.assertEqual(log, ["backend start", "store start", "door start"])
+        stopped = service.stopService()
+        self.assertEqual(log[3:], ["door stop", "backend stop", "store stop"])
+        self.assertNoResult(stopped)
+        assert isinstance(hub.store, RecordingStore)
+        hub.store.closing.callback(None)
+        self.successResultOf(stopped)
+
+    def test_makeServiceOwnsTheChat(self) -> None:
+        """
+        ``makeService`` returns a :class:`ChatService` whose hub every chat
+        door shares, with the local backend.
+        """
+        top = tap.makeService(parse(), MemoryReactorClock())
+        self.assertIsInstance(top, ChatService)
+        assert isinstance(top, ChatService)
+        self.assertIsInstance(top.hub.backend, LocalBackend)
+        chat = [
+            s
+            for s in top
+            if isinstance(s, ListeningService) and s.factory.name == "chat"
+        ]
+        self.assertEqual(len(chat), 1)
+        self.assertIs(chat[0].factory.hub, top.hub)  # type: ignore[attr-defined]
