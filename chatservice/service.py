@@ -17,6 +17,7 @@ from twisted.application.service import MultiService
 from twisted.internet.defer import Deferred, gatherResults
 from twisted.internet.interfaces import IListeningPort, IStreamServerEndpoint
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 
 from chatservice.chat.hub import Hub
 from chatservice.conn.connection import Authenticator
@@ -123,22 +124,45 @@ class ChatService(MultiService):
         self.operations = operations if operations is not None else Operations(hub)
         self.authenticator = authenticator
 
+    def privilegedStartService(self) -> None:
+        # Before the doors: they listen in their own privilegedStartService.
+        self._open()
+        super().privilegedStartService()
+
     def startService(self) -> None:
+        if not self._opened:
+            self._open()  # started without the privileged step (tests, twist)
+        super().startService()
+
+    _opened = False
+
+    def _open(self) -> None:
+        """
+        Open the backend and the store.  One that fails at once (a file that
+        cannot be opened) stops the start with its error; one that fails
+        later is logged.
+        """
+        self._opened = True
         opened = [self.hub.backend.start()]
         if self.hub.store is not None:
             opened.append(self.hub.store.start())
+        failures: list[Failure] = []
+        for result in opened:
+            result.addErrback(failures.append)
+        if failures:
+            failures[0].raiseException()
         for result in opened:
             result.addErrback(
                 lambda failure: self.log.failure("opening the chat's state", failure)
             )
-        super().startService()
 
     def stopService(self) -> Deferred[Any]:
         stopped: Deferred[Any] = super().stopService()
         return stopped.addCallback(lambda _: self._close())
 
     def _close(self) -> Deferred[Any]:
+        self._opened = False
         closing = [self.hub.backend.stop()]
         if self.hub.store is not None:
             closing.append(self.hub.store.stop())
-        return gatherResults(closing)
+        return gatherResults(closing, consumeErrors=True)

@@ -1,4 +1,4 @@
-# ruff: noqa: RUF001 - look-alike letters on purpose
+# ruff: noqa: RUF001, RUF002 - look-alike letters on purpose
 """
 Tests of the seams the reshape for many doors added: event ids and times,
 typed errors with fields, the local backend behind the hub, the history
@@ -413,3 +413,77 @@ class NativeDoorWaitsForClaimTests(SynchronousTestCase):
             self.lines(),
             ["-!- bob has joined #lobby", "--- you are bob; you are in #lobby"],
         )
+
+
+class ReviewRegressionTests(SeamTestCase):
+    """Defects a review of the reshape found, each fixed and kept fixed."""
+
+    def test_renameToOwnLookalikeKeepsProtection(self) -> None:
+        """
+        A member renamed to a look-alike of its own nickname (Latin ``oce``
+        to Cyrillic ``осе``) still holds the look-alike key: nobody else may
+        then take ``oce``.
+        """
+        _, oce = self.register("oce")
+        self.assertEqual(self.successResultOf(self.hub.set_nick(oce, "осе")), "осе")
+        stranger = self.hub.connect(FakeMember(), "10.0.0.2")
+        twin = self.failureResultOf(self.hub.set_nick(stranger, "oce")).value
+        self.assertIsInstance(twin, errors.NickLookalike)
+
+    def test_bannedRenameKeepsProtection(self) -> None:
+        """
+        A rename refused for a ban (to a look-alike of one's own nickname)
+        leaves the member's nickname and look-alike key as they were.
+        """
+        _, oce = self.register("oce")
+        self.hub.ban("осе", None, "op")
+        self.failureResultOf(self.hub.set_nick(oce, "осе"), errors.NickBanned)
+        self.assertEqual(oce.nick, "oce")
+        stranger = self.hub.connect(FakeMember(), "10.0.0.2")
+        self.failureResultOf(self.hub.set_nick(stranger, "осе"), errors.NickLookalike)
+
+    def test_historyAskedByFoldedName(self) -> None:
+        """The store is asked for a room's history by the room's folded name."""
+        asked: list[str] = []
+
+        class Recorder(MemoryHistoryStore):
+            def recent(
+                self, room: str, count: int
+            ) -> Deferred[list[events.RoomMessage]]:
+                asked.append(room)
+                return super().recent(room, count)
+
+        hub = Hub(store=Recorder())
+        self.successResultOf(hub.history("#Lobby", 3))
+        self.assertEqual(asked, ["lobby"])
+
+    def test_nodeIdsLong(self) -> None:
+        """A node's random id has 64 bits (16 hex digits)."""
+        self.assertEqual(len(Hub().ids.node), 16)
+
+
+class AwaitResultTests(SynchronousTestCase):
+    """``Connection.awaitResult`` when the door's own handler fails."""
+
+    def test_inputReleasedWhenHandlerRaises(self) -> None:
+        """
+        If the door's handler of a result that took a while raises, the
+        client's input is released all the same (and the error is logged).
+        """
+        self.backend = SlowBackend()
+        hub = Hub(backend=self.backend)
+        factory = ChatFactory(hub, clock=Clock())
+        transport = StringTransport(peerAddress=IPv4Address("TCP", "10.0.0.1", 1))
+        protocol = factory.buildProtocol(transport.getPeer())
+        assert isinstance(protocol, ChatProtocol)
+        protocol.makeConnection(transport)
+        waiting: Deferred[str] = Deferred()
+
+        def broken(value: str) -> None:
+            raise RuntimeError("handler failed")
+
+        protocol.awaitResult(waiting, broken, lambda failure: None)
+        self.assertTrue(protocol.paused)
+        waiting.callback("late")
+        self.assertFalse(protocol.paused)
+        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from twisted.internet.defer import Deferred, succeed
+from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.testing import MemoryReactorClock
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -146,3 +146,50 @@ class ChatServiceTests(SynchronousTestCase):
         ]
         self.assertEqual(len(chat), 1)
         self.assertIs(chat[0].factory.hub, top.hub)  # type: ignore[attr-defined]
+
+
+class FailingStore(MemoryHistoryStore):
+    """A store that cannot be opened."""
+
+    def start(self) -> Deferred[None]:
+        return fail(OSError("cannot open history.sqlite3"))
+
+
+class StartOrderTests(SynchronousTestCase):
+    """The chat's state is open before any door listens."""
+
+    def test_openBeforeListening(self) -> None:
+        """
+        Under twistd (``privilegedStartService``, where the doors listen),
+        the backend and the store are started first.
+        """
+        log: list[str] = []
+        hub = Hub(backend=RecordingBackend(log), store=RecordingStore(log))
+        service = ChatService(hub)
+
+        class Door(ListeningService):
+            def privilegedStartService(self) -> None:
+                log.append("door listens")
+
+            def startService(self) -> None:
+                log.append("door start")
+
+        reactor = MemoryReactorClock()
+        from twisted.internet.endpoints import serverFromString
+
+        from chatservice.doors.echo import EchoFactory
+
+        Door(
+            "tcp:0", serverFromString(reactor, "tcp:0"), EchoFactory()
+        ).setServiceParent(service)
+        service.privilegedStartService()
+        service.startService()
+        self.assertEqual(
+            log, ["backend start", "store start", "door listens", "door start"]
+        )
+
+    def test_storeFailingStopsTheStart(self) -> None:
+        """A store that fails to open stops the start with its error."""
+        service = ChatService(Hub(store=FailingStore()))
+        error = self.assertRaises(OSError, service.privilegedStartService)
+        self.assertIn("history.sqlite3", str(error))

@@ -43,8 +43,14 @@ class HubBackend(Protocol):
         :class:`~chatservice.chat.errors.NickLookalike`.
         """
 
-    def release_nick(self, session: Session, key: str, looks: str) -> None:
-        """Free a nickname ``session`` held (nothing if it did not)."""
+    def release_nick(
+        self, session: Session, key: str | None, looks: str | None
+    ) -> None:
+        """
+        Free the folded nickname ``key`` and the look-alike key ``looks``
+        that ``session`` held (nothing for one it did not hold, or given as
+        ``None``: kept, as when a rename keeps the same skeleton).
+        """
 
     def holder(self, key: str) -> Session | None:
         """Who has the nickname with this folded form, if anyone."""
@@ -71,8 +77,10 @@ class HubBackend(Protocol):
     def flush(self) -> None:
         """
         Deliver whatever was collected and not delivered yet.  The hub calls
-        it before a room's membership changes, and every member's outbox
-        before anything else is sent to that member, so that order holds.
+        it before a room's membership changes, and a member's outbox before
+        a reply of the door's own, so that order holds.  A backend whose
+        deliveries come back from a remote server delivers what it has
+        received; what is still on its way may then arrive after a reply.
         """
 
     # Bans, shared by every node.

@@ -70,10 +70,12 @@ class LocalBackend:
         self.lookalikes[looks] = session
         return succeed(None)
 
-    def release_nick(self, session: Session, key: str, looks: str) -> None:
-        if self._nicks.get(key) is session:
+    def release_nick(
+        self, session: Session, key: str | None, looks: str | None
+    ) -> None:
+        if key is not None and self._nicks.get(key) is session:
             del self._nicks[key]
-        if self.lookalikes.get(looks) is session:
+        if looks is not None and self.lookalikes.get(looks) is session:
             del self.lookalikes[looks]
 
     def holder(self, key: str) -> Session | None:

@@ -3,7 +3,7 @@ What happens in the chat, one type per kind of thing, delivered by the hub to
 every member concerned.
 
 Every event the hub makes has an ``id``, unique across the chat (the
-node's id and that node's counter: ``"3f9a1c.42"``), and ``at``, the server
+node's id and that node's counter: ``"3f9a1c0d2b7e4a58.42"``), and ``at``, the server
 time it happened (seconds since the epoch, from the hub's clock).  History
 keys on both; a node that receives an event twice (several nodes sharing
 rooms) recognises it by its id.  Neither takes part in equality: two events
@@ -142,7 +142,10 @@ class EventIds:
     """
 
     def __init__(self, node: str | None = None) -> None:
-        self.node = node if node is not None else secrets.token_hex(3)
+        # 64 random bits: a node started again, or another node, draws the
+        # same id once in billions of starts (24 bits would once in a few
+        # thousand, and repeat every id after it).
+        self.node = node if node is not None else secrets.token_hex(8)
         self._counter = itertools.count(1)
         self._prefix = self.node + "."
 

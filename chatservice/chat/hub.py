@@ -158,19 +158,25 @@ class Hub:
     def _claimed(self, session: Session, nick: str, key: str, looks: str) -> str:
         ban = self._nick_ban(key)
         if ban is not None:
-            if session.key != key:
-                self.backend.release_nick(session, key, looks)
+            self._give_back(session, key, looks)
             raise NickBanned(nick, ban.remaining(self.clock()), ban.reason)
         if session not in self.sessions:
             # Gone while the claim was decided: give it back.
-            self.backend.release_nick(session, key, looks)
+            self._give_back(session, key, looks)
             return nick
         session.last_active = self.clock()
         old = session.nick
         if old == nick:
             return nick
-        if session.key is not None and session.key != key:
-            self.backend.release_nick(session, session.key, skeleton(session.key))
+        if session.key is not None:
+            # The old nickname's keys, but for those the new one shares
+            # (a rename to a look-alike of itself keeps its skeleton).
+            old_key, old_looks = session.key, skeleton(session.key)
+            self.backend.release_nick(
+                session,
+                None if old_key == key else old_key,
+                None if old_looks == looks else old_looks,
+            )
         session.nick, session.key = nick, key
         if old is None:
             self.join(session, self.default_room)
@@ -181,6 +187,16 @@ class Hub:
                 events.NickChanged(old, nick, id=event_id, at=at),
             )
         return nick
+
+    def _give_back(self, session: Session, key: str, looks: str) -> None:
+        """Release a claim, but for what the session's nickname still holds."""
+        held_key = session.key
+        held_looks = skeleton(held_key) if held_key is not None else None
+        self.backend.release_nick(
+            session,
+            None if key == held_key else key,
+            None if looks == held_looks else looks,
+        )
 
     def find(self, nick: str) -> Session:
         """The session with this nickname, or :class:`NoSuchNick`."""
@@ -291,7 +307,7 @@ class Hub:
         """The last ``count`` messages of a room, oldest first (none: no store)."""
         if self.store is None:
             return succeed([])
-        return self.store.recent(check_room(name), count)
+        return self.store.recent(fold(check_room(name)), count)
 
     def flush(self) -> None:
         """Deliver the room messages the backend collected so far."""

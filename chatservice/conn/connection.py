@@ -266,14 +266,24 @@ class Connection:
         def succeeded(value: T) -> None:
             if self.closing or not self.admitted:
                 return
-            done(value)
-            if held:
+            try:
+                done(value)
+            except Exception:
+                self.log.failure(
+                    "{service}: acting on a result", service=self.factory.name
+                )
+            if held:  # whatever happened, input goes on
                 self.releaseInput(HOLD_WAITING)
 
         def refused(failure: Failure) -> None:
             if self.closing or not self.admitted:
                 return
-            failed(failure)
+            try:
+                failed(failure)
+            except Exception:
+                self.log.failure(
+                    "{service}: acting on a refusal", service=self.factory.name
+                )
             if held:
                 self.releaseInput(HOLD_WAITING)
 

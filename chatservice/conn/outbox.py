@@ -20,18 +20,18 @@ On a plain TCP connection with nothing buffered, writes go straight to the
 socket (``socket.send``); only what the kernel does not take is handed to
 the transport.  Twisted would buffer everything until the next reactor turn
 and watch the socket for writability in between (two ``epoll_ctl`` calls and
-a turn's delay per write).  To know when the transport has nothing
-buffered, the outbox's connection registers as a *pull* producer there:
-Twisted then calls ``resumeProducing`` each time its buffer has drained
-(:meth:`Outbox.drained`).  Everywhere else (TLS, UNIX, tests) it registers
-as a streaming producer and Twisted's ``pauseProducing`` says the buffer is
-full (:meth:`Outbox.paused`).
+a turn's delay per write).  Whether the transport holds anything is read
+from its buffers (:func:`buffered`): Twisted has no public way to say it, so
+the read is in one function, tried on each TCP transport first
+(:func:`can_read_buffers`); a Twisted without those attributes gets no
+write-through, and everything goes through ``transport.write``.
 
-A client whose buffer is full (more than the transport's ``bufferSize``
-waits) is *blocked*: its connection stops reading from it, and what is
-written meanwhile counts against ``max_send_queue``; past that the client is
-cut off, since one that does not read must not make the server hold
-everything for it.
+The connection is registered as a streaming producer on its transport:
+Twisted pauses it once more than ``bufferSize`` waits to be written and
+resumes it once everything is.  A paused (*blocked*) client's connection
+stops reading from it, and what is written meanwhile counts against
+``max_send_queue``; past that the client is cut off, since one that does
+not read must not make the server hold everything for it.
 """
 
 from __future__ import annotations
@@ -48,6 +48,22 @@ from chatservice.conn.turns import end_of_turn
 #: What a Twisted transport buffers before it pauses its producer
 #: (``FileDescriptor.bufferSize``), for transports that do not say.
 TRANSPORT_BUFFER = 2**16
+
+#: The attributes of Twisted's TCP transport that :func:`buffered` reads.
+_BUFFER_ATTRIBUTES = ("dataBuffer", "offset", "_tempDataLen")
+
+
+def buffered(transport: Any) -> int:
+    """
+    The bytes a Twisted TCP transport holds, not yet written to the socket:
+    what is left of its write buffer and what waits to join it.
+    """
+    return int(len(transport.dataBuffer) - transport.offset + transport._tempDataLen)
+
+
+def can_read_buffers(transport: Any) -> bool:
+    """Whether a transport has what :func:`buffered` reads (a feature test)."""
+    return all(hasattr(transport, name) for name in _BUFFER_ATTRIBUTES)
 
 
 class OutboxOwner(Protocol):
@@ -68,7 +84,6 @@ class Outbox:
 
     __slots__ = (
         "_buffer_size",
-        "_handed",
         "_limit",
         "_owner",
         "_socket",
@@ -103,28 +118,27 @@ class Outbox:
         self.blocked = False
         #: Bytes written since it filled up, counted against the send queue.
         self.waiting = 0
-        #: Bytes handed to the transport since it last drained (plain TCP).
-        self._handed = 0
+        #: The socket to write through to (plain TCP), or ``None``.
         self._socket: Any = None
         self._buffer_size: int = getattr(transport, "bufferSize", TRANSPORT_BUFFER)
 
     def register(self, producer: object) -> None:
         """
         Register ``producer`` (the connection, which passes ``paused`` and
-        ``drained`` on to this outbox) with the transport.
+        ``drained`` on to this outbox) with the transport, as a streaming
+        producer.
         """
         transport = self._transport
-        if type(transport) is tcp.Server:
-            # Plain TCP (not TLS, not a test transport): write through.
+        # Exactly Twisted's plain TCP transport (not TLS over it, not a
+        # subclass that may buffer on its own, not a test transport).
+        if type(transport) is tcp.Server and can_read_buffers(transport):
             self._socket = transport.getHandle()
-            transport.registerProducer(producer, False)
-        else:
-            transport.registerProducer(producer, True)
+        transport.registerProducer(producer, True)
 
     # What the transport tells us
 
     def paused(self) -> None:
-        """A streaming transport's buffer is full."""
+        """The transport's buffer is full."""
         # A TCP transport calls this again on every write while its buffer
         # is full: count from the first call only, or nothing ever adds up.
         if not self.blocked:
@@ -133,8 +147,7 @@ class Outbox:
         self._owner.sendBlocked()
 
     def drained(self) -> None:
-        """The transport has written what it had (or, streaming, caught up)."""
-        self._handed = 0
+        """The transport has written everything it held."""
         if self.blocked:
             self.blocked = False
             self._owner.sendResumed()
@@ -209,42 +222,36 @@ class Outbox:
         """Write now: through to the socket when nothing is buffered."""
         transport = self._transport
         sock = self._socket
-        if sock is not None:
-            if not self._handed and not transport.disconnecting:
-                try:
-                    sent = sock.send(data)
-                except OSError:
-                    sent = 0  # BlockingIOError, or Twisted's write reports it
-                if sent == len(data):
-                    return
-                data = data[sent:]
-            self._handed += len(data)
-            transport.write(data)
-            if self._handed > self._buffer_size and not self.blocked:
-                self.blocked = True
-                self.waiting = 0
-                self._owner.sendBlocked()
-            elif not self.blocked:
+        if sock is not None and not transport.disconnecting and not buffered(transport):
+            try:
+                sent = sock.send(data)
+            except OSError:
+                sent = 0  # BlockingIOError, or Twisted's write reports it
+            if sent == len(data):
                 return
-            excess = self._handed - self._buffer_size
-        else:
-            transport.write(data)
-            if not self.blocked:
-                return
+            data = data[sent:]
+        transport.write(data)
+        if self.blocked:
             # This write filled the transport's buffer (a turn's deliveries
             # can be large): what it holds beyond that buffer waits for a
             # client that does not keep up, and counts.
             excess = len(data) - self._buffer_size
-        if excess > self.waiting:
-            self.waiting = excess
-            if excess > self._limit:
-                self._owner.sendQueueExceeded()
+            if excess > 0:
+                self.waiting = excess
+                if excess > self._limit:
+                    self._owner.sendQueueExceeded()
 
     def _write_blocked(self, data: bytes) -> None:
         """Write to a client that does not keep up, within the send queue."""
-        self.waiting += len(data)
+        if self._socket is not None:
+            # What really waits beyond the transport's buffer: a client that
+            # reads, only a little slower than it is written to, catches up
+            # on its own, and is not cut off for what it has read already.
+            self.waiting = buffered(self._transport) + len(data) - self._buffer_size
+        else:
+            # Elsewhere everything written since the buffer filled counts.
+            self.waiting += len(data)
         if self.waiting <= self._limit:
-            self._handed += len(data)
             self._transport.write(data)
         else:
             self._owner.sendQueueExceeded()

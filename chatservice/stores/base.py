@@ -27,7 +27,11 @@ class HistoryStore(Protocol):
         """Write what is pending and close; fires once done."""
 
     def append(self, message: events.RoomMessage) -> None:
-        """Keep a room message (never blocks; the message has an id and a time)."""
+        """
+        Keep a room message (never blocks; the message has an id and a
+        time).  Its room is ``message.room``, the room's name as shown: key
+        it on ``fold(message.room)`` (:func:`chatservice.chat.names.fold`).
+        """
 
     def recent(self, room: str, count: int) -> Deferred[list[events.RoomMessage]]:
         """
