@@ -29,6 +29,7 @@ the file is left as it is.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 from collections import deque
@@ -279,7 +280,7 @@ class SQLiteHistoryStore:
                 db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
                 db.execute("COMMIT")
             except BaseException:
-                db.execute("ROLLBACK")
+                _roll_back(db)
                 raise
             self.log.info(
                 "history: {path} is at schema version {version}",
@@ -423,7 +424,7 @@ class SQLiteHistoryStore:
                 db.executemany(_INSERT_MESSAGE, messages)
                 db.execute("COMMIT")
             except BaseException:
-                db.execute("ROLLBACK")
+                _roll_back(db)
                 raise
         except sqlite3.Error as error:
             self._failed(error)
@@ -578,6 +579,14 @@ class SQLiteHistoryStore:
         if self.failing is not None:
             line += f"; writing fails: {self.failing}"
         return line
+
+
+def _roll_back(db: sqlite3.Connection) -> None:
+    """Roll back what is left of a failed transaction (SQLite may have already)."""
+    if db.in_transaction:
+        # The first error is the one to report.
+        with contextlib.suppress(sqlite3.Error):
+            db.execute("ROLLBACK")
 
 
 def _message(row: tuple[Any, ...]) -> events.RoomMessage:
