@@ -316,7 +316,7 @@ class SQLiteHistoryStore:
             if loop.running:
                 loop.stop()
         self._loops = []
-        self.commit()
+        self._retry()  # one last try, even while writing fails
         waiting = self._checkpointing
         if waiting is None:
             waiting = succeed(None)
