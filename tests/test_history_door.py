@@ -355,3 +355,16 @@ class RestoredStateTests(SynchronousTestCase):
         self.assertEqual([b.target for b in store.saved().bans], ["mallory"])
         chat.hub.unban("mallory")
         self.assertEqual(store.saved().bans, ())
+
+    def test_privateMessagesOnlyWhenAsked(self) -> None:
+        """
+        The hub hands private messages to the store, which keeps them only
+        when told to (``--history-private``), with the sender's door.
+        """
+        for private, expected in ((False, []), (True, [("secret", "chat")])):
+            store = MemoryHistoryStore(private=private)
+            chat = Chat(store)
+            alice = chat.client("alice")
+            chat.client("bob")
+            chat.send(alice, "/msg bob secret")
+            self.assertEqual([(m.text, m.door) for m in store.privates], expected)

@@ -24,6 +24,7 @@ from chatservice.stores.memory import MemoryHistoryStore
 from chatservice.stores.sqlite import (
     APPLICATION_ID,
     PRUNE_EVERY,
+    PRUNE_STEP,
     RETRY_EVERY,
     SCHEMA_VERSION,
     SQLiteHistoryStore,
@@ -255,6 +256,27 @@ class SQLiteStoreTests(StoreTests, SynchronousTestCase):
             return [t for (t,) in db.execute("SELECT text FROM messages ORDER BY seq")]
         finally:
             db.close()
+
+    def test_pruneInSmallSteps(self) -> None:
+        """
+        A backlog beyond the limits goes in steps of at most ``PRUNE_STEP``
+        rows, oldest first, the newest ``per_room`` staying.
+        """
+        store = self.makeStore(per_room=10, max_age=3600)
+        for n in range(PRUNE_STEP * 2 + 50):
+            store.append(message("lobby", f"m{n}", EPOCH + n, n))
+        store.commit()
+        steps = []
+        while removed := store.prune():
+            steps.append(removed)
+        self.assertEqual(steps, [PRUNE_STEP, PRUNE_STEP, 40])
+        self.assertEqual(self.on_disk(), [f"m{n}" for n in range(440, 450)])
+        self.clock.advance(3600 + 445)
+        while store.prune():
+            pass
+        # m445 was said exactly max_age ago: still kept.
+        self.assertEqual(self.on_disk(), ["m445", "m446", "m447", "m448", "m449"])
+        self.assertIn("445 pruned", store.status())
 
     # Start-up errors: the file is left as it is.
 
