@@ -16,6 +16,8 @@ from pathlib import Path
 
 from twisted.trial.unittest import SynchronousTestCase
 
+from chatservice.auth.credentials import write_credentials
+from chatservice.auth.hashing import hash_password
 from tests.support import (
     Process,
     connect,
@@ -33,6 +35,20 @@ GREETING = b"/help lists commands.\r\n"
 MESSAGES = 300
 
 
+def chat_alone(port: int, history: Path) -> list[str | Path]:
+    """``twistd`` in the foreground with the chat alone, history in ``history``."""
+    return [
+        script("twistd"),
+        "-n",
+        "--pidfile=",
+        "chatservice",
+        "--echo=none",
+        "--upper=none",
+        f"--chat={loopback_endpoint(port)}",
+        f"--history=sqlite:{history}",
+    ]
+
+
 class KillTests(SynchronousTestCase):
     """``kill -9`` loses nothing anyone saw."""
 
@@ -40,17 +56,7 @@ class KillTests(SynchronousTestCase):
         self.directory = temp_dir(self)
         self.history = self.directory / "history.sqlite3"
         self.credentials = self.directory / "passwd"
-        made = run(
-            [
-                script("chatservice-passwd"),
-                "--file",
-                self.credentials,
-                "--stdin",
-                "root",
-            ],
-            input=f"{PASSWORD}\n".encode(),
-        )
-        self.assertEqual(made.returncode, 0, describe_run(made))
+        write_credentials(self.credentials, {"root": hash_password(PASSWORD)})
 
     def start(self, name: str) -> tuple[Process, int]:
         """The chat alone, keeping history in this test's file."""
@@ -58,22 +64,11 @@ class KillTests(SynchronousTestCase):
         server = Process(
             self,
             [
-                script("twistd"),
-                "-n",
-                "--pidfile=",
-                "chatservice",
-                "--echo",
-                "none",
-                "--upper",
-                "none",
-                "--chat",
-                loopback_endpoint(port),
+                *chat_alone(port, self.history),
                 "--credentials",
                 self.credentials,
                 "--flood-rate",
                 "0",
-                "--history",
-                f"sqlite:{self.history}",
                 "--history-replay",
                 str(MESSAGES + 10),
             ],
@@ -144,23 +139,7 @@ class StartUpErrorTests(SynchronousTestCase):
         history: Path = directory / "history.sqlite3"
         history.write_bytes(b"not a database at all\n" * 100)
         before = history.read_bytes()
-        result = run(
-            [
-                script("twistd"),
-                "-n",
-                "--pidfile=",
-                "chatservice",
-                "--echo",
-                "none",
-                "--upper",
-                "none",
-                "--chat",
-                loopback_endpoint(free_port()),
-                "--history",
-                f"sqlite:{history}",
-            ],
-            cwd=directory,
-        )
+        result = run(chat_alone(free_port(), history), cwd=directory)
         output = (result.stdout + result.stderr).decode()
         self.assertEqual(result.returncode, 1, describe_run(result))
         self.assertIn(
