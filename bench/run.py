@@ -82,9 +82,16 @@ LOAD_TEST_OPTIONS = (
     ("--flood-rate", "0"),
     ("--line-timeout", "0"),
     ("--max-rooms", "100000"),
+    # History off unless a workload turns it on (HISTORY): the existing
+    # figures stay comparable with versions before history.
+    ("--history", "none"),
 )
 
 CHATSERVICE = "chatservice"
+#: The installed chatservice with history on (``--history sqlite:FILE``, a
+#: new file in the run's scratch directory), beside the same workload with
+#: ``--history none``.
+HISTORY = "chatservice+history"
 RAW = "twisted-protocol"
 LINERECEIVER = "twisted-linereceiver"
 ASYNCIO = "asyncio-streams"
@@ -98,6 +105,8 @@ BASELINE_SCRIPTS = {
 }
 ECHO_SERVERS = (CHATSERVICE, RAW, LINERECEIVER, ASYNCIO)
 CHAT_SERVERS = (CHATSERVICE, NAIVE_CHAT)
+#: The history workloads: chatservice with history off and on.
+HISTORY_SERVERS = (CHATSERVICE, HISTORY)
 #: The least share of a compared tree's figure chatservice must keep, by
 #: workload (issue 9: fan-out within 5 % of the code before a change).
 COMPARED_AT_LEAST = {"fanout": 0.95}
@@ -333,10 +342,14 @@ def server_command(
     """
     ports = {service: free_port() for service in services}
     tree = (trees or {}).get(server)
-    if server == CHATSERVICE or tree is not None:
+    if server in (CHATSERVICE, HISTORY) or tree is not None:
         command, options = (
             ([str(twistd())], extra) if tree is None else (tree.twistd, tree.options)
         )
+        if server == HISTORY:
+            # Relative: the server runs in the scratch directory.
+            history = f"history-{time.monotonic_ns()}.sqlite3"
+            options = [*options, "--history", f"sqlite:{history}"]
         argv = [
             *command,
             "-n",
@@ -632,12 +645,18 @@ class Target:
     baseline: str | None = None
     at_least: float | None = None
     at_most: float | None = None
+    #: Whose figure an absolute bound is for.
+    server: str = CHATSERVICE
 
     def met(self, ratio: float | None, value: float | None) -> bool | None:
         if self.baseline is not None:
-            if ratio is None or self.at_least is None:
+            if ratio is None:
                 return None
-            return ratio >= self.at_least
+            if self.at_least is not None:
+                return ratio >= self.at_least
+            if self.at_most is not None:
+                return ratio <= self.at_most
+            return None
         if value is None:
             return None
         if self.at_most is not None:
@@ -656,6 +675,13 @@ class Workload:
     higher_is_better: bool
     targets: tuple[Target, ...] = ()
     rounds: int | None = None
+    #: The load generator's workload, when not the same name.
+    load: str = ""
+
+    @property
+    def kind(self) -> str:
+        """What the load generator runs (``fanout-history``: ``fanout``)."""
+        return self.load or self.name
 
 
 WORKLOADS = (
@@ -696,6 +722,28 @@ WORKLOADS = (
         "p99 delivery latency, 100 receivers, 20k deliveries/s",
         False,
         (Target("p99 ≤ 3 ms", at_most=3.0),),
+    ),
+    Workload(
+        "fanout-history",
+        HISTORY_SERVERS,
+        "chat",
+        "fanout, history on (sqlite) beside off, side by side",
+        True,
+        # cs / this ≤ 1.25: history on keeps ≥ 0.8x of history off.
+        (Target("history on ≥ 0.8x off", HISTORY, at_most=1.25),),
+        load="fanout",
+    ),
+    Workload(
+        "latency-history",
+        HISTORY_SERVERS,
+        "chat",
+        "latency, history on (sqlite) beside off, side by side",
+        False,
+        (
+            Target("p99 ≤ 3 ms", at_most=3.0),
+            Target("p99 ≤ 3 ms with history", at_most=3.0, server=HISTORY),
+        ),
+        load="latency",
     ),
     Workload(
         "memory-chat",
@@ -837,7 +885,7 @@ def run_loadgen(
     Run the load generator once against a running server (for echo and
     upper, the C one when ``echo_loadgen`` is given).
     """
-    args = loadgen_args(workload.name, settings)
+    args = loadgen_args(workload.kind, settings)
     if workload.name == "memory-chat" and server.name == NAIVE_CHAT:
         # The naive chat has one room: every member is in it.
         args += ["--room-size", "0"]
@@ -1093,9 +1141,9 @@ def table(
                         met = target.met(ratio, None)
                         target_text = f"{target.text}: {verdict(met)}"
                         verdicts.append((f"{workload.name} {target.text}", met))
-            if server == CHATSERVICE:
+            if server in (CHATSERVICE, HISTORY):
                 for target in workload.targets:
-                    if target.baseline is None:
+                    if target.baseline is None and target.server == server:
                         met = target.met(None, record.value)
                         target_text = f"{target.text}: {verdict(met)}"
                         verdicts.append((f"{workload.name} {target.text}", met))
@@ -1134,6 +1182,8 @@ per CPU-s: the same ratio for the figures divided by the server's CPU share,
   limited by a saturated load generator.
 SATURATED: the load generator used 90% or more of its core (CPU or busy
   time); with the server below 90% CPU, the figure is a lower bound.
+chatservice+history: the installed chatservice with --history sqlite:FILE
+  (a new file each run; the other chatservice runs have --history none).
 chatservice@REV: the chatservice of revision REV (or checkout directory
   REV) that --compare asked for, run side by side with the installed one."""
 
@@ -1191,9 +1241,10 @@ def details(records: dict[tuple[str, str], Record]) -> list[str]:
         return "-" if value is None else f"{value:,.{digits}f}"
 
     lines = []
-    for (workload, server), record in records.items():
+    for (name, server), record in records.items():
         if not record.runs:
             continue
+        workload = name.removesuffix("-history")
         if workload in ("echo", "upper"):
             text = (
                 f"{med(record, 'per_server_cpu_s', 0)} lines per server "
@@ -1221,7 +1272,7 @@ def details(records: dict[tuple[str, str], Record]) -> list[str]:
             )
         else:
             text = "runs: " + ", ".join(f"{v:.3f}" for v in record.values()) + " s"
-        lines.append(f"  {workload:12} {server:21} {text}")
+        lines.append(f"  {name:12} {server:21} {text}")
     return lines
 
 

@@ -24,9 +24,14 @@ from chatservice.conn.connection import Authenticator
 from chatservice.conn.peers import describe_address
 from chatservice.doors.door import DoorFactory
 from chatservice.doors.operations import Operations
+from chatservice.stores.base import StoreError
 
 
-class ListenError(Exception):
+class StartupError(Exception):
+    """The server cannot start; the message says why, in one line."""
+
+
+class ListenError(StartupError):
     """A service could not listen on its endpoint; the message says why."""
 
 
@@ -36,8 +41,8 @@ def _report_listen_error(
     traceback: TracebackType | None,
     previous: Any = sys.excepthook,
 ) -> None:
-    """Show a failure to listen as one line, not a traceback."""
-    if not isinstance(error, ListenError):
+    """Show a failure to start (listen, open the history) as one line."""
+    if not isinstance(error, StartupError):
         previous(kind, error, traceback)
         return
     line = f"chatservice: {error}\n"
@@ -49,7 +54,7 @@ def _report_listen_error(
 
 
 def report_listen_errors_briefly() -> None:
-    """Make a :class:`ListenError` that ends the process print one line."""
+    """Make a :class:`StartupError` that ends the process print one line."""
     sys.excepthook = _report_listen_error
 
 
@@ -144,13 +149,22 @@ class ChatService(MultiService):
         """
         self._opened = True
         opened = [self.hub.backend.start()]
-        if self.hub.store is not None:
-            opened.append(self.hub.store.start())
         failures: list[Failure] = []
-        for result in opened:
-            result.addErrback(failures.append)
+        opened[0].addErrback(failures.append)
         if failures:
             failures[0].raiseException()
+        store = self.hub.store
+        if store is not None:
+            started = store.start()
+            started.addErrback(failures.append)
+            if failures:
+                failures[0].trap(StoreError)
+                # A file that cannot be opened stops the server, one line.
+                raise StartupError(str(failures[0].value))
+            # Topics and bans back before the doors take anyone in (a store
+            # that answers later restores them when it does).
+            started.addCallback(lambda _: self.hub.restore(store.saved()))
+            opened.append(started)
         for result in opened:
             result.addErrback(
                 lambda failure: self.log.failure("opening the chat's state", failure)

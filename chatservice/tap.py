@@ -20,6 +20,7 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.python import usage
 
 from chatservice.backends.local import LocalBackend
+from chatservice.chat.durations import parse_duration
 from chatservice.chat.errors import ChatError
 from chatservice.chat.hub import Hub
 from chatservice.chat.model import ChatConfig
@@ -34,6 +35,9 @@ from chatservice.service import (
     ListeningService,
     report_listen_errors_briefly,
 )
+from chatservice.stores.base import HistoryStore
+from chatservice.stores.memory import MemoryHistoryStore
+from chatservice.stores.sqlite import DEFAULT_MAX_MESSAGES, SQLiteHistoryStore
 
 #: Every door, in the order of ``--help``.
 DOORS: tuple[Door, ...] = (echo.DOOR, upper.DOOR, native.DOOR, admin.DOOR)
@@ -41,6 +45,9 @@ DOORS: tuple[Door, ...] = (echo.DOOR, upper.DOOR, native.DOOR, admin.DOOR)
 #: Each door's default endpoint (unprivileged ports; the admin console is
 #: off unless asked for).
 DEFAULT_ENDPOINTS = {door.name: door.default_endpoint for door in DOORS}
+
+#: ``--history`` unless told: a file in the directory twistd runs in.
+DEFAULT_HISTORY = "sqlite:chatservice.sqlite3"
 
 _DEFAULT_LIMITS = Limits()
 _DEFAULT_CHAT = ChatConfig()
@@ -75,6 +82,33 @@ _COMMON_PARAMETERS: list[list[object]] = [
         _DEFAULT_CHAT.max_rooms_per_member,
         "Chat rooms one client may be in at once.",
         positive_int,
+    ],
+    [
+        "history",
+        None,
+        DEFAULT_HISTORY,
+        "Where the chat keeps room history, topics and bans: sqlite:PATH "
+        "(a file, created if new), memory (lost at exit) or none.",
+    ],
+    [
+        "history-replay",
+        None,
+        50,
+        "Messages of a room replayed to a member who joins it (0: none).",
+        positive_int,
+    ],
+    [
+        "history-max-messages",
+        None,
+        DEFAULT_MAX_MESSAGES,
+        "Messages kept per room; older ones are pruned.",
+        positive_int,
+    ],
+    [
+        "history-max-age",
+        None,
+        "30d",
+        "How long messages are kept (30s, 10m, 2h, 30d, forever).",
     ],
     [
         "max-line-length",
@@ -152,6 +186,20 @@ _COMMON_PARAMETERS: list[list[object]] = [
 ]
 
 
+def parse_history(value: str) -> tuple[str, str | None]:
+    """
+    ``--history``: ``("sqlite", PATH)``, ``("memory", None)`` or
+    ``("none", None)``.
+    """
+    kind, colon, path = value.strip().partition(":")
+    kind = kind.lower()
+    if kind == "sqlite" and colon and path:
+        return "sqlite", path
+    if kind in ("memory", OFF) and not colon:
+        return kind, None
+    raise usage.UsageError(f"--history {value!r}: expected sqlite:PATH, memory or none")
+
+
 def _allow_remote_flag(door: Door) -> list[object]:
     return [
         f"{door.name}-allow-remote",
@@ -176,6 +224,12 @@ class Options(usage.Options):
     )
 
     optFlags = [
+        [
+            "history-private",
+            None,
+            "Keep private messages in the history too (off: they are never "
+            "written anywhere).",
+        ],
         *(flag for door in DOORS for flag in door.flags),
         *(_allow_remote_flag(door) for door in DOORS if door.private),
     ]
@@ -225,6 +279,14 @@ class Options(usage.Options):
         for door in DOORS:
             if door.check is not None:
                 door.check(self)
+        self.history = parse_history(self["history"])
+        try:
+            # None: forever.
+            self.history_max_age = parse_duration(self["history-max-age"])
+        except ChatError as error:
+            raise usage.UsageError(f"--history-max-age: {error}") from None
+        if self["history-max-messages"] < 1:
+            raise usage.UsageError("--history-max-messages must be at least 1")
         if self["max-line-length"] < 16:
             raise usage.UsageError("--max-line-length must be at least 16")
         self.limits = Limits(
@@ -293,6 +355,30 @@ def _check_endpoint(service: str, description: str) -> None:
         ) from None
 
 
+def make_store(config: Options, reactor: IReactorTime) -> HistoryStore | None:
+    """The history store ``--history`` asks for (not opened yet), or ``None``."""
+    kind, path = config.history
+    per_room = config["history-max-messages"]
+    private = bool(config["history-private"])
+    if kind == "sqlite":
+        assert path is not None
+        return SQLiteHistoryStore(
+            path,
+            reactor,
+            per_room=per_room,
+            max_age=config.history_max_age,
+            private=private,
+        )
+    if kind == "memory":
+        return MemoryHistoryStore(
+            per_room,
+            max_age=config.history_max_age,
+            clock=reactor.seconds,
+            private=private,
+        )
+    return None
+
+
 def makeService(config: Options, reactor: IReactorTime | None = None) -> IService:
     """Build the service tree: the chat, and one listening service per endpoint."""
     if reactor is None:
@@ -309,6 +395,7 @@ def makeService(config: Options, reactor: IReactorTime | None = None) -> IServic
         ),
         clock=reactor.seconds,
         backend=LocalBackend(call_soon=end_of_turn(reactor).soon),
+        store=make_store(config, reactor),
     )
     authenticator = None
     if config["credentials"]:

@@ -12,7 +12,7 @@ node knows, synchronously: a shared backend keeps a local mirror.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import Protocol
 
 from twisted.internet.defer import Deferred
@@ -60,6 +60,12 @@ class HubBackend(Protocol):
         """Every registered member by folded nickname."""
 
     # Deliveries, in the order they are asked for.
+
+    def set_barrier(self, barrier: Callable[[], None]) -> None:
+        """
+        Call ``barrier`` before delivering anything (the history store's
+        commit): what a member is shown has been stored first.
+        """
 
     def publish(self, room: Room, event: events.Event) -> None:
         """Deliver an event to every member of a room."""

@@ -41,6 +41,11 @@ class LocalBackend:
         self._said_in: Room | None = None
         self._said: list[events.RoomMessage] = []
         self._flush_asked = False
+        #: Called before anything is delivered (the store's commit).
+        self._barrier: Callable[[], None] | None = None
+
+    def set_barrier(self, barrier: Callable[[], None]) -> None:
+        self._barrier = barrier
 
     def start(self) -> Deferred[None]:
         return succeed(None)
@@ -88,6 +93,8 @@ class LocalBackend:
 
     def send(self, sessions: Collection[Session], event: events.Event) -> None:
         self.flush()
+        if self._barrier is not None:
+            self._barrier()
         for session in sessions:
             session.member.deliver(event)
 
@@ -114,6 +121,8 @@ class LocalBackend:
         if room is None:
             return
         said, self._said, self._said_in = self._said, [], None
+        if self._barrier is not None:
+            self._barrier()  # stored before anyone sees it
         event: events.Event = (
             said[0] if len(said) == 1 else events.RoomMessages(room.name, tuple(said))
         )

@@ -53,6 +53,9 @@ class RoomMessage(Event):
     nick: str
     text: str
     action: bool = False
+    #: The door the sender spoke through (``"chat"``: the native door), for
+    #: history; ``""`` when not known.  Not part of equality.
+    door: str = field(default="", kw_only=True, compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,12 +71,26 @@ class RoomMessages(Event):
 
 
 @dataclass(frozen=True, slots=True)
+class History(Event):
+    """
+    Messages said in a room before now, oldest first, with their original
+    ids and times: the replay a member gets on joining, or asked for
+    (``/history``).  Delivered to that member only.
+    """
+
+    room: str
+    messages: tuple[RoomMessage, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class PrivateMessage(Event):
     """A message from one member to another, delivered to both."""
 
     sender: str
     recipient: str
     text: str
+    #: The door the sender spoke through, for history (see RoomMessage).
+    door: str = field(default="", kw_only=True, compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)

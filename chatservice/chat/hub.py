@@ -51,7 +51,7 @@ from chatservice.chat.model import (
 )
 from chatservice.chat.names import check_nick, check_room, fold, skeleton
 from chatservice.chat.text import visible
-from chatservice.stores.base import HistoryStore
+from chatservice.stores.base import HistoryStore, Saved, SavedTopic
 
 
 class Hub:
@@ -73,8 +73,14 @@ class Hub:
         self.config = config if config is not None else ChatConfig()
         self.clock = clock
         self.backend = backend
-        #: Where room messages are kept, if anywhere.
+        #: Where room messages, topics and bans are kept, if anywhere.
         self.store = store
+        #: Topics kept by the store, by folded room name: a room that is
+        #: created again gets its topic back.
+        self.topics: dict[str, SavedTopic] = {}
+        if store is not None:
+            # What a member is shown is stored first.
+            backend.set_barrier(store.commit)
         self.ids = events.EventIds(node)
         self.max_clients = self.config.max_clients
         self.sessions: dict[Session, None] = {}
@@ -89,6 +95,22 @@ class Hub:
 
     def _stamp(self) -> tuple[str, float]:
         return self.ids.next(), self.clock()
+
+    def restore(self, saved: Saved) -> None:
+        """
+        Take back what the store kept across a restart: topics (rooms
+        get theirs when they are created again) and bans still in force.
+        """
+        now = self.clock()
+        for topic in saved.topics:
+            key = fold(topic.room)
+            self.topics[key] = topic
+            room = self.rooms.get(key)
+            if room is not None and not room.topic:
+                room.topic = topic.topic
+        for ban in saved.bans:
+            if ban.until is None or ban.until > now:
+                self.backend.add_ban(ban)
 
     # Connections
 
@@ -226,6 +248,9 @@ class Hub:
             if len(self.rooms) >= self.config.max_rooms:
                 raise RoomLimitReached(len(self.rooms))
             room = self.rooms[key] = Room(shown, self.clock())
+            kept = self.topics.get(key)
+            if kept is not None:
+                room.topic = kept.topic
         self.backend.flush()  # what was said before is not for the newcomer
         room.members[session] = None
         session.rooms = (*session.rooms, room)
@@ -280,6 +305,9 @@ class Hub:
             raise TopicTooLong(self.config.max_topic_length)
         room.topic = topic = visible(topic)
         event_id, at = self._stamp()
+        if self.store is not None:
+            kept = self.topics[room.key] = SavedTopic(room.name, topic, nick, at)
+            self.store.set_topic(kept)
         self._publish(
             room, events.TopicChanged(room.name, nick, topic, id=event_id, at=at)
         )
@@ -294,7 +322,13 @@ class Hub:
         now = self.clock()
         session.last_active = now
         message = events.RoomMessage(
-            room.name, nick, visible(text), action, id=self.ids.next(), at=now
+            room.name,
+            nick,
+            visible(text),
+            action,
+            id=self.ids.next(),
+            at=now,
+            door=getattr(session.member, "door_name", ""),
         )
         self.stats.room_messages += 1
         self.stats.deliveries += len(room.members)
@@ -321,9 +355,16 @@ class Hub:
         now = self.clock()
         session.last_active = now
         event = events.PrivateMessage(
-            sender, target.nick, visible(text), id=self.ids.next(), at=now
+            sender,
+            target.nick,
+            visible(text),
+            id=self.ids.next(),
+            at=now,
+            door=getattr(session.member, "door_name", ""),
         )
         self.stats.private_messages += 1
+        if self.store is not None:
+            self.store.append_private(event)
         self._deliver([target] if target is session else [target, session], event)
         return target
 
@@ -373,6 +414,8 @@ class Hub:
         until = None if duration is None else self.clock() + duration
         ban = Ban(shown, until, visible(reason), by, network)
         self.backend.add_ban(ban)
+        if self.store is not None:
+            self.store.add_ban(ban)
         self.stats.bans += 1
         if network is not None:
             matched = [s for s in self.sessions if ban.matches_address(s.address)]
@@ -397,6 +440,8 @@ class Hub:
                 network is not None and ban.network == network
             ):
                 self.backend.remove_ban(ban)
+                if self.store is not None:
+                    self.store.remove_ban(ban)
                 return ban
         raise NoSuchBan(target.strip())
 

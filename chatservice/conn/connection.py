@@ -43,6 +43,8 @@ HOLD_BACKPRESSURE = 1
 #: A result the connection waits for (a login, a nickname claim).
 HOLD_WAITING = 2
 HOLD_FLOOD = 4
+#: A history replay being read (the native door's replay on join).
+HOLD_REPLAY = 8
 
 
 class Avatar(Protocol):

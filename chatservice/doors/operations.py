@@ -148,7 +148,7 @@ class Operations:
 
     def do_stats(self, args: str, by: str) -> list[str]:
         hub, stats = self.hub, self.hub.stats
-        return [
+        lines = [
             f"uptime {format_duration(hub.clock() - stats.started_at)}",
             f"clients {len(hub.sessions)} (peak {stats.connections_peak}, "
             f"limit {hub.max_clients or 'none'}, total {stats.connections_total}, "
@@ -159,3 +159,6 @@ class Operations:
             f"kicks {stats.kicks}, bans {stats.bans} ({len(hub.bans())} in force), "
             f"announcements {stats.announcements}",
         ]
+        if hub.store is not None:
+            lines.append(f"history {hub.store.status()}")
+        return lines

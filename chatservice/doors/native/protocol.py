@@ -19,8 +19,9 @@ from chatservice.chat.durations import format_duration
 from chatservice.chat.errors import ChatError, Refused, UsageError
 from chatservice.chat.hub import Hub
 from chatservice.chat.model import Session
-from chatservice.chat.names import MAX_NICK_LENGTH
+from chatservice.chat.names import MAX_NICK_LENGTH, check_room, fold
 from chatservice.chat.text import visible
+from chatservice.conn.connection import HOLD_REPLAY
 from chatservice.conn.limits import Limits
 from chatservice.doors.door import Door, DoorContext, seconds
 from chatservice.doors.line import LineFactory, LineProtocol
@@ -64,7 +65,14 @@ _USER_COMMANDS: dict[str, Command] = {
     "quit": Command("[MESSAGE]", "leave the chat", "do_quit"),
     "help": Command("[COMMAND]", "list commands, or explain one", "do_help"),
     "oper": Command("NAME PASSWORD", "log in as an operator", "do_oper"),
+    "history": Command(
+        "[ROOM] [N]",
+        "show the last N messages of a room (default: current)",
+        "do_history",
+    ),
 }
+#: Commands /help lists only when the server keeps history.
+_HISTORY_COMMANDS = frozenset({"history"})
 _ALIASES = {"list": "rooms", "names": "who", "m": "msg", "query": "msg", "exit": "quit"}
 COMMANDS: dict[str, Command] = {
     **_USER_COMMANDS,
@@ -83,6 +91,24 @@ class ChatSettings:
     nick_timeout: float = 60.0
     #: Lines shown after the greeting (the message of the day).
     motd: tuple[str, ...] = ()
+    #: Messages of a room replayed to a member who joins it (0: none), when
+    #: the hub has a store; also what ``/history`` shows unless told.
+    replay: int = 50
+
+
+#: What ``/history`` shows at most, and unless told when replay is off.
+MAX_HISTORY = 500
+DEFAULT_HISTORY = 50
+
+
+class _Replay:
+    """A replay being read: deliveries to the member wait behind it."""
+
+    __slots__ = ("data",)
+
+    def __init__(self) -> None:
+        #: Its lines, once read.
+        self.data: bytes | None = None
 
 
 class ChatProtocol(LineProtocol):
@@ -93,6 +119,11 @@ class ChatProtocol(LineProtocol):
     _nick_timer: IDelayedCall | None = None
     flood_controlled = True
     commands: ClassVar[dict[str, Command]] = COMMANDS
+    #: The door's name in history (where a message was said).
+    door_name: ClassVar[str] = "chat"
+    #: While a replay is being read: what is delivered meanwhile, in order
+    #: behind it (``None``: nothing waits).
+    _behind: list[bytes | _Replay] | None = None
 
     # Life cycle
 
@@ -144,9 +175,70 @@ class ChatProtocol(LineProtocol):
             data = self._private_line(event)  # worded for sender or recipient
         else:
             data = event.encoded(WIRE, encode)
+        if self._behind is not None:
+            self._behind.append(data)  # a replay is being read: after it
+            return
         # Queued: one write per recipient for everything the reactor turn
         # delivers to it; the send-queue limit applies.
         self.queue(data)
+
+    # History
+
+    def _replay(self, room: str, count: int, footer: bool = False) -> None:
+        """
+        Show the last ``count`` messages of a room, marked as history.  What
+        is delivered to this member until they have been read waits behind
+        them, and lines the client sends wait too: nothing is lost or shown
+        twice at the boundary, since the store answers with every message
+        said before this call and none after.  ``footer``: end with a
+        reply line (``/history``).
+        """
+        hub = self.factory.hub
+        if count <= 0:
+            return
+        replay = _Replay()
+        if self._behind is None:
+            self._behind = []
+        self._behind.append(replay)
+
+        def arrived(messages: list[events.RoomMessage]) -> None:
+            data = b""
+            if messages:
+                data = events.History(room, tuple(messages)).encoded(WIRE, encode)
+            if footer:
+                plural = "s" if len(messages) != 1 else ""
+                data += (
+                    f"{REPLY}end of history of #{room} ({len(messages)} "
+                    f"message{plural})\r\n"
+                ).encode()
+            replay.data = data
+            self._release_behind()
+
+        def failed(failure: Failure) -> None:
+            self.log.failure("history of #{room}", failure, room=room)
+            replay.data = f"!!! the history of #{room} cannot be read now\r\n".encode()
+            self._release_behind()
+
+        result = hub.history(room, count)
+        result.addCallbacks(arrived, failed)
+        if replay.data is None:
+            self.holdInput(HOLD_REPLAY)
+
+    def _release_behind(self) -> None:
+        behind = self._behind
+        while behind:
+            first = behind[0]
+            if isinstance(first, _Replay):
+                if first.data is None:
+                    return  # still being read
+                data = first.data
+            else:
+                data = first
+            del behind[0]
+            if data and not self.closing:
+                self.queue(data)
+        self._behind = None
+        self.releaseInput(HOLD_REPLAY)
 
     def _private_line(self, event: events.PrivateMessage) -> bytes:
         mine = self.session is not None and self.session.nick == event.recipient
@@ -219,6 +311,7 @@ class ChatProtocol(LineProtocol):
                 self._nick_timer = None
                 room = self.factory.hub.default_room
                 self.reply(f"you are {nick}; you are in #{room}")
+                self._join_replay(room)
 
         # Claimed through the backend: lines sent meanwhile wait for it.
         claim = self.factory.hub.set_nick(self.session, wanted)
@@ -248,6 +341,36 @@ class ChatProtocol(LineProtocol):
             self.reply(f"now talking in #{room.name}")
         if room.topic:
             self.reply(f"topic of #{room.name}: {room.topic}")
+        if len(self.session.rooms) > already:
+            self._join_replay(room.name)
+
+    def _join_replay(self, room: str) -> None:
+        if self.factory.hub.store is not None:
+            self._replay(room, self.factory.settings.replay)
+
+    def do_history(self, args: str, name: str) -> None:
+        assert self.session is not None
+        hub = self.factory.hub
+        count = self.factory.settings.replay or DEFAULT_HISTORY
+        room_name: str | None = None
+        for word in args.split():
+            if word.isdigit():
+                count = min(int(word), MAX_HISTORY)
+            elif room_name is None:
+                room_name = word
+            else:
+                raise UsageError("usage: /history [ROOM] [N]")
+        if hub.store is None:
+            self.reply("this server keeps no history")
+            return
+        if room_name is None:
+            shown = hub.who(self.session).name
+        else:
+            shown = check_room(room_name)
+            existing = hub.rooms.get(fold(shown))
+            if existing is not None:
+                shown = existing.name
+        self._replay(shown, max(count, 1), footer=True)
 
     def do_part(self, args: str, name: str) -> None:
         assert self.session is not None
@@ -333,7 +456,10 @@ class ChatProtocol(LineProtocol):
             return
         self.reply("A line not starting with / is said to your current room.")
         self.reply("Start it with // to say a line that starts with /.")
+        keeps = self.factory.hub.store is not None
         for command_name, command in self.commands.items():
+            if command_name in _HISTORY_COMMANDS and not keeps:
+                continue
             if not command.operator:
                 self.reply(
                     f"/{command_name} {command.args}".rstrip() + f": {command.help}"
@@ -424,7 +550,11 @@ def _build(context: DoorContext) -> ChatFactory:
         chat.hub,
         replace(context.limits, idle_timeout=options["chat-idle-timeout"]),
         context.reactor,
-        settings=ChatSettings(nick_timeout=options["nick-timeout"], motd=options.motd),
+        settings=ChatSettings(
+            nick_timeout=options["nick-timeout"],
+            motd=options.motd,
+            replay=options["history-replay"],
+        ),
         authenticator=chat.authenticator,
         operations=chat.operations,
     )

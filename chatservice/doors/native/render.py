@@ -4,6 +4,8 @@ Every line starts with a marker saying what it is (``docs/protocol.rst``)::
 
     #ROOM <NICK> TEXT        a message in a room
     #ROOM * NICK TEXT        an action (/me) in a room
+    #ROOM [TIME] <NICK> TEXT history: a message said before (replay, /history)
+    #ROOM [TIME] * NICK TEXT history: an action
     *NICK* TEXT              a private message to you
     -> *NICK* TEXT           a private message you sent
     -!- TEXT                 a notice: joins, parts, renames, topics, kicks
@@ -13,6 +15,8 @@ Every line starts with a marker saying what it is (``docs/protocol.rst``)::
 """
 
 from __future__ import annotations
+
+import time
 
 from chatservice.chat import errors, events
 from chatservice.chat.hub import ban_terms
@@ -51,6 +55,22 @@ def render(event: events.Event) -> str:
     raise TypeError(f"no line format for {event!r}")
 
 
+def history_time(at: float) -> str:
+    """When a message of the history was said: UTC, to the second."""
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(at))
+
+
+def render_history(message: events.RoomMessage) -> str:
+    """
+    A message said before, as replayed: its room, its original time (UTC)
+    in brackets, then the nick and text as live.
+    """
+    when = history_time(message.at)
+    if message.action:
+        return f"#{message.room} [{when}] * {message.nick} {message.text}"
+    return f"#{message.room} [{when}] <{message.nick}> {message.text}"
+
+
 def _because(reason: str) -> str:
     return f" ({reason})" if reason else ""
 
@@ -62,6 +82,9 @@ def encode(event: events.Event) -> bytes:
     """
     if isinstance(event, events.RoomMessages):
         return "".join(render(m) + "\r\n" for m in event.messages).encode("utf-8")
+    if isinstance(event, events.History):
+        lines = (render_history(m) + "\r\n" for m in event.messages)
+        return "".join(lines).encode("utf-8")
     return (render(event) + "\r\n").encode("utf-8")
 
 

@@ -1,0 +1,150 @@
+"""
+The history store alone, in this process: what the reactor pays for it.
+
+``python bench/history.py`` (about half a minute) measures, on an SQLite
+file in a temporary directory:
+
+- **turn writes**: a turn's messages appended and committed in one
+  transaction, for turns of 1, 10, 100 and 1000 messages: the time of one
+  commit (median, p99, max) and the messages written per second sustained,
+  with the checkpoint running in its thread meanwhile, as in the server;
+- **replay**: a room with 10,000 stored messages (among 100 rooms), the last
+  50 read (``recent``) and encoded as the native door's history lines: what
+  a join costs the server beyond the join itself.
+
+The machine is shared and noisy: compare figures of one run only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from twisted.internet.task import Clock
+
+from chatservice.chat import events
+from chatservice.doors.native.render import WIRE, encode
+from chatservice.stores.sqlite import SQLiteHistoryStore
+
+TEXT = "a line of chat of about the usual length, forty-odd bytes"
+
+
+def percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * share))]
+
+
+def open_store(directory: Path, name: str) -> SQLiteHistoryStore:
+    store = SQLiteHistoryStore(str(directory / name), Clock(), per_room=10**9)
+    store.start()
+    return store
+
+
+def checkpoints(path: Path, stop: threading.Event) -> None:
+    """Checkpoint every second in a thread of its own, as the server does."""
+    import sqlite3
+
+    while not stop.wait(1.0):
+        db = sqlite3.connect(path, isolation_level=None)
+        db.execute("PRAGMA busy_timeout = 1000")
+        db.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        db.close()
+
+
+def turn_writes(directory: Path, batch: int, messages: int) -> dict[str, float]:
+    store = open_store(directory, f"turns-{batch}.sqlite3")
+    stop = threading.Event()
+    thread = threading.Thread(
+        target=checkpoints, args=(Path(store.path), stop), daemon=True
+    )
+    thread.start()
+    commits: list[float] = []
+    started = time.perf_counter()
+    n = 0
+    while n < messages:
+        for _ in range(batch):
+            n += 1
+            store.append(
+                events.RoomMessage(
+                    "lobby", f"s{n % 10}", TEXT, id=f"b.{n}", at=1.7e9 + n, door="chat"
+                )
+            )
+        before = time.perf_counter()
+        store.commit()
+        commits.append(time.perf_counter() - before)
+    elapsed = time.perf_counter() - started
+    stop.set()
+    thread.join()
+    store.stop()
+    return {
+        "batch": batch,
+        "messages_per_s": n / elapsed,
+        "commit_p50_ms": statistics.median(commits) * 1e3,
+        "commit_p99_ms": percentile(commits, 0.99) * 1e3,
+        "commit_max_ms": max(commits) * 1e3,
+    }
+
+
+def replay(directory: Path, stored: int = 10_000, rooms: int = 100) -> dict[str, float]:
+    store = open_store(directory, "replay.sqlite3")
+    n = 0
+    for room in range(rooms):
+        for _ in range(stored if room == 0 else stored // 100):
+            n += 1
+            store.append(
+                events.RoomMessage(
+                    f"room{room}", "alice", TEXT, id=f"r.{n}", at=1.7e9 + n
+                )
+            )
+        store.commit()
+    times: list[float] = []
+    for _ in range(500):
+        before = time.perf_counter()
+        result: list[list[events.RoomMessage]] = []
+        store.recent("room0", 50).addCallback(result.append)
+        history = events.History("room0", tuple(result[0]))
+        history.encoded(WIRE, encode)
+        times.append(time.perf_counter() - before)
+    store.stop()
+    return {
+        "stored": stored,
+        "replay_p50_ms": statistics.median(times) * 1e3,
+        "replay_p99_ms": percentile(times, 0.99) * 1e3,
+        "replay_max_ms": max(times) * 1e3,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--messages", type=int, default=200_000, help="messages per turn size"
+    )
+    options = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="chatservice-history-bench-") as tmp:
+        directory = Path(tmp)
+        print("turn writes (append + one-transaction commit, checkpoints in a thread):")
+        for batch in (1, 10, 100, 1000):
+            figures = turn_writes(directory, batch, options.messages)
+            print(
+                f"  {batch:5} messages/turn: {figures['messages_per_s']:>9,.0f} "
+                f"messages/s; commit p50 {figures['commit_p50_ms']:.3f} ms, "
+                f"p99 {figures['commit_p99_ms']:.3f} ms, "
+                f"max {figures['commit_max_ms']:.3f} ms"
+            )
+        figures = replay(directory)
+        print(
+            f"replay of 50 from a room of {figures['stored']:,} stored messages "
+            f"(read and encoded): p50 {figures['replay_p50_ms']:.3f} ms, "
+            f"p99 {figures['replay_p99_ms']:.3f} ms, "
+            f"max {figures['replay_max_ms']:.3f} ms"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

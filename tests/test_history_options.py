@@ -1,0 +1,142 @@
+"""
+The history options of ``twistd chatservice`` (``--history``,
+``--history-replay``, ``--history-private``, ``--history-max-messages``,
+``--history-max-age``), the store :func:`chatservice.tap.makeService`
+builds from them, and how the service tree opens it.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from twisted.internet.defer import Deferred, fail
+from twisted.internet.testing import MemoryReactorClock
+from twisted.python import usage
+from twisted.trial.unittest import SynchronousTestCase
+
+from chatservice import tap
+from chatservice.chat.hub import Hub
+from chatservice.doors.native.protocol import ChatFactory
+from chatservice.service import ChatService, ListeningService, StartupError
+from chatservice.stores.base import StoreError
+from chatservice.stores.memory import MemoryHistoryStore
+from chatservice.stores.sqlite import SQLiteHistoryStore
+from tests.test_tap import parse
+
+
+class HistoryOptionTests(SynchronousTestCase):
+    """Parsing the history options."""
+
+    def test_defaults(self) -> None:
+        """
+        By default history is the SQLite file ``chatservice.sqlite3`` in the
+        current directory, 50 messages replayed, 10000 kept per room for 30
+        days, private messages not kept.
+        """
+        options = parse()
+        self.assertEqual(options.history, ("sqlite", "chatservice.sqlite3"))
+        self.assertEqual(options["history-replay"], 50)
+        self.assertEqual(options["history-max-messages"], 10000)
+        self.assertEqual(options.history_max_age, 30 * 86400)
+        self.assertFalse(options["history-private"])
+
+    def test_kinds(self) -> None:
+        """``sqlite:PATH``, ``memory`` and ``none`` (any case) are understood."""
+        self.assertEqual(
+            parse("--history", "sqlite:a/b.db").history, ("sqlite", "a/b.db")
+        )
+        self.assertEqual(parse("--history", "MEMORY").history, ("memory", None))
+        self.assertEqual(parse("--history=none").history, ("none", None))
+        self.assertIsNone(parse("--history-max-age", "forever").history_max_age)
+        self.assertEqual(parse("--history-max-age", "2h").history_max_age, 7200)
+
+    def test_mistakes(self) -> None:
+        """Anything else is a usage error naming the option."""
+        for args, said in (
+            (["--history", "sqlite:"], "--history 'sqlite:'"),
+            (["--history", "redis:x"], "expected sqlite:PATH, memory or none"),
+            (["--history", "memory:x"], "--history"),
+            (["--history-max-age", "soon"], "--history-max-age"),
+            (["--history-max-messages", "0"], "--history-max-messages"),
+        ):
+            error = self.assertRaises(usage.UsageError, parse, *args)
+            self.assertIn(said, str(error))
+
+
+class MakeServiceTests(SynchronousTestCase):
+    """The store ``makeService`` gives the hub."""
+
+    def setUp(self) -> None:
+        self.patch(sys, "excepthook", sys.excepthook)
+
+    def hub(self, *args: str) -> Hub:
+        top = tap.makeService(
+            parse("--echo=none", "--upper=none", *args), MemoryReactorClock()
+        )
+        assert isinstance(top, ChatService)
+        return top.hub
+
+    def test_sqlite(self) -> None:
+        """``--history sqlite:PATH`` gives an SQLite store on that file and limits."""
+        store = self.hub(
+            "--history=sqlite:h.db",
+            "--history-max-messages=7",
+            "--history-max-age=1h",
+            "--history-private",
+        ).store
+        assert isinstance(store, SQLiteHistoryStore)
+        self.assertEqual(
+            (store.path, store.per_room, store.max_age, store.private),
+            ("h.db", 7, 3600, True),
+        )
+
+    def test_memoryAndNone(self) -> None:
+        """``memory`` gives a memory store; ``none``, no store at all."""
+        store = self.hub("--history=memory", "--history-max-messages=7").store
+        assert isinstance(store, MemoryHistoryStore)
+        self.assertEqual((store.per_room, store.private), (7, False))
+        self.assertIsNone(self.hub("--history=none").store)
+
+    def test_replayGoesToTheDoor(self) -> None:
+        """``--history-replay`` is what the native door replays on join."""
+        top = tap.makeService(
+            parse(
+                "--echo=none", "--upper=none", "--history=none", "--history-replay=3"
+            ),
+            MemoryReactorClock(),
+        )
+        assert isinstance(top, ChatService)
+        (chat,) = [s for s in top if isinstance(s, ListeningService)]
+        assert isinstance(chat.factory, ChatFactory)
+        self.assertEqual(chat.factory.settings.replay, 3)
+
+
+class BrokenStore(MemoryHistoryStore):
+    """A store whose file cannot be opened."""
+
+    def start(self) -> Deferred[None]:
+        return fail(StoreError("history file x: file is not a database"))
+
+
+class OpeningTests(SynchronousTestCase):
+    """The service tree opens the store before the doors, and stops on failure."""
+
+    def setUp(self) -> None:
+        self.patch(sys, "excepthook", sys.excepthook)
+
+    def test_failureStopsStartUp(self) -> None:
+        """A store that cannot be opened is a start-up error with its message."""
+        service = ChatService(Hub(store=BrokenStore()))
+        error = self.assertRaises(StartupError, service.startService)
+        self.assertEqual(str(error), "history file x: file is not a database")
+        self.assertFalse(service.running)
+
+    def test_restoredBeforeDoors(self) -> None:
+        """Started, the service gives the hub the bans the store kept."""
+        from chatservice.chat.model import Ban
+
+        store = MemoryHistoryStore()
+        store.add_ban(Ban("mallory", None, "", "root"))
+        hub = Hub(store=store)
+        ChatService(hub).startService()
+        self.assertEqual([b.target for b in hub.bans()], ["mallory"])

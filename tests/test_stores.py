@@ -1,0 +1,483 @@
+"""
+The history stores (:mod:`chatservice.stores`): one mixin of what every
+store does (:class:`StoreTests`), run against the memory store and the
+SQLite store (in a temporary directory outside the checkout), then what only
+the SQLite file does: survive a reopen, its schema, and its faults.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from ipaddress import ip_network
+from typing import TYPE_CHECKING
+
+from twisted.internet.task import Clock
+from twisted.trial.unittest import SynchronousTestCase
+
+from chatservice.backends.local import LocalBackend
+from chatservice.chat import events
+from chatservice.chat.hub import Hub
+from chatservice.chat.model import Ban
+from chatservice.conn.turns import end_of_turn
+from chatservice.stores.base import HistoryStore, SavedTopic, StoreError
+from chatservice.stores.memory import MemoryHistoryStore
+from chatservice.stores.sqlite import (
+    APPLICATION_ID,
+    PRUNE_EVERY,
+    PRUNE_STEP,
+    RETRY_EVERY,
+    SCHEMA_VERSION,
+    SQLiteHistoryStore,
+)
+from chatservice.testing import FakeMember
+from tests.support import temp_dir
+
+if TYPE_CHECKING:
+    _TestCase = SynchronousTestCase
+else:
+    _TestCase = object
+
+#: A time in the chat's past, for messages the tests make.
+EPOCH = 1_700_000_000.0
+
+
+def message(room: str, text: str, at: float = EPOCH, n: int = 0) -> events.RoomMessage:
+    """A stamped room message from alice."""
+    return events.RoomMessage(room, "alice", text, id=f"t.{n}", at=at, door="chat")
+
+
+class StoreTests(_TestCase):
+    """What every history store does; mix in with :meth:`makeStore`."""
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.clock = Clock()
+        self.clock.advance(EPOCH)
+
+    def makeStore(
+        self, per_room: int = 100, max_age: float | None = None, private: bool = False
+    ) -> HistoryStore:
+        """A started store of the kind under test, on :attr:`clock`."""
+        raise NotImplementedError
+
+    def recent(self, store: HistoryStore, room: str, count: int) -> list[str]:
+        """The texts of a room's last ``count`` messages."""
+        return [m.text for m in self.successResultOf(store.recent(room, count))]
+
+    def test_recentOldestFirst(self) -> None:
+        """
+        ``recent`` gives a room's last N messages, oldest first, whatever
+        the spelling of the room's name, with their ids, times and doors.
+        """
+        store = self.makeStore()
+        for n in range(5):
+            store.append(message("Lobby", f"m{n}", EPOCH + n, n))
+        store.append(message("games", "elsewhere"))
+        store.commit()
+        self.assertEqual(self.recent(store, "LOBBY", 3), ["m2", "m3", "m4"])
+        self.assertEqual(self.recent(store, "lobby", 50), [f"m{n}" for n in range(5)])
+        last = self.successResultOf(store.recent("lobby", 1))[0]
+        self.assertEqual(
+            (last.room, last.nick, last.id, last.at, last.door, last.action),
+            ("Lobby", "alice", "t.4", EPOCH + 4, "chat", False),
+        )
+        self.assertEqual(self.recent(store, "lobby", 0), [])
+        self.assertEqual(self.recent(store, "nowhere", 5), [])
+
+    def test_uncommittedIncluded(self) -> None:
+        """Messages appended and not committed yet are part of ``recent``."""
+        store = self.makeStore()
+        store.append(message("lobby", "written"))
+        store.commit()
+        store.append(message("lobby", "pending"))
+        self.assertEqual(self.recent(store, "lobby", 5), ["written", "pending"])
+
+    def test_actionsKept(self) -> None:
+        """An action comes back as an action."""
+        store = self.makeStore()
+        store.append(events.RoomMessage("lobby", "bob", "waves", True, id="a", at=1))
+        store.commit()
+        (kept,) = self.successResultOf(store.recent("lobby", 5))
+        self.assertTrue(kept.action)
+
+    def test_perRoomLimit(self) -> None:
+        """A room keeps its last ``per_room`` messages; others keep theirs."""
+        store = self.makeStore(per_room=3)
+        for n in range(10):
+            store.append(message("lobby", f"m{n}", n=n))
+            store.commit()
+        store.append(message("games", "g"))
+        store.commit()
+        self.clock.advance(PRUNE_EVERY * 10)
+        self.assertEqual(self.recent(store, "lobby", 50), ["m7", "m8", "m9"])
+        self.assertEqual(self.recent(store, "games", 50), ["g"])
+
+    def test_maxAge(self) -> None:
+        """Messages older than ``max_age`` go once the clock has passed it."""
+        store = self.makeStore(max_age=3600)
+        store.append(message("lobby", "old", EPOCH))
+        store.append(message("lobby", "new", EPOCH + 1800))
+        store.commit()
+        self.clock.advance(1800 + PRUNE_EVERY)
+        self.assertEqual(self.recent(store, "lobby", 5), ["old", "new"])
+        self.clock.advance(1800)
+        self.assertEqual(self.recent(store, "lobby", 5), ["new"])
+
+    def test_topicsAndBansSaved(self) -> None:
+        """A store reopened gives back topics and the bans in force."""
+        store = self.makeStore()
+        store.set_topic(SavedTopic("Games", "chess", "alice", EPOCH))
+        forever = Ban("mallory", None, "spam", "root")
+        store.add_ban(forever)
+        network = Ban("10.0.0.0/24", EPOCH + 60, "", "root", ip_network("10.0.0.0/24"))
+        store.add_ban(network)
+        store.add_ban(Ban("eve", EPOCH + 60, "", "root"))
+        store.remove_ban(Ban("eve", EPOCH + 60, "", "root"))
+        store.commit()
+        again = self.reopen(store)
+        saved = again.saved()
+        self.assertEqual(saved.topics, (SavedTopic("Games", "chess", "alice", EPOCH),))
+        self.assertEqual(saved.bans, (forever, network))
+        self.clock.advance(61)
+        self.assertEqual(
+            [b.target for b in self.reopen(again).saved().bans], ["mallory"]
+        )
+
+    def test_privateOnlyWhenAsked(self) -> None:
+        """Private messages are kept only by a store told to keep them."""
+        event = events.PrivateMessage("alice", "bob", "secret", id="p", at=EPOCH)
+        quiet = self.makeStore()
+        quiet.append_private(event)
+        quiet.commit()
+        self.assertEqual(self.privates(quiet), [])
+        keeping = self.makeStore(private=True)
+        keeping.append_private(event)
+        keeping.commit()
+        self.assertEqual(self.privates(keeping), ["secret"])
+
+    def reopen(self, store: HistoryStore) -> HistoryStore:
+        """The same store after a restart (what a memory store keeps: itself)."""
+        raise NotImplementedError
+
+    def privates(self, store: HistoryStore) -> list[str]:
+        """The texts of the private messages a store holds."""
+        raise NotImplementedError
+
+
+class MemoryStoreTests(StoreTests, SynchronousTestCase):
+    """The memory store."""
+
+    def makeStore(
+        self, per_room: int = 100, max_age: float | None = None, private: bool = False
+    ) -> MemoryHistoryStore:
+        store = MemoryHistoryStore(
+            per_room, max_age=max_age, clock=self.clock.seconds, private=private
+        )
+        self.successResultOf(store.start())
+        return store
+
+    def reopen(self, store: HistoryStore) -> HistoryStore:
+        return store
+
+    def privates(self, store: HistoryStore) -> list[str]:
+        assert isinstance(store, MemoryHistoryStore)
+        return [m.text for m in store.privates]
+
+
+class SQLiteStoreTests(StoreTests, SynchronousTestCase):
+    """The SQLite store, in a file of a temporary directory."""
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.directory = temp_dir(self)
+        self.path = self.directory / "history.sqlite3"
+
+    def makeStore(
+        self, per_room: int = 100, max_age: float | None = None, private: bool = False
+    ) -> SQLiteHistoryStore:
+        store = SQLiteHistoryStore(
+            str(self.path),
+            self.clock,
+            per_room=per_room,
+            max_age=max_age,
+            private=private,
+        )
+        self.successResultOf(store.start())
+        self.addCleanup(store.stop)
+        return store
+
+    def reopen(self, store: HistoryStore) -> HistoryStore:
+        self.successResultOf(store.stop())
+        assert isinstance(store, SQLiteHistoryStore)
+        return self.makeStore(store.per_room, store.max_age, store.private)
+
+    def privates(self, store: HistoryStore) -> list[str]:
+        with sqlite3.connect(self.path) as db:
+            return [t for (t,) in db.execute("SELECT text FROM private_messages")]
+
+    def test_messagesSurviveReopen(self) -> None:
+        """What was committed is there after the store is closed and opened."""
+        store = self.makeStore()
+        for n in range(3):
+            store.append(message("lobby", f"m{n}", n=n))
+        store.commit()
+        self.assertEqual(
+            self.recent(self.reopen(store), "lobby", 5), ["m0", "m1", "m2"]
+        )
+
+    def test_fileIsWALWithVersion(self) -> None:
+        """The file is in WAL mode, at the schema version, with our application id."""
+        self.makeStore()
+        with sqlite3.connect(self.path) as db:
+            self.assertEqual(db.execute("PRAGMA journal_mode").fetchone()[0], "wal")
+            self.assertEqual(
+                db.execute("PRAGMA user_version").fetchone()[0], SCHEMA_VERSION
+            )
+            self.assertEqual(
+                db.execute("PRAGMA application_id").fetchone()[0], APPLICATION_ID
+            )
+
+    def test_commitIsOneTransaction(self) -> None:
+        """
+        Nothing is in the file before ``commit``; after it, every message of
+        the turn is, in the order said.
+        """
+        store = self.makeStore()
+        for n in range(4):
+            store.append(message("lobby", f"m{n}", n=n))
+        self.assertEqual(self.on_disk(), [])
+        store.commit()
+        self.assertEqual(self.on_disk(), ["m0", "m1", "m2", "m3"])
+
+    def on_disk(self) -> list[str]:
+        """What another connection reads from the file, in order."""
+        db = sqlite3.connect(self.path)
+        try:
+            return [t for (t,) in db.execute("SELECT text FROM messages ORDER BY seq")]
+        finally:
+            db.close()
+
+    def test_pruneInSmallSteps(self) -> None:
+        """
+        A backlog beyond the limits goes in steps of at most ``PRUNE_STEP``
+        rows, oldest first, the newest ``per_room`` staying.
+        """
+        store = self.makeStore(per_room=10, max_age=3600)
+        for n in range(PRUNE_STEP * 2 + 50):
+            store.append(message("lobby", f"m{n}", EPOCH + n, n))
+        store.commit()
+        steps = []
+        while removed := store.prune():
+            steps.append(removed)
+        self.assertEqual(steps, [PRUNE_STEP, PRUNE_STEP, 40])
+        self.assertEqual(self.on_disk(), [f"m{n}" for n in range(440, 450)])
+        self.clock.advance(3600 + 445)
+        while store.prune():
+            pass
+        # m445 was said exactly max_age ago: still kept.
+        self.assertEqual(self.on_disk(), ["m445", "m446", "m447", "m448", "m449"])
+        self.assertIn("445 pruned", store.status())
+
+    # Start-up errors: the file is left as it is.
+
+    def assertRefused(self, reason: str) -> None:
+        """Opening the file fails with a start-up error saying ``reason``."""
+        before = self.path.read_bytes()
+        store = SQLiteHistoryStore(str(self.path), self.clock)
+        error = self.failureResultOf(store.start(), StoreError).value
+        self.assertIn(reason, str(error))
+        self.assertIn(str(self.path), str(error))
+        self.assertEqual(self.path.read_bytes(), before)
+
+    def test_corruptFile(self) -> None:
+        """A file that is not a database is a start-up error, never overwritten."""
+        self.path.write_bytes(b"this is not a database\n" * 200)
+        self.assertRefused("not a database")
+
+    def test_newerSchema(self) -> None:
+        """A file of a newer schema version is a start-up error, left as it is."""
+        self.successResultOf(self.makeStore().stop())
+        with sqlite3.connect(self.path) as db:
+            db.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+        self.assertRefused(f"schema version {SCHEMA_VERSION + 1} is newer")
+
+    def test_otherProgramsDatabase(self) -> None:
+        """Another program's SQLite file is a start-up error, left as it is."""
+        with sqlite3.connect(self.path) as db:
+            db.execute("CREATE TABLE accounts (name TEXT)")
+        self.assertRefused("not a chatservice history file")
+
+    def test_missingDirectory(self) -> None:
+        """A file in a directory that does not exist cannot be opened."""
+        store = SQLiteHistoryStore(str(self.directory / "no" / "h.sqlite3"), self.clock)
+        error = self.failureResultOf(store.start(), StoreError).value
+        self.assertIn("cannot open", str(error))
+
+    def test_migratesOlderFile(self) -> None:
+        """An empty file (version 0) is given the schema, step by step."""
+        self.path.touch()
+        store = self.makeStore()
+        store.append(message("lobby", "hi"))
+        store.commit()
+        self.assertEqual(self.on_disk(), ["hi"])
+
+
+class SQLiteFaultTests(SynchronousTestCase):
+    """
+    Writing fails after start-up (disk full, locked, read-only): the store
+    keeps the messages in order in a bounded queue, retries, tells /stats,
+    and the chat goes on.
+    """
+
+    def setUp(self) -> None:
+        self.clock = Clock()
+        self.clock.advance(EPOCH)
+        self.path = temp_dir(self) / "history.sqlite3"
+        self.store = SQLiteHistoryStore(str(self.path), self.clock, retry_limit=5)
+        self.successResultOf(self.store.start())
+        self.addCleanup(self.store.stop)
+        self.errors: list[str] = []
+        from twisted.logger import ILogObserver, globalLogPublisher
+        from zope.interface import provider
+
+        @provider(ILogObserver)
+        def observe(event: dict[str, object]) -> None:
+            if event.get("log_level") is not None and str(
+                event.get("log_format", "")
+            ).startswith("history: cannot write"):
+                self.errors.append(str(event["error"]))
+
+        globalLogPublisher.addObserver(observe)
+        self.addCleanup(globalLogPublisher.removeObserver, observe)
+
+    def texts(self) -> list[str]:
+        db = sqlite3.connect(self.path)
+        try:
+            return [t for (t,) in db.execute("SELECT text FROM messages ORDER BY seq")]
+        finally:
+            db.close()
+
+    def say(self, *texts: str) -> None:
+        for text in texts:
+            self.store.append(message("lobby", text))
+        self.store.commit()
+
+    def test_locked(self) -> None:
+        """
+        While another process holds a write transaction, nothing is written
+        and the reactor does not wait; once it lets go, the retry writes
+        everything waiting, in order.
+        """
+        other = sqlite3.connect(self.path, isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")
+        self.say("a", "b")
+        self.assertEqual(len(self.errors), 1)
+        self.assertIn("locked", self.errors[0])
+        self.assertIn("2 waiting", self.store.status())
+        self.assertIn("writing fails: database is locked", self.store.status())
+        self.assertEqual(self.recent(), ["a", "b"])
+        self.say("c")
+        self.assertEqual(len(self.errors), 1, "one log line, not one per turn")
+        other.execute("ROLLBACK")
+        other.close()
+        self.clock.advance(RETRY_EVERY)
+        self.assertEqual(self.texts(), ["a", "b", "c"])
+        self.assertIn("0 waiting", self.store.status())
+        self.assertNotIn("fails", self.store.status())
+
+    def recent(self) -> list[str]:
+        return [m.text for m in self.successResultOf(self.store.recent("lobby", 50))]
+
+    def test_diskFull(self) -> None:
+        """
+        A full disk (``PRAGMA max_page_count``) keeps at most the retry limit
+        waiting, dropping the oldest and counting them; room again, the rest
+        is written.
+        """
+        db = self.store._db
+        assert db is not None
+        pages = db.execute("PRAGMA page_count").fetchone()[0]
+        db.execute(f"PRAGMA max_page_count = {pages}")
+        self.say(*(f"m{n} " + "x" * 3000 for n in range(8)))
+        self.assertEqual(len(self.errors), 1)
+        self.assertIn("full", self.errors[0])
+        self.assertIn("5 waiting, 3 dropped", self.store.status())
+        db.execute("PRAGMA max_page_count = 1000000")
+        self.clock.advance(RETRY_EVERY)
+        self.assertEqual(
+            [t.split()[0] for t in self.texts()], ["m3", "m4", "m5", "m6", "m7"]
+        )
+
+    def test_readOnly(self) -> None:
+        """A file that cannot be written (read-only) is retried the same way."""
+        db = self.store._db
+        assert db is not None
+        db.execute("PRAGMA query_only = 1")
+        self.say("a")
+        self.assertEqual(len(self.errors), 1)
+        self.assertIn("readonly", self.errors[0])
+        db.execute("PRAGMA query_only = 0")
+        self.clock.advance(RETRY_EVERY)
+        self.assertEqual(self.texts(), ["a"])
+
+    def test_chatGoesOn(self) -> None:
+        """
+        With the file locked, members still get every message, and the
+        operators' statistics say that messages wait.
+        """
+        from chatservice.doors.operations import Operations
+
+        hub = Hub(clock=self.clock.seconds, store=self.store)
+        member = FakeMember()
+        session = hub.connect(member)
+        self.successResultOf(hub.set_nick(session, "alice"))
+        other = sqlite3.connect(self.path, isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")
+        self.addCleanup(other.close)
+        member.take()
+        hub.say(session, "still here")
+        self.assertEqual(
+            member.take(), [events.RoomMessage("lobby", "alice", "still here")]
+        )
+        stats = Operations(hub).run("stats", "", "root")
+        self.assertIn("1 waiting", stats[-1])
+        self.assertTrue(stats[-1].startswith("history sqlite "))
+
+
+class DurabilityTests(SynchronousTestCase):
+    """What a member is shown is in the file first."""
+
+    def test_storedBeforeDelivered(self) -> None:
+        """
+        When a room message reaches a member, another connection to the file
+        already reads it: the turn's messages were committed before the
+        backend delivered them.
+        """
+        clock = Clock()
+        path = temp_dir(self) / "history.sqlite3"
+        store = SQLiteHistoryStore(str(path), clock)
+        self.successResultOf(store.start())
+        self.addCleanup(store.stop)
+        backend = LocalBackend(call_soon=end_of_turn(clock).soon)
+        hub = Hub(clock=clock.seconds, backend=backend, store=store)
+        seen_on_disk: list[list[str]] = []
+
+        class Witness(FakeMember):
+            def deliver(self, event: events.Event) -> None:
+                if isinstance(event, events.RoomMessage | events.RoomMessages):
+                    db = sqlite3.connect(path)
+                    try:
+                        seen_on_disk.append(
+                            [t for (t,) in db.execute("SELECT text FROM messages")]
+                        )
+                    finally:
+                        db.close()
+                super().deliver(event)
+
+        session = hub.connect(Witness())
+        self.successResultOf(hub.set_nick(session, "alice"))
+        hub.say(session, "one")
+        hub.say(session, "two")
+        self.assertEqual(seen_on_disk, [])
+        clock.advance(0)
+        self.assertEqual(seen_on_disk, [["one", "two"]])
