@@ -10,6 +10,8 @@ that checks the defaults.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import os
 import re
 import shutil
@@ -78,6 +80,27 @@ class CountingRunner:
     def __call__(self, function: Callable[[], bool]) -> Deferred[bool]:
         self.calls += 1
         return succeed(function())
+
+
+class HeldRunner:
+    """
+    Holds each verification until the test releases it: logins whose
+    password checks are all in progress at once, as in parallel threads.
+    """
+
+    def __init__(self) -> None:
+        self.held: list[tuple[Deferred[bool], Callable[[], bool]]] = []
+
+    def __call__(self, function: Callable[[], bool]) -> Deferred[bool]:
+        result: Deferred[bool] = Deferred()
+        self.held.append((result, function))
+        return result
+
+    def release(self) -> None:
+        """Finish every held verification, in order."""
+        held, self.held = self.held, []
+        for result, function in held:
+            result.callback(function())
 
 
 class TempDirMixin:
@@ -207,6 +230,48 @@ class HashTests(SynchronousTestCase):
         False instead of raising.
         """
         self.assertFalse(verify_password("pw\udcff", fast_hash("pw")))
+
+    def test_compared_in_constant_time(self) -> None:
+        """
+        verify_password compares the derived key with the stored one through
+        hmac.compare_digest (constant time), once per check, whether the
+        password is right or wrong; never with ``==``.
+        """
+        compared: list[tuple[bytes, bytes]] = []
+        real = hmac.compare_digest
+
+        def compare_digest(a: bytes, b: bytes) -> bool:
+            compared.append((a, b))
+            same: bool = real(a, b)
+            return same
+
+        self.patch(hmac, "compare_digest", compare_digest)
+        encoded = fast_hash("pw")
+        stored = parse_hash(encoded).hash
+        self.assertTrue(verify_password("pw", encoded))
+        self.assertFalse(verify_password("nope", encoded))
+        self.assertEqual(len(compared), 2)
+        self.assertEqual([b for _, b in compared], [stored, stored])
+        self.assertEqual(compared[0][0], stored)
+        self.assertNotEqual(compared[1][0], stored)
+
+    def test_memory_cap(self) -> None:
+        """
+        No stored hash may make a login allocate more than 256 MiB: ln=17
+        with r=8 (128 MiB) is read, ln=18 with r=8 or ln=17 with r=16 (just
+        over 256 MiB) are refused as malformed, without being computed, and
+        hash_password refuses them too.
+        """
+        good = parse_hash(fast_hash("pw"))
+        tail = f"${hashing._b64encode(good.salt)}${hashing._b64encode(good.hash)}"
+        self.assertEqual(parse_hash(f"scrypt$ln=17,r=8,p=1{tail}").ln, 17)
+        self.patch(hashlib, "scrypt", None)
+        for ln, r in ((18, 8), (17, 16)):
+            encoded = f"scrypt$ln={ln},r={r},p=1{tail}"
+            error = self.assertRaises(MalformedHashError, parse_hash, encoded)
+            self.assertIn("256 MiB", str(error))
+            self.assertFalse(verify_password("pw", encoded))
+            self.assertRaises(ValueError, hash_password, "pw", ln=ln, r=r)
 
 
 class NameTests(SynchronousTestCase):
@@ -713,6 +778,44 @@ class ThrottleTests(SynchronousTestCase):
         self.throttle.failed("new")
         self.assertEqual(len(self.throttle), 1)
 
+    def test_attempts_in_progress_count(self) -> None:
+        """
+        Attempts begun and not ended count toward the limit with the
+        failures: 3 failures and 2 in progress refuse another attempt for a
+        second; an ended attempt frees its place; a failed one counts as a
+        failure, and the fifth failure locks the key.
+        """
+        self.fail_times("k", 3)
+        self.throttle.begin("k")
+        self.assertIsNone(self.throttle.retry_after("k"))
+        self.throttle.begin("k")
+        self.assertEqual(self.throttle.retry_after("k"), 1.0)
+        self.throttle.ended("k")
+        self.assertIsNone(self.throttle.retry_after("k"))
+        self.throttle.failed("k")
+        self.assertIsNone(self.throttle.retry_after("k"))
+        self.throttle.begin("k")
+        self.assertEqual(self.throttle.retry_after("k"), 1.0)
+        self.throttle.failed("k")
+        self.assertEqual(self.throttle.retry_after("k"), 60.0)
+
+    def test_attempt_in_progress_kept(self) -> None:
+        """
+        A key with an attempt in progress is never dropped as expired, and
+        a success of another attempt forgets its failures but not the
+        attempt still in progress; once that ends, the key can expire.
+        """
+        for _ in range(3):
+            self.throttle.begin("k")
+        self.fail_times("k", 1)
+        self.throttle.succeeded("k")
+        self.assertEqual(len(self.throttle), 1)
+        self.clock.advance(3600)
+        self.throttle.failed("other")
+        self.assertEqual(len(self.throttle), 2)
+        self.throttle.ended("k")
+        self.assertEqual(len(self.throttle), 1)
+
     def test_retry_after_drops_expired(self) -> None:
         """Asking about an expired key drops it."""
         self.throttle.failed("k")
@@ -917,6 +1020,50 @@ class AuthenticatorTests(TempDirMixin, SynchronousTestCase):
         self.assertIn(
             "too many", self.refused(self.login("alice", "alice-pw", "198.51.100.1"))
         )
+
+    def test_parallel_attempts_counted_when_they_start(self) -> None:
+        """
+        Logins that start together, before any password check has ended
+        (16 connections from one address at once), get no more guesses than
+        the limit: only 5 reach the checker, the others are refused at once
+        as throttled; once those 5 have failed the address is locked out.
+        """
+        runner = HeldRunner()
+        authenticator = Authenticator.from_file(self.path, self.clock, run=runner)
+        attempts = [
+            authenticator.login(f"user{number}", "guess", "203.0.113.5")
+            for number in range(16)
+        ]
+        self.assertEqual(len(runner.held), 5)
+        for refused in attempts[5:]:
+            self.assertIn("too many", self.refused(refused))
+        runner.release()
+        for attempt in attempts[:5]:
+            self.assertEqual(self.refused(attempt), LOGIN_FAILED)
+        message = self.refused(authenticator.login("alice", "alice-pw", "203.0.113.5"))
+        self.assertEqual(message, "too many failed logins; try again in 60 s")
+        self.assertEqual(runner.held, [])
+
+    def test_parallel_attempts_for_one_name(self) -> None:
+        """
+        Parallel guesses at one user name from many addresses are limited
+        the same way; an attempt in progress that succeeds frees its place.
+        """
+        runner = HeldRunner()
+        authenticator = Authenticator.from_file(self.path, self.clock, run=runner)
+        first = authenticator.login("alice", "alice-pw", "192.0.2.1")
+        guesses = [
+            authenticator.login("alice", "guess", f"198.51.100.{number}")
+            for number in range(10)
+        ]
+        self.assertEqual(len(runner.held), 5)
+        for refused in guesses[4:]:
+            self.assertIn("try again in 1 s", self.refused(refused))
+        runner.release()
+        self.assertEqual(self.name_of(first), "alice")
+        for guess in guesses[:4]:
+            self.assertEqual(self.refused(guess), LOGIN_FAILED)
+        self.assertEqual(self.name_of(self.login("bob", "bob-pw")), "bob")
 
     def test_no_address(self) -> None:
         """
