@@ -6,13 +6,33 @@ Nicknames may use letters of any script (``张三``, ``Иван``, ``alice``), b
 not a mix of scripts within one name (``paypal`` spelt with a Cyrillic a is the
 classic impersonation), plus digits, ``_`` and ``-``.  Two nicknames are the
 same when their NFKC case-folded forms are equal.
+
+Every nickname is also a valid nickname of the published profile, RFC 8266
+(PRECIS Nickname, checked by ``precis-i18n``): no default-ignorable code
+point (the combining grapheme joiner, variation selectors, zero-width
+characters), no Hangul conjoining jamo.  No filler either (a character
+Unicode names a filler: blank on screen).  A combining mark follows a
+letter (or another mark on one).
 """
 
 from __future__ import annotations
 
 import unicodedata
 
+import precis_i18n
+
 from chatservice.chat.errors import InvalidNick, InvalidRoom
+
+#: RFC 8266's Nickname profile, case preserved (only its refusals are used:
+#: a nickname is shown as typed, in NFC).
+_PRECIS_NICKNAME = precis_i18n.get_profile("NicknameCasePreserved")
+
+#: Why RFC 8266 refuses a character, in words (by precis-i18n's reason).
+_PRECIS_REASONS = {
+    "precis_ignorable_properties": "an invisible character",
+    "old_hangul_jamo": "a conjoining Hangul jamo",
+    "unassigned": "an unassigned code point",
+}
 
 MAX_NICK_LENGTH = 24
 MAX_ROOM_LENGTH = 32
@@ -66,6 +86,32 @@ def _script(char: str) -> str:
     return _SCRIPT_FAMILY.get(word, word)
 
 
+def _precis_refusal(nick: str) -> str | None:
+    """Why RFC 8266's Nickname profile refuses ``nick``, or ``None``."""
+    try:
+        _PRECIS_NICKNAME.enforce(nick)
+    except UnicodeEncodeError as error:
+        reason = error.reason.rsplit("/", 1)[-1]
+        # Name the character as typed: the error's index is in the mapped form.
+        char = next((c for c in nick if _precis_refuses(c)), error.object[error.start])
+        why = _PRECIS_REASONS.get(reason, "not allowed in nicknames by RFC 8266")
+        return f"a nickname cannot contain {_code(char)} ({why})"
+    return None
+
+
+def _code(char: str) -> str:
+    """A character that may be invisible, named so that it can be seen."""
+    return f"U+{ord(char):04X}"
+
+
+def _precis_refuses(char: str) -> bool:
+    try:
+        _PRECIS_NICKNAME.enforce(char)
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
 def check_nick(wanted: str) -> str:
     """
     Return the nickname as it will be shown (NFC), or raise
@@ -80,16 +126,31 @@ def check_nick(wanted: str) -> str:
     if not (unicodedata.category(first).startswith("L") or first == "_"):
         raise InvalidNick(nick, "a nickname starts with a letter or _")
     scripts = set()
+    after_letter = False
     for char in nick:
         category = unicodedata.category(char)
+        if "FILLER" in unicodedata.name(char, ""):
+            # Blank on screen (Hangul, Khitan): a letter or mark by category.
+            raise InvalidNick(
+                nick, f"a nickname cannot contain {_code(char)} (a filler)"
+            )
         if category.startswith("L"):
             scripts.add(_script(char))
-        elif not (
-            category.startswith("M") or category == "Nd" or char in NICK_PUNCTUATION
-        ):
+            after_letter = True
+        elif category.startswith("M"):
+            if not after_letter:
+                raise InvalidNick(
+                    nick, f"a combining mark follows a letter (not {_code(char)})"
+                )
+        elif category == "Nd" or char in NICK_PUNCTUATION:
+            after_letter = False
+        else:
             raise InvalidNick(
                 nick, f"a nickname has letters, digits, _ and - only (not {char!r})"
             )
+    refusal = _precis_refusal(nick)
+    if refusal is not None:
+        raise InvalidNick(nick, refusal)
     if len(scripts) > 1:
         names = " and ".join(sorted(s.title() for s in scripts))
         raise InvalidNick(nick, f"a nickname uses one script, not a mix ({names})")
