@@ -11,7 +11,6 @@ options, and how to build its factory (:class:`chatservice.doors.door.Door`).
 from __future__ import annotations
 
 import ipaddress
-import re
 from collections.abc import Callable
 
 from twisted.application.service import IService
@@ -259,20 +258,67 @@ for _door in DOORS:
 _LOOPBACK_NAMES = {"localhost", "ip6-localhost"}
 
 
+def _endpoint_fields(description: str) -> list[tuple[str | None, str]] | None:
+    """
+    The fields of an endpoint string as Twisted reads them: split at each
+    ``:`` not escaped by a backslash, each ``key=value`` or a bare value,
+    escapes resolved.  ``None`` for a field with a second unescaped ``=``
+    (whatever Twisted makes of it, it is not judged private).
+    """
+    fields: list[tuple[str | None, str]] = []
+    key: str | None = None
+    text: list[str] = []
+    chars = iter(description)
+    for char in chars:
+        if char == "\\":
+            text.append(next(chars, ""))
+        elif char == ":":
+            fields.append((key, "".join(text)))
+            key, text = None, []
+        elif char == "=":
+            if key is not None:
+                return None
+            key, text = "".join(text), []
+        else:
+            text.append(char)
+    fields.append((key, "".join(text)))
+    return fields
+
+
+def _kind(fields: list[tuple[str | None, str]]) -> str:
+    return fields[0][1].strip().lower() if fields and fields[0][0] is None else ""
+
+
+def is_encrypted_endpoint(description: str) -> bool:
+    """Whether a server endpoint is ``ssl:`` (TLS)."""
+    return _kind(_endpoint_fields(description) or []) == "ssl"
+
+
 def is_private_endpoint(description: str) -> bool:
     """
     Whether a server endpoint is reachable only from this machine (a UNIX
-    socket, or TCP bound to a loopback address) or encrypted (``ssl:``).
+    socket, or TCP bound to a loopback address) or encrypted (``ssl:``),
+    judged as Twisted reads the string: the last ``interface=`` counts (as
+    in Twisted), and a TCP endpoint with any positional field besides the
+    port (where each endpoint type puts an interface or a backlog) is not
+    judged private.  Only a guess before listening: the listening service
+    checks the address it actually got (``ListeningService``).
     """
-    kind = description.split(":", 1)[0].strip().lower()
+    fields = _endpoint_fields(description)
+    if not fields:
+        return False
+    kind = _kind(fields)
     if kind in ("unix", "ssl"):
         return True
     if kind not in ("tcp", "tcp6"):
         return False
-    match = re.search(r"(?:^|:)interface=((?:\\.|[^:])*)", description)
-    if match is None:
+    positional = [value for key, value in fields[1:] if key is None]
+    if len(positional) > 1:
         return False
-    interface = match.group(1).replace("\\", "")
+    interfaces = [value for key, value in fields[1:] if key == "interface"]
+    if not interfaces:
+        return False
+    interface = interfaces[-1]
     if interface.lower() in _LOOPBACK_NAMES:
         return True
     try:
@@ -323,7 +369,12 @@ def makeService(config: Options, reactor: IReactorTime | None = None) -> IServic
         if not descriptions:
             continue
         factory = door.build(context)
+        remote = not door.private or config[f"{door.name}-allow-remote"]
         for description in descriptions:
             endpoint = serverFromString(reactor, description)
-            ListeningService(description, endpoint, factory).setServiceParent(chat)
+            # A private door in plain text checks where it really listens.
+            loopback_only = not (remote or is_encrypted_endpoint(description))
+            ListeningService(
+                description, endpoint, factory, loopback_only=loopback_only
+            ).setServiceParent(chat)
     return chat

@@ -36,8 +36,10 @@ from chatservice.doors.upper import UpperFactory
 from chatservice.service import (
     ListenError,
     ListeningService,
+    is_loopback_address,
     report_listen_errors_briefly,
 )
+from chatservice.tap import is_private_endpoint
 
 LOOPBACK = "127.0.0.1"
 ANY_PORT = f"tcp:0:interface={LOOPBACK}"
@@ -254,6 +256,63 @@ class ListeningServiceTests(LoopbackTestCase):
         self.assertEqual(listening[0]["service"], "echo")
         self.assertEqual(listening[0]["endpoint"], ANY_PORT)
         self.assertEqual(listening[0]["address"], f"{LOOPBACK}:{port}")
+
+    async def test_privateJudgementMatchesTwisted(self) -> None:
+        """
+        Every TCP endpoint the option check judges private really listens on
+        loopback once Twisted has parsed and opened it, and every one it
+        refuses does not (or is ambiguous): the judgement follows what
+        Twisted does, checked through Twisted itself.
+        """
+        private = [
+            f"tcp:0:interface={LOOPBACK}",
+            f"tcp:0:interface=0.0.0.0:interface={LOOPBACK}",
+            f"tcp:port=0:interface={LOOPBACK}",
+        ]
+        public = [
+            f"tcp:0:interface={LOOPBACK}:interface=0.0.0.0",
+            "tcp:0:0.0.0.0",
+            "tcp:0",
+        ]
+        for description in private + public:
+            port = await serverFromString(reactor, description).listen(EchoFactory())
+            try:
+                listening = is_loopback_address(port.getHost())
+            finally:
+                await port.stopListening()
+            self.assertEqual(is_private_endpoint(description), listening, description)
+            self.assertEqual(listening, description in private, description)
+
+    def test_loopbackOnlyRefusesWhatListensBeyond(self) -> None:
+        """
+        A loopback-only service (a private door) that finds itself
+        listening beyond loopback, whatever its endpoint string said, stops
+        listening and raises :class:`ListenError` naming the address it got
+        and the way out; on loopback it listens as usual.
+        """
+        description = f"tcp:0:interface={LOOPBACK}:interface=0.0.0.0"
+        service = ListeningService(
+            description,
+            serverFromString(reactor, description),
+            EchoFactory(),
+            loopback_only=True,
+        )
+        error = self.assertRaises(ListenError, service.privilegedStartService)
+        message = str(error)
+        self.assertTrue(message.startswith(f"echo on {description}: "), message)
+        self.assertIn("listens on 0.0.0.0:", message)
+        self.assertIn("beyond loopback", message)
+        self.assertIn("--echo-allow-remote", message)
+        self.assertIsNone(service.port)
+        fine = ListeningService(
+            ANY_PORT,
+            serverFromString(reactor, ANY_PORT),
+            EchoFactory(),
+            loopback_only=True,
+        )
+        fine.startService()
+        self.services.append(fine)
+        self.assertIsNotNone(fine.port)
 
     def test_portTaken(self) -> None:
         """
