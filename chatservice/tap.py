@@ -28,11 +28,7 @@ from chatservice.conn.turns import end_of_turn
 from chatservice.doors import admin, echo, upper
 from chatservice.doors.door import OFF, Door, DoorContext, positive_int, seconds
 from chatservice.doors.native import protocol as native
-from chatservice.service import (
-    ChatService,
-    ListeningService,
-    report_listen_errors_briefly,
-)
+from chatservice.service import ChatService, ListeningService
 
 #: Every door, in the order of ``--help``.
 DOORS: tuple[Door, ...] = (echo.DOOR, upper.DOOR, native.DOOR, admin.DOOR)
@@ -363,7 +359,6 @@ def makeService(config: Options, reactor: IReactorTime | None = None) -> IServic
         authenticator = Authenticator.from_file(config["credentials"], reactor)
     chat = ChatService(hub, authenticator=authenticator)
     context = DoorContext(reactor, config, limits, chat)
-    report_listen_errors_briefly()
     for door in DOORS:
         descriptions = config.endpoints[door.name]
         if not descriptions:

@@ -7,7 +7,6 @@ chat's backend and store around its doors.
 
 from __future__ import annotations
 
-import sys
 from typing import Any
 
 from twisted.internet.defer import Deferred, succeed
@@ -91,9 +90,6 @@ class RecordingStore(MemoryHistoryStore):
 
 class ChatServiceTests(SynchronousTestCase):
     """The chat's state has a start and a stop."""
-
-    def setUp(self) -> None:
-        self.patch(sys, "excepthook", sys.excepthook)
 
     def test_opensBeforeDoorsClosesAfter(self) -> None:
         """
