@@ -61,7 +61,7 @@ _COMMON_PARAMETERS: list[list[object]] = [
         "max-rooms",
         None,
         _DEFAULT_CHAT.max_rooms,
-        "Chat rooms that may exist at once.",
+        "Chat rooms that may exist at once (at least 1: the default room).",
         positive_int,
     ],
     [
@@ -209,6 +209,10 @@ class Options(usage.Options):
                             "tcp:PORT:interface=127.0.0.1 or ssl:..., "
                             f"or add --{door.name}-allow-remote"
                         )
+        if self["max-rooms"] < 1:
+            raise usage.UsageError(
+                "--max-rooms must be at least 1 (the default room is one)"
+            )
         if self["max-rooms-per-client"] < 1:
             raise usage.UsageError(
                 "--max-rooms-per-client must be at least 1 (the default room)"

@@ -58,6 +58,16 @@ class ChatOptionsTests(SynchronousTestCase):
         error = self.assertRaises(usage.UsageError, parse, "--motd-file", missing)
         self.assertIn("--motd-file", str(error))
 
+    def test_maxRoomsAtLeastOne(self) -> None:
+        """
+        ``--max-rooms 0`` is refused when the options are parsed: the
+        default room must be able to exist, or a registered client would
+        hold a nickname in no room.  1 is enough.
+        """
+        error = self.assertRaises(usage.UsageError, parse, "--max-rooms", "0")
+        self.assertIn("--max-rooms must be at least 1", str(error))
+        self.assertEqual(parse("--max-rooms", "1")["max-rooms"], 1)
+
     def test_roomsPerClientAtLeastOne(self) -> None:
         """A client must be allowed the default room at least."""
         self.assertRaises(usage.UsageError, parse, "--max-rooms-per-client", "0")
