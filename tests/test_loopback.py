@@ -23,6 +23,7 @@ from twisted.internet.endpoints import (
     serverFromString,
 )
 from twisted.internet.error import ConnectionRefusedError
+from twisted.internet.interfaces import ITCPTransport
 from twisted.internet.protocol import Protocol, connectionDone
 from twisted.internet.threads import deferToThread
 from twisted.logger import ILogObserver, LogEvent, globalLogPublisher
@@ -32,7 +33,7 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 from chatservice.conn.limits import Limits
 from chatservice.doors.echo import EchoFactory
 from chatservice.doors.line import LineFactory
-from chatservice.doors.upper import UpperFactory
+from chatservice.doors.upper import UpperFactory, UpperProtocol
 from chatservice.service import (
     ListenError,
     ListeningService,
@@ -199,22 +200,52 @@ class RoundTripTests(LoopbackTestCase):
         )
 
     async def test_lineInPieces(self) -> None:
-        """A line written in pieces, split inside a character, arrives whole."""
-        service = self.serve(UpperFactory())
-        client = await self.connect(service)
+        """
+        A line written in pieces, split inside a character, arrives whole:
+        the server reads the first piece on its own (the client sends it at
+        once, ``TCP_NODELAY``, and the test waits until the server has read
+        it) and answers only once the rest has come.
+        """
+        reads: list[bytes] = []
+        waiting: list[Deferred[None]] = []
+
+        class RecordingUpper(UpperProtocol):
+            def dataReceived(self, data: bytes) -> None:
+                reads.append(data)
+                super().dataReceived(data)
+                for waiter in waiting:
+                    waiter.callback(None)
+                waiting.clear()
+
+        def read(size: int) -> Deferred[None]:
+            """Fires once the server has read ``size`` bytes in all."""
+            waiter: Deferred[None] = Deferred()
+
+            def check(_: None) -> Deferred[None] | None:
+                if len(b"".join(reads)) >= size:
+                    return None
+                again: Deferred[None] = Deferred()
+                waiting.append(again)
+                return again.addCallback(check)
+
+            waiting.append(waiter)
+            return waiter.addCallback(check)
+
+        factory = UpperFactory()
+        factory.protocol = RecordingUpper
+        client = await self.connect(self.serve(factory))
         assert client.transport is not None
+        cast(ITCPTransport, client.transport).setTcpNoDelay(True)
         data = "straße\n".encode()
+        first = read(5)
         client.transport.write(data[:5])
-        await deferLater(0.05)
+        await first
+        self.assertEqual(b"".join(reads), b"stra\xc3")
+        self.assertEqual(client.received, b"")
         client.transport.write(data[5:])
         await client.waitFor(b"STRASSE\r\n")
-
-
-def deferLater(seconds: float) -> Deferred[None]:
-    """A Deferred that fires after ``seconds`` on the reactor."""
-    waiter: Deferred[None] = Deferred()
-    reactor.callLater(seconds, waiter.callback, None)
-    return waiter
+        self.assertEqual(b"".join(reads), data)
+        self.assertGreaterEqual(len(reads), 2)
 
 
 class HalfCloseTests(LoopbackTestCase):
