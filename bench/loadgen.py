@@ -16,9 +16,12 @@ Workloads (one per run; the result is one JSON object on standard output):
     line goes out for every line that comes back); lines returned per second.
 ``fanout``
     One chat room: R receivers and S senders, each sender keeping a window
-    of messages in flight (it sends one more whenever one of its own comes
-    back); deliveries per second counted at the receivers, and a final
-    drain that checks every receiver got every message.
+    of numbered messages in flight (it sends one more whenever one of its
+    own comes back); deliveries per second counted at the receivers, each
+    delivery by its sender and number, exactly once and in each sender's
+    order; duplicates, deliveries out of order and lines that are no
+    delivery are counted apart (and fail the run in ``bench/run.py``); a
+    final drain checks every receiver got every message.
 ``latency``
     One chat room: R receivers, S senders sending at a fixed total rate;
     each message carries ``time.perf_counter_ns()`` of this process when it
@@ -53,8 +56,17 @@ LOOPBACK = "127.0.0.1"
 NL = b"\n"
 #: One echo line: 32 bytes with its CRLF.
 ECHO_LINE = b"abcdefghijklmnopqrstuvwxyz0123\r\n"
-#: What each fan-out sender says (the server adds ``#lobby <sNNN> ``).
-FANOUT_TEXT = b"fan-out message 0123456789abcdef\r\n"
+#: What each fan-out sender says, with its sequence number (the server adds
+#: ``#lobby <sNNNNN> ``): the sender and the number identify each delivery.
+FANOUT_TEXT = b"F%08d fan-out 0123456789abcdef\r\n"
+#: One fan-out delivery as a receiver sees it: the sender's index and the
+#: message's sequence number.
+_DELIVERY = rb"#lobby <s(\d{5})> F(\d{8}) fan-out 0123456789abcdef\r?"
+FANOUT_LINE = re.compile(rb"(?m)^" + _DELIVERY + rb"$")
+#: One whole line (without its ``\n``) that is a fan-out delivery.
+FANOUT_WHOLE_LINE = re.compile(_DELIVERY)
+#: How many unexpected lines a run quotes in its report.
+SAMPLE_LINES = 5
 #: A loaded run: the load generator used this share of its core or more.
 SATURATION = 0.90
 RECV_SIZE = 262144
@@ -453,10 +465,82 @@ def register_chatters(net: Net, count: int, prefix: str, what: str) -> list[Conn
     )
 
 
+class FanoutCheck:
+    """
+    What the receivers of a fan-out got, delivery by delivery: for each
+    receiver and sender, the sequence number expected next.  A delivery of
+    that number is counted (once); a lower one is a duplicate (or a late
+    one, which the number expected next already skipped), a higher one is
+    out of order (the ones between were skipped: lost, or yet to come late);
+    a complete line that is no delivery is unexpected.
+    """
+
+    def __init__(self, receivers: int, senders: int) -> None:
+        self.expected = [[0] * senders for _ in range(receivers)]
+        self.carry = [b""] * receivers
+        self.delivered = 0
+        self.duplicates = 0
+        self.out_of_order = 0
+        self.unexpected = 0
+        self.sample: list[str] = []
+        self._find = FANOUT_LINE.findall
+
+    def take(self, receiver: int, data: bytes) -> None:
+        """Count the complete lines of what ``receiver`` read."""
+        data = self.carry[receiver] + data
+        cut = data.rfind(NL) + 1
+        self.carry[receiver] = data[cut:]
+        if not cut:
+            return
+        found = self._find(data, 0, cut)
+        lines = data.count(NL, 0, cut)
+        if len(found) != lines:
+            self._unexpected(data[:cut])
+        row = self.expected[receiver]
+        delivered = 0
+        for sender, number in found:
+            sender = int(sender)
+            number = int(number)
+            want = row[sender]
+            if number == want:
+                row[sender] = number + 1
+                delivered += 1
+            elif number < want:
+                self.duplicates += 1
+            else:
+                self.out_of_order += 1
+                row[sender] = number + 1
+                delivered += 1
+        self.delivered += delivered
+
+    def _unexpected(self, data: bytes) -> None:
+        for line in data.split(NL)[:-1]:
+            if not FANOUT_WHOLE_LINE.fullmatch(line):
+                self.unexpected += 1
+                if len(self.sample) < SAMPLE_LINES:
+                    self.sample.append(
+                        line[:200].decode("utf-8", "replace").rstrip("\r")
+                    )
+
+    def missing(self, sent: Sequence[int]) -> int:
+        """Deliveries never received: for each receiver, each sender's."""
+        return sum(
+            max(0, count - got)
+            for row in self.expected
+            for count, got in zip(sent, row, strict=True)
+        )
+
+    def complete(self, receiver: int, sent: Sequence[int]) -> bool:
+        """Whether ``receiver`` has had every message sent."""
+        row = self.expected[receiver]
+        return all(got >= count for got, count in zip(row, sent, strict=True))
+
+
 def run_fanout(options: argparse.Namespace) -> dict[str, object]:
     """
-    One room, R receivers and S senders each keeping ``window`` messages in
-    flight; deliveries per second counted at the receivers.
+    One room, R receivers and S senders each keeping ``window`` numbered
+    messages in flight; deliveries per second counted at the receivers,
+    each once, by its sender and number (:class:`FanoutCheck`).
 
     Senders are served as soon as they are readable (their own messages
     coming back pace the load); receivers are read in passes, every
@@ -477,29 +561,38 @@ def run_fanout(options: argparse.Namespace) -> dict[str, object]:
             net.epoll.unregister(conn.fd)
             sender_epoll.register(conn.fd, EPOLLIN)
         count_r = len(receivers)
+        count_s = len(senders)
         # Index by fd: receivers first (0..R-1), then senders.
         index = {conn.fd: i for i, conn in enumerate(everyone)}
-        receive_into = [conn.sock.recv_into for conn in receivers]
-        buffer = bytearray(RECV_SIZE)
         recvs = [conn.recv for conn in everyone]
-        got = [0] * len(everyone)
+        check = FanoutCheck(count_r, count_s)
+        take = check.take
         own_marker = [b""] * len(everyone)
         carry = [b""] * len(everyone)
-        sent = [0] * len(everyone)
+        #: Messages each sender has sent (its next sequence number).
+        sent = [0] * count_s
         for i in range(count_r, len(everyone)):
             own_marker[i] = b"<s%05d> " % (i - count_r)
         window = options.window
-        payloads = [FANOUT_TEXT * n for n in range(window + 1)]
-        for i in range(count_r, len(everyone)):
-            conn = everyone[i]
-            if conn.send(payloads[window]) != len(payloads[window]):
-                raise BenchError("the server does not read the senders")
-            sent[i] = window
+
+        def say(sender: int, count: int) -> None:
+            first = sent[sender]
+            payload = b"".join(
+                FANOUT_TEXT % number for number in range(first, first + count)
+            )
+            conn = senders[sender]
+            done = conn.send(payload)
+            if done != len(payload):
+                send_all(conn, payload[done:])
+            sent[sender] = first + count
+
+        for sender in range(count_s):
+            say(sender, window)
         poll_senders = sender_epoll.poll
         poll_receivers = net.epoll.poll
         interval = options.receiver_interval
         measure = Window(options.server_pid)
-        total = counted_from = 0
+        counted_from = 0
         idle = idle_from = 0.0
         clock = time.perf_counter
         now = clock()
@@ -510,7 +603,7 @@ def run_fanout(options: argparse.Namespace) -> dict[str, object]:
         while True:
             if not measuring and now >= warm_end:
                 measure.start()
-                counted_from, idle_from = total, idle
+                counted_from, idle_from = check.delivered, idle
                 measuring = True
             if now >= end:
                 break
@@ -518,12 +611,10 @@ def run_fanout(options: argparse.Namespace) -> dict[str, object]:
                 next_pass = now + interval
                 for fd, _events in poll_receivers(0):
                     i = index[fd]
-                    n = receive_into[i](buffer)
-                    if not n:
+                    data = recvs[i](RECV_SIZE)
+                    if not data:
                         raise BenchError(f"the server closed receiver #{i}")
-                    n = buffer.count(NL, 0, n)
-                    got[i] += n
-                    total += n
+                    take(i, data)
                 now = clock()
             events = poll_senders(max(0.0, min(next_pass - now, 0.05)))
             idle += clock() - now
@@ -536,25 +627,19 @@ def run_fanout(options: argparse.Namespace) -> dict[str, object]:
                 data = carry[i] + data
                 cut = data.rfind(NL) + 1
                 carry[i] = data[cut:]
-                got[i] += data.count(NL, 0, cut)
                 own = data.count(own_marker[i], 0, cut)
                 if own:
-                    payload = payloads[own]
-                    conn = everyone[i]
-                    done = conn.send(payload)
-                    if done != len(payload):
-                        send_all(conn, payload[done:])
-                    sent[i] += own
+                    say(i - count_r, own)
             now = clock()
         for conn in senders:
             sender_epoll.unregister(conn.fd)
             net.epoll.register(conn.fd, EPOLLIN)
         measure.stop(idle - idle_from)
-        deliveries = total - counted_from
+        deliveries = check.delivered - counted_from
         messages = sum(sent)
         # Drain: every receiver must get every message, bounded in time.
         drain_deadline = time.monotonic() + options.drain_timeout
-        behind = sum(1 for i in range(count_r) if got[i] < messages)
+        behind = {i for i in range(count_r) if not check.complete(i, sent)}
         while behind and time.monotonic() < drain_deadline:
             for fd, _events in poll_receivers(0.05):
                 i = index[fd]
@@ -562,24 +647,24 @@ def run_fanout(options: argparse.Namespace) -> dict[str, object]:
                 if not data:
                     raise BenchError(f"the server closed connection #{i}")
                 if i < count_r:
-                    before = got[i]
-                    got[i] += data.count(NL)
-                    if before < messages <= got[i]:
-                        behind -= 1
-        lost = sum(max(0, messages - got[i]) for i in range(count_r))
-        extra = sum(max(0, got[i] - messages) for i in range(count_r))
+                    take(i, data)
+                    if i in behind and check.complete(i, sent):
+                        behind.discard(i)
         result: dict[str, object] = {
             "value": deliveries / measure.wall,
             "unit": "deliveries/s",
             "deliveries": deliveries,
             "messages_sent": messages,
             "receivers": count_r,
-            "senders": len(senders),
+            "senders": count_s,
             "window": window,
             "receiver_interval": interval,
-            "lost": lost,
-            "unexpected_lines": extra,
-            "drained": behind == 0,
+            "lost": check.missing(sent),
+            "duplicates": check.duplicates,
+            "out_of_order": check.out_of_order,
+            "unexpected_lines": check.unexpected,
+            "unexpected_sample": check.sample,
+            "drained": not behind,
         }
         result.update(measure.report())
         return result

@@ -935,6 +935,24 @@ class Record:
     def lost(self) -> int:
         return sum(int(number(run.get("lost") or 0)) for run in self.runs)
 
+    def total(self, name: str) -> int:
+        """A count summed over the runs (0 where a run has none)."""
+        return sum(int(number(run.get(name) or 0)) for run in self.runs)
+
+    @property
+    def violations(self) -> dict[str, int]:
+        """
+        What the load generator saw that a correct server never sends: each
+        kind (duplicates, deliveries out of order, unexpected lines) with
+        its count, where there were any.  Any of them fails the run.
+        """
+        found = {name: self.total(name) for name in VIOLATIONS}
+        return {name: count for name, count in found.items() if count}
+
+
+#: Counts in a run's report that fail the benchmark when not 0.
+VIOLATIONS = ("duplicates", "out_of_order", "unexpected_lines")
+
 
 def number(value: object) -> float:
     """A figure from a report (JSON numbers only)."""
@@ -1090,13 +1108,13 @@ def table(
                 per_cpu = ratio_of(ours, record, "per_server_cpu_s")
                 for target in workload.targets:
                     if target.baseline == server:
-                        met = target.met(ratio, None)
+                        met = unsaturated(target.met(ratio, None), ours, record)
                         target_text = f"{target.text}: {verdict(met)}"
                         verdicts.append((f"{workload.name} {target.text}", met))
             if server == CHATSERVICE:
                 for target in workload.targets:
                     if target.baseline is None:
-                        met = target.met(None, record.value)
+                        met = unsaturated(target.met(None, record.value), record)
                         target_text = f"{target.text}: {verdict(met)}"
                         verdicts.append((f"{workload.name} {target.text}", met))
             flags = []
@@ -1106,6 +1124,8 @@ def table(
                     flags.append("(lower bound)")
             if record.lost:
                 flags.append(f"LOST {record.lost}")
+            for name, count in record.violations.items():
+                flags.append(f"{name.upper()} {count}")
             if record.errors:
                 flags.append(f"{len(record.errors)} FAILED")
             rows.append(
@@ -1133,7 +1153,11 @@ per CPU-s: the same ratio for the figures divided by the server's CPU share,
   i.e. work per second of server CPU: steadier on a busy machine, and not
   limited by a saturated load generator.
 SATURATED: the load generator used 90% or more of its core (CPU or busy
-  time); with the server below 90% CPU, the figure is a lower bound.
+  time); with the server below 90% CPU, the figure is a lower bound.  A
+  target that rests on a saturated run is n/a, never a pass.
+DUPLICATES, OUT_OF_ORDER, UNEXPECTED_LINES: fan-out deliveries received
+  twice, out of a sender's order, or lines that are no delivery: the run
+  fails (exit status 1).
 chatservice@REV: the chatservice of revision REV (or checkout directory
   REV) that --compare asked for, run side by side with the installed one."""
 
@@ -1203,7 +1227,10 @@ def details(records: dict[tuple[str, str], Record]) -> list[str]:
             text = (
                 f"{med(record, 'per_server_cpu_s', 0)} deliveries per server "
                 f"CPU-second; {med(record, 'messages_sent', 0)} messages sent, "
-                f"{record.lost} deliveries lost in the final drain"
+                f"{record.lost} deliveries lost in the final drain, "
+                f"{record.total('duplicates')} duplicates, "
+                f"{record.total('out_of_order')} out of order, "
+                f"{record.total('unexpected_lines')} unexpected lines"
             )
         elif workload == "latency":
             text = (
@@ -1223,6 +1250,17 @@ def details(records: dict[tuple[str, str], Record]) -> list[str]:
             text = "runs: " + ", ".join(f"{v:.3f}" for v in record.values()) + " s"
         lines.append(f"  {workload:12} {server:21} {text}")
     return lines
+
+
+def unsaturated(met: bool | None, *records: Record) -> bool | None:
+    """
+    A target's verdict, or none (``n/a``) when a run it rests on was
+    saturated: then the figure says more about the load generator than
+    about the server, and a saturated run is never a pass.
+    """
+    if any(record.saturated for record in records):
+        return None
+    return met
 
 
 def verdict(met: bool | None) -> str:
@@ -1398,10 +1436,18 @@ def benchmark(options: argparse.Namespace, scratch: Path) -> int:
         (key, error) for key, record in records.items() for error in record.errors
     ]
     lost = [key for key, record in records.items() if record.lost]
+    wrong = [key for key, record in records.items() if record.violations]
     for (workload, server), error in failures:
         print(f"FAILED {workload} / {server}: {error}", file=sys.stderr)
     for workload, server in lost:
         print(f"LOSS: {workload} / {server} lost deliveries", file=sys.stderr)
+    for workload, server in wrong:
+        record = records[(workload, server)]
+        seen = ", ".join(f"{count} {name}" for name, count in record.violations.items())
+        samples = [
+            line for run in record.runs for line in run.get("unexpected_sample") or []
+        ]
+        print(f"WRONG: {workload} / {server}: {seen} {samples[:5]!r}", file=sys.stderr)
     if options.json:
         document = {
             "started": started.isoformat(timespec="seconds"),
@@ -1438,7 +1484,7 @@ def benchmark(options: argparse.Namespace, scratch: Path) -> int:
         }
         Path(options.json).write_text(json.dumps(document, indent=2) + "\n")
         print(f"results saved to {options.json}")
-    return 1 if failures or lost else 0
+    return 1 if failures or lost or wrong else 0
 
 
 if __name__ == "__main__":
