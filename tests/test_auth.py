@@ -28,7 +28,7 @@ from twisted.cred.portal import Portal
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.task import Clock
 from twisted.logger import LogEvent, LogLevel, capturedLogs, formatEvent
-from twisted.trial.unittest import SynchronousTestCase
+from twisted.trial.unittest import SkipTest, SynchronousTestCase
 from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
@@ -101,6 +101,11 @@ class HeldRunner:
         held, self.held = self.held, []
         for result, function in held:
             result.callback(function())
+
+
+def refuse_fchown(fd: int, uid: int, gid: int) -> None:
+    """os.fchown for a caller who may not give a file that group."""
+    raise PermissionError(1, "Operation not permitted")
 
 
 class TempDirMixin:
@@ -324,19 +329,69 @@ class FileTests(TempDirMixin, SynchronousTestCase):
         self.assertEqual(read, users)
         self.assertEqual(list(read), ["zoe", "alice"])
 
-    def test_mode_0600(self) -> None:
+    def test_mode_kept_for_the_group(self) -> None:
         """
-        The written file has mode 0600, also when it replaces a file that
-        others could read, and no temporary file is left behind.
+        A rewrite keeps the group's read permission of the file it replaces
+        (0640 stays 0640, as docs/deployment.rst advises) and its group, and
+        nothing more: others lose theirs, the group its write permission;
+        0600 stays 0600.  No temporary file is left behind.
         """
         directory = self.make_dir()
         path = os.path.join(directory, "creds")
         with open(path, "w") as f:
             f.write("")
-        os.chmod(path, 0o644)
+        group = os.stat(path).st_gid
+        for before, after in ((0o640, 0o640), (0o644, 0o640), (0o660, 0o640)):
+            os.chmod(path, before)
+            write_credentials(path, {"alice": fast_hash("pw")})
+            self.assertEqual(mode(path), after, oct(before))
+            self.assertEqual(os.stat(path).st_gid, group)
+            os.chmod(path, 0o600)
+            update_credentials(path, "bob", fast_hash("pw"))
+            self.assertEqual(mode(path), 0o600)
+        os.chmod(path, 0o606)
         write_credentials(path, {"alice": fast_hash("pw")})
         self.assertEqual(mode(path), 0o600)
         self.assertEqual(os.listdir(directory), ["creds"])
+
+    def test_group_kept_as_root(self) -> None:
+        """
+        Run as root (``sudo chatservice-passwd``), a rewrite keeps the owner
+        and group of the file it replaces, with its group's read bit: the
+        service, in that group, can still read the file.
+        """
+        if os.geteuid() != 0:
+            raise SkipTest("only root can give a file another owner")
+        path = self.make_path()
+        write_credentials(path, {"alice": fast_hash("pw")})
+        os.chown(path, 12345, 23456)
+        os.chmod(path, 0o640)
+        update_credentials(path, "bob", fast_hash("pw"))
+        info = os.stat(path)
+        self.assertEqual((info.st_uid, info.st_gid), (12345, 23456))
+        self.assertEqual(mode(path), 0o640)
+
+    def test_group_read_dropped_with_the_group(self) -> None:
+        """
+        When the file's group cannot be kept (the caller is not in it), the
+        new file does not keep the group-read bit either: another group must
+        not be able to read it.
+        """
+        path = self.make_path()
+        write_credentials(path, {"alice": fast_hash("pw")})
+        os.chmod(path, 0o640)
+        self.patch(os, "fchown", refuse_fchown)
+        real_fstat = os.fstat
+
+        def fstat(fd: int) -> Any:
+            info = real_fstat(fd)
+            values = list(info)
+            values[stat.ST_GID] = info.st_gid + 1
+            return os.stat_result(values)
+
+        self.patch(os, "fstat", fstat)
+        update_credentials(path, "bob", fast_hash("pw"))
+        self.assertEqual(mode(path), 0o600)
 
     def test_new_file_mode(self) -> None:
         """A file created by update_credentials has mode 0600 and a header."""
@@ -414,17 +469,19 @@ class FileTests(TempDirMixin, SynchronousTestCase):
     def test_update_keeps_other_lines(self) -> None:
         """
         update_credentials replaces a user in place, appends a new one and
-        deletes one, keeping comments, blank lines and order.
+        deletes one, keeping comments, blank lines and order; the file,
+        made by hand with mode 0644, keeps only its group's read bit.
         """
         path = self.make_path()
         with open(path, "w") as f:
             f.write("# operators\nalice:old\n\n# admins\nbob:b\n")
+        os.chmod(path, 0o644)
         self.assertTrue(update_credentials(path, "alice", "new"))
         self.assertFalse(update_credentials(path, "carol", "c"))
         self.assertTrue(update_credentials(path, "bob", None))
         with open(path) as f:
             self.assertEqual(f.read(), "# operators\nalice:new\n\n# admins\ncarol:c\n")
-        self.assertEqual(mode(path), 0o600)
+        self.assertEqual(mode(path), 0o640)
 
     def test_update_refuses_invalid_file(self) -> None:
         """update_credentials does not rewrite a file it cannot read."""

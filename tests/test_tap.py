@@ -217,6 +217,57 @@ class ConfigTests(SynchronousTestCase):
         self.assertEqual([name for name in names if name not in documented], [])
 
 
+def documented_defaults(text: str) -> dict[str, str]:
+    """
+    Each option's default as ``docs/options.rst`` states it: the second
+    column of a table row (``--name VALUE``, then the default), or a
+    definition's ``Default X.`` / ``Flag, default off.``.
+    """
+    found: dict[str, str] = {}
+    # A table row: the option, two spaces or more, the default.
+    row = re.compile(r"(?m)^``--([a-z][a-z-]*)(?: [A-Z]+)?`` {2,}(\S+)")
+    for name, default in row.findall(text):
+        found[name] = default.strip("`")
+    definition = re.compile(
+        r"(?m)^``--([a-z][a-z-]*)(?: [A-Z]+)?``\n\s+(?:Flag, d|D)efault ([^.,;]+)"
+    )
+    for name, default in definition.findall(text):
+        found[name] = default
+    return found
+
+
+class DocumentedDefaultsTests(SynchronousTestCase):
+    """docs/options.rst states each option's default as the code has it."""
+
+    def test_everyDefaultAsDocumented(self) -> None:
+        """
+        Every option with a default (each parameter of ``Options``, each
+        flag, each front end's endpoint) has that default in
+        docs/options.rst: the same number (``600`` for 600.0), the same
+        text, ``none`` for no value and ``off`` for a flag.
+        """
+        doc = Path(__file__).parent.parent / "docs" / "options.rst"
+        documented = documented_defaults(doc.read_text(encoding="utf-8"))
+        options = tap.Options()
+        expected: dict[str, object] = {**options.defaults, **tap.DEFAULT_ENDPOINTS}
+        flags = {flag[0] for flag in options.optFlags}
+        self.assertGreater(len(expected), 20)
+        wrong = {}
+        for name, default in expected.items():
+            shown = documented.get(name)
+            if name in flags:
+                right = shown == "off" and not default
+            elif default is None:
+                right = shown == "none"
+            elif isinstance(default, int | float):
+                right = shown is not None and float(shown) == default
+            else:
+                right = shown == default
+            if not right:
+                wrong[name] = (default, shown)
+        self.assertEqual(wrong, {})
+
+
 class ExceptHookTests(SynchronousTestCase):
     """Only twistd's path replaces ``sys.excepthook``."""
 
