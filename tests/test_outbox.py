@@ -7,10 +7,12 @@ sockets by ``tests/test_stress.py`` and ``tests/test_hostile.py``).
 
 from __future__ import annotations
 
+from twisted.internet import tcp
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 from twisted.trial.unittest import SynchronousTestCase
 
+from chatservice.conn import outbox as outbox_module
 from chatservice.conn.outbox import Outbox, TurnWriter
 
 
@@ -60,6 +62,37 @@ class OutboxTests(SynchronousTestCase):
         """Anything but plain TCP gets the connection as a streaming producer."""
         self.assertIs(self.transport.producer, self)
         self.assertTrue(self.transport.streaming)
+
+    def test_plainTcpFound(self) -> None:
+        """
+        This Twisted's plain TCP server connection class is the one the
+        write-through is for (the check at import found it).
+        """
+        self.assertIs(outbox_module.PLAIN_TCP, tcp.Server)
+
+    def test_noPlainTcpFallsBack(self) -> None:
+        """
+        A Twisted whose ``tcp.Server`` is missing or no longer what the
+        write-through needs makes every connection take the streaming path:
+        the check gives ``None``, and a transport of the class it would have
+        written through is then registered as streaming.
+        """
+        self.patch(tcp, "Server", None)
+        self.assertIsNone(outbox_module.plain_tcp_transport())
+        self.patch(tcp, "Server", StringTransport)
+        self.assertIsNone(outbox_module.plain_tcp_transport())
+
+        class PlainTCP(StringTransport):
+            def getHandle(self) -> object:
+                return "socket"
+
+        for plain, streaming in ((PlainTCP, False), (None, True)):
+            self.patch(outbox_module, "PLAIN_TCP", plain)
+            transport = PlainTCP()
+            outbox = Outbox(self.owner, transport, TurnWriter(self.clock, "t"), 100)
+            outbox.register(self)
+            self.assertIs(transport.producer, self)
+            self.assertEqual(transport.streaming, streaming)
 
     def test_syncBeforeReply(self) -> None:
         """

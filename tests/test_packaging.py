@@ -256,3 +256,39 @@ class InstalledTests(SynchronousTestCase):
         self.run_in_venv(
             "python", "-m", "pip", "install", "--no-deps", "--no-index", str(wheel)
         )
+
+
+def install_requires() -> list[str]:
+    """The requirements of ``setup.cfg``'s ``install_requires``."""
+    config = configparser.ConfigParser()
+    config.read(SOURCE_ROOT / "setup.cfg", encoding="utf-8")
+    lines = config["options"]["install_requires"].splitlines()
+    stripped = (line.strip() for line in lines)
+    return [line for line in stripped if line and not line.startswith("#")]
+
+
+class DependencyBoundsTests(SynchronousTestCase):
+    """setup.cfg bounds what it depends on, and this install is within."""
+
+    def test_twistedBoundedAndInstalledWithin(self) -> None:
+        """
+        Twisted is required with an upper bound (the write-through relies on
+        its transports' behaviour, tested up to that major version), and the
+        Twisted the tests run on is within the bounds: CI, which installs
+        from setup.cfg, checks both.
+        """
+        from packaging.requirements import Requirement
+
+        import twisted
+
+        requirements = {
+            requirement.name.lower(): requirement
+            for requirement in map(Requirement, install_requires())
+        }
+        twisted_requirement = requirements["twisted"]
+        self.assertTrue(
+            any(spec.operator == "<" for spec in twisted_requirement.specifier),
+            str(twisted_requirement),
+        )
+        self.assertIn(twisted.__version__, twisted_requirement.specifier)
+        self.assertIn("precis-i18n", requirements)

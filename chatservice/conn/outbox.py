@@ -39,8 +39,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, ClassVar, Protocol
 
-from twisted.internet import tcp
-from twisted.internet.interfaces import IReactorTime
+from twisted.internet import abstract, tcp
+from twisted.internet.interfaces import IReactorTime, ITCPTransport
 from twisted.logger import Logger
 
 from chatservice.conn.turns import end_of_turn
@@ -48,6 +48,30 @@ from chatservice.conn.turns import end_of_turn
 #: What a Twisted transport buffers before it pauses its producer
 #: (``FileDescriptor.bufferSize``), for transports that do not say.
 TRANSPORT_BUFFER = 2**16
+
+
+def plain_tcp_transport() -> type | None:
+    """
+    The class of a plain TCP server connection, if this Twisted has it as
+    the write-through needs, else ``None`` (then every connection takes the
+    streaming path, correct and only slower): ``tcp.Server``, a public
+    class, that is a ``FileDescriptor`` (which resumes a pull producer once
+    its buffer has drained) and an ``ITCPTransport`` (``getHandle`` gives
+    the socket).  Checked once, at import.
+    """
+    server = getattr(tcp, "Server", None)
+    if (
+        isinstance(server, type)
+        and issubclass(server, abstract.FileDescriptor)
+        and ITCPTransport.implementedBy(server)
+        and callable(getattr(server, "getHandle", None))
+    ):
+        return server
+    return None
+
+
+#: See :func:`plain_tcp_transport`.
+PLAIN_TCP: type | None = plain_tcp_transport()
 
 
 class OutboxOwner(Protocol):
@@ -114,7 +138,10 @@ class Outbox:
         ``drained`` on to this outbox) with the transport.
         """
         transport = self._transport
-        if type(transport) is tcp.Server:
+        # The exact class, not isinstance: a subclass (TLS in some Twisted,
+        # a test double) may buffer otherwise; it takes the streaming path.
+        plain = PLAIN_TCP is not None and type(transport) is PLAIN_TCP
+        if plain:
             # Plain TCP (not TLS, not a test transport): write through.
             self._socket = transport.getHandle()
             transport.registerProducer(producer, False)
