@@ -306,6 +306,23 @@ class CheckRoomTests(SynchronousTestCase):
         self.assertEqual(check_room("#" + "r" * 32), "r" * 32)
         self.assertRefused("r" * 33, "a room name has at most 32 characters")
 
+    def test_invisibleRefused(self) -> None:
+        """
+        A room name that would look like another or like nothing is refused
+        as a nickname would be: with a default-ignorable code point (every
+        one of Unicode's list) or a filler anywhere, or a combining mark on
+        no letter (``1`` + U+0301).
+        """
+        for char in default_ignorable() + named("FILLER"):
+            for wanted in (f"lobby{char}", f"lo{char}bby"):
+                self.assertRaises(ChatError, check_room, wanted)
+        self.assertRefused(
+            "lobby\ufe0f", "a room name cannot contain U+FE0F (an invisible character)"
+        )
+        self.assertRefused("\u3164", "a room name cannot contain U+3164 (a filler)")
+        self.assertRefused("1\u0301", "a combining mark follows a letter (not U+0301)")
+        self.assertEqual(check_room("café-1.2"), "café-1.2")
+
     def test_forbiddenCharacters(self) -> None:
         """Spaces, ``>``, a second ``#``, controls and symbols are refused."""
         for char in " ><#*!\x00\x1b\x7f\u202e😀":

@@ -7,12 +7,13 @@ not a mix of scripts within one name (``paypal`` spelt with a Cyrillic a is the
 classic impersonation), plus digits, ``_`` and ``-``.  Two nicknames are the
 same when their NFKC case-folded forms are equal.
 
-Every nickname is also a valid nickname of the published profile, RFC 8266
-(PRECIS Nickname, checked by ``precis-i18n``): no default-ignorable code
-point (the combining grapheme joiner, variation selectors, zero-width
-characters), no Hangul conjoining jamo.  No filler either (a character
-Unicode names a filler: blank on screen).  A combining mark follows a
-letter (or another mark on one).
+Every nickname, and every room name, is also a valid nickname of the
+published profile, RFC 8266 (PRECIS Nickname, checked by ``precis-i18n``):
+no default-ignorable code point (the combining grapheme joiner, variation
+selectors, zero-width characters), no Hangul conjoining jamo.  No filler
+either (a character Unicode names a filler: blank on screen).  A combining
+mark follows a letter (or another mark on one).  So ``#lobby`` followed by
+a variation selector is no second ``#lobby``.
 """
 
 from __future__ import annotations
@@ -86,17 +87,40 @@ def _script(char: str) -> str:
     return _SCRIPT_FAMILY.get(word, word)
 
 
-def _precis_refusal(nick: str) -> str | None:
-    """Why RFC 8266's Nickname profile refuses ``nick``, or ``None``."""
+def _precis_refusal(name: str, kind: str) -> str | None:
+    """Why RFC 8266's Nickname profile refuses ``name``, or ``None``."""
     try:
-        _PRECIS_NICKNAME.enforce(nick)
+        _PRECIS_NICKNAME.enforce(name)
     except UnicodeEncodeError as error:
         reason = error.reason.rsplit("/", 1)[-1]
         # Name the character as typed: the error's index is in the mapped form.
-        char = next((c for c in nick if _precis_refuses(c)), error.object[error.start])
-        why = _PRECIS_REASONS.get(reason, "not allowed in nicknames by RFC 8266")
-        return f"a nickname cannot contain {_code(char)} ({why})"
+        char = next((c for c in name if _precis_refuses(c)), error.object[error.start])
+        why = _PRECIS_REASONS.get(reason, "not allowed in names by RFC 8266")
+        return f"{kind} cannot contain {_code(char)} ({why})"
     return None
+
+
+def _unseen(name: str, kind: str) -> str | None:
+    """
+    Why ``name`` (``kind``: "a nickname", "a room name") could look like
+    another name or like nothing, or ``None``: a filler, a combining mark on
+    no letter, or what RFC 8266 refuses (default-ignorable code points,
+    conjoining Hangul jamo).
+    """
+    after_letter = False
+    for char in name:
+        if "FILLER" in unicodedata.name(char, ""):
+            # Blank on screen (Hangul, Khitan): a letter or mark by category.
+            return f"{kind} cannot contain {_code(char)} (a filler)"
+        category = unicodedata.category(char)
+        if category.startswith("L"):
+            after_letter = True
+        elif category.startswith("M"):
+            if not after_letter:
+                return f"a combining mark follows a letter (not {_code(char)})"
+        else:
+            after_letter = False
+    return _precis_refusal(name, kind)
 
 
 def _code(char: str) -> str:
@@ -126,29 +150,17 @@ def check_nick(wanted: str) -> str:
     if not (unicodedata.category(first).startswith("L") or first == "_"):
         raise InvalidNick(nick, "a nickname starts with a letter or _")
     scripts = set()
-    after_letter = False
     for char in nick:
         category = unicodedata.category(char)
-        if "FILLER" in unicodedata.name(char, ""):
-            # Blank on screen (Hangul, Khitan): a letter or mark by category.
-            raise InvalidNick(
-                nick, f"a nickname cannot contain {_code(char)} (a filler)"
-            )
         if category.startswith("L"):
             scripts.add(_script(char))
-            after_letter = True
-        elif category.startswith("M"):
-            if not after_letter:
-                raise InvalidNick(
-                    nick, f"a combining mark follows a letter (not {_code(char)})"
-                )
-        elif category == "Nd" or char in NICK_PUNCTUATION:
-            after_letter = False
-        else:
+        elif not (
+            category.startswith("M") or category == "Nd" or char in NICK_PUNCTUATION
+        ):
             raise InvalidNick(
                 nick, f"a nickname has letters, digits, _ and - only (not {char!r})"
             )
-    refusal = _precis_refusal(nick)
+    refusal = _unseen(nick, "a nickname")
     if refusal is not None:
         raise InvalidNick(nick, refusal)
     if len(scripts) > 1:
@@ -177,4 +189,7 @@ def check_room(wanted: str) -> str:
             raise InvalidRoom(
                 room, f"a room name has letters, digits, _ - and . only (not {char!r})"
             )
+    refusal = _unseen(room, "a room name")
+    if refusal is not None:
+        raise InvalidRoom(room, refusal)
     return room
