@@ -26,6 +26,10 @@ Workloads (one per run; the result is one JSON object on standard output):
     One chat room: R receivers, S senders sending at a fixed total rate;
     each message carries ``time.perf_counter_ns()`` of this process when it
     was sent; p50, p99 and maximum delivery latency at the receivers.
+``storm``
+    C chat clients connect and register in batches, all held open, while a
+    member who came first measures its round trips between batches;
+    registrations per second, and those round trips.
 ``memory``
     C idle connections (registered chat members, or echo connections that
     exchanged one line); the server's VmRSS before and after, in KiB per
@@ -221,6 +225,14 @@ class Net:
         self.epoll = select.epoll()
         self.by_fd: dict[int, Conn] = {}
         self.conns: list[Conn] = []
+        #: Seconds spent waiting in epoll in :meth:`open` and :meth:`drain_until`.
+        self.idle = 0.0
+
+    def _poll(self, timeout: float) -> list[tuple[int, int]]:
+        started = time.perf_counter()
+        events = self.epoll.poll(timeout)
+        self.idle += time.perf_counter() - started
+        return events
 
     def remaining(self, what: str) -> float:
         left = self.deadline - time.monotonic()
@@ -282,7 +294,7 @@ class Net:
                 epoll.register(conn.fd, EPOLLIN | EPOLLOUT)
                 next_index += 1
                 in_setup += 1
-            for fd, events in epoll.poll(0.05):
+            for fd, events in self._poll(0.05):
                 conn = self.by_fd[fd]
                 if not conn.connected:
                     if not events & (EPOLLOUT | select.EPOLLERR | select.EPOLLHUP):
@@ -337,7 +349,7 @@ class Net:
         keep = len(marker) - 1
         while left:
             timeout = min(0.05, self.remaining(f"{what} ({left} still waiting)"))
-            for fd, _events in self.epoll.poll(timeout):
+            for fd, _events in self._poll(timeout):
                 conn = self.by_fd[fd]
                 data = self._recv(conn, what)
                 if conn.ready:
@@ -897,12 +909,65 @@ def run_memory(options: argparse.Namespace) -> dict[str, object]:
         net.close()
 
 
+def run_storm(options: argparse.Namespace) -> dict[str, object]:
+    """
+    A connection storm against the chat: C clients connect and register
+    (at most 40 being set up at once, as a listen backlog of 50 allows) in
+    batches of ``--batch``, all held open; after each batch a member who was
+    there first says a line and waits for it to come back.  Registrations
+    per second over the storm, and that member's round trips meanwhile:
+    the speed questions ``tests/test_stress.py`` leaves to the benchmark.
+    Every member sees every later one join: the storm costs the server
+    O(C²) notices, as it would in a real room.
+    """
+    net = Net(options.port, time.monotonic() + options.timeout)
+    try:
+        (probe,) = register_chatters(net, 1, "p", "the probe")
+        trips: list[int] = []
+        measure = Window(options.server_pid)
+        measure.start()
+        idle_from = net.idle
+        opened = 0
+        batch = 0
+        while opened < options.connections:
+            count = min(options.batch, options.connections - opened)
+            net.open(
+                count,
+                lambda i, batch=batch: b"c%03d%05d\r\n" % (batch, i),
+                lambda i: REGISTERED,
+                f"storm batch {batch}",
+            )
+            opened += count
+            batch += 1
+            token = b"PING%d" % len(trips)
+            sent = time.perf_counter_ns()
+            probe.sock.sendall(token + b"\r\n")
+            net.drain_until([probe], b"<p00000> " + token + b"\r\n", "the probe")
+            trips.append(time.perf_counter_ns() - sent)
+        measure.stop(net.idle - idle_from)
+        trips.sort()
+        result: dict[str, object] = {
+            "value": opened / measure.wall,
+            "unit": "registrations/s",
+            "connections": opened,
+            "batch": options.batch,
+            "probe_trips": len(trips),
+            "probe_p50_ms": percentile(trips, 0.50) / 1e6,
+            "probe_max_ms": trips[-1] / 1e6,
+        }
+        result.update(measure.report())
+        return result
+    finally:
+        net.close()
+
+
 WORKLOADS = {
     "echo": lambda options: run_echo(options, upper=False),
     "upper": lambda options: run_echo(options, upper=True),
     "fanout": run_fanout,
     "latency": run_latency,
     "memory": run_memory,
+    "storm": run_storm,
 }
 
 
@@ -932,11 +997,14 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--room-size", type=int, default=20)
     parser.add_argument("--drain-timeout", type=float, default=10.0)
     parser.add_argument(
+        "--batch", type=int, default=100, help="storm: connections between pings"
+    )
+    parser.add_argument(
         "--timeout", type=float, default=120.0, help="hard limit for the run"
     )
     options = parser.parse_args(argv)
-    if options.window < 1 or options.connections < 1:
-        parser.error("--window and --connections must be at least 1")
+    if options.window < 1 or options.connections < 1 or options.batch < 1:
+        parser.error("--window, --connections and --batch must be at least 1")
     if options.workload in ("fanout", "latency") and (
         options.receivers < 1 or options.senders < 1
     ):

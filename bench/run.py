@@ -579,6 +579,7 @@ class Settings:
     latency_senders: int
     latency_rate: float
     memory_connections: int
+    storm_connections: int
     memory_room_members: int
     memory_room_size: int
     startup_repeats: int
@@ -598,6 +599,7 @@ FULL = Settings(
     latency_senders=2,
     latency_rate=200.0,
     memory_connections=10000,
+    storm_connections=2000,
     memory_room_members=2000,
     memory_room_size=20,
     startup_repeats=5,
@@ -617,6 +619,7 @@ QUICK = Settings(
     latency_senders=1,
     latency_rate=100.0,
     memory_connections=1000,
+    storm_connections=200,
     memory_room_members=100,
     memory_room_size=20,
     startup_repeats=1,
@@ -696,6 +699,13 @@ WORKLOADS = (
         "p99 delivery latency, 100 receivers, 20k deliveries/s",
         False,
         (Target("p99 ≤ 3 ms", at_most=3.0),),
+    ),
+    Workload(
+        "storm",
+        CHAT_SERVERS,
+        "chat",
+        "chat registrations/s, 2000 clients connecting in batches of 100",
+        True,
     ),
     Workload(
         "memory-chat",
@@ -787,6 +797,13 @@ def loadgen_args(workload: str, settings: Settings) -> list[str]:
             str(settings.latency_senders),
             "--rate",
             str(settings.latency_rate),
+        ]
+    if workload == "storm":
+        return [
+            "storm",
+            *common,
+            "--connections",
+            str(settings.storm_connections),
         ]
     if workload in ("memory-chat", "memory-echo"):
         return [
@@ -1147,8 +1164,8 @@ def table(
 
 LEGEND = """\
 cs / this: chatservice's figure over this server's, the median of the ratios
-  of runs in the same round; higher is better for echo, upper and fanout,
-  lower for latency, memory and startup.
+  of runs in the same round; higher is better for echo, upper, fanout and
+  storm, lower for latency, memory and startup.
 per CPU-s: the same ratio for the figures divided by the server's CPU share,
   i.e. work per second of server CPU: steadier on a busy machine, and not
   limited by a saturated load generator.
@@ -1239,6 +1256,12 @@ def details(records: dict[tuple[str, str], Record]) -> list[str]:
                 f"read by the load generator p50 {med(record, 'read_p50_ms')} / "
                 f"p99 {med(record, 'read_p99_ms')} ms; "
                 f"{med(record, 'deliveries_per_s', 0)} deliveries/s"
+            )
+        elif workload == "storm":
+            text = (
+                f"{med(record, 'connections', 0)} clients; a member's round "
+                f"trips between batches p50 {med(record, 'probe_p50_ms')} / max "
+                f"{med(record, 'probe_max_ms')} ms"
             )
         elif workload.startswith("memory"):
             text = (

@@ -56,6 +56,7 @@ EXPECTED = {
     "upper": ECHO_SERVERS,
     "fanout": CHAT_SERVERS,
     "latency": CHAT_SERVERS,
+    "storm": CHAT_SERVERS,
     "memory-chat": CHAT_SERVERS,
     "memory-echo": ECHO_SERVERS,
     "startup": (*ECHO_SERVERS, "naive-chat"),
