@@ -15,7 +15,13 @@ from typing import Any, cast
 
 from twisted.application.service import MultiService, Service
 from twisted.internet.address import UNIXAddress
-from twisted.internet.defer import Deferred, gatherResults, maybeDeferred, succeed
+from twisted.internet.defer import (
+    CancelledError,
+    Deferred,
+    gatherResults,
+    maybeDeferred,
+    succeed,
+)
 from twisted.internet.interfaces import (
     IListeningPort,
     IProtocolFactory,
@@ -120,9 +126,18 @@ class ListeningService(Service):
         # Every door's factory is a ServerFactory (DoorFactory says what else).
         self._listening = self.endpoint.listen(cast(IProtocolFactory, self.factory))
         outcome: list[IListeningPort | Failure] = []
-        self._listening.addBoth(outcome.append)
+        later = False
+
+        def answered(result: Any) -> Any:
+            if later:
+                return result
+            outcome.append(result)  # at once: handled below
+            return None
+
+        self._listening.addBoth(answered)
         if not outcome:
             # An endpoint that answers later: report there.
+            later = True
             self._listening.addCallback(self._listened)
             self._listening.addErrback(self._failed_later)
             return
@@ -162,6 +177,8 @@ class ListeningService(Service):
         return port
 
     def _failed_later(self, failure: Failure) -> None:
+        if failure.check(CancelledError):
+            return  # stopped before the endpoint answered
         self.log.failure(
             "{service} could not listen on {endpoint}",
             failure,
