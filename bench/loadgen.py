@@ -16,13 +16,20 @@ Workloads (one per run; the result is one JSON object on standard output):
     line goes out for every line that comes back); lines returned per second.
 ``fanout``
     One chat room: R receivers and S senders, each sender keeping a window
-    of messages in flight (it sends one more whenever one of its own comes
-    back); deliveries per second counted at the receivers, and a final
-    drain that checks every receiver got every message.
+    of numbered messages in flight (it sends one more whenever one of its
+    own comes back); deliveries per second counted at the receivers, each
+    delivery by its sender and number, exactly once and in each sender's
+    order; duplicates, deliveries out of order and lines that are no
+    delivery are counted apart (and fail the run in ``bench/run.py``); a
+    final drain checks every receiver got every message.
 ``latency``
     One chat room: R receivers, S senders sending at a fixed total rate;
     each message carries ``time.perf_counter_ns()`` of this process when it
     was sent; p50, p99 and maximum delivery latency at the receivers.
+``storm``
+    C chat clients connect and register in batches, all held open, while a
+    member who came first measures its round trips between batches;
+    registrations per second, and those round trips.
 ``memory``
     C idle connections (registered chat members, or echo connections that
     exchanged one line); the server's VmRSS before and after, in KiB per
@@ -53,8 +60,17 @@ LOOPBACK = "127.0.0.1"
 NL = b"\n"
 #: One echo line: 32 bytes with its CRLF.
 ECHO_LINE = b"abcdefghijklmnopqrstuvwxyz0123\r\n"
-#: What each fan-out sender says (the server adds ``#lobby <sNNN> ``).
-FANOUT_TEXT = b"fan-out message 0123456789abcdef\r\n"
+#: What each fan-out sender says, with its sequence number (the server adds
+#: ``#lobby <sNNNNN> ``): the sender and the number identify each delivery.
+FANOUT_TEXT = b"F%08d fan-out 0123456789abcdef\r\n"
+#: One fan-out delivery as a receiver sees it: the sender's index and the
+#: message's sequence number.
+_DELIVERY = rb"#lobby <s(\d{5})> F(\d{8}) fan-out 0123456789abcdef\r?"
+FANOUT_LINE = re.compile(rb"(?m)^" + _DELIVERY + rb"$")
+#: One whole line (without its ``\n``) that is a fan-out delivery.
+FANOUT_WHOLE_LINE = re.compile(_DELIVERY)
+#: How many unexpected lines a run quotes in its report.
+SAMPLE_LINES = 5
 #: A loaded run: the load generator used this share of its core or more.
 SATURATION = 0.90
 RECV_SIZE = 262144
@@ -209,6 +225,14 @@ class Net:
         self.epoll = select.epoll()
         self.by_fd: dict[int, Conn] = {}
         self.conns: list[Conn] = []
+        #: Seconds spent waiting in epoll in :meth:`open` and :meth:`drain_until`.
+        self.idle = 0.0
+
+    def _poll(self, timeout: float) -> list[tuple[int, int]]:
+        started = time.perf_counter()
+        events = self.epoll.poll(timeout)
+        self.idle += time.perf_counter() - started
+        return events
 
     def remaining(self, what: str) -> float:
         left = self.deadline - time.monotonic()
@@ -270,7 +294,7 @@ class Net:
                 epoll.register(conn.fd, EPOLLIN | EPOLLOUT)
                 next_index += 1
                 in_setup += 1
-            for fd, events in epoll.poll(0.05):
+            for fd, events in self._poll(0.05):
                 conn = self.by_fd[fd]
                 if not conn.connected:
                     if not events & (EPOLLOUT | select.EPOLLERR | select.EPOLLHUP):
@@ -325,7 +349,7 @@ class Net:
         keep = len(marker) - 1
         while left:
             timeout = min(0.05, self.remaining(f"{what} ({left} still waiting)"))
-            for fd, _events in self.epoll.poll(timeout):
+            for fd, _events in self._poll(timeout):
                 conn = self.by_fd[fd]
                 data = self._recv(conn, what)
                 if conn.ready:
@@ -453,10 +477,82 @@ def register_chatters(net: Net, count: int, prefix: str, what: str) -> list[Conn
     )
 
 
+class FanoutCheck:
+    """
+    What the receivers of a fan-out got, delivery by delivery: for each
+    receiver and sender, the sequence number expected next.  A delivery of
+    that number is counted (once); a lower one is a duplicate (or a late
+    one, which the number expected next already skipped), a higher one is
+    out of order (the ones between were skipped: lost, or yet to come late);
+    a complete line that is no delivery is unexpected.
+    """
+
+    def __init__(self, receivers: int, senders: int) -> None:
+        self.expected = [[0] * senders for _ in range(receivers)]
+        self.carry = [b""] * receivers
+        self.delivered = 0
+        self.duplicates = 0
+        self.out_of_order = 0
+        self.unexpected = 0
+        self.sample: list[str] = []
+        self._find = FANOUT_LINE.findall
+
+    def take(self, receiver: int, data: bytes) -> None:
+        """Count the complete lines of what ``receiver`` read."""
+        data = self.carry[receiver] + data
+        cut = data.rfind(NL) + 1
+        self.carry[receiver] = data[cut:]
+        if not cut:
+            return
+        found = self._find(data, 0, cut)
+        lines = data.count(NL, 0, cut)
+        if len(found) != lines:
+            self._unexpected(data[:cut])
+        row = self.expected[receiver]
+        delivered = 0
+        for sender, number in found:
+            sender = int(sender)
+            number = int(number)
+            want = row[sender]
+            if number == want:
+                row[sender] = number + 1
+                delivered += 1
+            elif number < want:
+                self.duplicates += 1
+            else:
+                self.out_of_order += 1
+                row[sender] = number + 1
+                delivered += 1
+        self.delivered += delivered
+
+    def _unexpected(self, data: bytes) -> None:
+        for line in data.split(NL)[:-1]:
+            if not FANOUT_WHOLE_LINE.fullmatch(line):
+                self.unexpected += 1
+                if len(self.sample) < SAMPLE_LINES:
+                    self.sample.append(
+                        line[:200].decode("utf-8", "replace").rstrip("\r")
+                    )
+
+    def missing(self, sent: Sequence[int]) -> int:
+        """Deliveries never received: for each receiver, each sender's."""
+        return sum(
+            max(0, count - got)
+            for row in self.expected
+            for count, got in zip(sent, row, strict=True)
+        )
+
+    def complete(self, receiver: int, sent: Sequence[int]) -> bool:
+        """Whether ``receiver`` has had every message sent."""
+        row = self.expected[receiver]
+        return all(got >= count for got, count in zip(row, sent, strict=True))
+
+
 def run_fanout(options: argparse.Namespace) -> dict[str, object]:
     """
-    One room, R receivers and S senders each keeping ``window`` messages in
-    flight; deliveries per second counted at the receivers.
+    One room, R receivers and S senders each keeping ``window`` numbered
+    messages in flight; deliveries per second counted at the receivers,
+    each once, by its sender and number (:class:`FanoutCheck`).
 
     Senders are served as soon as they are readable (their own messages
     coming back pace the load); receivers are read in passes, every
@@ -477,29 +573,38 @@ def run_fanout(options: argparse.Namespace) -> dict[str, object]:
             net.epoll.unregister(conn.fd)
             sender_epoll.register(conn.fd, EPOLLIN)
         count_r = len(receivers)
+        count_s = len(senders)
         # Index by fd: receivers first (0..R-1), then senders.
         index = {conn.fd: i for i, conn in enumerate(everyone)}
-        receive_into = [conn.sock.recv_into for conn in receivers]
-        buffer = bytearray(RECV_SIZE)
         recvs = [conn.recv for conn in everyone]
-        got = [0] * len(everyone)
+        check = FanoutCheck(count_r, count_s)
+        take = check.take
         own_marker = [b""] * len(everyone)
         carry = [b""] * len(everyone)
-        sent = [0] * len(everyone)
+        #: Messages each sender has sent (its next sequence number).
+        sent = [0] * count_s
         for i in range(count_r, len(everyone)):
             own_marker[i] = b"<s%05d> " % (i - count_r)
         window = options.window
-        payloads = [FANOUT_TEXT * n for n in range(window + 1)]
-        for i in range(count_r, len(everyone)):
-            conn = everyone[i]
-            if conn.send(payloads[window]) != len(payloads[window]):
-                raise BenchError("the server does not read the senders")
-            sent[i] = window
+
+        def say(sender: int, count: int) -> None:
+            first = sent[sender]
+            payload = b"".join(
+                FANOUT_TEXT % number for number in range(first, first + count)
+            )
+            conn = senders[sender]
+            done = conn.send(payload)
+            if done != len(payload):
+                send_all(conn, payload[done:])
+            sent[sender] = first + count
+
+        for sender in range(count_s):
+            say(sender, window)
         poll_senders = sender_epoll.poll
         poll_receivers = net.epoll.poll
         interval = options.receiver_interval
         measure = Window(options.server_pid)
-        total = counted_from = 0
+        counted_from = 0
         idle = idle_from = 0.0
         clock = time.perf_counter
         now = clock()
@@ -510,7 +615,7 @@ def run_fanout(options: argparse.Namespace) -> dict[str, object]:
         while True:
             if not measuring and now >= warm_end:
                 measure.start()
-                counted_from, idle_from = total, idle
+                counted_from, idle_from = check.delivered, idle
                 measuring = True
             if now >= end:
                 break
@@ -518,12 +623,10 @@ def run_fanout(options: argparse.Namespace) -> dict[str, object]:
                 next_pass = now + interval
                 for fd, _events in poll_receivers(0):
                     i = index[fd]
-                    n = receive_into[i](buffer)
-                    if not n:
+                    data = recvs[i](RECV_SIZE)
+                    if not data:
                         raise BenchError(f"the server closed receiver #{i}")
-                    n = buffer.count(NL, 0, n)
-                    got[i] += n
-                    total += n
+                    take(i, data)
                 now = clock()
             events = poll_senders(max(0.0, min(next_pass - now, 0.05)))
             idle += clock() - now
@@ -536,25 +639,19 @@ def run_fanout(options: argparse.Namespace) -> dict[str, object]:
                 data = carry[i] + data
                 cut = data.rfind(NL) + 1
                 carry[i] = data[cut:]
-                got[i] += data.count(NL, 0, cut)
                 own = data.count(own_marker[i], 0, cut)
                 if own:
-                    payload = payloads[own]
-                    conn = everyone[i]
-                    done = conn.send(payload)
-                    if done != len(payload):
-                        send_all(conn, payload[done:])
-                    sent[i] += own
+                    say(i - count_r, own)
             now = clock()
         for conn in senders:
             sender_epoll.unregister(conn.fd)
             net.epoll.register(conn.fd, EPOLLIN)
         measure.stop(idle - idle_from)
-        deliveries = total - counted_from
+        deliveries = check.delivered - counted_from
         messages = sum(sent)
         # Drain: every receiver must get every message, bounded in time.
         drain_deadline = time.monotonic() + options.drain_timeout
-        behind = sum(1 for i in range(count_r) if got[i] < messages)
+        behind = {i for i in range(count_r) if not check.complete(i, sent)}
         while behind and time.monotonic() < drain_deadline:
             for fd, _events in poll_receivers(0.05):
                 i = index[fd]
@@ -562,24 +659,24 @@ def run_fanout(options: argparse.Namespace) -> dict[str, object]:
                 if not data:
                     raise BenchError(f"the server closed connection #{i}")
                 if i < count_r:
-                    before = got[i]
-                    got[i] += data.count(NL)
-                    if before < messages <= got[i]:
-                        behind -= 1
-        lost = sum(max(0, messages - got[i]) for i in range(count_r))
-        extra = sum(max(0, got[i] - messages) for i in range(count_r))
+                    take(i, data)
+                    if i in behind and check.complete(i, sent):
+                        behind.discard(i)
         result: dict[str, object] = {
             "value": deliveries / measure.wall,
             "unit": "deliveries/s",
             "deliveries": deliveries,
             "messages_sent": messages,
             "receivers": count_r,
-            "senders": len(senders),
+            "senders": count_s,
             "window": window,
             "receiver_interval": interval,
-            "lost": lost,
-            "unexpected_lines": extra,
-            "drained": behind == 0,
+            "lost": check.missing(sent),
+            "duplicates": check.duplicates,
+            "out_of_order": check.out_of_order,
+            "unexpected_lines": check.unexpected,
+            "unexpected_sample": check.sample,
+            "drained": not behind,
         }
         result.update(measure.report())
         return result
@@ -812,12 +909,65 @@ def run_memory(options: argparse.Namespace) -> dict[str, object]:
         net.close()
 
 
+def run_storm(options: argparse.Namespace) -> dict[str, object]:
+    """
+    A connection storm against the chat: C clients connect and register
+    (at most 40 being set up at once, as a listen backlog of 50 allows) in
+    batches of ``--batch``, all held open; after each batch a member who was
+    there first says a line and waits for it to come back.  Registrations
+    per second over the storm, and that member's round trips meanwhile:
+    the speed questions ``tests/test_stress.py`` leaves to the benchmark.
+    Every member sees every later one join: the storm costs the server
+    O(C²) notices, as it would in a real room.
+    """
+    net = Net(options.port, time.monotonic() + options.timeout)
+    try:
+        (probe,) = register_chatters(net, 1, "p", "the probe")
+        trips: list[int] = []
+        measure = Window(options.server_pid)
+        measure.start()
+        idle_from = net.idle
+        opened = 0
+        batch = 0
+        while opened < options.connections:
+            count = min(options.batch, options.connections - opened)
+            net.open(
+                count,
+                lambda i, batch=batch: b"c%03d%05d\r\n" % (batch, i),
+                lambda i: REGISTERED,
+                f"storm batch {batch}",
+            )
+            opened += count
+            batch += 1
+            token = b"PING%d" % len(trips)
+            sent = time.perf_counter_ns()
+            probe.sock.sendall(token + b"\r\n")
+            net.drain_until([probe], b"<p00000> " + token + b"\r\n", "the probe")
+            trips.append(time.perf_counter_ns() - sent)
+        measure.stop(net.idle - idle_from)
+        trips.sort()
+        result: dict[str, object] = {
+            "value": opened / measure.wall,
+            "unit": "registrations/s",
+            "connections": opened,
+            "batch": options.batch,
+            "probe_trips": len(trips),
+            "probe_p50_ms": percentile(trips, 0.50) / 1e6,
+            "probe_max_ms": trips[-1] / 1e6,
+        }
+        result.update(measure.report())
+        return result
+    finally:
+        net.close()
+
+
 WORKLOADS = {
     "echo": lambda options: run_echo(options, upper=False),
     "upper": lambda options: run_echo(options, upper=True),
     "fanout": run_fanout,
     "latency": run_latency,
     "memory": run_memory,
+    "storm": run_storm,
 }
 
 
@@ -847,11 +997,14 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--room-size", type=int, default=20)
     parser.add_argument("--drain-timeout", type=float, default=10.0)
     parser.add_argument(
+        "--batch", type=int, default=100, help="storm: connections between pings"
+    )
+    parser.add_argument(
         "--timeout", type=float, default=120.0, help="hard limit for the run"
     )
     options = parser.parse_args(argv)
-    if options.window < 1 or options.connections < 1:
-        parser.error("--window and --connections must be at least 1")
+    if options.window < 1 or options.connections < 1 or options.batch < 1:
+        parser.error("--window, --connections and --batch must be at least 1")
     if options.workload in ("fanout", "latency") and (
         options.receivers < 1 or options.senders < 1
     ):

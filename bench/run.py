@@ -592,6 +592,7 @@ class Settings:
     latency_senders: int
     latency_rate: float
     memory_connections: int
+    storm_connections: int
     memory_room_members: int
     memory_room_size: int
     startup_repeats: int
@@ -611,6 +612,7 @@ FULL = Settings(
     latency_senders=2,
     latency_rate=200.0,
     memory_connections=10000,
+    storm_connections=2000,
     memory_room_members=2000,
     memory_room_size=20,
     startup_repeats=5,
@@ -630,6 +632,7 @@ QUICK = Settings(
     latency_senders=1,
     latency_rate=100.0,
     memory_connections=1000,
+    storm_connections=200,
     memory_room_members=100,
     memory_room_size=20,
     startup_repeats=1,
@@ -746,6 +749,13 @@ WORKLOADS = (
         load="latency",
     ),
     Workload(
+        "storm",
+        CHAT_SERVERS,
+        "chat",
+        "chat registrations/s, 2000 clients connecting in batches of 100",
+        True,
+    ),
+    Workload(
         "memory-chat",
         CHAT_SERVERS,
         "chat",
@@ -835,6 +845,13 @@ def loadgen_args(workload: str, settings: Settings) -> list[str]:
             str(settings.latency_senders),
             "--rate",
             str(settings.latency_rate),
+        ]
+    if workload == "storm":
+        return [
+            "storm",
+            *common,
+            "--connections",
+            str(settings.storm_connections),
         ]
     if workload in ("memory-chat", "memory-echo"):
         return [
@@ -982,6 +999,24 @@ class Record:
     @property
     def lost(self) -> int:
         return sum(int(number(run.get("lost") or 0)) for run in self.runs)
+
+    def total(self, name: str) -> int:
+        """A count summed over the runs (0 where a run has none)."""
+        return sum(int(number(run.get(name) or 0)) for run in self.runs)
+
+    @property
+    def violations(self) -> dict[str, int]:
+        """
+        What the load generator saw that a correct server never sends: each
+        kind (duplicates, deliveries out of order, unexpected lines) with
+        its count, where there were any.  Any of them fails the run.
+        """
+        found = {name: self.total(name) for name in VIOLATIONS}
+        return {name: count for name, count in found.items() if count}
+
+
+#: Counts in a run's report that fail the benchmark when not 0.
+VIOLATIONS = ("duplicates", "out_of_order", "unexpected_lines")
 
 
 def number(value: object) -> float:
@@ -1138,13 +1173,13 @@ def table(
                 per_cpu = ratio_of(ours, record, "per_server_cpu_s")
                 for target in workload.targets:
                     if target.baseline == server:
-                        met = target.met(ratio, None)
+                        met = unsaturated(target.met(ratio, None), ours, record)
                         target_text = f"{target.text}: {verdict(met)}"
                         verdicts.append((f"{workload.name} {target.text}", met))
             if server in (CHATSERVICE, HISTORY):
                 for target in workload.targets:
                     if target.baseline is None and target.server == server:
-                        met = target.met(None, record.value)
+                        met = unsaturated(target.met(None, record.value), record)
                         target_text = f"{target.text}: {verdict(met)}"
                         verdicts.append((f"{workload.name} {target.text}", met))
             flags = []
@@ -1154,6 +1189,8 @@ def table(
                     flags.append("(lower bound)")
             if record.lost:
                 flags.append(f"LOST {record.lost}")
+            for name, count in record.violations.items():
+                flags.append(f"{name.upper()} {count}")
             if record.errors:
                 flags.append(f"{len(record.errors)} FAILED")
             rows.append(
@@ -1175,15 +1212,19 @@ def table(
 
 LEGEND = """\
 cs / this: chatservice's figure over this server's, the median of the ratios
-  of runs in the same round; higher is better for echo, upper and fanout,
-  lower for latency, memory and startup.
+  of runs in the same round; higher is better for echo, upper, fanout and
+  storm, lower for latency, memory and startup.
 per CPU-s: the same ratio for the figures divided by the server's CPU share,
   i.e. work per second of server CPU: steadier on a busy machine, and not
   limited by a saturated load generator.
 SATURATED: the load generator used 90% or more of its core (CPU or busy
-  time); with the server below 90% CPU, the figure is a lower bound.
+  time); with the server below 90% CPU, the figure is a lower bound.  A
+  target that rests on a saturated run is n/a, never a pass.
 chatservice+history: the installed chatservice with --history sqlite:FILE
   (a new file each run; the other chatservice runs have --history none).
+DUPLICATES, OUT_OF_ORDER, UNEXPECTED_LINES: fan-out deliveries received
+  twice, out of a sender's order, or lines that are no delivery: the run
+  fails (exit status 1).
 chatservice@REV: the chatservice of revision REV (or checkout directory
   REV) that --compare asked for, run side by side with the installed one."""
 
@@ -1254,7 +1295,10 @@ def details(records: dict[tuple[str, str], Record]) -> list[str]:
             text = (
                 f"{med(record, 'per_server_cpu_s', 0)} deliveries per server "
                 f"CPU-second; {med(record, 'messages_sent', 0)} messages sent, "
-                f"{record.lost} deliveries lost in the final drain"
+                f"{record.lost} deliveries lost in the final drain, "
+                f"{record.total('duplicates')} duplicates, "
+                f"{record.total('out_of_order')} out of order, "
+                f"{record.total('unexpected_lines')} unexpected lines"
             )
         elif workload == "latency":
             text = (
@@ -1263,6 +1307,12 @@ def details(records: dict[tuple[str, str], Record]) -> list[str]:
                 f"read by the load generator p50 {med(record, 'read_p50_ms')} / "
                 f"p99 {med(record, 'read_p99_ms')} ms; "
                 f"{med(record, 'deliveries_per_s', 0)} deliveries/s"
+            )
+        elif workload == "storm":
+            text = (
+                f"{med(record, 'connections', 0)} clients; a member's round "
+                f"trips between batches p50 {med(record, 'probe_p50_ms')} / max "
+                f"{med(record, 'probe_max_ms')} ms"
             )
         elif workload.startswith("memory"):
             text = (
@@ -1274,6 +1324,17 @@ def details(records: dict[tuple[str, str], Record]) -> list[str]:
             text = "runs: " + ", ".join(f"{v:.3f}" for v in record.values()) + " s"
         lines.append(f"  {name:12} {server:21} {text}")
     return lines
+
+
+def unsaturated(met: bool | None, *records: Record) -> bool | None:
+    """
+    A target's verdict, or none (``n/a``) when a run it rests on was
+    saturated: then the figure says more about the load generator than
+    about the server, and a saturated run is never a pass.
+    """
+    if any(record.saturated for record in records):
+        return None
+    return met
 
 
 def verdict(met: bool | None) -> str:
@@ -1449,10 +1510,18 @@ def benchmark(options: argparse.Namespace, scratch: Path) -> int:
         (key, error) for key, record in records.items() for error in record.errors
     ]
     lost = [key for key, record in records.items() if record.lost]
+    wrong = [key for key, record in records.items() if record.violations]
     for (workload, server), error in failures:
         print(f"FAILED {workload} / {server}: {error}", file=sys.stderr)
     for workload, server in lost:
         print(f"LOSS: {workload} / {server} lost deliveries", file=sys.stderr)
+    for workload, server in wrong:
+        record = records[(workload, server)]
+        seen = ", ".join(f"{count} {name}" for name, count in record.violations.items())
+        samples = [
+            line for run in record.runs for line in run.get("unexpected_sample") or []
+        ]
+        print(f"WRONG: {workload} / {server}: {seen} {samples[:5]!r}", file=sys.stderr)
     if options.json:
         document = {
             "started": started.isoformat(timespec="seconds"),
@@ -1489,7 +1558,7 @@ def benchmark(options: argparse.Namespace, scratch: Path) -> int:
         }
         Path(options.json).write_text(json.dumps(document, indent=2) + "\n")
         print(f"results saved to {options.json}")
-    return 1 if failures or lost else 0
+    return 1 if failures or lost or wrong else 0
 
 
 if __name__ == "__main__":

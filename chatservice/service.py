@@ -8,14 +8,25 @@ every connection politely.
 
 from __future__ import annotations
 
+import ipaddress
 import sys
 from types import TracebackType
-from typing import Any
+from typing import Any, cast
 
-from twisted.application.internet import StreamServerEndpointService
-from twisted.application.service import MultiService
-from twisted.internet.defer import Deferred, gatherResults
-from twisted.internet.interfaces import IListeningPort, IStreamServerEndpoint
+from twisted.application.service import MultiService, Service
+from twisted.internet.address import UNIXAddress
+from twisted.internet.defer import (
+    CancelledError,
+    Deferred,
+    gatherResults,
+    maybeDeferred,
+    succeed,
+)
+from twisted.internet.interfaces import (
+    IListeningPort,
+    IProtocolFactory,
+    IStreamServerEndpoint,
+)
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
@@ -58,52 +69,139 @@ def report_listen_errors_briefly() -> None:
     sys.excepthook = _report_listen_error
 
 
-class ListeningService(StreamServerEndpointService):
-    """One front end on one endpoint."""
+def is_loopback_address(address: object) -> bool:
+    """
+    Whether a listening port's address (``port.getHost()``) is reachable
+    from this machine only: a UNIX socket, or an IP address on loopback.
+    """
+    if isinstance(address, UNIXAddress):
+        return True
+    host = getattr(address, "host", None)
+    if not isinstance(host, str):
+        return False
+    try:
+        return ipaddress.ip_address(host.split("%", 1)[0]).is_loopback
+    except ValueError:
+        return False
+
+
+class ListeningService(Service):
+    """
+    One front end on one endpoint.  It listens in
+    :meth:`privilegedStartService` (before twistd drops privileges) or else
+    in :meth:`startService`; a failure to listen raises :class:`ListenError`
+    at once when the endpoint answers at once (every reactor-backed
+    endpoint: TCP, UNIX, SSL), so that twistd stops with one line.
+
+    With ``loopback_only`` (a private door, such as the admin console,
+    without ``--<door>-allow-remote``) it checks where it actually listens
+    (the port's own address) and stops, with a :class:`ListenError`, if that
+    is not loopback: whatever the endpoint string seemed to say.
+    """
 
     log = Logger()
-    # Fail start-up (and so twistd) at once when the port is taken.
-    _raiseSynchronously = True
 
     def __init__(
-        self, description: str, endpoint: IStreamServerEndpoint, factory: DoorFactory
+        self,
+        description: str,
+        endpoint: IStreamServerEndpoint,
+        factory: DoorFactory,
+        *,
+        loopback_only: bool = False,
     ) -> None:
-        super().__init__(endpoint, factory)
+        self.endpoint = endpoint
         self.description = description
         self.factory: DoorFactory = factory
+        self.loopback_only = loopback_only
         self.setName(f"{factory.name} {description}")
         self.port: IListeningPort | None = None
+        self._listening: Deferred[IListeningPort] | None = None
 
     def privilegedStartService(self) -> None:
-        try:
-            super().privilegedStartService()
-        except Exception as error:
-            reason: object = getattr(error, "socketError", None) or error
-            if isinstance(reason, OSError) and reason.strerror:
-                # "Address already in use", without "[Errno 98] ": twistd's
-                # daemon mode shows only 98 characters of
-                # "chatservice.service.ListenError: <message>".
-                reason = reason.strerror
-            raise ListenError(
-                f"{self.factory.name} on {self.description}: {reason}"
-            ) from None
-        assert self._waitingForPort is not None
-        self._waitingForPort.addCallback(self._listening)
+        super().privilegedStartService()
+        self._listen()
 
-    def _listening(self, port: IListeningPort) -> IListeningPort:
+    def startService(self) -> None:
+        super().startService()
+        self._listen()
+
+    def _listen(self) -> None:
+        if self._listening is not None:
+            return
+        # Every door's factory is a ServerFactory (DoorFactory says what else).
+        self._listening = self.endpoint.listen(cast(IProtocolFactory, self.factory))
+        outcome: list[IListeningPort | Failure] = []
+        later = False
+
+        def answered(result: Any) -> Any:
+            if later:
+                return result
+            outcome.append(result)  # at once: handled below
+            return None
+
+        self._listening.addBoth(answered)
+        if not outcome:
+            # An endpoint that answers later: report there.
+            later = True
+            self._listening.addCallback(self._listened)
+            self._listening.addErrback(self._failed_later)
+            return
+        self._listening = succeed(self._listened(self._result(outcome[0])))
+
+    def _result(self, outcome: IListeningPort | Failure) -> IListeningPort:
+        if not isinstance(outcome, Failure):
+            return outcome
+        self._listening = None
+        error = outcome.value
+        reason: object = getattr(error, "socketError", None) or error
+        if isinstance(reason, OSError) and reason.strerror:
+            # "Address already in use", without "[Errno 98] ": twistd's daemon
+            # mode shows only 98 characters of "chatservice.service.ListenError:
+            # <message>".
+            reason = reason.strerror
+        raise ListenError(f"{self.factory.name} on {self.description}: {reason}")
+
+    def _listened(self, port: IListeningPort) -> IListeningPort:
+        address = port.getHost()
+        if self.loopback_only and not is_loopback_address(address):
+            self._listening = None
+            port.stopListening()
+            raise ListenError(
+                f"{self.factory.name} on {self.description}: listens on "
+                f"{describe_address(address)}, beyond loopback; stopped (use "
+                f"unix:PATH, tcp:PORT:interface=127.0.0.1 or ssl:..., or add "
+                f"--{self.factory.name}-allow-remote)"
+            )
         self.port = port
         self.log.info(
             "{service} service listening on {address} ({endpoint})",
             service=self.factory.name,
-            address=describe_address(port.getHost()),
+            address=describe_address(address),
             endpoint=self.description,
         )
         return port
 
+    def _failed_later(self, failure: Failure) -> None:
+        if failure.check(CancelledError):
+            return  # stopped before the endpoint answered
+        self.log.failure(
+            "{service} could not listen on {endpoint}",
+            failure,
+            service=self.factory.name,
+            endpoint=self.description,
+        )
+
     def stopService(self) -> Deferred[Any]:
-        stopped: Deferred[Any] = super().stopService()
-        stopped.addCallback(lambda _: self.factory.closeAll())
-        return stopped
+        super().stopService()
+        listening, self._listening = self._listening, None
+        port, self.port = self.port, None
+        if port is not None:
+            stopped: Deferred[Any] = maybeDeferred(port.stopListening)
+        else:
+            if listening is not None:
+                listening.cancel()
+            stopped = succeed(None)
+        return stopped.addCallback(lambda _: self.factory.closeAll())
 
 
 class ChatService(MultiService):

@@ -11,7 +11,6 @@ options, and how to build its factory (:class:`chatservice.doors.door.Door`).
 from __future__ import annotations
 
 import ipaddress
-import re
 from collections.abc import Callable
 
 from twisted.application.service import IService
@@ -30,11 +29,7 @@ from chatservice.conn.turns import end_of_turn
 from chatservice.doors import admin, echo, upper
 from chatservice.doors.door import OFF, Door, DoorContext, positive_int, seconds
 from chatservice.doors.native import protocol as native
-from chatservice.service import (
-    ChatService,
-    ListeningService,
-    report_listen_errors_briefly,
-)
+from chatservice.service import ChatService, ListeningService
 from chatservice.stores.base import HistoryStore
 from chatservice.stores.memory import MemoryHistoryStore
 from chatservice.stores.sqlite import DEFAULT_MAX_MESSAGES, SQLiteHistoryStore
@@ -73,7 +68,7 @@ _COMMON_PARAMETERS: list[list[object]] = [
         "max-rooms",
         None,
         _DEFAULT_CHAT.max_rooms,
-        "Chat rooms that may exist at once.",
+        "Chat rooms that may exist at once (at least 1: the default room).",
         positive_int,
     ],
     [
@@ -268,6 +263,10 @@ class Options(usage.Options):
                             "tcp:PORT:interface=127.0.0.1 or ssl:..., "
                             f"or add --{door.name}-allow-remote"
                         )
+        if self["max-rooms"] < 1:
+            raise usage.UsageError(
+                "--max-rooms must be at least 1 (the default room is one)"
+            )
         if self["max-rooms-per-client"] < 1:
             raise usage.UsageError(
                 "--max-rooms-per-client must be at least 1 (the default room)"
@@ -321,20 +320,67 @@ for _door in DOORS:
 _LOOPBACK_NAMES = {"localhost", "ip6-localhost"}
 
 
+def _endpoint_fields(description: str) -> list[tuple[str | None, str]] | None:
+    """
+    The fields of an endpoint string as Twisted reads them: split at each
+    ``:`` not escaped by a backslash, each ``key=value`` or a bare value,
+    escapes resolved.  ``None`` for a field with a second unescaped ``=``
+    (whatever Twisted makes of it, it is not judged private).
+    """
+    fields: list[tuple[str | None, str]] = []
+    key: str | None = None
+    text: list[str] = []
+    chars = iter(description)
+    for char in chars:
+        if char == "\\":
+            text.append(next(chars, ""))
+        elif char == ":":
+            fields.append((key, "".join(text)))
+            key, text = None, []
+        elif char == "=":
+            if key is not None:
+                return None
+            key, text = "".join(text), []
+        else:
+            text.append(char)
+    fields.append((key, "".join(text)))
+    return fields
+
+
+def _kind(fields: list[tuple[str | None, str]]) -> str:
+    return fields[0][1].strip().lower() if fields and fields[0][0] is None else ""
+
+
+def is_encrypted_endpoint(description: str) -> bool:
+    """Whether a server endpoint is ``ssl:`` (TLS)."""
+    return _kind(_endpoint_fields(description) or []) == "ssl"
+
+
 def is_private_endpoint(description: str) -> bool:
     """
     Whether a server endpoint is reachable only from this machine (a UNIX
-    socket, or TCP bound to a loopback address) or encrypted (``ssl:``).
+    socket, or TCP bound to a loopback address) or encrypted (``ssl:``),
+    judged as Twisted reads the string: the last ``interface=`` counts (as
+    in Twisted), and a TCP endpoint with any positional field besides the
+    port (where each endpoint type puts an interface or a backlog) is not
+    judged private.  Only a guess before listening: the listening service
+    checks the address it actually got (``ListeningService``).
     """
-    kind = description.split(":", 1)[0].strip().lower()
+    fields = _endpoint_fields(description)
+    if not fields:
+        return False
+    kind = _kind(fields)
     if kind in ("unix", "ssl"):
         return True
     if kind not in ("tcp", "tcp6"):
         return False
-    match = re.search(r"(?:^|:)interface=((?:\\.|[^:])*)", description)
-    if match is None:
+    positional = [value for key, value in fields[1:] if key is None]
+    if len(positional) > 1:
         return False
-    interface = match.group(1).replace("\\", "")
+    interfaces = [value for key, value in fields[1:] if key == "interface"]
+    if not interfaces:
+        return False
+    interface = interfaces[-1]
     if interface.lower() in _LOOPBACK_NAMES:
         return True
     try:
@@ -404,13 +450,17 @@ def makeService(config: Options, reactor: IReactorTime | None = None) -> IServic
         authenticator = Authenticator.from_file(config["credentials"], reactor)
     chat = ChatService(hub, authenticator=authenticator)
     context = DoorContext(reactor, config, limits, chat)
-    report_listen_errors_briefly()
     for door in DOORS:
         descriptions = config.endpoints[door.name]
         if not descriptions:
             continue
         factory = door.build(context)
+        remote = not door.private or config[f"{door.name}-allow-remote"]
         for description in descriptions:
             endpoint = serverFromString(reactor, description)
-            ListeningService(description, endpoint, factory).setServiceParent(chat)
+            # A private door in plain text checks where it really listens.
+            loopback_only = not (remote or is_encrypted_endpoint(description))
+            ListeningService(
+                description, endpoint, factory, loopback_only=loopback_only
+            ).setServiceParent(chat)
     return chat

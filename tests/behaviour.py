@@ -370,9 +370,15 @@ class ChatBehaviourTests(_TestCase):
         A nickname in one script that looks like one in use in another
         (Cyrillic ``саре`` next to Latin ``cape``; Latin ``pop`` next to
         Cyrillic ``рор``) is refused (``NickLookalike``, naming the nickname
-        it looks like), whichever came first.
+        it looks like), whichever came first; so is Greek ``ορα`` next to
+        Latin ``opa``, and full-width ``ｃｅｐａ`` next to Cyrillic ``сера``.
         """
-        for held, wanted in (("cape", "саре"), ("рор", "pop")):
+        for held, wanted in (
+            ("cape", "саре"),
+            ("рор", "pop"),
+            ("opa", "ορα"),
+            ("сера", "ｃｅｐａ"),
+        ):
             holder = self.client(held)
             other = self.connect()
             self.driver.register(other, wanted)
@@ -380,6 +386,28 @@ class ChatBehaviourTests(_TestCase):
             self.assertOnce(seen, self.error(NickLookalike, nick=wanted, other=held))
             self.assertNever(seen, self.registered(wanted))
             self.assertEqual(self.seen(holder), [])
+
+    def test_invisibleNickRefused(self) -> None:
+        """
+        A nickname that looks like ``alice`` but for an invisible suffix
+        (combining grapheme joiner, variation selector, zero-width space),
+        or that looks like nothing (a Hangul filler), is refused
+        (``InvalidNick``): nobody holds it afterwards, ``alice`` sees
+        nothing, and a private message to it reaches nobody.
+        """
+        alice = self.client("alice")
+        other = self.connect()
+        bob = self.client("bob")
+        for wanted in ("alice\u034f", "alice\ufe00", "alice\u200b", "\u3164"):
+            self.driver.register(other, wanted)
+            seen = self.seen(other)
+            self.assertOnce(seen, self.error(InvalidNick))
+            self.assertNever(seen, self.registered(wanted))
+            self.driver.whisper(bob, wanted, "who are you?")
+            self.assertNever(
+                self.seen(bob), self.private("bob", wanted, "who are you?")
+            )
+        self.assertEqual(self.seen(alice), [])
 
     def test_nickFreedOnQuit(self) -> None:
         """

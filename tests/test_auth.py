@@ -10,6 +10,8 @@ that checks the defaults.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import os
 import re
 import shutil
@@ -26,7 +28,7 @@ from twisted.cred.portal import Portal
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.task import Clock
 from twisted.logger import LogEvent, LogLevel, capturedLogs, formatEvent
-from twisted.trial.unittest import SynchronousTestCase
+from twisted.trial.unittest import SkipTest, SynchronousTestCase
 from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
@@ -78,6 +80,32 @@ class CountingRunner:
     def __call__(self, function: Callable[[], bool]) -> Deferred[bool]:
         self.calls += 1
         return succeed(function())
+
+
+class HeldRunner:
+    """
+    Holds each verification until the test releases it: logins whose
+    password checks are all in progress at once, as in parallel threads.
+    """
+
+    def __init__(self) -> None:
+        self.held: list[tuple[Deferred[bool], Callable[[], bool]]] = []
+
+    def __call__(self, function: Callable[[], bool]) -> Deferred[bool]:
+        result: Deferred[bool] = Deferred()
+        self.held.append((result, function))
+        return result
+
+    def release(self) -> None:
+        """Finish every held verification, in order."""
+        held, self.held = self.held, []
+        for result, function in held:
+            result.callback(function())
+
+
+def refuse_fchown(fd: int, uid: int, gid: int) -> None:
+    """os.fchown for a caller who may not give a file that group."""
+    raise PermissionError(1, "Operation not permitted")
 
 
 class TempDirMixin:
@@ -208,6 +236,48 @@ class HashTests(SynchronousTestCase):
         """
         self.assertFalse(verify_password("pw\udcff", fast_hash("pw")))
 
+    def test_compared_in_constant_time(self) -> None:
+        """
+        verify_password compares the derived key with the stored one through
+        hmac.compare_digest (constant time), once per check, whether the
+        password is right or wrong; never with ``==``.
+        """
+        compared: list[tuple[bytes, bytes]] = []
+        real = hmac.compare_digest
+
+        def compare_digest(a: bytes, b: bytes) -> bool:
+            compared.append((a, b))
+            same: bool = real(a, b)
+            return same
+
+        self.patch(hmac, "compare_digest", compare_digest)
+        encoded = fast_hash("pw")
+        stored = parse_hash(encoded).hash
+        self.assertTrue(verify_password("pw", encoded))
+        self.assertFalse(verify_password("nope", encoded))
+        self.assertEqual(len(compared), 2)
+        self.assertEqual([b for _, b in compared], [stored, stored])
+        self.assertEqual(compared[0][0], stored)
+        self.assertNotEqual(compared[1][0], stored)
+
+    def test_memory_cap(self) -> None:
+        """
+        No stored hash may make a login allocate more than 256 MiB: ln=17
+        with r=8 (128 MiB) is read, ln=18 with r=8 or ln=17 with r=16 (just
+        over 256 MiB) are refused as malformed, without being computed, and
+        hash_password refuses them too.
+        """
+        good = parse_hash(fast_hash("pw"))
+        tail = f"${hashing._b64encode(good.salt)}${hashing._b64encode(good.hash)}"
+        self.assertEqual(parse_hash(f"scrypt$ln=17,r=8,p=1{tail}").ln, 17)
+        self.patch(hashlib, "scrypt", None)
+        for ln, r in ((18, 8), (17, 16)):
+            encoded = f"scrypt$ln={ln},r={r},p=1{tail}"
+            error = self.assertRaises(MalformedHashError, parse_hash, encoded)
+            self.assertIn("256 MiB", str(error))
+            self.assertFalse(verify_password("pw", encoded))
+            self.assertRaises(ValueError, hash_password, "pw", ln=ln, r=r)
+
 
 class NameTests(SynchronousTestCase):
     """check_name and valid_name."""
@@ -259,19 +329,69 @@ class FileTests(TempDirMixin, SynchronousTestCase):
         self.assertEqual(read, users)
         self.assertEqual(list(read), ["zoe", "alice"])
 
-    def test_mode_0600(self) -> None:
+    def test_mode_kept_for_the_group(self) -> None:
         """
-        The written file has mode 0600, also when it replaces a file that
-        others could read, and no temporary file is left behind.
+        A rewrite keeps the group's read permission of the file it replaces
+        (0640 stays 0640, as docs/deployment.rst advises) and its group, and
+        nothing more: others lose theirs, the group its write permission;
+        0600 stays 0600.  No temporary file is left behind.
         """
         directory = self.make_dir()
         path = os.path.join(directory, "creds")
         with open(path, "w") as f:
             f.write("")
-        os.chmod(path, 0o644)
+        group = os.stat(path).st_gid
+        for before, after in ((0o640, 0o640), (0o644, 0o640), (0o660, 0o640)):
+            os.chmod(path, before)
+            write_credentials(path, {"alice": fast_hash("pw")})
+            self.assertEqual(mode(path), after, oct(before))
+            self.assertEqual(os.stat(path).st_gid, group)
+            os.chmod(path, 0o600)
+            update_credentials(path, "bob", fast_hash("pw"))
+            self.assertEqual(mode(path), 0o600)
+        os.chmod(path, 0o606)
         write_credentials(path, {"alice": fast_hash("pw")})
         self.assertEqual(mode(path), 0o600)
         self.assertEqual(os.listdir(directory), ["creds"])
+
+    def test_group_kept_as_root(self) -> None:
+        """
+        Run as root (``sudo chatservice-passwd``), a rewrite keeps the owner
+        and group of the file it replaces, with its group's read bit: the
+        service, in that group, can still read the file.
+        """
+        if os.geteuid() != 0:
+            raise SkipTest("only root can give a file another owner")
+        path = self.make_path()
+        write_credentials(path, {"alice": fast_hash("pw")})
+        os.chown(path, 12345, 23456)
+        os.chmod(path, 0o640)
+        update_credentials(path, "bob", fast_hash("pw"))
+        info = os.stat(path)
+        self.assertEqual((info.st_uid, info.st_gid), (12345, 23456))
+        self.assertEqual(mode(path), 0o640)
+
+    def test_group_read_dropped_with_the_group(self) -> None:
+        """
+        When the file's group cannot be kept (the caller is not in it), the
+        new file does not keep the group-read bit either: another group must
+        not be able to read it.
+        """
+        path = self.make_path()
+        write_credentials(path, {"alice": fast_hash("pw")})
+        os.chmod(path, 0o640)
+        self.patch(os, "fchown", refuse_fchown)
+        real_fstat = os.fstat
+
+        def fstat(fd: int) -> Any:
+            info = real_fstat(fd)
+            values = list(info)
+            values[stat.ST_GID] = info.st_gid + 1
+            return os.stat_result(values)
+
+        self.patch(os, "fstat", fstat)
+        update_credentials(path, "bob", fast_hash("pw"))
+        self.assertEqual(mode(path), 0o600)
 
     def test_new_file_mode(self) -> None:
         """A file created by update_credentials has mode 0600 and a header."""
@@ -349,17 +469,19 @@ class FileTests(TempDirMixin, SynchronousTestCase):
     def test_update_keeps_other_lines(self) -> None:
         """
         update_credentials replaces a user in place, appends a new one and
-        deletes one, keeping comments, blank lines and order.
+        deletes one, keeping comments, blank lines and order; the file,
+        made by hand with mode 0644, keeps only its group's read bit.
         """
         path = self.make_path()
         with open(path, "w") as f:
             f.write("# operators\nalice:old\n\n# admins\nbob:b\n")
+        os.chmod(path, 0o644)
         self.assertTrue(update_credentials(path, "alice", "new"))
         self.assertFalse(update_credentials(path, "carol", "c"))
         self.assertTrue(update_credentials(path, "bob", None))
         with open(path) as f:
             self.assertEqual(f.read(), "# operators\nalice:new\n\n# admins\ncarol:c\n")
-        self.assertEqual(mode(path), 0o600)
+        self.assertEqual(mode(path), 0o640)
 
     def test_update_refuses_invalid_file(self) -> None:
         """update_credentials does not rewrite a file it cannot read."""
@@ -713,6 +835,44 @@ class ThrottleTests(SynchronousTestCase):
         self.throttle.failed("new")
         self.assertEqual(len(self.throttle), 1)
 
+    def test_attempts_in_progress_count(self) -> None:
+        """
+        Attempts begun and not ended count toward the limit with the
+        failures: 3 failures and 2 in progress refuse another attempt for a
+        second; an ended attempt frees its place; a failed one counts as a
+        failure, and the fifth failure locks the key.
+        """
+        self.fail_times("k", 3)
+        self.throttle.begin("k")
+        self.assertIsNone(self.throttle.retry_after("k"))
+        self.throttle.begin("k")
+        self.assertEqual(self.throttle.retry_after("k"), 1.0)
+        self.throttle.ended("k")
+        self.assertIsNone(self.throttle.retry_after("k"))
+        self.throttle.failed("k")
+        self.assertIsNone(self.throttle.retry_after("k"))
+        self.throttle.begin("k")
+        self.assertEqual(self.throttle.retry_after("k"), 1.0)
+        self.throttle.failed("k")
+        self.assertEqual(self.throttle.retry_after("k"), 60.0)
+
+    def test_attempt_in_progress_kept(self) -> None:
+        """
+        A key with an attempt in progress is never dropped as expired, and
+        a success of another attempt forgets its failures but not the
+        attempt still in progress; once that ends, the key can expire.
+        """
+        for _ in range(3):
+            self.throttle.begin("k")
+        self.fail_times("k", 1)
+        self.throttle.succeeded("k")
+        self.assertEqual(len(self.throttle), 1)
+        self.clock.advance(3600)
+        self.throttle.failed("other")
+        self.assertEqual(len(self.throttle), 2)
+        self.throttle.ended("k")
+        self.assertEqual(len(self.throttle), 1)
+
     def test_retry_after_drops_expired(self) -> None:
         """Asking about an expired key drops it."""
         self.throttle.failed("k")
@@ -917,6 +1077,50 @@ class AuthenticatorTests(TempDirMixin, SynchronousTestCase):
         self.assertIn(
             "too many", self.refused(self.login("alice", "alice-pw", "198.51.100.1"))
         )
+
+    def test_parallel_attempts_counted_when_they_start(self) -> None:
+        """
+        Logins that start together, before any password check has ended
+        (16 connections from one address at once), get no more guesses than
+        the limit: only 5 reach the checker, the others are refused at once
+        as throttled; once those 5 have failed the address is locked out.
+        """
+        runner = HeldRunner()
+        authenticator = Authenticator.from_file(self.path, self.clock, run=runner)
+        attempts = [
+            authenticator.login(f"user{number}", "guess", "203.0.113.5")
+            for number in range(16)
+        ]
+        self.assertEqual(len(runner.held), 5)
+        for refused in attempts[5:]:
+            self.assertIn("too many", self.refused(refused))
+        runner.release()
+        for attempt in attempts[:5]:
+            self.assertEqual(self.refused(attempt), LOGIN_FAILED)
+        message = self.refused(authenticator.login("alice", "alice-pw", "203.0.113.5"))
+        self.assertEqual(message, "too many failed logins; try again in 60 s")
+        self.assertEqual(runner.held, [])
+
+    def test_parallel_attempts_for_one_name(self) -> None:
+        """
+        Parallel guesses at one user name from many addresses are limited
+        the same way; an attempt in progress that succeeds frees its place.
+        """
+        runner = HeldRunner()
+        authenticator = Authenticator.from_file(self.path, self.clock, run=runner)
+        first = authenticator.login("alice", "alice-pw", "192.0.2.1")
+        guesses = [
+            authenticator.login("alice", "guess", f"198.51.100.{number}")
+            for number in range(10)
+        ]
+        self.assertEqual(len(runner.held), 5)
+        for refused in guesses[4:]:
+            self.assertIn("try again in 1 s", self.refused(refused))
+        runner.release()
+        self.assertEqual(self.name_of(first), "alice")
+        for guess in guesses[:4]:
+            self.assertEqual(self.refused(guess), LOGIN_FAILED)
+        self.assertEqual(self.name_of(self.login("bob", "bob-pw")), "bob")
 
     def test_no_address(self) -> None:
         """

@@ -19,7 +19,13 @@ from twisted.trial.unittest import SynchronousTestCase
 from chatservice.backends.local import LocalBackend
 from chatservice.chat import events
 from chatservice.chat.durations import format_duration, parse_duration
-from chatservice.chat.errors import ChatError, NotOperator, Refused
+from chatservice.chat.errors import (
+    ChatError,
+    InvalidNick,
+    NickLookalike,
+    NotOperator,
+    Refused,
+)
 from chatservice.chat.hub import Hub
 from chatservice.chat.model import ChatConfig, Session
 from chatservice.doors.native.render import render_error
@@ -269,6 +275,49 @@ class NicknameTests(HubTestCase):
         )
         self.assertIsNone(session.nick)
         self.assertEqual(self.hub.nicks, {})
+
+    def test_lookalikesRefused(self) -> None:
+        """
+        A nickname that looks like one in use is refused (``NickLookalike``,
+        naming the holder) and the session stays unregistered: Cyrillic
+        ``аӏісе`` and Greek-and-Latin twins by script (``ορα`` next to
+        ``opa``), a full-width name next to a Cyrillic one (``ｃａｐｅ``
+        next to ``саре``), and either way round.
+        """
+        for held, wanted in (
+            ("alice", "аӏісе"),
+            ("opa", "ορα"),
+            ("ορα", "OPA"),
+            ("саре", "ｃａｐｅ"),
+            ("ｃａｐｅ", "САРЕ"),
+        ):
+            _, holder = self.register(held)
+            _, session = self.connect()
+            error = self.nickRefused(session, wanted)
+            self.assertIsInstance(error, NickLookalike, wanted)
+            assert isinstance(error, NickLookalike)
+            self.assertEqual((error.nick, error.other), (wanted, held))
+            self.assertIsNone(session.nick)
+            self.hub.disconnect(holder)
+            self.hub.disconnect(session)
+        self.assertEqual(self.hub.nicks, {})
+
+    def test_invisibleSuffixRefused(self) -> None:
+        """
+        ``alice`` with an invisible suffix (combining grapheme joiner,
+        variation selector, zero-width space, word joiner) or a blank
+        filler nickname is refused as invalid, whether ``alice`` is in use
+        or not: nobody holds a name that looks like another or like nothing.
+        """
+        self.register("alice")
+        _, session = self.connect()
+        for wanted in ("alice\u034f", "alice\ufe00", "alice\u200b", "alice\u2060"):
+            error = self.nickRefused(session, wanted)
+            self.assertIsInstance(error, InvalidNick, ascii(wanted))
+        for wanted in ("\u3164", "\u115f\u1160", "\uffa0", "bob\U000e0100"):
+            self.assertIsInstance(self.nickRefused(session, wanted), InvalidNick)
+        self.assertIsNone(session.nick)
+        self.assertEqual(list(self.hub.nicks), ["alice"])
 
     def test_invalidRefused(self) -> None:
         """

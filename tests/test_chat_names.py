@@ -17,6 +17,7 @@ from chatservice.chat.names import (
     check_nick,
     check_room,
     fold,
+    skeleton,
 )
 from chatservice.doors.native.render import render_error
 
@@ -49,6 +50,61 @@ class FoldTests(SynchronousTestCase):
         """Names that differ in letters stay different."""
         self.assertNotEqual(fold("alice"), fold("alicia"))
         self.assertNotEqual(fold("张三"), fold("张四"))
+
+
+#: Unicode's Default_Ignorable_Code_Point ranges (DerivedCoreProperties.txt,
+#: Unicode 14 to 16): what a renderer may show as nothing at all.
+DEFAULT_IGNORABLE = [
+    (0x00AD, 0x00AD), (0x034F, 0x034F), (0x061C, 0x061C), (0x115F, 0x1160),
+    (0x17B4, 0x17B5), (0x180B, 0x180F), (0x200B, 0x200F), (0x202A, 0x202E),
+    (0x2060, 0x206F), (0x3164, 0x3164), (0xFE00, 0xFE0F), (0xFEFF, 0xFEFF),
+    (0xFFA0, 0xFFA0), (0xFFF0, 0xFFF8), (0x1BCA0, 0x1BCA3), (0x1D173, 0x1D17A),
+    (0xE0000, 0xE0FFF),
+]  # fmt: skip
+
+
+def default_ignorable() -> list[str]:
+    """Every assigned default-ignorable code point."""
+    return [
+        chr(code)
+        for first, last in DEFAULT_IGNORABLE
+        for code in range(first, last + 1)
+        if unicodedata.category(chr(code)) != "Cn"
+    ]
+
+
+def named(*words: str) -> list[str]:
+    """Every character whose Unicode name contains one of ``words``."""
+    return [
+        chr(code)
+        for code in range(0x110000)
+        if any(word in unicodedata.name(chr(code), "") for word in words)
+    ]
+
+
+class SkeletonTests(SynchronousTestCase):
+    """skeleton: what a name looks like on screen."""
+
+    def test_cyrillic(self) -> None:
+        """Cyrillic letters that look Latin have the Latin skeleton."""
+        self.assertEqual(skeleton("аӏісе"), "alice")
+        self.assertEqual(skeleton("саре"), skeleton("cape"))
+        self.assertEqual(skeleton("РОР"), "pop")
+
+    def test_greek(self) -> None:
+        """Greek letters that look Latin have the Latin skeleton."""
+        self.assertEqual(skeleton("ορα"), "opa")
+        self.assertEqual(skeleton("κατε"), "kate")
+
+    def test_fullwidth(self) -> None:
+        """Full-width forms, Latin or look-alike, look like the ordinary ones."""
+        self.assertEqual(skeleton("ｃａｐｅ"), skeleton("саре"))
+        self.assertEqual(skeleton("ＡＬＩＣＥ"), "alice")
+
+    def test_differentStaysDifferent(self) -> None:
+        """Letters that do not look alike keep names apart."""
+        self.assertNotEqual(skeleton("Иван"), skeleton("ivan"))
+        self.assertNotEqual(skeleton("alice"), skeleton("alicia"))
 
 
 class CheckNickTests(SynchronousTestCase):
@@ -104,6 +160,75 @@ class CheckNickTests(SynchronousTestCase):
     def test_combiningMarks(self) -> None:
         """Combining marks are allowed after a letter; the result is shown NFC."""
         self.assertEqual(check_nick("Zoe\u0308"), "Zo\u00eb")
+
+    def test_defaultIgnorableRefused(self) -> None:
+        """
+        No default-ignorable code point (Unicode's list, not ours) is part of
+        a nickname, at its end (an invisible suffix: ``alice`` + U+034F next
+        to ``alice``), inside it, or alone: each is refused, naming it by its
+        code point.
+        """
+        ignorable = default_ignorable()
+        self.assertIn("\u034f", ignorable)
+        self.assertIn("\ufe00", ignorable)
+        for char in ignorable:
+            for wanted in (f"alice{char}", f"al{char}ice", char):
+                error = self.assertRaises(ChatError, check_nick, wanted)
+                shown = render_error(error)
+                self.assertNotIn(char, shown, wanted)
+
+    def test_invisibleSuffixNamed(self) -> None:
+        """
+        The refusal of an invisible suffix says which character it is and
+        why: it cannot be seen, so it is named by its code point.
+        """
+        self.assertRefused(
+            "alice\u034f", "a nickname cannot contain U+034F (an invisible character)"
+        )
+        self.assertRefused(
+            "alice\U000e0100",
+            "a nickname cannot contain U+E0100 (an invisible character)",
+        )
+
+    def test_fillersRefused(self) -> None:
+        """
+        Every filler (the Hangul fillers U+3164, U+115F, U+1160, U+FFA0 and
+        any other character Unicode names a filler) and every variation
+        selector is refused, alone or after a letter; so is a lone Hangul
+        jamo (``ㅋ``), which RFC 8266 refuses as a conjoining jamo.
+        """
+        fillers = named("FILLER", "VARIATION SELECTOR")
+        for code in (0x3164, 0x115F, 0x1160, 0xFFA0, 0xFE0F, 0xE01EF):
+            self.assertIn(chr(code), fillers)
+        for char in fillers:
+            for wanted in (char, f"x{char}", f"{char}x"):
+                self.assertRaises(ChatError, check_nick, wanted)
+        self.assertRefused(
+            "ㅋㅋ",
+            "a nickname cannot contain U+314B (a conjoining Hangul jamo)",
+        )
+        self.assertRefused(
+            "\u3164",
+            "a nickname cannot contain U+3164 (a filler)",
+        )
+
+    def test_loneCombiningMarksRefused(self) -> None:
+        """
+        A combining mark (every character of categories Mn, Mc and Me) that
+        follows no letter, after ``_``, ``-`` or a digit, is refused; after a
+        letter, the same marks are letters' accents.
+        """
+        marks = [
+            chr(code)
+            for code in range(0x110000)
+            if unicodedata.category(chr(code)) in ("Mn", "Mc", "Me")
+        ]
+        self.assertGreater(len(marks), 2000)
+        for mark in marks:
+            for wanted in (f"_{mark}", f"a-{mark}", f"a1{mark}"):
+                self.assertRaises(ChatError, check_nick, wanted)
+        self.assertRefused("_\u0301", "a combining mark follows a letter (not U+0301)")
+        self.assertEqual(check_nick("e\u0302\u0301"), "\u1ebf")
 
     def test_strip(self) -> None:
         """Blanks around a nickname are dropped."""
@@ -180,6 +305,23 @@ class CheckRoomTests(SynchronousTestCase):
         self.assertEqual(MAX_ROOM_LENGTH, 32)
         self.assertEqual(check_room("#" + "r" * 32), "r" * 32)
         self.assertRefused("r" * 33, "a room name has at most 32 characters")
+
+    def test_invisibleRefused(self) -> None:
+        """
+        A room name that would look like another or like nothing is refused
+        as a nickname would be: with a default-ignorable code point (every
+        one of Unicode's list) or a filler anywhere, or a combining mark on
+        no letter (``1`` + U+0301).
+        """
+        for char in default_ignorable() + named("FILLER"):
+            for wanted in (f"lobby{char}", f"lo{char}bby"):
+                self.assertRaises(ChatError, check_room, wanted)
+        self.assertRefused(
+            "lobby\ufe0f", "a room name cannot contain U+FE0F (an invisible character)"
+        )
+        self.assertRefused("\u3164", "a room name cannot contain U+3164 (a filler)")
+        self.assertRefused("1\u0301", "a combining mark follows a letter (not U+0301)")
+        self.assertEqual(check_room("café-1.2"), "café-1.2")
 
     def test_forbiddenCharacters(self) -> None:
         """Spaces, ``>``, a second ``#``, controls and symbols are refused."""

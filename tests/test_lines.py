@@ -276,11 +276,14 @@ class LineLengthTests(SynchronousTestCase):
     def test_unterminatedOverLimit(self) -> None:
         """
         Input without a terminator that grows past the limit closes the
-        connection without waiting for the end of the line.
+        connection without waiting for the end of the line: at the limit
+        plus 2 bytes (as ``docs/limits.rst`` says), since the limit plus one
+        may still be a whole line and the ``\r`` of its ``\r\n``.
         """
         self.protocol.dataReceived(b"w" * self.limit)
+        self.protocol.dataReceived(b"w")
         self.assertFalse(self.transport.disconnecting)
-        self.protocol.dataReceived(b"ww")
+        self.protocol.dataReceived(b"w")
         self.assertTrue(self.transport.disconnecting)
         self.assertIn(b"line too long (limit 16 bytes)", self.transport.value())
 

@@ -23,6 +23,7 @@ from twisted.internet.endpoints import (
     serverFromString,
 )
 from twisted.internet.error import ConnectionRefusedError
+from twisted.internet.interfaces import ITCPTransport
 from twisted.internet.protocol import Protocol, connectionDone
 from twisted.internet.threads import deferToThread
 from twisted.logger import ILogObserver, LogEvent, globalLogPublisher
@@ -32,12 +33,14 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 from chatservice.conn.limits import Limits
 from chatservice.doors.echo import EchoFactory
 from chatservice.doors.line import LineFactory
-from chatservice.doors.upper import UpperFactory
+from chatservice.doors.upper import UpperFactory, UpperProtocol
 from chatservice.service import (
     ListenError,
     ListeningService,
+    is_loopback_address,
     report_listen_errors_briefly,
 )
+from chatservice.tap import is_private_endpoint
 
 LOOPBACK = "127.0.0.1"
 ANY_PORT = f"tcp:0:interface={LOOPBACK}"
@@ -197,22 +200,52 @@ class RoundTripTests(LoopbackTestCase):
         )
 
     async def test_lineInPieces(self) -> None:
-        """A line written in pieces, split inside a character, arrives whole."""
-        service = self.serve(UpperFactory())
-        client = await self.connect(service)
+        """
+        A line written in pieces, split inside a character, arrives whole:
+        the server reads the first piece on its own (the client sends it at
+        once, ``TCP_NODELAY``, and the test waits until the server has read
+        it) and answers only once the rest has come.
+        """
+        reads: list[bytes] = []
+        waiting: list[Deferred[None]] = []
+
+        class RecordingUpper(UpperProtocol):
+            def dataReceived(self, data: bytes) -> None:
+                reads.append(data)
+                super().dataReceived(data)
+                for waiter in waiting:
+                    waiter.callback(None)
+                waiting.clear()
+
+        def read(size: int) -> Deferred[None]:
+            """Fires once the server has read ``size`` bytes in all."""
+            waiter: Deferred[None] = Deferred()
+
+            def check(_: None) -> Deferred[None] | None:
+                if len(b"".join(reads)) >= size:
+                    return None
+                again: Deferred[None] = Deferred()
+                waiting.append(again)
+                return again.addCallback(check)
+
+            waiting.append(waiter)
+            return waiter.addCallback(check)
+
+        factory = UpperFactory()
+        factory.protocol = RecordingUpper
+        client = await self.connect(self.serve(factory))
         assert client.transport is not None
+        cast(ITCPTransport, client.transport).setTcpNoDelay(True)
         data = "straße\n".encode()
+        first = read(5)
         client.transport.write(data[:5])
-        await deferLater(0.05)
+        await first
+        self.assertEqual(b"".join(reads), b"stra\xc3")
+        self.assertEqual(client.received, b"")
         client.transport.write(data[5:])
         await client.waitFor(b"STRASSE\r\n")
-
-
-def deferLater(seconds: float) -> Deferred[None]:
-    """A Deferred that fires after ``seconds`` on the reactor."""
-    waiter: Deferred[None] = Deferred()
-    reactor.callLater(seconds, waiter.callback, None)
-    return waiter
+        self.assertEqual(b"".join(reads), data)
+        self.assertGreaterEqual(len(reads), 2)
 
 
 class HalfCloseTests(LoopbackTestCase):
@@ -254,6 +287,63 @@ class ListeningServiceTests(LoopbackTestCase):
         self.assertEqual(listening[0]["service"], "echo")
         self.assertEqual(listening[0]["endpoint"], ANY_PORT)
         self.assertEqual(listening[0]["address"], f"{LOOPBACK}:{port}")
+
+    async def test_privateJudgementMatchesTwisted(self) -> None:
+        """
+        Every TCP endpoint the option check judges private really listens on
+        loopback once Twisted has parsed and opened it, and every one it
+        refuses does not (or is ambiguous): the judgement follows what
+        Twisted does, checked through Twisted itself.
+        """
+        private = [
+            f"tcp:0:interface={LOOPBACK}",
+            f"tcp:0:interface=0.0.0.0:interface={LOOPBACK}",
+            f"tcp:port=0:interface={LOOPBACK}",
+        ]
+        public = [
+            f"tcp:0:interface={LOOPBACK}:interface=0.0.0.0",
+            "tcp:0:0.0.0.0",
+            "tcp:0",
+        ]
+        for description in private + public:
+            port = await serverFromString(reactor, description).listen(EchoFactory())
+            try:
+                listening = is_loopback_address(port.getHost())
+            finally:
+                await port.stopListening()
+            self.assertEqual(is_private_endpoint(description), listening, description)
+            self.assertEqual(listening, description in private, description)
+
+    def test_loopbackOnlyRefusesWhatListensBeyond(self) -> None:
+        """
+        A loopback-only service (a private door) that finds itself
+        listening beyond loopback, whatever its endpoint string said, stops
+        listening and raises :class:`ListenError` naming the address it got
+        and the way out; on loopback it listens as usual.
+        """
+        description = f"tcp:0:interface={LOOPBACK}:interface=0.0.0.0"
+        service = ListeningService(
+            description,
+            serverFromString(reactor, description),
+            EchoFactory(),
+            loopback_only=True,
+        )
+        error = self.assertRaises(ListenError, service.privilegedStartService)
+        message = str(error)
+        self.assertTrue(message.startswith(f"echo on {description}: "), message)
+        self.assertIn("listens on 0.0.0.0:", message)
+        self.assertIn("beyond loopback", message)
+        self.assertIn("--echo-allow-remote", message)
+        self.assertIsNone(service.port)
+        fine = ListeningService(
+            ANY_PORT,
+            serverFromString(reactor, ANY_PORT),
+            EchoFactory(),
+            loopback_only=True,
+        )
+        fine.startService()
+        self.services.append(fine)
+        self.assertIsNotNone(fine.port)
 
     def test_portTaken(self) -> None:
         """

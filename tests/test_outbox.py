@@ -7,10 +7,12 @@ sockets by ``tests/test_stress.py`` and ``tests/test_hostile.py``).
 
 from __future__ import annotations
 
+from twisted.internet import tcp
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 from twisted.trial.unittest import SynchronousTestCase
 
+from chatservice.conn import outbox as outbox_module
 from chatservice.conn.outbox import Outbox, TurnWriter
 
 
@@ -60,6 +62,42 @@ class OutboxTests(SynchronousTestCase):
         """Anything but plain TCP gets the connection as a streaming producer."""
         self.assertIs(self.transport.producer, self)
         self.assertTrue(self.transport.streaming)
+
+    def test_plainTcpFound(self) -> None:
+        """
+        This Twisted's plain TCP server connection class is the one the
+        write-through is for (the check at import found it).
+        """
+        self.assertIs(outbox_module.PLAIN_TCP, tcp.Server)
+
+    def test_noPlainTcpFallsBack(self) -> None:
+        """
+        A Twisted whose ``tcp.Server`` is missing or no longer what the
+        write-through needs makes no connection write through: the check
+        gives ``None``, and a transport of the class it would have written
+        through then gets no socket to write to (streaming either way).
+        """
+        self.patch(tcp, "Server", None)
+        self.assertIsNone(outbox_module.plain_tcp_transport())
+        self.patch(tcp, "Server", StringTransport)
+        self.assertIsNone(outbox_module.plain_tcp_transport())
+
+        class PlainTCP(StringTransport):
+            dataBuffer = b""
+            offset = 0
+            _tempDataLen = 0
+
+            def getHandle(self) -> object:
+                return "socket"
+
+        for plain, socket in ((PlainTCP, "socket"), (None, None)):
+            self.patch(outbox_module, "PLAIN_TCP", plain)
+            transport = PlainTCP()
+            outbox = Outbox(self.owner, transport, TurnWriter(self.clock, "t"), 100)
+            outbox.register(self)
+            self.assertIs(transport.producer, self)
+            self.assertTrue(transport.streaming)
+            self.assertEqual(outbox._socket, socket)
 
     def test_syncBeforeReply(self) -> None:
         """

@@ -97,6 +97,20 @@ class PasswdTests(SynchronousTestCase):
         self.assertFalse(verify_password("first-password", encoded))
         self.assertIn("changed the password of alice", self.stdout.getvalue())
 
+    def test_password_change_keeps_service_access(self) -> None:
+        """
+        After ``chown root:chatservice`` and ``chmod 0640`` (what
+        docs/deployment.rst advises, so that the service reads the file
+        through its group), a password change leaves the file 0640 in the
+        same group: the service can still read it and operators log in.
+        """
+        self.passwd("alice", answers=("first-password",) * 2)
+        os.chmod(self.path, 0o640)
+        group = os.stat(self.path).st_gid
+        self.assertEqual(self.passwd("alice", answers=("second-password",) * 2), 0)
+        self.assertEqual(stat.S_IMODE(os.stat(self.path).st_mode), 0o640)
+        self.assertEqual(os.stat(self.path).st_gid, group)
+
     def test_keeps_other_users_and_comments(self) -> None:
         """Adding a user keeps the others and the file's comments."""
         with open(self.path, "w") as f:

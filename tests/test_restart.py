@@ -12,13 +12,10 @@ from __future__ import annotations
 
 import signal
 import socket
-import time
 
 from twisted.trial.unittest import SkipTest, SynchronousTestCase
 
 from tests.support import (
-    START_TIMEOUT,
-    STOP_TIMEOUT,
     Process,
     connect,
     free_port,
@@ -33,16 +30,17 @@ GREETING = b"/help lists commands.\r\n"
 GOODBYE = b"*** Server shutting down. Goodbye.\r\n"
 
 
-def time_wait(port: int) -> int:
+def time_wait(port: int) -> int | None:
     """
     How many TCP connections from local ``port`` are in TIME_WAIT (Linux's
-    ``/proc/net/tcp``: state 06; the local port is in hexadecimal).
+    ``/proc/net/tcp``: state 06; the local port is in hexadecimal), or
+    ``None`` where there is no ``/proc/net/tcp`` to see it in.
     """
     try:
         with open("/proc/net/tcp", encoding="ascii") as table:
             rows = table.read().splitlines()[1:]
     except OSError:
-        raise SkipTest("no /proc/net/tcp to see TIME_WAIT in") from None
+        return None
     return sum(
         1
         for row in rows
@@ -90,46 +88,47 @@ class RestartTests(SynchronousTestCase):
         self.assertIn(answer, receive_until(client, answer))
         return client
 
-    def stop(self, server: Process, *clients: socket.socket) -> float:
+    def stop(self, server: Process, *clients: socket.socket) -> None:
         """
         SIGTERM: every client's last line is the goodbye, then the server
         closes it; the process ends by the signal, without a traceback.
-        Returns how long it took.
+        (Every wait has a deadline that only catches a hang.)
         """
-        started = time.monotonic()
         server.terminate()
         for client in clients:
             self.assertTrue(receive_to_end(client).endswith(GOODBYE))
             client.close()
         self.assertEqual(server.wait(), -signal.SIGTERM, server.describe())
-        elapsed = time.monotonic() - started
         self.assertNotIn("Traceback", server.stdout + server.stderr)
-        return elapsed
 
     def test_shutdownThenRestartAtOnce(self) -> None:
         """
         With two chat clients connected (one talking, one that never reads
-        a byte), SIGTERM gives each the shutdown line and ends twistd within
-        seconds; starting twistd again at once on the same port succeeds
-        although the old connections are in TIME_WAIT, and serves: the same
-        nickname is free, and a message comes back.
+        a byte), SIGTERM gives each the shutdown line and ends twistd;
+        starting twistd again at once on the same port succeeds although the
+        old connections are in TIME_WAIT, and serves: the same nickname is
+        free, and a message comes back.  Without ``/proc/net/tcp`` only the
+        TIME_WAIT check is skipped (reported once the rest has passed).
         """
         first = self.start("first")
         alice = self.join("alice")
         silent = connect(self, self.port)
         alice.sendall(b"hello\n")
         self.assertIn(b"#lobby <alice> hello\r\n", receive_until(alice, b"hello\r\n"))
-        elapsed = self.stop(first, alice, silent)
-        self.assertLess(elapsed, STOP_TIMEOUT)
+        self.stop(first, alice, silent)
         self.assertIn("Server Shut Down.", first.stdout)
         # The server closed first: its side of each connection waits.
-        self.assertGreater(time_wait(self.port), 0)
+        waiting = time_wait(self.port)
+        if waiting is not None:
+            self.assertGreater(waiting, 0)
 
-        restarted = time.monotonic()
         second = self.start("second")
-        self.assertLess(time.monotonic() - restarted, START_TIMEOUT)
         self.assertNotIn("Address already in use", second.stdout + second.stderr)
         again = self.join("alice")
         again.sendall(b"back\n")
         self.assertIn(b"#lobby <alice> back\r\n", receive_until(again, b"back\r\n"))
         self.stop(second, again)
+        if waiting is None:
+            raise SkipTest(
+                "all else passed; TIME_WAIT not checked: no /proc/net/tcp to see it in"
+            )

@@ -7,7 +7,6 @@ chat's backend and store around its doors.
 
 from __future__ import annotations
 
-import sys
 from typing import Any
 
 from twisted.internet.defer import Deferred, fail, succeed
@@ -91,9 +90,6 @@ class RecordingStore(MemoryHistoryStore):
 
 class ChatServiceTests(SynchronousTestCase):
     """The chat's state has a start and a stop."""
-
-    def setUp(self) -> None:
-        self.patch(sys, "excepthook", sys.excepthook)
 
     def test_opensBeforeDoorsClosesAfter(self) -> None:
         """
@@ -193,3 +189,71 @@ class StartOrderTests(SynchronousTestCase):
         service = ChatService(Hub(store=FailingStore()))
         error = self.assertRaises(OSError, service.privilegedStartService)
         self.assertIn("history.sqlite3", str(error))
+
+
+class LaterEndpoint:
+    """An endpoint whose listen answers only when the test says."""
+
+    def __init__(self) -> None:
+        self.listening: list[Deferred[Any]] = []
+        self.cancelled = 0
+
+    def listen(self, factory: object) -> Deferred[Any]:
+        def cancel(_: Deferred[Any]) -> None:
+            self.cancelled += 1
+
+        result: Deferred[Any] = Deferred(cancel)
+        self.listening.append(result)
+        return result
+
+
+class LaterListeningTests(SynchronousTestCase):
+    """A ListeningService on an endpoint that answers later (not at once)."""
+
+    def service(self) -> tuple[ListeningService, LaterEndpoint]:
+        from chatservice.doors.echo import EchoFactory
+
+        endpoint = LaterEndpoint()
+        service = ListeningService("later:", endpoint, EchoFactory())  # type: ignore[arg-type]
+        return service, endpoint
+
+    def test_listensOnceAndRecordsThePortLater(self) -> None:
+        """
+        Started (privileged, then normally, as twistd does), the service
+        listens once; the port is recorded when the endpoint answers, and
+        stopping stops listening on it.
+        """
+        reactor = MemoryReactorClock()
+        service, endpoint = self.service()
+        service.privilegedStartService()
+        service.startService()
+        self.assertEqual(len(endpoint.listening), 1)
+        self.assertIsNone(service.port)
+        port = reactor.listenTCP(0, service.factory)
+        endpoint.listening[0].callback(port)
+        self.assertIs(service.port, port)
+        self.successResultOf(service.stopService())
+        self.assertIsNone(service.port)
+        self.assertEqual(len(reactor.tcpServers), 1)
+
+    def test_failureLaterIsLogged(self) -> None:
+        """
+        A failure to listen that comes later (not at once) is logged, with
+        the service and endpoint, and leaves no port.
+        """
+        service, endpoint = self.service()
+        service.startService()
+        endpoint.listening[0].errback(OSError("no such thing"))
+        self.assertEqual(len(self.flushLoggedErrors(OSError)), 1)
+        self.assertIsNone(service.port)
+
+    def test_stopWhileWaitingCancels(self) -> None:
+        """
+        Stopping before the endpoint answered cancels the listen, quietly
+        (a cancellation is no failure to log).
+        """
+        service, endpoint = self.service()
+        service.startService()
+        self.successResultOf(service.stopService())
+        self.assertEqual(endpoint.cancelled, 1)
+        self.assertEqual(self.flushLoggedErrors(), [])

@@ -16,6 +16,7 @@ from twisted.internet.testing import MemoryReactorClock
 from twisted.python import usage
 from twisted.trial.unittest import SynchronousTestCase
 
+from chatservice import service as service_module
 from chatservice import tap
 from chatservice.conn.limits import Limits
 from chatservice.doors.echo import EchoFactory
@@ -216,12 +217,101 @@ class ConfigTests(SynchronousTestCase):
         self.assertEqual([name for name in names if name not in documented], [])
 
 
+def documented_defaults(text: str) -> dict[str, str]:
+    """
+    Each option's default as ``docs/options.rst`` states it: the second
+    column of a table row (``--name VALUE``, then the default), or a
+    definition's ``Default X.`` / ``Flag, default off.``.
+    """
+    found: dict[str, str] = {}
+    # A table row: the option, two spaces or more, the default.
+    row = re.compile(r"(?m)^``--([a-z][a-z-]*)(?: [A-Z]+)?`` {2,}(\S+)")
+    for name, default in row.findall(text):
+        found[name] = default.strip("`")
+    definition = re.compile(
+        r"(?m)^``--([a-z][a-z-]*)(?: [A-Z]+)?``\n\s+(?:Flag, d|D)efault ([^.,;]+)"
+    )
+    for name, default in definition.findall(text):
+        found[name] = default
+    return found
+
+
+class DocumentedDefaultsTests(SynchronousTestCase):
+    """docs/options.rst states each option's default as the code has it."""
+
+    def test_everyDefaultAsDocumented(self) -> None:
+        """
+        Every option with a default (each parameter of ``Options``, each
+        flag, each front end's endpoint) has that default in
+        docs/options.rst: the same number (``600`` for 600.0), the same
+        text, ``none`` for no value and ``off`` for a flag.
+        """
+        doc = Path(__file__).parent.parent / "docs" / "options.rst"
+        documented = documented_defaults(doc.read_text(encoding="utf-8"))
+        options = tap.Options()
+        expected: dict[str, object] = {**options.defaults, **tap.DEFAULT_ENDPOINTS}
+        flags = {flag[0] for flag in options.optFlags}
+        self.assertGreater(len(expected), 20)
+        wrong = {}
+        for name, default in expected.items():
+            shown = documented.get(name)
+            if name in flags:
+                right = shown == "off" and not default
+            elif default is None:
+                right = shown == "none"
+            elif isinstance(default, int | float):
+                right = shown is not None and float(shown) == default
+            else:
+                right = shown == default
+            if not right:
+                wrong[name] = (default, shown)
+        self.assertEqual(wrong, {})
+
+
+class ExceptHookTests(SynchronousTestCase):
+    """Only twistd's path replaces ``sys.excepthook``."""
+
+    def test_makeServiceLeavesExceptHook(self) -> None:
+        """
+        Building the service tree (``tap.makeService``, as another program
+        embedding the chat would) leaves the process's ``sys.excepthook``
+        alone.
+        """
+        self.patch(sys, "excepthook", sys.excepthook)
+        before = sys.excepthook
+        tap.makeService(parse(), MemoryReactorClock())
+        self.assertIs(sys.excepthook, before)
+
+    def test_pluginInstallsBriefReport(self) -> None:
+        """
+        The plugin's path (``chatservice.plugin``, which the twistd plugin
+        names) installs the one-line report of a failure to listen, then
+        builds the same service as ``tap.makeService``.
+        """
+        from chatservice import plugin
+        from twisted.plugins.chatservice_plugin import chatservice as maker
+
+        self.assertEqual(maker.module, "chatservice.plugin")
+        self.assertIs(plugin.Options, tap.Options)
+        self.patch(sys, "excepthook", sys.excepthook)
+        built: list[tap.Options] = []
+        tree = MultiService()
+
+        def makeService(config: tap.Options) -> IService:
+            built.append(config)
+            return tree
+
+        self.patch(tap, "makeService", makeService)
+        options = parse()
+        self.assertIs(plugin.makeService(options), tree)
+        self.assertEqual(built, [options])
+        self.assertIs(sys.excepthook, service_module._report_listen_error)
+
+
 class ServiceTests(SynchronousTestCase):
     """The service tree built by :func:`makeService`."""
 
     def setUp(self) -> None:
-        # makeService installs a brief report of listen errors; undo it.
-        self.patch(sys, "excepthook", sys.excepthook)
         self.reactor = MemoryReactorClock()
 
     def build(self, *args: str) -> MultiService:
@@ -346,12 +436,14 @@ class ServiceTests(SynchronousTestCase):
 
     def test_plugin(self) -> None:
         """
-        The ``twistd chatservice`` plugin uses these options and this
-        makeService.
+        The ``twistd chatservice`` plugin uses these options and the
+        plugin path's makeService (``tap.makeService`` behind it).
         """
+        from chatservice import plugin
         from twisted.plugins.chatservice_plugin import chatservice
 
+        self.patch(sys, "excepthook", sys.excepthook)
         self.assertEqual(chatservice.tapname, "chatservice")
         self.assertIs(chatservice.options, tap.Options)
-        self.assertIs(chatservice.makeService, tap.makeService)
+        self.assertIs(chatservice.makeService, plugin.makeService)
         self.assertTrue(IService.providedBy(chatservice.makeService(parse())))

@@ -58,6 +58,16 @@ class ChatOptionsTests(SynchronousTestCase):
         error = self.assertRaises(usage.UsageError, parse, "--motd-file", missing)
         self.assertIn("--motd-file", str(error))
 
+    def test_maxRoomsAtLeastOne(self) -> None:
+        """
+        ``--max-rooms 0`` is refused when the options are parsed: the
+        default room must be able to exist, or a registered client would
+        hold a nickname in no room.  1 is enough.
+        """
+        error = self.assertRaises(usage.UsageError, parse, "--max-rooms", "0")
+        self.assertIn("--max-rooms must be at least 1", str(error))
+        self.assertEqual(parse("--max-rooms", "1")["max-rooms"], 1)
+
     def test_roomsPerClientAtLeastOne(self) -> None:
         """A client must be allowed the default room at least."""
         self.assertRaises(usage.UsageError, parse, "--max-rooms-per-client", "0")
@@ -98,11 +108,29 @@ class AdminOptionsTests(SynchronousTestCase):
             "tcp:6667:interface=0.0.0.0",
             "tcp:6667:interface=192.168.1.5",
             "tcp6:6667:interface=\\:\\:",
+            # Twisted listens on the last interface= given, not the first.
+            "tcp:6667:interface=127.0.0.1:interface=0.0.0.0",
+            # The interface as a positional field.
+            "tcp:6667:0.0.0.0",
+            "tcp:6667:interface=127.0.0.1=x",
         ):
             error = self.assertRaises(
                 usage.UsageError, parse, "--admin", endpoint, "--credentials", "p"
             )
             self.assertIn("--admin-allow-remote", str(error))
+
+    def test_lastInterfaceCounts(self) -> None:
+        """
+        Of several ``interface=``, the last one is judged, as Twisted
+        listens on it: loopback last is private, loopback first is not.
+        """
+        self.assertTrue(
+            tap.is_private_endpoint("tcp:6667:interface=0.0.0.0:interface=127.0.0.1")
+        )
+        self.assertFalse(
+            tap.is_private_endpoint("tcp:6667:interface=127.0.0.1:interface=0.0.0.0")
+        )
+        self.assertTrue(tap.is_private_endpoint("tcp:port=6667:interface=\\:\\:1"))
 
     def test_override(self) -> None:
         """``--admin-allow-remote`` lets an operator listen anywhere on purpose."""
@@ -114,6 +142,39 @@ class AdminOptionsTests(SynchronousTestCase):
 
 class ChatServiceTreeTests(SynchronousTestCase):
     """What ``makeService`` builds for the chat and the console."""
+
+    def test_adminChecksWhereItListens(self) -> None:
+        """
+        A plain-text admin endpoint is built loopback-only (it checks the
+        address it gets); one allowed remote and the public doors are not,
+        nor a TLS one (``is_encrypted_endpoint``: passwords do not cross in
+        clear).
+        """
+        self.assertTrue(tap.is_encrypted_endpoint("ssl:6697:privateKey=k.pem"))
+        self.assertFalse(tap.is_encrypted_endpoint("tcp:6697:interface=ssl"))
+        passwd = temp_dir(self) / "passwd"
+        passwd.write_text("")
+
+        def loopback_only(*args: str) -> dict[str, bool]:
+            options = parse("--credentials", str(passwd), *args)
+            top = tap.makeService(options, MemoryReactorClock())
+            assert isinstance(top, MultiService)
+            return {
+                s.description: s.loopback_only
+                for s in top
+                if isinstance(s, ListeningService)
+                and s.factory.name in ("admin", "chat")
+            }
+
+        plain = "tcp:6667:interface=127.0.0.1"
+        self.assertEqual(
+            loopback_only("--admin", plain, "--chat", "tcp:7000"),
+            {plain: True, "tcp:7000": False},
+        )
+        self.assertEqual(
+            loopback_only("--admin", "tcp:6667", "--admin-allow-remote"),
+            {"tcp:6667": False, tap.DEFAULT_ENDPOINTS["chat"]: False},
+        )
 
     def test_chatAndAdminShareOneHub(self) -> None:
         """

@@ -17,7 +17,6 @@ re-raises it), so the exit status is ``-SIGTERM`` for :mod:`subprocess`,
 from __future__ import annotations
 
 import functools
-import importlib.util
 import os
 import re
 import shlex
@@ -25,10 +24,9 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-from twisted.trial.unittest import SkipTest, SynchronousTestCase
+from twisted.trial.unittest import SynchronousTestCase
 
 from tests.support import (
     SOURCE_ROOT,
@@ -168,15 +166,14 @@ class ForegroundTests(ServerChecks):
         twistd serves echo and uppercase on loopback; on SIGTERM every
         client is told the server is shutting down and disconnected, twistd
         logs a clean shutdown and ends by the SIGTERM (status -SIGTERM, 143 in
-        a shell) within a few seconds, without a traceback or a pid file.
+        a shell), without a traceback or a pid file.  (The wait's deadline
+        only catches a hang.)
         """
         server = self.start()
         echo, upper = self.assert_serves()
-        started = time.monotonic()
         server.terminate()
         self.assert_goodbye(echo, upper)
         status = server.wait()
-        self.assertLess(time.monotonic() - started, STOP_TIMEOUT)
         self.assertEqual(status, KILLED_BY_SIGTERM, server.describe())
         log = server.stdout
         self.assertRegex(log, listening_pattern("echo", self.echo_port))
@@ -192,11 +189,6 @@ class ForegroundTests(ServerChecks):
         input to the uppercase service, prints every answer line and exits 0
         once its input has ended and the server has answered and closed.
         """
-        if importlib.util.find_spec("chatservice.client") is None:
-            raise SkipTest(
-                "chatservice/client.py does not exist yet (it is being "
-                "written); the raw-socket tests cover the service meanwhile"
-            )
         server = self.start()
         result = run(
             [
@@ -257,12 +249,12 @@ class DaemonTests(ServerChecks):
         # fails before it is stopped.
         self.addCleanup(kill_daemon, self.pidfile, str(self.pidfile))
 
-    def launch(
-        self, upper_port: int | None
-    ) -> tuple[subprocess.CompletedProcess[bytes], float]:
-        """Run twistd in daemon mode; return its result and how long it took."""
-        started = time.monotonic()
-        result = run(
+    def launch(self, upper_port: int | None) -> subprocess.CompletedProcess[bytes]:
+        """
+        Run twistd in daemon mode and return its result (the run's deadline
+        only catches a hang).
+        """
+        return run(
             [
                 twistd(),
                 f"--pidfile={self.pidfile}",
@@ -273,7 +265,6 @@ class DaemonTests(ServerChecks):
             cwd=self.directory,
             timeout=START_TIMEOUT,
         )
-        return result, time.monotonic() - started
 
     def describe(self, result: subprocess.CompletedProcess[bytes]) -> str:
         return (
@@ -288,9 +279,8 @@ class DaemonTests(ServerChecks):
         goodbye to clients, ends the daemon, removes the pid file, and the
         log records a clean shutdown.
         """
-        result, elapsed = self.launch(self.upper_port)
+        result = self.launch(self.upper_port)
         self.assertEqual(result.returncode, 0, self.describe(result))
-        self.assertLess(elapsed, START_TIMEOUT)
         pid = int(self.pidfile.read_text().strip())
         self.assertTrue(process_running(pid), self.describe(result))
         echo, upper = self.assert_serves()
@@ -318,7 +308,7 @@ class DaemonTests(ServerChecks):
         with socket.socket() as holder:
             holder.bind(("127.0.0.1", self.echo_port))
             holder.listen()
-            result, _ = self.launch(None)
+            result = self.launch(None)
         stderr = result.stderr.decode(errors="replace")
         self.assertNotEqual(result.returncode, 0, self.describe(result))
         # twistd passes at most 100 bytes of the daemon's error back.

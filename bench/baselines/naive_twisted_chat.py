@@ -7,7 +7,8 @@ It speaks just enough of chatservice's wire format for the load generator
 to drive both alike: a greeting line, ``--- you are NICK; you are in
 #lobby`` once the nickname is taken, and every line said delivered to
 everyone, sender included, as ``#lobby <NICK> TEXT``.  No limits, no
-validation, no commands: this is the naive version to beat.
+validation, no commands: this is the naive version to beat.  Like
+chatservice's chat connections, its connections set ``TCP_NODELAY``.
 
 Usage: ``python bench/baselines/naive_twisted_chat.py PORT`` (listens on
 127.0.0.1 only).
@@ -27,6 +28,9 @@ class Chat(LineReceiver):
         self.name: str | None = None
 
     def connectionMade(self) -> None:
+        # As chatservice does on chat connections: the figures compare
+        # servers, not Nagle's algorithm.
+        self.transport.setTcpNoDelay(True)
         self.sendLine(b"-!- Welcome! What's your nickname?")
 
     def connectionLost(self, reason: object = None) -> None:

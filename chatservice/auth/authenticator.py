@@ -52,9 +52,10 @@ class Authenticator:
     """
     Logs administrators and operators in: throttling, then the portal.
 
-    Each failure is counted against the client's address (IPv6: its /64) and,
-    separately, against the user name; either one being throttled refuses the
-    attempt without checking the password.  A success forgets the user
+    Each attempt is counted against the client's address (IPv6: its /64) and,
+    separately, against the user name, from when it starts; either one being
+    throttled (by failures, or by failures and attempts in progress together)
+    refuses the attempt without checking the password.  A success forgets the user
     name's failures but not the address's, so an attacker cannot clear its
     count by logging in to an account of its own.
 
@@ -107,6 +108,10 @@ class Authenticator:
             return fail(
                 LoginFailed(f"too many failed logins; try again in {seconds} s", wait)
             )
+        # Counted from now on, not once the password check has failed: a
+        # burst of parallel logins gets no more guesses than a sequence.
+        for key in keys:
+            self.throttle.begin(key)
         credentials = UsernamePassword(
             username.encode("utf-8", "surrogatepass"),
             password.encode("utf-8", "surrogatepass"),
@@ -116,6 +121,8 @@ class Authenticator:
         def succeeded(result: tuple[Any, Any, Callable[[], None]]) -> Operator:
             avatar: Operator = result[1]
             self.throttle.succeeded(keys[0])
+            for key in keys[1:]:
+                self.throttle.ended(key)
             self.log.info(
                 "login of {user} from {address} succeeded",
                 user=_printable(avatar.name),
@@ -130,6 +137,8 @@ class Authenticator:
                     self.throttle.failed(key)
                 why = str(reason.value) or "unauthorized"
             else:
+                for key in keys:
+                    self.throttle.ended(key)
                 self.log.failure(
                     "login of {user} from {address}: unexpected error",
                     reason,

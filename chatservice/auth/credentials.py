@@ -8,8 +8,11 @@ them ``:``, whitespace or control characters, and do not start with ``#``
 
 :func:`read_credentials`, :func:`write_credentials` and
 :func:`update_credentials` (adds, replaces or deletes one user, keeping
-comments) read and write it; writes are atomic and leave the file with mode
-0600; a line that is not ``NAME:HASH`` raises :class:`CredentialsFileError`.
+comments) read and write it; writes are atomic and leave a new file with
+mode 0600, and a file they replace with its group and its group's read
+permission (0640 stays 0640: the service reads the file through its group),
+never more; a line that is not ``NAME:HASH`` raises
+:class:`CredentialsFileError`.
 Hashes are not checked here (see :mod:`chatservice.auth.hashing`).
 """
 
@@ -17,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import stat
 import tempfile
 import unicodedata
 from collections.abc import Mapping
@@ -25,8 +29,11 @@ from dataclasses import dataclass
 #: Longest user name, in characters.
 MAX_NAME_LENGTH = 32
 
-#: Mode of the credentials file: readable and writable by its owner only.
+#: Mode of a new credentials file: readable and writable by its owner only.
 FILE_MODE = 0o600
+#: What a rewrite keeps of the mode of the file it replaces: read by its
+#: group (``chown root:chatservice`` and ``chmod 0640``).
+KEPT_MODE = stat.S_IRGRP
 
 #: First lines of a new credentials file.
 FILE_HEADER = (
@@ -140,11 +147,23 @@ def read_credentials(path: str | os.PathLike[str]) -> dict[str, str]:
     }
 
 
+def _keep_owner_and_mode(fd: int, old: os.stat_result) -> None:
+    """Give a new file the owner, group and group-read bit of ``old``."""
+    owner = old.st_uid if os.geteuid() == 0 else -1
+    with contextlib.suppress(PermissionError):
+        # Not root: allowed for a group the caller is a member of.
+        os.fchown(fd, owner, old.st_gid)
+    if os.fstat(fd).st_gid == old.st_gid:
+        os.fchmod(fd, FILE_MODE | (stat.S_IMODE(old.st_mode) & KEPT_MODE))
+
+
 def _write_atomically(path: str, text: str) -> None:
     """
     Replace a file's content at once: a reader sees the old file or the new
-    one, never half of one.  The new file has mode 0600 and, when the caller
-    is root, the owner and group of the file it replaces.
+    one, never half of one.  The new file has mode 0600; replacing a file,
+    it keeps that file's group (its owner too, when the caller is root) and
+    its group's read permission, but only when the group could be kept: a
+    file readable by another group than before would give it away.
     """
     path = os.path.realpath(path)
     directory, base = os.path.split(path)
@@ -156,8 +175,8 @@ def _write_atomically(path: str, text: str) -> None:
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
             os.fchmod(f.fileno(), FILE_MODE)
-            if old is not None and os.geteuid() == 0:
-                os.fchown(f.fileno(), old.st_uid, old.st_gid)
+            if old is not None:
+                _keep_owner_and_mode(f.fileno(), old)
             f.write(text)
             f.flush()
             os.fsync(f.fileno())
@@ -178,7 +197,8 @@ def _write_atomically(path: str, text: str) -> None:
 def write_credentials(path: str | os.PathLike[str], users: Mapping[str, str]) -> None:
     """
     Write a whole credentials file (user name to encoded hash) atomically,
-    with mode 0600.  Raises :class:`InvalidNameError` for a name the file cannot
+    with mode 0600 (or the group and group-read bit of the file it
+    replaces).  Raises :class:`InvalidNameError` for a name the file cannot
     hold and ``ValueError`` for an empty hash or one with blanks.
     """
     lines = [FILE_HEADER]

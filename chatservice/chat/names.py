@@ -6,13 +6,34 @@ Nicknames may use letters of any script (``张三``, ``Иван``, ``alice``), b
 not a mix of scripts within one name (``paypal`` spelt with a Cyrillic a is the
 classic impersonation), plus digits, ``_`` and ``-``.  Two nicknames are the
 same when their NFKC case-folded forms are equal.
+
+Every nickname, and every room name, is also a valid nickname of the
+published profile, RFC 8266 (PRECIS Nickname, checked by ``precis-i18n``):
+no default-ignorable code point (the combining grapheme joiner, variation
+selectors, zero-width characters), no Hangul conjoining jamo.  No filler
+either (a character Unicode names a filler: blank on screen).  A combining
+mark follows a letter (or another mark on one).  So ``#lobby`` followed by
+a variation selector is no second ``#lobby``.
 """
 
 from __future__ import annotations
 
 import unicodedata
 
+import precis_i18n
+
 from chatservice.chat.errors import InvalidNick, InvalidRoom
+
+#: RFC 8266's Nickname profile, case preserved (only its refusals are used:
+#: a nickname is shown as typed, in NFC).
+_PRECIS_NICKNAME = precis_i18n.get_profile("NicknameCasePreserved")
+
+#: Why RFC 8266 refuses a character, in words (by precis-i18n's reason).
+_PRECIS_REASONS = {
+    "precis_ignorable_properties": "an invisible character",
+    "old_hangul_jamo": "a conjoining Hangul jamo",
+    "unassigned": "an unassigned code point",
+}
 
 MAX_NICK_LENGTH = 24
 MAX_ROOM_LENGTH = 32
@@ -66,6 +87,55 @@ def _script(char: str) -> str:
     return _SCRIPT_FAMILY.get(word, word)
 
 
+def _precis_refusal(name: str, kind: str) -> str | None:
+    """Why RFC 8266's Nickname profile refuses ``name``, or ``None``."""
+    try:
+        _PRECIS_NICKNAME.enforce(name)
+    except UnicodeEncodeError as error:
+        reason = error.reason.rsplit("/", 1)[-1]
+        # Name the character as typed: the error's index is in the mapped form.
+        char = next((c for c in name if _precis_refuses(c)), error.object[error.start])
+        why = _PRECIS_REASONS.get(reason, "not allowed in names by RFC 8266")
+        return f"{kind} cannot contain {_code(char)} ({why})"
+    return None
+
+
+def _unseen(name: str, kind: str) -> str | None:
+    """
+    Why ``name`` (``kind``: "a nickname", "a room name") could look like
+    another name or like nothing, or ``None``: a filler, a combining mark on
+    no letter, or what RFC 8266 refuses (default-ignorable code points,
+    conjoining Hangul jamo).
+    """
+    after_letter = False
+    for char in name:
+        if "FILLER" in unicodedata.name(char, ""):
+            # Blank on screen (Hangul, Khitan): a letter or mark by category.
+            return f"{kind} cannot contain {_code(char)} (a filler)"
+        category = unicodedata.category(char)
+        if category.startswith("L"):
+            after_letter = True
+        elif category.startswith("M"):
+            if not after_letter:
+                return f"a combining mark follows a letter (not {_code(char)})"
+        else:
+            after_letter = False
+    return _precis_refusal(name, kind)
+
+
+def _code(char: str) -> str:
+    """A character that may be invisible, named so that it can be seen."""
+    return f"U+{ord(char):04X}"
+
+
+def _precis_refuses(char: str) -> bool:
+    try:
+        _PRECIS_NICKNAME.enforce(char)
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
 def check_nick(wanted: str) -> str:
     """
     Return the nickname as it will be shown (NFC), or raise
@@ -90,6 +160,9 @@ def check_nick(wanted: str) -> str:
             raise InvalidNick(
                 nick, f"a nickname has letters, digits, _ and - only (not {char!r})"
             )
+    refusal = _unseen(nick, "a nickname")
+    if refusal is not None:
+        raise InvalidNick(nick, refusal)
     if len(scripts) > 1:
         names = " and ".join(sorted(s.title() for s in scripts))
         raise InvalidNick(nick, f"a nickname uses one script, not a mix ({names})")
@@ -116,4 +189,7 @@ def check_room(wanted: str) -> str:
             raise InvalidRoom(
                 room, f"a room name has letters, digits, _ - and . only (not {char!r})"
             )
+    refusal = _unseen(room, "a room name")
+    if refusal is not None:
+        raise InvalidRoom(room, refusal)
     return room

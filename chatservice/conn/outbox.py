@@ -39,8 +39,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, ClassVar, Protocol
 
-from twisted.internet import tcp
-from twisted.internet.interfaces import IReactorTime
+from twisted.internet import abstract, tcp
+from twisted.internet.interfaces import IReactorTime, ITCPTransport
 from twisted.logger import Logger
 
 from chatservice.conn.turns import end_of_turn
@@ -64,6 +64,30 @@ def buffered(transport: Any) -> int:
 def can_read_buffers(transport: Any) -> bool:
     """Whether a transport has what :func:`buffered` reads (a feature test)."""
     return all(hasattr(transport, name) for name in _BUFFER_ATTRIBUTES)
+
+
+def plain_tcp_transport() -> type | None:
+    """
+    The class of a plain TCP server connection, if this Twisted has it as
+    the write-through needs, else ``None`` (then no connection writes
+    through: correct, only slower): ``tcp.Server``, a public class, that is
+    a ``FileDescriptor`` and an ``ITCPTransport`` (``getHandle`` gives the
+    socket).  Checked once, at import; the buffers :func:`buffered` reads
+    are checked on each transport (:func:`can_read_buffers`).
+    """
+    server = getattr(tcp, "Server", None)
+    if (
+        isinstance(server, type)
+        and issubclass(server, abstract.FileDescriptor)
+        and ITCPTransport.implementedBy(server)
+        and callable(getattr(server, "getHandle", None))
+    ):
+        return server
+    return None
+
+
+#: See :func:`plain_tcp_transport`.
+PLAIN_TCP: type | None = plain_tcp_transport()
 
 
 class OutboxOwner(Protocol):
@@ -130,9 +154,14 @@ class Outbox:
         """
         transport = self._transport
         # Exactly Twisted's plain TCP transport (not TLS over it, not a
-        # subclass that may buffer on its own, not a test transport).
-        if type(transport) is tcp.Server and can_read_buffers(transport):
-            self._socket = transport.getHandle()
+        # subclass that may buffer on its own, not a test transport), as
+        # found at import (:data:`PLAIN_TCP`), with the buffers we read.
+        if (
+            PLAIN_TCP is not None
+            and type(transport) is PLAIN_TCP
+            and can_read_buffers(transport)
+        ):
+            self._socket = self._transport.getHandle()
         transport.registerProducer(producer, True)
 
     # What the transport tells us
