@@ -123,9 +123,29 @@ _COMMON_PARAMETERS: list[list[object]] = [
         "max-clients",
         None,
         _DEFAULT_LIMITS.max_clients,
-        "Connections each service accepts at once; the chat's can be changed "
-        "at run time with /limit (0: no limit).",
+        "Registered connections each service holds at once (chat clients "
+        "with a nickname, logged-in administrators, echo and uppercase "
+        "clients that sent a line); the chat's can be changed at run time "
+        "with /limit (0: no limit).",
         positive_int,
+    ],
+    [
+        "max-strangers",
+        None,
+        _DEFAULT_LIMITS.max_strangers,
+        "Connections still registering (no nickname, no login, no first "
+        "line yet) each service holds at once; past it the one that waited "
+        "longest is closed to make room (0: no limit).",
+        positive_int,
+    ],
+    [
+        "registration-timeout",
+        None,
+        _DEFAULT_LIMITS.registration_timeout,
+        "Seconds a new echo, uppercase or admin connection has to register "
+        "(send a first line, log in) whatever it sends meanwhile (0: no "
+        "limit); the chat has its own nick timeout.",
+        seconds,
     ],
     [
         "max-per-address",
@@ -293,6 +313,8 @@ class Options(usage.Options):
             idle_timeout=self["idle-timeout"],
             max_clients=self["max-clients"],
             max_per_address=self["max-per-address"],
+            max_strangers=self["max-strangers"],
+            registration_timeout=self["registration-timeout"],
             close_grace=self["close-grace"],
             max_send_queue=self["max-send-queue"],
             line_timeout=self["line-timeout"],

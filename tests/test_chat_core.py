@@ -23,8 +23,10 @@ from chatservice.chat.errors import (
     ChatError,
     InvalidNick,
     NickLookalike,
+    NoSuchNick,
     NotOperator,
     Refused,
+    ServerFull,
 )
 from chatservice.chat.hub import Hub
 from chatservice.chat.model import ChatConfig, Session
@@ -119,12 +121,12 @@ class ConnectionTests(HubTestCase):
 
     def test_serverFull(self) -> None:
         """
-        Once ``max_clients`` clients are connected, the next one is refused
-        with a message saying so, and the refusal is counted.
+        Once ``max_clients`` clients are registered, the next connection is
+        refused with a message saying so, and the refusal is counted.
         """
         self.hub = Hub(ChatConfig(max_clients=2), clock=self.clock.seconds)
-        self.connect()
-        self.connect()
+        self.register("alice")
+        self.register("bob")
         error = self.assertRaises(Refused, self.connect)
         self.assertEqual(
             render_error(error), "server full (2 clients); please try again later"
@@ -135,18 +137,42 @@ class ConnectionTests(HubTestCase):
     def test_freedSlotTaken(self) -> None:
         """When a client leaves a full server, the next one gets in."""
         self.hub = Hub(ChatConfig(max_clients=1), clock=self.clock.seconds)
-        _, first = self.connect()
+        _, first = self.register("alice")
         self.assertRaises(Refused, self.connect)
         self.hub.disconnect(first)
-        self.connect()
+        self.register("bob")
         self.assertEqual(len(self.hub.sessions), 1)
+
+    def test_strangersTakeNoPlace(self) -> None:
+        """
+        Connections still choosing a nickname take no registered place (the
+        doors limit them): with one place, many may connect; the first to
+        register gets the place, the next is refused, and keeps no nickname.
+        """
+        self.hub = Hub(ChatConfig(max_clients=1), clock=self.clock.seconds)
+        strangers = [self.connect()[1] for _ in range(5)]
+        self.assertEqual(
+            self.successResultOf(self.hub.set_nick(strangers[0], "a")), "a"
+        )
+        error = self.nickRefused(strangers[1], "b")
+        self.assertIsInstance(error, ServerFull)
+        self.assertEqual(
+            render_error(error), "server full (1 client); please try again later"
+        )
+        self.assertIsNone(strangers[1].nick)
+        self.assertRaises(NoSuchNick, self.hub.find, "b")
+        self.assertEqual(self.hub.registered, 1)
+        self.hub.disconnect(strangers[0])
+        self.assertEqual(
+            self.successResultOf(self.hub.set_nick(strangers[1], "b")), "b"
+        )
 
     def test_setMaxClientsAtRunTime(self) -> None:
         """
         Lowering the limit below the number connected keeps every connected
         client and refuses new ones; 0 lifts the limit.
         """
-        sessions = [self.connect()[1] for _ in range(3)]
+        sessions = [self.register(f"user{n}")[1] for n in range(3)]
         self.hub.set_max_clients(2)
         self.assertEqual(self.hub.max_clients, 2)
         self.assertEqual(self.hub.connections(), sessions)
@@ -157,10 +183,10 @@ class ConnectionTests(HubTestCase):
         self.hub.disconnect(sessions[0])
         self.assertRaises(Refused, self.connect)
         self.hub.disconnect(sessions[1])
-        self.connect()
+        self.register("other")
         self.hub.set_max_clients(0)
-        for _ in range(5):
-            self.connect()
+        for n in range(5):
+            self.register(f"more{n}")
         self.assertEqual(len(self.hub.sessions), 7)
 
     def test_negativeLimitRefused(self) -> None:

@@ -84,6 +84,8 @@ class Hub:
         self.ids = events.EventIds(node)
         self.max_clients = self.config.max_clients
         self.sessions: dict[Session, None] = {}
+        #: Sessions with a nickname: what ``max_clients`` limits.
+        self.registered = 0
         self.rooms: dict[str, Room] = {}
         self.stats = Stats(started_at=clock())
         self.default_room = check_room(self.config.default_room)
@@ -117,13 +119,17 @@ class Hub:
     def connect(self, member: Member, address: str | None = None) -> Session:
         """
         Take a new connection, or raise :class:`~chatservice.chat.errors.Banned`
-        or :class:`~chatservice.chat.errors.ServerFull`.
+        or, when every registered place is taken,
+        :class:`~chatservice.chat.errors.ServerFull`.  Connections still
+        choosing a nickname are limited by their doors (the strangers'
+        budget, ``chatservice.conn``); ``max_clients`` counts registered
+        members, and is checked again when one registers.
         """
         ban = self._address_ban(address)
         if ban is not None:
             self.stats.refused += 1
             raise Banned(ban.remaining(self.clock()), ban.reason)
-        if self.max_clients and len(self.sessions) >= self.max_clients:
+        if self._full():
             self.stats.refused += 1
             raise ServerFull(self.max_clients)
         session = Session(member, address, self.clock())
@@ -144,8 +150,13 @@ class Hub:
             self._deliver(self._neighbours(session), quit_event)
         self._remove(session)
 
+    def _full(self) -> bool:
+        return bool(self.max_clients) and self.registered >= self.max_clients
+
     def _remove(self, session: Session) -> None:
         del self.sessions[session]
+        if session.nick is not None:
+            self.registered -= 1
         for room in session.rooms:
             self._leave(session, room)
         if session.key is not None:
@@ -186,8 +197,12 @@ class Hub:
             # Gone while the claim was decided: give it back.
             self._give_back(session, key, looks)
             return nick
-        session.last_active = self.clock()
         old = session.nick
+        if old is None and self._full():
+            self.backend.release_nick(session, key, looks)
+            self.stats.refused += 1
+            raise ServerFull(self.max_clients)
+        session.last_active = self.clock()
         if old == nick:
             return nick
         if session.key is not None:
@@ -201,6 +216,7 @@ class Hub:
             )
         session.nick, session.key = nick, key
         if old is None:
+            self.registered += 1
             self.join(session, self.default_room)
         else:
             event_id, at = self._stamp()

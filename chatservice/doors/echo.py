@@ -25,6 +25,7 @@ class EchoProtocol(LineProtocol):
 
     factory: EchoFactory
     fast_answers = True
+    first_line_registers = True
 
     def answerLines(self, lines: bytes) -> bytes | None:
         """Every line back at once, ``\r\n``-terminated, unless one quits."""

@@ -20,6 +20,7 @@ class UpperProtocol(LineProtocol):
     """Sends every line back upper-cased; ``exit``/``quit``/``q`` ends."""
 
     fast_answers = True
+    first_line_registers = True
 
     def answerLines(self, lines: bytes) -> bytes | None:
         """
