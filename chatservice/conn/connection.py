@@ -151,11 +151,15 @@ class Connection:
         del self.stranger  # back to the class's False, and no instance entry
         return True
 
+    #: What a connection not registered in time is told (``{timeout}``: the
+    #: deadline in seconds).
+    late_message: ClassVar[str] = "not registered within {timeout:g} s; closing"
+
     def registrationTimedOut(self) -> None:
         """The registration deadline passed: close, saying why."""
         timeout = self.factory.limits.registration_timeout
         self.close(
-            f"not registered within {timeout:g} s; closing connection",
+            self.late_message.format(timeout=timeout),
             error=True,
             reason="registration timeout",
         )

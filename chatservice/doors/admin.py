@@ -50,13 +50,7 @@ class AdminProtocol(LineProtocol):
             f"{ANNOUNCEMENT}chatservice admin console. Log in with: login NAME PASSWORD"
         )
 
-    def registrationTimedOut(self) -> None:
-        timeout = self.factory.limits.registration_timeout
-        self.close(
-            f"not logged in within {timeout:g} s; closing",
-            error=True,
-            reason="login timeout",
-        )
+    late_message = "not logged in within {timeout:g} s; closing"
 
     def reply(self, text: str) -> None:
         self.sendText(REPLY + text)

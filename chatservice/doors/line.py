@@ -109,16 +109,6 @@ class LineProtocol(Connection, LineReceiver):
         self.MAX_LENGTH = self.factory.limits.max_line_length
         self.admitConnection()
 
-    def registrationTimedOut(self) -> None:
-        if not self.first_line_registers:
-            super().registrationTimedOut()
-            return
-        timeout = self.factory.limits.registration_timeout
-        self.close(
-            f"no line within {timeout:g} s; closing connection",
-            error=True,
-            reason="registration timeout",
-        )
 
     # Input
 

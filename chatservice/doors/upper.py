@@ -21,6 +21,7 @@ class UpperProtocol(LineProtocol):
 
     fast_answers = True
     first_line_registers = True
+    late_message = "no line within {timeout:g} s; closing connection"
 
     def answerLines(self, lines: bytes) -> bytes | None:
         """

@@ -145,13 +145,7 @@ class ChatProtocol(LineProtocol):
         for line in factory.settings.motd:
             self.sendText(f"{NOTICE}{visible(line)}")
 
-    def registrationTimedOut(self) -> None:
-        timeout = self.factory.limits.registration_timeout
-        self.close(
-            f"no nickname chosen within {timeout:g} s; closing",
-            error=True,
-            reason="no nickname in time",
-        )
+    late_message = "no nickname chosen within {timeout:g} s; closing"
 
     def connectionClosed(self, reason: Failure) -> None:
         if self.session is not None:
