@@ -65,6 +65,14 @@ _COMMON_PARAMETERS: list[list[object]] = [
         "Room every chat client joins once it has a nickname.",
     ],
     [
+        "quiet-room-size",
+        None,
+        _DEFAULT_CHAT.quiet_room_size,
+        "Chat rooms with more members than this show joins, parts and quits "
+        "only to the member concerned (0: every room shows them to all).",
+        positive_int,
+    ],
+    [
         "max-rooms",
         None,
         _DEFAULT_CHAT.max_rooms,
@@ -460,6 +468,7 @@ def makeService(config: Options, reactor: IReactorTime | None = None) -> IServic
             max_clients=limits.max_clients,
             max_rooms=config["max-rooms"],
             max_rooms_per_member=config["max-rooms-per-client"],
+            quiet_room_size=config["quiet-room-size"],
         ),
         clock=reactor.seconds,
         backend=LocalBackend(call_soon=end_of_turn(reactor).soon),

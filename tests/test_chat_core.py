@@ -1533,3 +1533,75 @@ class CollectedMessagesTests(HubTestCase):
         self.end_turn()
         self.hub.say(a, "next turn")
         self.assertEqual(len(self.soon), 1)
+
+
+class QuietRoomTests(HubTestCase):
+    """Rooms too big to announce who comes and goes."""
+
+    config = ChatConfig(quiet_room_size=3)
+
+    def test_smallRoomAnnounces(self) -> None:
+        """Up to the threshold, everyone in the room sees joins and parts."""
+        alice, _ = self.register("alice")
+        alice.take()
+        self.register("bob")
+        self.assertEqual(alice.take(), [events.Joined("lobby", "bob")])
+
+    def test_bigRoomQuiet(self) -> None:
+        """
+        Past the threshold, a join, a part and a quit are shown only to the
+        member concerned; ``/who`` (the room's members) still has everyone,
+        and messages still reach everyone.
+        """
+        members = [self.register(f"user{n}") for n in range(3)]
+        self.clear()
+        newcomer, session = self.register_keeping("late")
+        self.assertEqual(newcomer.take(), [events.Joined("lobby", "late")])
+        self.assertEqual([m.take() for m, _ in members], [[], [], []])
+        self.assertEqual(len(self.hub.room("lobby").members), 4)
+        self.assertIn("late", self.hub.room("lobby").nicks())
+        self.hub.say(session, "hello")
+        self.assertEqual(
+            [m.take() for m, _ in members],
+            [[events.RoomMessage("lobby", "late", "hello")]] * 3,
+        )
+        self.hub.join(session, "side")
+        self.hub.part(session, "lobby")
+        self.assertEqual(newcomer.take()[-1], events.Parted("lobby", "late"))
+        self.assertEqual([m.take() for m, _ in members], [[], [], []])
+        self.hub.join(session, "lobby")
+        self.hub.disconnect(session, "bye")
+        self.assertEqual([m.take() for m, _ in members], [[], [], []])
+
+    def test_quitSeenInSmallRoomsOnly(self) -> None:
+        """
+        A member of a quiet room and a small one: its quit reaches the small
+        room's members, not the quiet room's.
+        """
+        [self.register(f"user{n}") for n in range(3)]
+        friend, friend_session = self.register("friend")
+        leaver, leaver_session = self.register("leaver")
+        self.hub.join(friend_session, "small")
+        self.hub.join(leaver_session, "small")
+        self.clear()
+        leaver.take()
+        lurker = self.members["user0"]
+        self.hub.disconnect(leaver_session, "bye")
+        self.assertEqual(friend.take(), [events.Quit("leaver", "bye")])
+        self.assertEqual(lurker.take(), [])
+
+    def test_zeroAnnouncesAlways(self) -> None:
+        """A threshold of 0 announces joins in rooms of any size."""
+        self.hub = Hub(ChatConfig(quiet_room_size=0), clock=self.clock.seconds)
+        first, _ = self.register("first")
+        first.take()
+        for n in range(10):
+            self.register(f"user{n}")
+        self.assertEqual(len(first.take()), 10)
+
+    def register_keeping(self, nick: str) -> tuple[FakeMember, Session]:
+        """Register ``nick``, keeping what it was delivered."""
+        member, session = self.connect()
+        self.successResultOf(self.hub.set_nick(session, nick))
+        self.members[nick] = member
+        return member, session

@@ -147,7 +147,7 @@ class Hub:
         if session.nick is not None:
             event_id, at = self._stamp()
             quit_event = events.Quit(session.nick, visible(reason), id=event_id, at=at)
-            self._deliver(self._neighbours(session), quit_event)
+            self._deliver(self._neighbours(session, presence=True), quit_event)
         self._remove(session)
 
     def _full(self) -> bool:
@@ -272,7 +272,11 @@ class Hub:
         session.rooms = (*session.rooms, room)
         session.current = room
         event_id, at = self._stamp()
-        self._publish(room, events.Joined(room.name, nick, id=event_id, at=at))
+        joined = events.Joined(room.name, nick, id=event_id, at=at)
+        if self._quiet(room):
+            self._deliver([session], joined)
+        else:
+            self._publish(room, joined)
         return room
 
     def part(self, session: Session, name: str | None = None, reason: str = "") -> Room:
@@ -280,11 +284,18 @@ class Hub:
         nick = self._require_nick(session)
         room = self._joined(session, name)
         event_id, at = self._stamp()
-        self._publish(
-            room, events.Parted(room.name, nick, visible(reason), id=event_id, at=at)
-        )
+        parted = events.Parted(room.name, nick, visible(reason), id=event_id, at=at)
+        if self._quiet(room):
+            self._deliver([session], parted)
+        else:
+            self._publish(room, parted)
         self._leave(session, room)
         return room
+
+    def _quiet(self, room: Room) -> bool:
+        """Whether a room is too big to announce who comes and goes."""
+        size = self.config.quiet_room_size
+        return bool(size) and len(room.members) > size
 
     def _leave(self, session: Session, room: Room) -> None:
         self.backend.flush()
@@ -504,12 +515,16 @@ class Hub:
         return room
 
     def _neighbours(
-        self, session: Session, *, include_self: bool = False
+        self, session: Session, *, include_self: bool = False, presence: bool = False
     ) -> list[Session]:
-        """Everyone who shares a room with a session, once each."""
+        """
+        Everyone who shares a room with a session, once each; for news of
+        presence (a quit), not those of quiet rooms only.
+        """
         seen: dict[Session, None] = {session: None} if include_self else {}
         for room in session.rooms:
-            seen.update(room.members)
+            if not (presence and self._quiet(room)):
+                seen.update(room.members)
         if not include_self:
             seen.pop(session, None)
         return list(seen)

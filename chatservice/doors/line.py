@@ -109,7 +109,6 @@ class LineProtocol(Connection, LineReceiver):
         self.MAX_LENGTH = self.factory.limits.max_line_length
         self.admitConnection()
 
-
     # Input
 
     def dataReceived(self, data: bytes) -> None:
