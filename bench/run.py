@@ -76,6 +76,8 @@ LOADGEN_GRACE = 30.0
 LOAD_TEST_OPTIONS = (
     ("--max-clients", "0"),
     ("--max-per-address", "0"),
+    ("--max-strangers", "0"),
+    ("--registration-timeout", "0"),
     ("--nick-timeout", "0"),
     ("--idle-timeout", "0"),
     ("--chat-idle-timeout", "0"),

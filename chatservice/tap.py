@@ -16,6 +16,7 @@ from collections.abc import Callable
 from twisted.application.service import IService
 from twisted.internet.endpoints import serverFromString
 from twisted.internet.interfaces import IReactorTime
+from twisted.logger import Logger
 from twisted.python import usage
 
 from chatservice.backends.local import LocalBackend
@@ -24,6 +25,7 @@ from chatservice.chat.errors import ChatError
 from chatservice.chat.hub import Hub
 from chatservice.chat.model import ChatConfig
 from chatservice.chat.names import check_room
+from chatservice.conn import fdlimit
 from chatservice.conn.limits import Limits
 from chatservice.conn.turns import end_of_turn
 from chatservice.doors import admin, echo, upper
@@ -33,6 +35,8 @@ from chatservice.service import ChatService, ListeningService
 from chatservice.stores.base import HistoryStore
 from chatservice.stores.memory import MemoryHistoryStore
 from chatservice.stores.sqlite import DEFAULT_MAX_MESSAGES, SQLiteHistoryStore
+
+_log = Logger()
 
 #: Every door, in the order of ``--help``.
 DOORS: tuple[Door, ...] = (echo.DOOR, upper.DOOR, native.DOOR, admin.DOOR)
@@ -46,6 +50,17 @@ DEFAULT_HISTORY = "sqlite:chatservice.sqlite3"
 
 _DEFAULT_LIMITS = Limits()
 _DEFAULT_CHAT = ChatConfig()
+
+#: ``--max-clients auto``: from the file-descriptor limit (``conn.fdlimit``).
+AUTO = "auto"
+
+
+def _clients(value: str) -> int | str:
+    """A count of clients, or ``auto``."""
+    if value.strip().lower() == AUTO:
+        return AUTO
+    return positive_int(value)
+
 
 #: Options of the chat itself (every chat door shares them) and the limits
 #: every door shares.
@@ -63,6 +78,14 @@ _COMMON_PARAMETERS: list[list[object]] = [
         None,
         _DEFAULT_CHAT.default_room,
         "Room every chat client joins once it has a nickname.",
+    ],
+    [
+        "quiet-room-size",
+        None,
+        _DEFAULT_CHAT.quiet_room_size,
+        "Chat rooms with more members than this show joins, parts and quits "
+        "only to the member concerned (0: every room shows them to all).",
+        positive_int,
     ],
     [
         "max-rooms",
@@ -122,10 +145,31 @@ _COMMON_PARAMETERS: list[list[object]] = [
     [
         "max-clients",
         None,
-        _DEFAULT_LIMITS.max_clients,
-        "Connections each service accepts at once; the chat's can be changed "
-        "at run time with /limit (0: no limit).",
+        AUTO,
+        "Registered connections each service holds at once (chat clients "
+        "with a nickname, logged-in administrators, echo and uppercase "
+        "clients that sent a line); the chat's can be changed at run time "
+        "with /limit (0: no limit; auto: what the file-descriptor limit "
+        "leaves room for).",
+        _clients,
+    ],
+    [
+        "max-strangers",
+        None,
+        _DEFAULT_LIMITS.max_strangers,
+        "Connections still registering (no nickname, no login, no first "
+        "line yet) each service holds at once; past it the one that waited "
+        "longest is closed to make room (0: no limit).",
         positive_int,
+    ],
+    [
+        "registration-timeout",
+        None,
+        _DEFAULT_LIMITS.registration_timeout,
+        "Seconds a new echo, uppercase or admin connection has to register "
+        "(send a first line, log in) whatever it sends meanwhile (0: no "
+        "limit); the chat has its own nick timeout.",
+        seconds,
     ],
     [
         "max-per-address",
@@ -208,6 +252,8 @@ class Options(usage.Options):
     """``twistd chatservice`` options."""
 
     synopsis = "[options]"
+    #: Whether ``--max-clients`` came from the file-descriptor limit.
+    clients_from_descriptors = False
     #: The lines of ``--motd-file``, read once parsed.
     motd: tuple[str, ...] = ()
     longdesc = (
@@ -288,11 +334,19 @@ class Options(usage.Options):
             raise usage.UsageError("--history-max-messages must be at least 1")
         if self["max-line-length"] < 16:
             raise usage.UsageError("--max-line-length must be at least 16")
+        if self["max-clients"] == AUTO:
+            services = sum(1 for given in self.endpoints.values() if given)
+            self["max-clients"] = fdlimit.max_clients_for(
+                fdlimit.hard_limit(), services, self["max-strangers"]
+            )
+            self.clients_from_descriptors = True
         self.limits = Limits(
             max_line_length=self["max-line-length"],
             idle_timeout=self["idle-timeout"],
             max_clients=self["max-clients"],
             max_per_address=self["max-per-address"],
+            max_strangers=self["max-strangers"],
+            registration_timeout=self["registration-timeout"],
             close_grace=self["close-grace"],
             max_send_queue=self["max-send-queue"],
             line_timeout=self["line-timeout"],
@@ -432,12 +486,24 @@ def makeService(config: Options, reactor: IReactorTime | None = None) -> IServic
 
         reactor = global_reactor
     limits = config.limits
+    if config.clients_from_descriptors:
+        before, now = fdlimit.raise_limit()
+        _log.info(
+            "file descriptors: {now} (soft limit {before} before); each service "
+            "holds up to {clients} registered and {strangers} registering "
+            "connections (--max-clients, --max-strangers)",
+            now=now,
+            before=before,
+            clients=limits.max_clients,
+            strangers=limits.max_strangers,
+        )
     hub = Hub(
         ChatConfig(
             default_room=config["default-room"],
             max_clients=limits.max_clients,
             max_rooms=config["max-rooms"],
             max_rooms_per_member=config["max-rooms-per-client"],
+            quiet_room_size=config["quiet-room-size"],
         ),
         clock=reactor.seconds,
         backend=LocalBackend(call_soon=end_of_turn(reactor).soon),

@@ -23,8 +23,10 @@ from chatservice.chat.errors import (
     ChatError,
     InvalidNick,
     NickLookalike,
+    NoSuchNick,
     NotOperator,
     Refused,
+    ServerFull,
 )
 from chatservice.chat.hub import Hub
 from chatservice.chat.model import ChatConfig, Session
@@ -119,12 +121,12 @@ class ConnectionTests(HubTestCase):
 
     def test_serverFull(self) -> None:
         """
-        Once ``max_clients`` clients are connected, the next one is refused
-        with a message saying so, and the refusal is counted.
+        Once ``max_clients`` clients are registered, the next connection is
+        refused with a message saying so, and the refusal is counted.
         """
         self.hub = Hub(ChatConfig(max_clients=2), clock=self.clock.seconds)
-        self.connect()
-        self.connect()
+        self.register("alice")
+        self.register("bob")
         error = self.assertRaises(Refused, self.connect)
         self.assertEqual(
             render_error(error), "server full (2 clients); please try again later"
@@ -135,18 +137,42 @@ class ConnectionTests(HubTestCase):
     def test_freedSlotTaken(self) -> None:
         """When a client leaves a full server, the next one gets in."""
         self.hub = Hub(ChatConfig(max_clients=1), clock=self.clock.seconds)
-        _, first = self.connect()
+        _, first = self.register("alice")
         self.assertRaises(Refused, self.connect)
         self.hub.disconnect(first)
-        self.connect()
+        self.register("bob")
         self.assertEqual(len(self.hub.sessions), 1)
+
+    def test_strangersTakeNoPlace(self) -> None:
+        """
+        Connections still choosing a nickname take no registered place (the
+        doors limit them): with one place, many may connect; the first to
+        register gets the place, the next is refused, and keeps no nickname.
+        """
+        self.hub = Hub(ChatConfig(max_clients=1), clock=self.clock.seconds)
+        strangers = [self.connect()[1] for _ in range(5)]
+        self.assertEqual(
+            self.successResultOf(self.hub.set_nick(strangers[0], "a")), "a"
+        )
+        error = self.nickRefused(strangers[1], "b")
+        self.assertIsInstance(error, ServerFull)
+        self.assertEqual(
+            render_error(error), "server full (1 client); please try again later"
+        )
+        self.assertIsNone(strangers[1].nick)
+        self.assertRaises(NoSuchNick, self.hub.find, "b")
+        self.assertEqual(self.hub.registered, 1)
+        self.hub.disconnect(strangers[0])
+        self.assertEqual(
+            self.successResultOf(self.hub.set_nick(strangers[1], "b")), "b"
+        )
 
     def test_setMaxClientsAtRunTime(self) -> None:
         """
         Lowering the limit below the number connected keeps every connected
         client and refuses new ones; 0 lifts the limit.
         """
-        sessions = [self.connect()[1] for _ in range(3)]
+        sessions = [self.register(f"user{n}")[1] for n in range(3)]
         self.hub.set_max_clients(2)
         self.assertEqual(self.hub.max_clients, 2)
         self.assertEqual(self.hub.connections(), sessions)
@@ -157,10 +183,10 @@ class ConnectionTests(HubTestCase):
         self.hub.disconnect(sessions[0])
         self.assertRaises(Refused, self.connect)
         self.hub.disconnect(sessions[1])
-        self.connect()
+        self.register("other")
         self.hub.set_max_clients(0)
-        for _ in range(5):
-            self.connect()
+        for n in range(5):
+            self.register(f"more{n}")
         self.assertEqual(len(self.hub.sessions), 7)
 
     def test_negativeLimitRefused(self) -> None:
@@ -1507,3 +1533,75 @@ class CollectedMessagesTests(HubTestCase):
         self.end_turn()
         self.hub.say(a, "next turn")
         self.assertEqual(len(self.soon), 1)
+
+
+class QuietRoomTests(HubTestCase):
+    """Rooms too big to announce who comes and goes."""
+
+    config = ChatConfig(quiet_room_size=3)
+
+    def test_smallRoomAnnounces(self) -> None:
+        """Up to the threshold, everyone in the room sees joins and parts."""
+        alice, _ = self.register("alice")
+        alice.take()
+        self.register("bob")
+        self.assertEqual(alice.take(), [events.Joined("lobby", "bob")])
+
+    def test_bigRoomQuiet(self) -> None:
+        """
+        Past the threshold, a join, a part and a quit are shown only to the
+        member concerned; ``/who`` (the room's members) still has everyone,
+        and messages still reach everyone.
+        """
+        members = [self.register(f"user{n}") for n in range(3)]
+        self.clear()
+        newcomer, session = self.register_keeping("late")
+        self.assertEqual(newcomer.take(), [events.Joined("lobby", "late")])
+        self.assertEqual([m.take() for m, _ in members], [[], [], []])
+        self.assertEqual(len(self.hub.room("lobby").members), 4)
+        self.assertIn("late", self.hub.room("lobby").nicks())
+        self.hub.say(session, "hello")
+        self.assertEqual(
+            [m.take() for m, _ in members],
+            [[events.RoomMessage("lobby", "late", "hello")]] * 3,
+        )
+        self.hub.join(session, "side")
+        self.hub.part(session, "lobby")
+        self.assertEqual(newcomer.take()[-1], events.Parted("lobby", "late"))
+        self.assertEqual([m.take() for m, _ in members], [[], [], []])
+        self.hub.join(session, "lobby")
+        self.hub.disconnect(session, "bye")
+        self.assertEqual([m.take() for m, _ in members], [[], [], []])
+
+    def test_quitSeenInSmallRoomsOnly(self) -> None:
+        """
+        A member of a quiet room and a small one: its quit reaches the small
+        room's members, not the quiet room's.
+        """
+        [self.register(f"user{n}") for n in range(3)]
+        friend, friend_session = self.register("friend")
+        leaver, leaver_session = self.register("leaver")
+        self.hub.join(friend_session, "small")
+        self.hub.join(leaver_session, "small")
+        self.clear()
+        leaver.take()
+        lurker = self.members["user0"]
+        self.hub.disconnect(leaver_session, "bye")
+        self.assertEqual(friend.take(), [events.Quit("leaver", "bye")])
+        self.assertEqual(lurker.take(), [])
+
+    def test_zeroAnnouncesAlways(self) -> None:
+        """A threshold of 0 announces joins in rooms of any size."""
+        self.hub = Hub(ChatConfig(quiet_room_size=0), clock=self.clock.seconds)
+        first, _ = self.register("first")
+        first.take()
+        for n in range(10):
+            self.register(f"user{n}")
+        self.assertEqual(len(first.take()), 10)
+
+    def register_keeping(self, nick: str) -> tuple[FakeMember, Session]:
+        """Register ``nick``, keeping what it was delivered."""
+        member, session = self.connect()
+        self.successResultOf(self.hub.set_nick(session, nick))
+        self.members[nick] = member
+        return member, session

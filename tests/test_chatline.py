@@ -308,7 +308,9 @@ class NickTimeoutTests(ChatTestCase):
 
     def test_noTimeout(self) -> None:
         """A timeout of 0 lets a client stay without a nickname."""
-        self.factory.settings = ChatSettings(nick_timeout=0)
+        self.factory = ChatFactory(
+            self.hub, self.limits, self.clock, settings=ChatSettings(nick_timeout=0)
+        )
         client = self.connect()
         self.clock.advance(599)
         self.assertFalse(client.closed)
@@ -1271,11 +1273,12 @@ class LimitTests(ChatTestCase):
 
     def test_serverFull(self) -> None:
         """
-        Past the hub's client limit, a connection gets one ``!!!`` line and is
-        closed without a greeting; when a client leaves, a new one gets in.
+        Past the hub's client limit (registered clients), a connection gets
+        one ``!!!`` line and is closed without a greeting; when a client
+        leaves, a new one gets in.
         """
-        first = self.connect("10.0.0.1")
-        self.connect("10.0.0.2")
+        first = self.register("alice", "10.0.0.1")
+        self.register("bob", "10.0.0.2")
         refused = self.connect("10.0.0.3")
         self.assertEqual(
             refused.take(), ["!!! server full (2 clients); please try again later"]
@@ -1287,6 +1290,25 @@ class LimitTests(ChatTestCase):
         self.assertEqual(self.hub.stats.refused, 1)
         first.lose()
         self.assertEqual(self.connect("10.0.0.3").take(), [GREETING])
+
+    def test_fullAtRegistration(self) -> None:
+        """
+        Connections still choosing a nickname take no place: when every
+        place is taken by the time one registers, it gets the refusal and is
+        closed, holding no nickname.
+        """
+        first = self.register("alice", "10.0.0.1")
+        waiting = self.connect("10.0.0.2")
+        self.register("bob", "10.0.0.3")
+        waiting.send("carol")
+        self.assertEqual(
+            waiting.take(), ["!!! server full (2 clients); please try again later"]
+        )
+        self.assertTrue(waiting.closed)
+        self.assertRaises(ChatError, self.hub.find, "carol")
+        self.assertEqual(self.hub.registered, 2)
+        first.lose()
+        self.assertEqual(self.hub.registered, 1)
 
     def test_perAddress(self) -> None:
         """

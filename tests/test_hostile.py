@@ -712,9 +712,16 @@ class ConnectionLimitTests(HostileTestCase):
         self.assertFalse(again.closing)
 
     def test_totalChat(self) -> None:
-        """The chat's total limit refuses the next client with ``server full``."""
+        """
+        The chat's total limit (registered clients) refuses the next client
+        with ``server full``.
+        """
         factory = self.chat(ChatConfig(max_clients=3))
-        peers = [Peer(factory, f"192.0.2.{index}") for index in range(4)]
+        peers = [
+            self.register(factory, f"user{index}", f"192.0.2.{index}")
+            for index in range(3)
+        ]
+        peers.append(Peer(factory, "192.0.2.3"))
         self.assertEqual(
             peers[3].take(), ["!!! server full (3 clients); please try again later"]
         )
@@ -724,13 +731,17 @@ class ConnectionLimitTests(HostileTestCase):
     def test_totalAndPerAddressEcho(self) -> None:
         """
         A storm of connections from many addresses: the per-address limit
-        holds for each address, the total limit for the service, each
-        refused client is told which, and slots are freed as connections go.
+        holds for each address, the total limit (registered clients, here
+        those that sent a line) for the service, each refused client is told
+        which, and slots are freed as connections go.
         """
         factory = self.echo(max_clients=100, max_per_address=2)
         storm = [Peer(factory, f"198.51.100.{index % 40}") for index in range(200)]
         admitted = [peer for peer in storm if not peer.closing]
         self.assertEqual(len(admitted), 80)
+        for peer in admitted:
+            peer.send("hi")
+            self.assertEqual(peer.take_bytes(), b"hi\r\n")
         for peer in storm[80:]:
             host = peer.transport.getPeer().host
             self.assertEqual(
@@ -738,14 +749,25 @@ class ConnectionLimitTests(HostileTestCase):
                 f"!!! too many connections from {host} (limit 2)\r\n".encode(),
             )
         more = [Peer(factory, f"203.0.113.{index}") for index in range(50)]
+        for peer in more:
+            peer.send("hi")
         self.assertEqual([peer.closing for peer in more], [False] * 20 + [True] * 30)
         for peer in more[20:]:
             self.assertEqual(
                 peer.take_bytes(),
                 b"!!! server full (100 connections); please try again later\r\n",
             )
+        late = Peer(factory, "203.0.113.99")
+        self.assertTrue(late.closing)
+        self.assertEqual(
+            late.take_bytes(),
+            b"!!! server full (100 connections); please try again later\r\n",
+        )
+        late.lose()
+        for peer in more[20:]:
+            peer.lose()
         self.assertEqual(len(factory.connections), 100)
-        for peer in storm + more:
+        for peer in storm + more[:20]:
             peer.lose()
         self.assertEqual(factory.connections, set())
         self.assertFalse(Peer(factory, "198.51.100.1").closing)

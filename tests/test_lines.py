@@ -49,6 +49,7 @@ class RecordingProtocol(LineProtocol):
     """
 
     factory: RecordingFactory
+    first_line_registers = True
 
     def __init__(self) -> None:
         self.received: list[str] = []
@@ -70,8 +71,12 @@ class RecordingFactory(LineFactory):
 
 
 def make_factory(**limits) -> tuple[RecordingFactory, Clock]:
-    """A factory on a fake clock; per-address limits off unless given."""
+    """
+    A factory on a fake clock; per-address limits and the registration
+    deadline off unless given.
+    """
     limits.setdefault("max_per_address", 0)
+    limits.setdefault("registration_timeout", 0)
     clock = Clock()
     return RecordingFactory(Limits(**limits), clock), clock
 
@@ -88,6 +93,17 @@ def connect(
     if isinstance(transport, StringTransportWithDisconnection):
         transport.protocol = protocol
     protocol.makeConnection(transport)
+    return protocol, transport
+
+
+def connect_registered(
+    factory: RecordingFactory, transport: StringTransport | None = None
+) -> tuple[RecordingProtocol, StringTransport]:
+    """A connection that has sent its first line (so it is registered)."""
+    protocol, transport = connect(factory, transport)
+    if not transport.disconnecting:  # refused: keep what it was told
+        protocol.dataReceived(b"hello\n")
+        transport.clear()
     return protocol, transport
 
 
@@ -560,8 +576,8 @@ class ConnectionLimitTests(SynchronousTestCase):
         line and is closed, while the existing ones keep working.
         """
         factory, _ = make_factory(max_clients=2)
-        first, first_transport = connect(factory)
-        second, second_transport = connect(factory)
+        first, first_transport = connect_registered(factory)
+        second, second_transport = connect_registered(factory)
         _, third_transport = connect(factory)
         self.assertEqual(
             third_transport.value(),
@@ -583,7 +599,7 @@ class ConnectionLimitTests(SynchronousTestCase):
         cleaned up as if it had been admitted.
         """
         factory, _ = make_factory(max_clients=1)
-        connect(factory)
+        connect_registered(factory)
         refused, _ = connect(factory)
         lose(refused)
         self.assertEqual(refused.closed_count, 0)
@@ -595,7 +611,7 @@ class ConnectionLimitTests(SynchronousTestCase):
     def test_releaseLetsNewClientIn(self) -> None:
         """When an admitted connection goes away, a new one is admitted."""
         factory, _ = make_factory(max_clients=1)
-        first, _ = connect(factory)
+        first, _ = connect_registered(factory)
         _, refused_transport = connect(factory)
         self.assertTrue(refused_transport.disconnecting)
         lose(first)
@@ -658,7 +674,9 @@ class ConnectionLimitTests(SynchronousTestCase):
         """
         factory, _ = make_factory(max_per_address=1, max_clients=3)
         transports = [
-            connect(factory, CountingTransport(peerAddress=UNIXAddress(None)))[1]
+            connect_registered(
+                factory, CountingTransport(peerAddress=UNIXAddress(None))
+            )[1]
             for _ in range(4)
         ]
         self.assertEqual(

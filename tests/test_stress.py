@@ -49,7 +49,7 @@ from chatservice.conn.limits import Limits
 from chatservice.conn.turns import end_of_turn
 from chatservice.doors.echo import EchoFactory, EchoProtocol
 from chatservice.doors.line import LineFactory, LineProtocol
-from chatservice.doors.native.protocol import ChatFactory, ChatProtocol
+from chatservice.doors.native.protocol import ChatFactory, ChatProtocol, ChatSettings
 from chatservice.doors.upper import UpperFactory, UpperProtocol
 
 T = TypeVar("T")
@@ -314,7 +314,9 @@ class StressTestCase(TestCase):
             clock=reactor.seconds,
             backend=LocalBackend(call_soon=end_of_turn(reactor).soon),
         )
-        factory = ChatFactory(hub, Limits(**limits), reactor)
+        # The deadline to choose a nickname these tests were written for.
+        settings = ChatSettings(nick_timeout=60.0)
+        factory = ChatFactory(hub, Limits(**limits), reactor, settings=settings)
         return factory, hub, self.listen(factory)
 
     def chatProtocol(self, factory: ChatFactory, nick: str) -> ChatProtocol:
@@ -720,8 +722,13 @@ class ConnectionLimitTests(StressTestCase):
             resource.setrlimit(resource.RLIMIT_NOFILE, (needed, hard))
             self.addCleanup(resource.setrlimit, resource.RLIMIT_NOFILE, (soft, hard))
         # No flood control: the probe pings a hundred times a second.
+        # Every stormer is held open unregistered: no strangers' budget here
+        # (tests/test_strangers.py tests it).
         _, hub, port = self.chat(
-            ChatConfig(max_clients=storm + 10), max_per_address=0, flood_rate=0
+            ChatConfig(max_clients=storm + 10),
+            max_per_address=0,
+            flood_rate=0,
+            max_strangers=0,
         )
         echo_port = self.listen(EchoFactory(Limits(max_per_address=16), reactor))
         probe = yield deferToThread(chat_client, port, "probe", self.opened)

@@ -18,11 +18,15 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from chatservice import service as service_module
 from chatservice import tap
+from chatservice.conn import fdlimit
 from chatservice.conn.limits import Limits
 from chatservice.doors.echo import EchoFactory
 from chatservice.doors.line import LineFactory
 from chatservice.doors.upper import UpperFactory
 from chatservice.service import ListeningService
+
+#: ``--max-clients auto`` with the three services on by default.
+AUTO_CLIENTS = fdlimit.max_clients_for(fdlimit.hard_limit(), 3, Limits().max_strangers)
 
 
 def parse(*args: str) -> tap.Options:
@@ -42,7 +46,7 @@ class ConfigTests(SynchronousTestCase):
         options = parse()
         self.assertEqual(options.endpoints["echo"], ["tcp:5001"])
         self.assertEqual(options.endpoints["upper"], ["tcp:12000"])
-        self.assertEqual(options.limits, Limits())
+        self.assertEqual(options.limits, Limits(max_clients=AUTO_CLIENTS))
         self.assertFalse(options["echo-timestamp"])
 
     def test_defaultLimits(self) -> None:
@@ -52,7 +56,7 @@ class ConfigTests(SynchronousTestCase):
             Limits(
                 max_line_length=4096,
                 idle_timeout=600.0,
-                max_clients=1000,
+                max_clients=AUTO_CLIENTS,
                 max_per_address=16,
                 close_grace=5.0,
             ),
@@ -344,7 +348,7 @@ class ServiceTests(SynchronousTestCase):
         self.assertIsInstance(upper.factory, UpperFactory)
         for service in (echo, upper):
             assert isinstance(service.factory, LineFactory)
-            self.assertEqual(service.factory.limits, Limits())
+            self.assertEqual(service.factory.limits, Limits(max_clients=AUTO_CLIENTS))
             self.assertIs(service.factory.clock, self.reactor)
         assert isinstance(echo.factory, EchoFactory)
         self.assertFalse(echo.factory.timestamp)

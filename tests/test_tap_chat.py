@@ -33,7 +33,7 @@ class ChatOptionsTests(SynchronousTestCase):
         self.assertEqual(options.endpoints["chat"], ["tcp:6666"])
         self.assertEqual(options.endpoints["admin"], [])
         self.assertEqual(options["default-room"], "lobby")
-        self.assertEqual(options["nick-timeout"], 60.0)
+        self.assertEqual(options["nick-timeout"], 20.0)
         self.assertEqual(options["chat-idle-timeout"], 3600.0)
         self.assertEqual(options.motd, ())
 

@@ -84,6 +84,8 @@ class Hub:
         self.ids = events.EventIds(node)
         self.max_clients = self.config.max_clients
         self.sessions: dict[Session, None] = {}
+        #: Sessions with a nickname: what ``max_clients`` limits.
+        self.registered = 0
         self.rooms: dict[str, Room] = {}
         self.stats = Stats(started_at=clock())
         self.default_room = check_room(self.config.default_room)
@@ -117,13 +119,17 @@ class Hub:
     def connect(self, member: Member, address: str | None = None) -> Session:
         """
         Take a new connection, or raise :class:`~chatservice.chat.errors.Banned`
-        or :class:`~chatservice.chat.errors.ServerFull`.
+        or, when every registered place is taken,
+        :class:`~chatservice.chat.errors.ServerFull`.  Connections still
+        choosing a nickname are limited by their doors (the strangers'
+        budget, ``chatservice.conn``); ``max_clients`` counts registered
+        members, and is checked again when one registers.
         """
         ban = self._address_ban(address)
         if ban is not None:
             self.stats.refused += 1
             raise Banned(ban.remaining(self.clock()), ban.reason)
-        if self.max_clients and len(self.sessions) >= self.max_clients:
+        if self._full():
             self.stats.refused += 1
             raise ServerFull(self.max_clients)
         session = Session(member, address, self.clock())
@@ -141,11 +147,16 @@ class Hub:
         if session.nick is not None:
             event_id, at = self._stamp()
             quit_event = events.Quit(session.nick, visible(reason), id=event_id, at=at)
-            self._deliver(self._neighbours(session), quit_event)
+            self._deliver(self._neighbours(session, presence=True), quit_event)
         self._remove(session)
+
+    def _full(self) -> bool:
+        return bool(self.max_clients) and self.registered >= self.max_clients
 
     def _remove(self, session: Session) -> None:
         del self.sessions[session]
+        if session.nick is not None:
+            self.registered -= 1
         for room in session.rooms:
             self._leave(session, room)
         if session.key is not None:
@@ -186,8 +197,12 @@ class Hub:
             # Gone while the claim was decided: give it back.
             self._give_back(session, key, looks)
             return nick
-        session.last_active = self.clock()
         old = session.nick
+        if old is None and self._full():
+            self.backend.release_nick(session, key, looks)
+            self.stats.refused += 1
+            raise ServerFull(self.max_clients)
+        session.last_active = self.clock()
         if old == nick:
             return nick
         if session.key is not None:
@@ -201,6 +216,7 @@ class Hub:
             )
         session.nick, session.key = nick, key
         if old is None:
+            self.registered += 1
             self.join(session, self.default_room)
         else:
             event_id, at = self._stamp()
@@ -256,7 +272,11 @@ class Hub:
         session.rooms = (*session.rooms, room)
         session.current = room
         event_id, at = self._stamp()
-        self._publish(room, events.Joined(room.name, nick, id=event_id, at=at))
+        joined = events.Joined(room.name, nick, id=event_id, at=at)
+        if self._quiet(room):
+            self._deliver([session], joined)
+        else:
+            self._publish(room, joined)
         return room
 
     def part(self, session: Session, name: str | None = None, reason: str = "") -> Room:
@@ -264,11 +284,18 @@ class Hub:
         nick = self._require_nick(session)
         room = self._joined(session, name)
         event_id, at = self._stamp()
-        self._publish(
-            room, events.Parted(room.name, nick, visible(reason), id=event_id, at=at)
-        )
+        parted = events.Parted(room.name, nick, visible(reason), id=event_id, at=at)
+        if self._quiet(room):
+            self._deliver([session], parted)
+        else:
+            self._publish(room, parted)
         self._leave(session, room)
         return room
+
+    def _quiet(self, room: Room) -> bool:
+        """Whether a room is too big to announce who comes and goes."""
+        size = self.config.quiet_room_size
+        return bool(size) and len(room.members) > size
 
     def _leave(self, session: Session, room: Room) -> None:
         self.backend.flush()
@@ -488,12 +515,16 @@ class Hub:
         return room
 
     def _neighbours(
-        self, session: Session, *, include_self: bool = False
+        self, session: Session, *, include_self: bool = False, presence: bool = False
     ) -> list[Session]:
-        """Everyone who shares a room with a session, once each."""
+        """
+        Everyone who shares a room with a session, once each; for news of
+        presence (a quit), not those of quiet rooms only.
+        """
         seen: dict[Session, None] = {session: None} if include_self else {}
         for room in session.rooms:
-            seen.update(room.members)
+            if not (presence and self._quiet(room)):
+                seen.update(room.members)
         if not include_self:
             seen.pop(session, None)
         return list(seen)

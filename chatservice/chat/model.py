@@ -38,6 +38,12 @@ class ChatConfig:
     max_rooms_per_member: int = 20
     #: Longest topic, in characters.
     max_topic_length: int = 300
+    #: Rooms with more members than this are quiet about who comes and goes:
+    #: joins, parts and quits are shown only to the member concerned (``/who``
+    #: still lists everyone).  Announced to everyone, they cost each newcomer
+    #: a delivery to every member: 10,000 joins into one room would be 50
+    #: million deliveries.  0: every room announces them.
+    quiet_room_size: int = 500
 
 
 class Session:

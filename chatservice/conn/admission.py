@@ -1,6 +1,12 @@
 """
-Admission: how many connections a listening service holds, in total and per
-address, and why a newcomer is refused.
+Admission: how many connections a listening service holds, registered and
+per address, and why a newcomer is refused.
+
+Connections that have not registered yet (strangers) are not counted
+here: they have their own budget, kept by
+:class:`~chatservice.conn.connection.ConnectionFactory`, whose oldest
+member makes room for a newcomer.  A stranger takes a registered place
+when it registers (:meth:`Admission.register`), if one is free.
 """
 
 from __future__ import annotations
@@ -27,17 +33,28 @@ class Refusal:
 
 
 class Admission:
-    """Counts admitted connections in total and per IP address."""
+    """Counts registered connections, and admitted ones per IP address."""
 
     def __init__(self, limits: Limits) -> None:
         self.limits = limits
+        #: Admitted connections, registered or not.
         self.count = 0
+        #: Registered connections.
+        self.registered = 0
         self._per_address: Counter[str] = Counter()
 
+    def full(self) -> bool:
+        """Whether every registered place is taken."""
+        limit = self.limits.max_clients
+        return bool(limit) and self.registered >= limit
+
     def admit(self, host: str | None) -> Refusal | None:
-        """Count a newcomer from ``host`` (``None``: a UNIX socket), or refuse it."""
+        """
+        Count a newcomer from ``host`` (``None``: a UNIX socket), or refuse
+        it: every registered place is taken, or its address has its share.
+        """
         limits = self.limits
-        if limits.max_clients and self.count >= limits.max_clients:
+        if self.full():
             return Refusal("full", limits.max_clients)
         if host is not None:
             if (
@@ -49,9 +66,18 @@ class Admission:
         self.count += 1
         return None
 
-    def release(self, host: str | None) -> None:
+    def register(self) -> Refusal | None:
+        """Give a registering connection a registered place, or refuse it."""
+        if self.full():
+            return Refusal("full", self.limits.max_clients)
+        self.registered += 1
+        return None
+
+    def release(self, host: str | None, registered: bool) -> None:
         """Forget an admitted connection from ``host``."""
         self.count -= 1
+        if registered:
+            self.registered -= 1
         if host is not None:
             self._per_address[host] -= 1
             if self._per_address[host] <= 0:

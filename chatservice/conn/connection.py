@@ -19,6 +19,7 @@ A door subclasses both and supplies its framing: what to do once admitted
 
 from __future__ import annotations
 
+import math
 import sys
 from collections.abc import Callable
 from typing import Any, ClassVar, Protocol, TypeVar
@@ -97,6 +98,9 @@ class Connection:
     last_input: float = 0.0
     #: IP address of the peer, or ``None`` (UNIX socket).
     host: str | None = None
+    #: Admitted and not registered yet: on the strangers' budget, with a
+    #: deadline (an instance attribute only while true: memory per client).
+    stranger: bool = False
 
     def admitConnection(self) -> None:
         """
@@ -114,12 +118,7 @@ class Connection:
         )
         refusal = factory.admit(self)
         if refusal is not None:
-            self.log.info(
-                "{service}: refused {peer}: {reason}",
-                service=factory.name,
-                peer=self.peer,
-                reason=refusal,
-            )
+            factory.refusals.note(self.peer, refusal)
             self.close(str(refusal), error=True)
             return
         self.admitted = True
@@ -133,6 +132,46 @@ class Connection:
 
     def connectionAdmitted(self) -> None:
         """Called once the connection is within every limit."""
+
+    def register(self) -> bool:
+        """
+        The client has registered (a nickname, a login, a first line): it
+        leaves the strangers' budget for a registered place.  ``False`` when
+        every place is taken: the connection is then being closed.
+        """
+        if not self.stranger:
+            return not self.closing
+        factory = self.factory
+        factory.strangers.pop(self, None)
+        refusal = factory.admission.register()
+        if refusal is not None:
+            factory.refusals.note(self.peer, refusal)
+            self.close(str(refusal), error=True)
+            return False
+        del self.stranger  # back to the class's False, and no instance entry
+        return True
+
+    #: What a connection not registered in time is told (``{timeout}``: the
+    #: deadline in seconds).
+    late_message: ClassVar[str] = "not registered within {timeout:g} s; closing"
+
+    def registrationTimedOut(self) -> None:
+        """The registration deadline passed: close, saying why."""
+        timeout = self.factory.limits.registration_timeout
+        self.close(
+            self.late_message.format(timeout=timeout),
+            error=True,
+            reason="registration timeout",
+        )
+
+    def evicted(self) -> None:
+        """Closed to make room for a newcomer on the strangers' budget."""
+        self.close(
+            "too many connections are registering; closing the one that "
+            "waited longest (yours): please connect again",
+            error=True,
+            reason="evicted",
+        )
 
     def connectionClosed(self, reason: Failure) -> None:
         """Called once when an admitted connection is gone, for clean-up."""
@@ -374,7 +413,13 @@ class ConnectionFactory(ServerFactory):
         self.limits = limits if limits is not None else Limits()
         self.clock: IReactorTime = clock
         self.connections: set[Connection] = set()
+        #: Connections still registering, oldest first, with when they came.
+        self.strangers: dict[Connection, float] = {}
+        self._deadline_call: IDelayedCall | None = None
         self.admission = Admission(self.limits)
+        #: Refusals and evictions, logged at most once per interval each.
+        self.refusals = RateLimitedLog(clock, self.name, "refused")
+        self.evictions = RateLimitedLog(clock, self.name, "evicted")
         self.idle = IdleSweep(clock, self.limits.idle_timeout, lambda: self.connections)
         #: Writes the connections' deliveries at the end of the reactor turn.
         self.writer = TurnWriter(clock, self.name)
@@ -390,12 +435,50 @@ class ConnectionFactory(ServerFactory):
             return refusal
         self.connections.add(connection)
         self.idle.watch()
+        connection.stranger = True
+        self.strangers[connection] = self.clock.seconds()
+        budget = self.limits.max_strangers
+        if budget and len(self.strangers) > budget:
+            # Room for the newcomer: the one that waited longest goes, so
+            # that a flood of connections that never register cannot keep
+            # everyone else out (OpenSSH's MaxStartups closes one at random).
+            oldest = next(iter(self.strangers))
+            del self.strangers[oldest]
+            self.evictions.note(oldest.peer, f"strangers' budget of {budget} full")
+            oldest.evicted()
+        self._watchStrangers()
         return None
+
+    def _watchStrangers(self) -> None:
+        """Make sure the registration deadline of the oldest stranger is due."""
+        timeout = self.limits.registration_timeout
+        if timeout <= 0 or self._deadline_call is not None or not self.strangers:
+            return
+        oldest = next(iter(self.strangers.values()))
+        wait = max(0.0, oldest + timeout - self.clock.seconds())
+        self._deadline_call = self.clock.callLater(wait, self._sweepStrangers)
+
+    def _sweepStrangers(self) -> None:
+        """Close the strangers whose deadline has passed, oldest first."""
+        self._deadline_call = None
+        deadline = self.clock.seconds() - self.limits.registration_timeout
+        for connection, since in list(self.strangers.items()):
+            if since > deadline:
+                break
+            del self.strangers[connection]
+            connection.registrationTimedOut()
+        self._watchStrangers()
 
     def release(self, connection: Connection) -> None:
         """Forget a connection that was admitted and is now gone."""
         self.connections.discard(connection)
-        self.admission.release(connection.host)
+        if connection.stranger:
+            self.strangers.pop(connection, None)
+        self.admission.release(connection.host, registered=not connection.stranger)
+        if not self.strangers and self._deadline_call is not None:
+            if self._deadline_call.active():
+                self._deadline_call.cancel()
+            self._deadline_call = None
         if not self.connections:
             self.idle.stop()
             waiting, self._all_closed = self._all_closed, []
@@ -415,3 +498,42 @@ class ConnectionFactory(ServerFactory):
         for connection in list(self.connections):
             connection.close(message or self.shutdown_message)
         return waiter
+
+
+class RateLimitedLog:
+    """
+    One log line per kind of event and service at most every ``interval``
+    seconds, saying how many more there were since: a storm of refused
+    connections must not become a storm of log lines.
+    """
+
+    log: ClassVar[Logger] = Logger()
+
+    def __init__(
+        self, clock: IReactorTime, service: str, what: str, interval: float = 10.0
+    ) -> None:
+        self.clock = clock
+        self.service = service
+        self.what = what
+        self.interval = interval
+        self._last = -math.inf
+        self._since = 0
+
+    def note(self, peer: str, reason: object) -> None:
+        """One more such event: logged now, or counted for the next line."""
+        now = self.clock.seconds()
+        if now - self._last < self.interval:
+            self._since += 1
+            return
+        self.log.info(
+            "{service}: {what} {peer}: {reason}{more}",
+            service=self.service,
+            what=self.what,
+            peer=peer,
+            reason=reason,
+            more=f" ({self._since} more since the last such line)"
+            if self._since
+            else "",
+            count=self._since + 1,
+        )
+        self._last, self._since = now, 0

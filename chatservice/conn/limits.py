@@ -18,8 +18,16 @@ class Limits:
     max_line_length: int = 4096
     #: Seconds without any input before a connection is closed (0: never).
     idle_timeout: float = 600.0
-    #: Connections one listening service accepts at once (0: no limit).
+    #: Registered connections one listening service holds at once (0: no
+    #: limit): chat clients with a nickname, logged-in administrators, echo
+    #: and uppercase clients that sent a first line.
     max_clients: int = 1000
+    #: Connections still registering that one listening service holds at
+    #: once (0: no limit); past it, the oldest of them is closed to make room.
+    max_strangers: int = 128
+    #: Seconds a new connection has to register (0: no limit); input does
+    #: not extend it.
+    registration_timeout: float = 20.0
     #: Connections one IP address may hold on one service at once (0: no limit).
     max_per_address: int = 16
     #: Seconds a closing connection gets to read what is queued for it.

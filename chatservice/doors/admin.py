@@ -50,6 +50,8 @@ class AdminProtocol(LineProtocol):
             f"{ANNOUNCEMENT}chatservice admin console. Log in with: login NAME PASSWORD"
         )
 
+    late_message = "not logged in within {timeout:g} s; closing"
+
     def reply(self, text: str) -> None:
         self.sendText(REPLY + text)
 
@@ -94,6 +96,8 @@ class AdminProtocol(LineProtocol):
         )
 
     def _logged_in(self, account: str) -> None:
+        if not self.register():
+            return
         self.account = account
         self.reply(f"logged in as {account}; help lists commands")
 

@@ -25,6 +25,8 @@ class EchoProtocol(LineProtocol):
 
     factory: EchoFactory
     fast_answers = True
+    first_line_registers = True
+    late_message = "no line within {timeout:g} s; closing connection"
 
     def answerLines(self, lines: bytes) -> bytes | None:
         """Every line back at once, ``\r\n``-terminated, unless one quits."""

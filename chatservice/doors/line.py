@@ -97,6 +97,9 @@ class LineProtocol(Connection, LineReceiver):
     _partial: bytes = b""
     #: Whether :meth:`answerLines` may answer a whole read in one pass.
     fast_answers: ClassVar[bool] = False
+    #: Whether a first complete line registers the client (echo, upper:
+    #: they have no other way to say they are there for real).
+    first_line_registers: ClassVar[bool] = False
     #: When the unfinished line in the buffer was started.
     _partial_since: float | None = None
     #: The client half-closed while input was held: finish once released.
@@ -121,6 +124,7 @@ class LineProtocol(Connection, LineReceiver):
             and data[-1:] == b"\n"
             and len(data) <= self.MAX_LENGTH
             and not (self.paused or self.closing or outbox.queued or outbox.blocked)
+            and not self.stranger
         ):
             # The usual read of an echo or uppercase client: whole lines,
             # none over the limit (the read is not), nothing waiting before
@@ -141,6 +145,13 @@ class LineProtocol(Connection, LineReceiver):
             complete, self._partial = buffer, b""
         else:
             complete, self._partial = buffer[:end], buffer[end:]
+        if (
+            complete
+            and self.stranger
+            and self.first_line_registers
+            and not self.register()
+        ):
+            return
         factory = self.factory
         flood = self._flood
         flood_controlled = flood is not None

@@ -20,6 +20,8 @@ class UpperProtocol(LineProtocol):
     """Sends every line back upper-cased; ``exit``/``quit``/``q`` ends."""
 
     fast_answers = True
+    first_line_registers = True
+    late_message = "no line within {timeout:g} s; closing connection"
 
     def answerLines(self, lines: bytes) -> bytes | None:
         """

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from twisted.internet.interfaces import IDelayedCall, IReactorTime
+from twisted.internet.interfaces import IReactorTime
 from twisted.python.failure import Failure
 
 from chatservice.chat import events
@@ -87,8 +87,9 @@ COMMANDS: dict[str, Command] = {
 class ChatSettings:
     """What the chat front end needs beyond the shared line limits."""
 
-    #: Seconds a new connection has to choose a nickname (0: no limit).
-    nick_timeout: float = 60.0
+    #: Seconds a new connection has to choose a nickname (0: no limit); the
+    #: chat's registration deadline (``Limits.registration_timeout``).
+    nick_timeout: float = 20.0
     #: Lines shown after the greeting (the message of the day).
     motd: tuple[str, ...] = ()
     #: Messages of a room replayed to a member who joins it (0: none), when
@@ -116,7 +117,6 @@ class ChatProtocol(LineProtocol):
 
     factory: ChatFactory
     session: Session | None = None
-    _nick_timer: IDelayedCall | None = None
     flood_controlled = True
     commands: ClassVar[dict[str, Command]] = COMMANDS
     #: The door's name in history (where a message was said).
@@ -144,20 +144,10 @@ class ChatProtocol(LineProtocol):
         )
         for line in factory.settings.motd:
             self.sendText(f"{NOTICE}{visible(line)}")
-        timeout = factory.settings.nick_timeout
-        if timeout > 0:
-            self._nick_timer = factory.clock.callLater(timeout, self._nick_timed_out)
 
-    def _nick_timed_out(self) -> None:
-        self._nick_timer = None
-        if self.session is not None and self.session.nick is None:
-            timeout = self.factory.settings.nick_timeout
-            self.close(f"no nickname chosen within {timeout:g} s; closing", error=True)
+    late_message = "no nickname chosen within {timeout:g} s; closing"
 
     def connectionClosed(self, reason: Failure) -> None:
-        if self._nick_timer is not None and self._nick_timer.active():
-            self._nick_timer.cancel()
-        self._nick_timer = None
         if self.session is not None:
             self.factory.hub.disconnect(self.session, self.lost_reason)
             self.session = None
@@ -306,9 +296,8 @@ class ChatProtocol(LineProtocol):
             if nick == before:
                 self.reply(f"you are {nick} already")
             if first:
-                if self._nick_timer is not None and self._nick_timer.active():
-                    self._nick_timer.cancel()
-                self._nick_timer = None
+                # Off the strangers' budget (the hub counts the chat's clients).
+                self.register()
                 room = self.factory.hub.default_room
                 self.reply(f"you are {nick}; you are in #{room}")
                 self._join_replay(room)
@@ -319,8 +308,13 @@ class ChatProtocol(LineProtocol):
 
     def _refused(self, failure: Failure) -> None:
         failure.trap(ChatError)
-        assert isinstance(failure.value, ChatError)
-        self.sendError(render_error(failure.value))
+        error = failure.value
+        assert isinstance(error, ChatError)
+        if isinstance(error, Refused):
+            # Every place was taken while this client chose its nickname.
+            self.close(render_error(error), error=True)
+            return
+        self.sendError(render_error(error))
 
     # Commands
 
@@ -513,7 +507,15 @@ class ChatFactory(LineFactory):
     ) -> None:
         # The hub counts clients (its limit changes at run time with /limit);
         # this factory still limits connections per address.
-        super().__init__(replace(limits or Limits(), max_clients=0), clock)
+        settings = settings if settings is not None else ChatSettings()
+        super().__init__(
+            replace(
+                limits or Limits(),
+                max_clients=0,
+                registration_timeout=settings.nick_timeout,
+            ),
+            clock,
+        )
         self.hub = hub
         # Every reply waits for the room messages said before it.
         self.sync = hub.flush
