@@ -945,9 +945,17 @@ def run_storm(options: argparse.Namespace) -> dict[str, object]:
             net.drain_until([probe], b"<p00000> " + token + b"\r\n", "the probe")
             trips.append(time.perf_counter_ns() - sent)
         measure.stop(net.idle - idle_from)
+        listed = None
+        if options.check_who:
+            # Every member is in the room's list: the probe and the storm.
+            listed = opened + 1
+            probe.sock.sendall(b"/who\r\n")
+            net.drain_until([probe], b"--- #lobby (%d): " % listed, "the probe's /who")
         trips.sort()
         result: dict[str, object] = {
             "value": opened / measure.wall,
+            "seconds": measure.wall,
+            "members_listed": listed,
             "unit": "registrations/s",
             "connections": opened,
             "batch": options.batch,
@@ -998,6 +1006,11 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--drain-timeout", type=float, default=10.0)
     parser.add_argument(
         "--batch", type=int, default=100, help="storm: connections between pings"
+    )
+    parser.add_argument(
+        "--check-who",
+        action="store_true",
+        help="storm: check the room's /who lists every member at the end",
     )
     parser.add_argument(
         "--timeout", type=float, default=120.0, help="hard limit for the run"

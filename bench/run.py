@@ -910,6 +910,9 @@ def run_loadgen(
         args += ["--room-size", "0"]
     elif workload.name == "memory-chat":
         args += ["--room-size", str(settings.memory_room_size)]
+    if workload.name == "storm" and server.name != NAIVE_CHAT:
+        # The naive chat has no /who to check the room against.
+        args += ["--check-who"]
     if echo_loadgen is not None and workload.name in ("echo", "upper"):
         program = [str(echo_loadgen)]
     else:
@@ -1408,6 +1411,9 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         "--memory-connections", type=int, help="connections for memory-*"
     )
     parser.add_argument(
+        "--storm-connections", type=int, help="clients registering in the storm"
+    )
+    parser.add_argument(
         "--python-loadgen",
         action="store_true",
         help="drive echo and upper with loadgen.py, not the C load generator",
@@ -1436,7 +1442,13 @@ def benchmark(options: argparse.Namespace, scratch: Path) -> int:
     """Run the benchmarks ``options`` ask for; the exit status."""
     overrides = {
         name: getattr(options, name)
-        for name in ("rounds", "duration", "echo_window", "memory_connections")
+        for name in (
+            "rounds",
+            "duration",
+            "echo_window",
+            "memory_connections",
+            "storm_connections",
+        )
         if getattr(options, name) is not None
     }
     settings = dataclasses.replace(QUICK if options.quick else FULL, **overrides)

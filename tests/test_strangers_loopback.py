@@ -1,0 +1,128 @@
+"""
+The strangers' budget over real loopback sockets, from many source
+addresses (127.0.x.y, under the per-address limit): connections that
+trickle bytes and never register cannot lock fresh clients out of the chat
+or the echo service.  Bounded in count (a few hundred sockets) and time.
+"""
+
+from __future__ import annotations
+
+import socket
+from typing import cast
+
+from twisted.internet import reactor
+from twisted.internet.address import IPv4Address
+from twisted.internet.threads import deferToThread
+from twisted.trial.unittest import TestCase
+
+from chatservice.backends.local import LocalBackend
+from chatservice.chat.hub import Hub
+from chatservice.chat.model import ChatConfig
+from chatservice.conn.limits import Limits
+from chatservice.conn.turns import end_of_turn
+from chatservice.doors.echo import EchoFactory
+from chatservice.doors.line import LineFactory
+from chatservice.doors.native.protocol import ChatFactory
+
+LOOPBACK = "127.0.0.1"
+#: Stormers, from this many addresses, each under the per-address limit.
+STORMERS = 200
+ADDRESSES = 50
+#: Seconds any socket waits for the server.
+TIMEOUT = 10.0
+
+
+def trickle(port: int) -> list[socket.socket]:
+    """Connections from 127.0.1.x that send a few bytes and never a line."""
+    held = []
+    for index in range(STORMERS):
+        source = f"127.0.1.{1 + index % ADDRESSES}"
+        sock = socket.create_connection(
+            (LOOPBACK, port), timeout=TIMEOUT, source_address=(source, 0)
+        )
+        sock.sendall(b"x")
+        held.append(sock)
+    return held
+
+
+def receive_until(sock: socket.socket, expected: bytes) -> bytes:
+    """What the server sent, up to and including ``expected``."""
+    data = b""
+    while expected not in data:
+        chunk = sock.recv(65536)
+        if not chunk:
+            raise AssertionError(f"closed before {expected!r}; got {data!r}")
+        data += chunk
+    return data
+
+
+def fresh_chat_client(port: int, nick: str) -> bytes:
+    """A client from an address of its own that registers and says hello."""
+    with socket.create_connection(
+        (LOOPBACK, port), timeout=TIMEOUT, source_address=("127.0.2.1", 0)
+    ) as sock:
+        sock.sendall(f"{nick}\r\nhello from {nick}\r\n".encode())
+        return receive_until(sock, f"<{nick}> hello from {nick}\r\n".encode())
+
+
+def fresh_echo_client(port: int) -> bytes:
+    """A client from an address of its own that sends a line."""
+    with socket.create_connection(
+        (LOOPBACK, port), timeout=TIMEOUT, source_address=("127.0.2.2", 0)
+    ) as sock:
+        sock.sendall(b"ping\r\n")
+        return receive_until(sock, b"ping\r\n")
+
+
+class TrickleStormTests(TestCase):
+    """Fresh clients get in while a trickle storm holds connections open."""
+
+    def listen(self, factory: LineFactory) -> int:
+        port = reactor.listenTCP(0, factory, interface=LOOPBACK)
+        self.addCleanup(port.stopListening)
+        self.addCleanup(factory.closeAll)
+        return cast(IPv4Address, port.getHost()).port
+
+    async def storm(self, port: int) -> list[socket.socket]:
+        held = await deferToThread(trickle, port)
+
+        def close_all() -> None:
+            for sock in held:
+                sock.close()
+
+        self.addCleanup(close_all)
+        return held
+
+    async def test_chat(self) -> None:
+        """
+        With room for 100 registered clients, a strangers' budget of 50 and
+        200 trickling connections from 50 addresses, fresh chat clients keep
+        registering and chatting, and the server never holds more strangers
+        than its budget.
+        """
+        hub = Hub(
+            ChatConfig(max_clients=100),
+            clock=reactor.seconds,
+            backend=LocalBackend(call_soon=end_of_turn(reactor).soon),
+        )
+        factory = ChatFactory(
+            hub, Limits(max_strangers=50, max_per_address=5, flood_rate=0), reactor
+        )
+        port = self.listen(factory)
+        for wave in range(2):
+            await self.storm(port)
+            nick = f"fresh{wave}"
+            answer = await deferToThread(fresh_chat_client, port, nick)
+            self.assertIn(f"--- you are {nick}; you are in #lobby".encode(), answer)
+            self.assertLessEqual(len(factory.strangers), 50)
+
+    async def test_echo(self) -> None:
+        """The same storm does not lock fresh echo clients out either."""
+        factory = EchoFactory(
+            Limits(max_clients=100, max_strangers=50, max_per_address=5), reactor
+        )
+        port = self.listen(factory)
+        await self.storm(port)
+        answer = await deferToThread(fresh_echo_client, port)
+        self.assertEqual(answer, b"ping\r\n")
+        self.assertLessEqual(len(factory.strangers), 50)
