@@ -26,7 +26,7 @@ from chatservice.chat.model import ChatConfig
 from chatservice.chat.names import check_room
 from chatservice.conn.limits import Limits
 from chatservice.conn.turns import end_of_turn
-from chatservice.doors import admin, echo, upper
+from chatservice.doors import admin, echo, irc, upper
 from chatservice.doors.door import OFF, Door, DoorContext, positive_int, seconds
 from chatservice.doors.native import protocol as native
 from chatservice.service import (
@@ -36,7 +36,7 @@ from chatservice.service import (
 )
 
 #: Every door, in the order of ``--help``.
-DOORS: tuple[Door, ...] = (echo.DOOR, upper.DOOR, native.DOOR, admin.DOOR)
+DOORS: tuple[Door, ...] = (echo.DOOR, upper.DOOR, native.DOOR, irc.DOOR, admin.DOOR)
 
 #: Each door's default endpoint (unprivileged ports; the admin console is
 #: off unless asked for).
