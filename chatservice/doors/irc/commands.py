@@ -9,9 +9,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from chatservice.chat.errors import ChatError, NoSuchNick
+from chatservice.chat.errors import ChatError, NickInUse, NoSuchNick
 from chatservice.chat.model import Room, Session
-from chatservice.chat.names import fold
+from chatservice.chat.names import check_nick, fold
 from chatservice.doors.irc import render as r
 from chatservice.doors.irc.message import Message, cut
 from chatservice.doors.irc.render import numeric_for
@@ -122,7 +122,13 @@ def pass_(connection: IRCProtocol, message: Message) -> None:
 @command("NICK", 1, registered=False)
 def nick(connection: IRCProtocol, message: Message) -> None:
     wanted = message.params[0]
+    hub = connection.factory.hub
     if not connection.registered:
+        # Refused at once, as IRC servers do: invalid, or someone's.  The
+        # claim (look-alikes too) comes with registration.
+        shown = check_nick(wanted)
+        if fold(shown) in hub.nicks:
+            raise NickInUse(wanted)
         connection._wanted = wanted
         connection.try_register()
         return
@@ -136,9 +142,7 @@ def nick(connection: IRCProtocol, message: Message) -> None:
         assert isinstance(failure.value, ChatError)
         connection.refuse(numeric_for(failure.value, "NICK"))
 
-    connection.awaitResult(
-        connection.factory.hub.set_nick(session, wanted), lambda _: None, refused
-    )
+    connection.awaitResult(hub.set_nick(session, wanted), lambda _: None, refused)
 
 
 @command("USER", 4, registered=False)

@@ -22,7 +22,7 @@ from twisted.python.failure import Failure
 
 from chatservice import __version__
 from chatservice.chat import events
-from chatservice.chat.errors import ChatError, Refused
+from chatservice.chat.errors import Banned, ChatError, Refused
 from chatservice.chat.hub import Hub
 from chatservice.chat.model import Session
 from chatservice.chat.names import MAX_NICK_LENGTH, MAX_ROOM_LENGTH, fold
@@ -102,6 +102,8 @@ class IRCProtocol(LineProtocol):
         try:
             self.session = factory.hub.connect(self, self.host)
         except Refused as refusal:
+            if isinstance(refusal, Banned):
+                self.refuse(numeric_for(refusal))
             self.close(str(refusal), error=True)
             return
         self.notice("*** Welcome to chatservice; please register (NICK, USER)")
@@ -140,7 +142,11 @@ class IRCProtocol(LineProtocol):
             return
         self._ping_sent = True
         self.queue(f"PING :{self.factory.settings.server_name}\r\n".encode())
-        self.last_input = self.factory.clock.seconds()
+        factory = self.factory
+        self.last_input = factory.clock.seconds()
+        # The sweep counts on a timed-out connection closing; this one
+        # waits for its PONG: make sure a sweep comes back for it.
+        factory.clock.callLater(0, factory.idle.watch)
 
     # Output
 
