@@ -116,7 +116,8 @@ def pass_(connection: IRCProtocol, message: Message) -> None:
     if connection.registered:
         connection.numeric(r.ERR_ALREADYREGISTERED, "You may not reregister")
         return
-    connection._password = message.params[0]
+    # Some clients send a password with spaces unquoted: all of it counts.
+    connection._password = " ".join(message.params)
 
 
 @command("NICK", 1, registered=False)
