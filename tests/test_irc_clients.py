@@ -8,6 +8,8 @@ missing one fails these tests (an ``ImportError``), it does not skip them.
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 from typing import Any
 
 import irc.client
@@ -20,6 +22,7 @@ from tests.support import (
     describe_run,
     free_port,
     loopback_endpoint,
+    read_text,
     run,
     script,
     temp_dir,
@@ -152,3 +155,86 @@ class LibraryClientTests(SynchronousTestCase):
         client.expect("passwdmismatch")
         client.expect("disconnect")
         self.assertNotIn("welcome", [event[0] for event in client.events])
+
+
+class SicTests(SynchronousTestCase):
+    """
+    ``sic``, Debian's small command-line IRC client (``.ci/run`` installs
+    it): a missing ``sic`` fails this test, it does not skip it.
+    """
+
+    def setUp(self) -> None:
+        self.sic = shutil.which("sic")
+        self.assertIsNotNone(self.sic, "sic is not installed (apt-get install sic)")
+        self.directory = temp_dir(self)
+        self.chat_port, self.irc_port = free_port(), free_port()
+        self.server = Process(
+            self,
+            [
+                script("twistd"),
+                "-n",
+                "--pidfile=",
+                "chatservice",
+                "--echo",
+                "none",
+                "--upper",
+                "none",
+                "--chat",
+                loopback_endpoint(self.chat_port),
+                "--irc",
+                loopback_endpoint(self.irc_port),
+                "--irc-server-name",
+                SERVER_NAME,
+                "--irc-password",
+                "sesame",
+            ],
+            self.directory,
+        )
+        self.server.wait_for_output(r"irc service listening")
+
+    def test_sicTalksWithNative(self) -> None:
+        """
+        ``sic`` registers with the server password, joins ``#lobby`` and
+        exchanges messages with a native client there.
+        """
+        assert self.sic is not None
+        native = NcClient(self, self.chat_port, "nat")
+        output = self.directory / "sic.out"
+        with output.open("wb") as stdout:
+            sic = subprocess.Popen(
+                [
+                    self.sic,
+                    "-h",
+                    LOOPBACK,
+                    "-p",
+                    str(self.irc_port),
+                    "-n",
+                    "sicko",
+                    "-k",
+                    "sesame",
+                ],
+                stdin=subprocess.PIPE,
+                stdout=stdout,
+                stderr=subprocess.STDOUT,
+            )
+        self.addCleanup(sic.wait)
+        self.addCleanup(sic.kill)
+        assert sic.stdin is not None
+        self.addCleanup(sic.stdin.close)
+
+        def shows(text: str) -> None:
+            wait_for(
+                lambda: text in read_text(output),
+                START_TIMEOUT,
+                lambda: f"{text!r} in sic's output:\n{read_text(output)}",
+            )
+
+        shows("Welcome to")
+        sic.stdin.write(b":j #lobby\n")
+        sic.stdin.flush()
+        native.expect("-!- sicko has joined #lobby")
+        native.send("hello sic")
+        shows("<nat> hello sic")
+        sic.stdin.write(b":m #lobby hello from sic\n")
+        sic.stdin.flush()
+        native.expect("#lobby <sicko> hello from sic")
