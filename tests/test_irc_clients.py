@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+from pathlib import Path
 from typing import Any
 
 import irc.client
@@ -33,6 +34,37 @@ from tests.test_chat_e2e import NcClient
 PASSWORD = "correct horse battery"
 SERVER_PASSWORD = "open sesame"
 SERVER_NAME = "irc.chatservice.test"
+
+
+def start_server(
+    case: SynchronousTestCase, directory: Path, *options: str | Path
+) -> tuple[int, int, Process]:
+    """``twistd chatservice`` with its native and IRC doors on free ports."""
+    chat_port, irc_port = free_port(), free_port()
+    server = Process(
+        case,
+        [
+            script("twistd"),
+            "-n",
+            "--pidfile=",
+            "chatservice",
+            "--echo",
+            "none",
+            "--upper",
+            "none",
+            "--chat",
+            loopback_endpoint(chat_port),
+            "--irc",
+            loopback_endpoint(irc_port),
+            "--irc-server-name",
+            SERVER_NAME,
+            *options,
+        ],
+        directory,
+    )
+    server.wait_for_output(r"chat service listening")
+    server.wait_for_output(r"irc service listening")
+    return chat_port, irc_port, server
 
 
 class LibraryClient:
@@ -86,33 +118,14 @@ class LibraryClientTests(SynchronousTestCase):
         self.assertEqual(made.returncode, 0, describe_run(made))
         password_file = self.directory / "irc-password"
         password_file.write_text(SERVER_PASSWORD + "\n", encoding="utf-8")
-        self.chat_port, self.irc_port = free_port(), free_port()
-        self.server = Process(
+        self.chat_port, self.irc_port, self.server = start_server(
             self,
-            [
-                script("twistd"),
-                "-n",
-                "--pidfile=",
-                "chatservice",
-                "--echo",
-                "none",
-                "--upper",
-                "none",
-                "--chat",
-                loopback_endpoint(self.chat_port),
-                "--irc",
-                loopback_endpoint(self.irc_port),
-                "--irc-server-name",
-                SERVER_NAME,
-                "--irc-password-file",
-                password_file,
-                "--credentials",
-                credentials,
-            ],
             self.directory,
+            "--irc-password-file",
+            password_file,
+            "--credentials",
+            credentials,
         )
-        self.server.wait_for_output(r"chat service listening")
-        self.server.wait_for_output(r"irc service listening")
 
     def test_conversation(self) -> None:
         """
@@ -167,30 +180,9 @@ class SicTests(SynchronousTestCase):
         self.sic = shutil.which("sic")
         self.assertIsNotNone(self.sic, "sic is not installed (apt-get install sic)")
         self.directory = temp_dir(self)
-        self.chat_port, self.irc_port = free_port(), free_port()
-        self.server = Process(
-            self,
-            [
-                script("twistd"),
-                "-n",
-                "--pidfile=",
-                "chatservice",
-                "--echo",
-                "none",
-                "--upper",
-                "none",
-                "--chat",
-                loopback_endpoint(self.chat_port),
-                "--irc",
-                loopback_endpoint(self.irc_port),
-                "--irc-server-name",
-                SERVER_NAME,
-                "--irc-password",
-                "sesame",
-            ],
-            self.directory,
+        self.chat_port, self.irc_port, self.server = start_server(
+            self, self.directory, "--irc-password", "sesame"
         )
-        self.server.wait_for_output(r"irc service listening")
 
     def test_sicTalksWithNative(self) -> None:
         """
