@@ -3,11 +3,11 @@ IRC messages: parsing what a client sends, formatting what the server
 sends (RFC 1459/2812 framing with IRCv3 message tags).
 
 A small parser of our own rather than ``twisted.words.protocols.irc``'s
-``parsemsg``: that one knows nothing of IRCv3 tags (``@time=... PRIVMSG``
-would be read as a command named ``@time=...``), keeps empty parameters
-from runs of spaces, and would be given ``str`` where we check the
-512-byte limit on bytes.  The numerics' names come from Twisted's
-``irc.symbolic_to_numeric`` where it has them (see ``docs/irc.rst``).
+``parsemsg``: that one knows nothing of IRCv3 tags (it reads
+``@time=x PRIVMSG #a :hi`` as the command ``@time=x``), which clients
+that asked for ``message-tags`` send.  It is about twice as slow (2.6 µs a line
+against 1.2 µs, ``docs/irc.rst``): nothing next to a client's flood
+limit of a few lines a second.
 """
 
 from __future__ import annotations
