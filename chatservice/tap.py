@@ -167,6 +167,8 @@ class Options(usage.Options):
     synopsis = "[options]"
     #: The lines of ``--motd-file``, read once parsed.
     motd: tuple[str, ...] = ()
+    #: The IRC door's server password, once read (``--irc-password[-file]``).
+    irc_password: str | None = None
     longdesc = (
         "Runs the chatservice doors. Each ENDPOINT is a Twisted "
         "endpoint string (tcp:PORT, tcp:PORT:interface=127.0.0.1, "

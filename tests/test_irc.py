@@ -6,9 +6,14 @@ CAP, every command and the numerics, on in-memory connections
 
 from __future__ import annotations
 
+import socket
+
 from twisted.internet.task import Clock
+from twisted.internet.testing import MemoryReactorClock
+from twisted.python import usage
 from twisted.trial.unittest import SynchronousTestCase
 
+from chatservice import tap
 from chatservice.chat import errors
 from chatservice.chat.hub import Hub
 from chatservice.conn.limits import Limits
@@ -29,6 +34,8 @@ from chatservice.testing import (
     Network,
     turn_hub,
 )
+from tests.support import temp_dir
+from tests.test_tap import parse as parse_options
 
 SERVER = "irc.test"
 
@@ -834,3 +841,68 @@ class CrossDoorTests(IRCCase):
         for line in lines:
             connection.client.sendLine(line.encode("utf-8"))
         connection.push()
+
+
+class OptionTests(SynchronousTestCase):
+    """The IRC door's options on the command line."""
+
+    def test_offByDefault(self) -> None:
+        """Without ``--irc`` the door does not listen; ``--irc`` repeats."""
+        self.assertEqual(parse_options().endpoints["irc"], [])
+        given = parse_options("--irc", "tcp:6667", "--irc", "tcp:6668").endpoints["irc"]
+        self.assertEqual(given, ["tcp:6667", "tcp:6668"])
+
+    def test_serverName(self) -> None:
+        """The server name defaults to the host name; a name with a space is refused."""
+        self.assertEqual(parse_options()["irc-server-name"], socket.gethostname())
+        self.assertEqual(
+            parse_options("--irc-server-name", "x.y")["irc-server-name"], "x.y"
+        )
+        self.assertRaises(usage.UsageError, parse_options, "--irc-server-name", "a b")
+
+    def test_password(self) -> None:
+        """The password comes from its file's first line, or the option; not both."""
+        path = temp_dir(self) / "pw"
+        path.write_text("sesame\nignored\n", encoding="utf-8")
+        self.assertEqual(
+            parse_options("--irc-password-file", str(path)).irc_password, "sesame"
+        )
+        self.assertEqual(parse_options("--irc-password", "x").irc_password, "x")
+        self.assertRaises(
+            usage.UsageError,
+            parse_options,
+            "--irc-password",
+            "x",
+            "--irc-password-file",
+            str(path),
+        )
+        self.assertRaises(
+            usage.UsageError,
+            parse_options,
+            "--irc-password-file",
+            str(path) + ".missing",
+        )
+
+    def test_built(self) -> None:
+        """``makeService`` builds the door with its settings when ``--irc`` is given."""
+        options = parse_options(
+            "--irc",
+            "tcp:0:interface=127.0.0.1",
+            "--irc-password",
+            "pw",
+            "--irc-auto-join",
+            "lobby,games",
+            "--irc-ping-interval",
+            "30",
+        )
+        service = tap.makeService(options, MemoryReactorClock())
+        factories = [
+            child.factory
+            for child in service  # type: ignore[attr-defined]
+            if isinstance(getattr(child, "factory", None), IRCFactory)
+        ]
+        self.assertEqual(len(factories), 1)
+        settings = factories[0].settings
+        self.assertEqual(settings.password, "pw")
+        self.assertEqual(settings.auto_join, ("lobby", "games"))
+        self.assertEqual(factories[0].limits.idle_timeout, 30)

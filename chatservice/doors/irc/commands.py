@@ -158,7 +158,7 @@ def user(connection: IRCProtocol, message: Message) -> None:
 @command("QUIT", registered=False)
 def quit_(connection: IRCProtocol, message: Message) -> None:
     reason = message.params[0] if message.params else ""
-    connection._leave(reason)
+    connection.leaveHub(reason)
     connection.close(f"Quit: {reason}" if reason else "Quit", error=True)
 
 

@@ -2,13 +2,13 @@
 The IRC door: the same rooms and people as the native door, reached from
 irssi, WeeChat, HexChat or any IRC library (``docs/irc.rst``).
 
-:class:`IRCProtocol` is a :class:`~chatservice.doors.line.LineProtocol`
-(line framing, UTF-8, flood control, the send queue, closing: the
-connection policy every door shares) and a hub
-:class:`~chatservice.chat.model.Member`: it parses IRC messages
-(:mod:`.message`), calls the :class:`~chatservice.chat.hub.Hub`, and
-shows events and typed errors as :mod:`.render` says.  The commands are
-in :mod:`.commands`.
+:class:`IRCProtocol` is a hub :class:`~chatservice.chat.model.Member`
+on :class:`~chatservice.doors.member.MemberProtocol`, so a
+:class:`~chatservice.doors.line.LineProtocol` (line framing, UTF-8, flood
+control, the send queue, closing: the connection policy every door
+shares).  It parses IRC messages (:mod:`.message`), calls the
+:class:`~chatservice.chat.hub.Hub` (:mod:`.commands`), and shows events
+and typed errors as :mod:`.render` says.
 """
 
 from __future__ import annotations
@@ -17,12 +17,12 @@ import socket
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
-from twisted.internet.interfaces import IDelayedCall, IReactorTime
+from twisted.internet.interfaces import IReactorTime
 from twisted.python.failure import Failure
 
 from chatservice import __version__
 from chatservice.chat import events
-from chatservice.chat.errors import Banned, ChatError, Refused
+from chatservice.chat.errors import Banned, ChatError
 from chatservice.chat.hub import Hub
 from chatservice.chat.model import Session
 from chatservice.chat.names import MAX_NICK_LENGTH, MAX_ROOM_LENGTH, fold
@@ -38,7 +38,8 @@ from chatservice.doors.irc.message import (
     parse,
 )
 from chatservice.doors.irc.render import Numeric, Style, numeric_for
-from chatservice.doors.line import LineFactory, LineProtocol
+from chatservice.doors.line import LineFactory
+from chatservice.doors.member import MemberProtocol
 from chatservice.doors.operations import Operations
 
 if TYPE_CHECKING:
@@ -69,7 +70,7 @@ class IRCSettings:
     network: str = "chatservice"
 
 
-class IRCProtocol(LineProtocol):
+class IRCProtocol(MemberProtocol):
     """One IRC client: a :class:`Member` of the hub."""
 
     factory: IRCFactory
@@ -82,7 +83,6 @@ class IRCProtocol(LineProtocol):
     _cap_open = False
     _claiming = False
     _ping_sent = False
-    _timer: IDelayedCall | None = None
 
     def connectionMade(self) -> None:
         # Tags may come before the 512 bytes of a message (IRCv3); the
@@ -94,45 +94,20 @@ class IRCProtocol(LineProtocol):
     # Life cycle
 
     def connectionAdmitted(self) -> None:
-        factory = self.factory
-        set_no_delay = getattr(self.transport, "setTcpNoDelay", None)
-        if set_no_delay is not None:
-            set_no_delay(True)
-        self.style = factory.styles[0]
-        try:
-            self.session = factory.hub.connect(self, self.host)
-        except Refused as refusal:
+        self.style = self.factory.styles[0]
+        refusal = self.joinHub()
+        if refusal is not None:
             if isinstance(refusal, Banned):
                 self.refuse(numeric_for(refusal))
             self.close(str(refusal), error=True)
             return
         self.notice("*** Welcome to chatservice; please register (NICK, USER)")
-        timeout = factory.settings.registration_timeout
-        if timeout > 0:
-            self._timer = factory.clock.callLater(timeout, self._registration_late)
+        self.startDeadline(self.factory.settings.registration_timeout)
 
-    def _registration_late(self) -> None:
-        self._timer = None
+    def deadlinePassed(self) -> None:
         if not self.registered:
             timeout = self.factory.settings.registration_timeout
             self.close(f"Registration timed out ({timeout:g} s)", error=True)
-
-    def connectionClosed(self, reason: Failure) -> None:
-        if self._timer is not None and self._timer.active():
-            self._timer.cancel()
-        self._timer = None
-        if self.session is not None:
-            self.factory.hub.disconnect(self.session, self.lost_reason)
-            self.session = None
-
-    def endOfInput(self) -> None:
-        self._leave("end of input")
-        self.close()
-
-    def _leave(self, reason: str) -> None:
-        if self.session is not None:
-            self.factory.hub.disconnect(self.session, reason)
-            self.session = None
 
     def timeoutConnection(self) -> None:
         """Silent for the ping interval: ping it; silent again: close it."""
@@ -271,9 +246,7 @@ class IRCProtocol(LineProtocol):
     def _welcome(self, nick: str) -> None:
         self._claiming = False
         self.registered = True
-        if self._timer is not None and self._timer.active():
-            self._timer.cancel()
-        self._timer = None
+        self.stopDeadline()
         factory = self.factory
         settings = factory.settings
         server = settings.server_name

@@ -11,19 +11,20 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from twisted.internet.interfaces import IDelayedCall, IReactorTime
+from twisted.internet.interfaces import IReactorTime
 from twisted.python.failure import Failure
 
 from chatservice.chat import events
 from chatservice.chat.durations import format_duration
-from chatservice.chat.errors import ChatError, Refused, UsageError
+from chatservice.chat.errors import ChatError, UsageError
 from chatservice.chat.hub import Hub
 from chatservice.chat.model import Session
 from chatservice.chat.names import MAX_NICK_LENGTH
 from chatservice.chat.text import visible
 from chatservice.conn.limits import Limits
 from chatservice.doors.door import Door, DoorContext, seconds
-from chatservice.doors.line import LineFactory, LineProtocol
+from chatservice.doors.line import LineFactory
+from chatservice.doors.member import MemberProtocol
 from chatservice.doors.native.render import (
     ANNOUNCEMENT,
     NOTICE,
@@ -85,12 +86,11 @@ class ChatSettings:
     motd: tuple[str, ...] = ()
 
 
-class ChatProtocol(LineProtocol):
+class ChatProtocol(MemberProtocol):
     """One chat client on the line protocol: a :class:`Member` of the hub."""
 
     factory: ChatFactory
     session: Session | None = None
-    _nick_timer: IDelayedCall | None = None
     flood_controlled = True
     commands: ClassVar[dict[str, Command]] = COMMANDS
 
@@ -98,13 +98,8 @@ class ChatProtocol(LineProtocol):
 
     def connectionAdmitted(self) -> None:
         factory = self.factory
-        # Chat lines are small and should leave at once: no Nagle delay.
-        set_no_delay = getattr(self.transport, "setTcpNoDelay", None)
-        if set_no_delay is not None:
-            set_no_delay(True)
-        try:
-            self.session = factory.hub.connect(self, self.host)
-        except Refused as refusal:
+        refusal = self.joinHub()
+        if refusal is not None:
             self.close(render_error(refusal), error=True)
             return
         self.sendText(
@@ -113,27 +108,12 @@ class ChatProtocol(LineProtocol):
         )
         for line in factory.settings.motd:
             self.sendText(f"{NOTICE}{visible(line)}")
-        timeout = factory.settings.nick_timeout
-        if timeout > 0:
-            self._nick_timer = factory.clock.callLater(timeout, self._nick_timed_out)
+        self.startDeadline(factory.settings.nick_timeout)
 
-    def _nick_timed_out(self) -> None:
-        self._nick_timer = None
+    def deadlinePassed(self) -> None:
         if self.session is not None and self.session.nick is None:
             timeout = self.factory.settings.nick_timeout
             self.close(f"no nickname chosen within {timeout:g} s; closing", error=True)
-
-    def connectionClosed(self, reason: Failure) -> None:
-        if self._nick_timer is not None and self._nick_timer.active():
-            self._nick_timer.cancel()
-        self._nick_timer = None
-        if self.session is not None:
-            self.factory.hub.disconnect(self.session, self.lost_reason)
-            self.session = None
-
-    def endOfInput(self) -> None:
-        self._leave("end of input")
-        self.close()
 
     # The hub's side (Member)
 
@@ -214,9 +194,7 @@ class ChatProtocol(LineProtocol):
             if nick == before:
                 self.reply(f"you are {nick} already")
             if first:
-                if self._nick_timer is not None and self._nick_timer.active():
-                    self._nick_timer.cancel()
-                self._nick_timer = None
+                self.stopDeadline()
                 room = self.factory.hub.default_room
                 self.reply(f"you are {nick}; you are in #{room}")
 
@@ -315,13 +293,8 @@ class ChatProtocol(LineProtocol):
         self.reply(line)
 
     def do_quit(self, args: str, name: str) -> None:
-        self._leave(args)
+        self.leaveHub(args)
         self.close(f"{NOTICE}Goodbye.")
-
-    def _leave(self, reason: str) -> None:
-        if self.session is not None:
-            self.factory.hub.disconnect(self.session, reason)
-            self.session = None
 
     def do_help(self, args: str, name: str) -> None:
         wanted = args.lstrip("/").lower()
