@@ -634,7 +634,11 @@ class CommandTests(IRCCase):
         self.assertRaises(errors.NoSuchNick, self.hub.find, "carol")
 
     def test_wallops(self) -> None:
-        """An operator's WALLOPS is a notice to everyone, on every door."""
+        """
+        An operator's WALLOPS or message to ``$*`` is a notice to everyone,
+        on every door, unregistered clients too (as a NOTICE to ``*``);
+        from others it gets 481 (a NOTICE gets no error at all).
+        """
         op, bob = self.registered("op"), self.registered("bob")
         native = self.native_client("nat")
         op.send("OPER root s3cret", "WALLOPS :maintenance")
@@ -642,8 +646,15 @@ class CommandTests(IRCCase):
         self.assertIn("maintenance", notice.params[-1])
         self.network.settle()
         self.assertTrue(any("maintenance" in line for line in native.client.take()))
-        bob.send("WALLOPS :mine")
-        self.assertEqual(self.numerics(bob.take())[0][0], "481")
+        bob.send("WALLOPS :mine", "PRIVMSG $* :mine", "NOTICE $* :mine")
+        self.assertEqual([c for c, _ in self.numerics(bob.take())], ["481", "481"])
+        op.send("NOTICE $* :global")
+        self.assertIn("global", self.only(bob.take(), "NOTICE").params[-1])
+        unregistered = self.connect()
+        unregistered.take()
+        op.send("WALLOPS :early")
+        notice = self.only(unregistered.take(), "NOTICE")
+        self.assertEqual(notice.params, ["*", "*** op: early"])
 
     def test_nickChange(self) -> None:
         """NICK after registration renames: the client and its rooms see it."""
@@ -807,6 +818,23 @@ class CrossDoorTests(IRCCase):
         irc.take()
         self.send_native(native, "/quit off")
         self.assertEqual(self.only(irc.take(), "QUIT").params, ["Quit: off"])
+
+    def test_quitsBothWays(self) -> None:
+        """An IRC user's QUIT reaches a native user, and a native /quit an IRC user."""
+        native = self.native_client("nat")
+        irc, other = self.registered("ircy"), self.registered("other")
+        for client in (irc, other):
+            client.send("JOIN #lobby")
+        other.take()
+        self.native_lines(native)
+        irc.send("QUIT :gone")
+        self.assertIn("-!- ircy has quit (gone)", self.native_lines(native))
+        self.assertEqual(self.only(other.take(), "QUIT").params, ["Quit: gone"])
+        self.send_native(native, "/quit later")
+        quit_ = self.only(other.take(), "QUIT")
+        self.assertEqual(
+            (quit_.prefix.split("!")[0], quit_.params), ("nat", ["Quit: later"])
+        )
 
     def test_nativeOperatorKicksIrcUser(self) -> None:
         """A native operator's /kick closes an IRC user; the room's IRC users see it."""

@@ -236,7 +236,9 @@ def _talk(connection: IRCProtocol, message: Message, notice: bool) -> None:
         text, action = text[8:].rstrip("\x01"), True
     for target in message.params[0].split(",")[:4]:
         try:
-            if target.startswith("#"):
+            if target.startswith("$"):  # $* or $server: a global notice
+                hub.announce(text, hub.require_operator(session, name))
+            elif target.startswith("#"):
                 room = session.joined(fold(_room_of(target)))
                 if room is None:
                     hub.room(_room_of(target))  # NoSuchRoom when there is none

@@ -25,8 +25,7 @@ from chatservice.chat import events
 from chatservice.chat.errors import Banned, ChatError
 from chatservice.chat.hub import Hub
 from chatservice.chat.model import Session
-from chatservice.chat.names import MAX_NICK_LENGTH, MAX_ROOM_LENGTH, fold
-from chatservice.chat.text import visible
+from chatservice.chat.names import MAX_NICK_LENGTH, MAX_ROOM_LENGTH
 from chatservice.conn.limits import Limits
 from chatservice.doors.door import Door, DoorContext, seconds
 from chatservice.doors.irc import render as r
@@ -188,8 +187,11 @@ class IRCProtocol(MemberProtocol):
                 return
             case events.Kicked(nick=nick) if nick == me:
                 return  # its ERROR says why (disconnect)
-            case events.Announcement() if not self.registered:
-                self.notice(visible(f"*** {event.by}: {event.text}"))
+            case events.Announcement(text=text, by=by) if not self.registered:
+                # Before 001 the client's nick is "*": its own NOTICE line.
+                server = self.factory.settings.server_name
+                line = format_message(server, "NOTICE", "*", f"*** {by}: {text}")
+                self.queue(line.encode("utf-8") + b"\r\n")
                 return
         self.queue(event.encoded(style.wire, style.encode))
 
@@ -338,9 +340,6 @@ class IRCFactory(LineFactory):
             f"TOPICLEN={config.max_topic_length}",
         )
         return [tokens]
-
-    def folded(self, name: str) -> str:
-        return fold(name)
 
 
 def read_password(path: str) -> str:
