@@ -95,11 +95,13 @@ def cap(connection: IRCProtocol, message: Message) -> None:
         wanted = message.params[1] if len(message.params) > 1 else ""
         asked = wanted.split()
         if asked and all(c.removeprefix("-") in CAPABILITIES for c in asked):
+            caps = set(connection.caps)
             for c in asked:
                 if c.startswith("-"):
-                    connection.caps.discard(c[1:])
+                    caps.discard(c[1:])
                 else:
-                    connection.caps.add(c)
+                    caps.add(c)
+            connection.caps = frozenset(caps)
             connection.style = connection.factory.style_for(connection.caps)
             connection.send("CAP", nick, "ACK", wanted)
         else:
@@ -273,6 +275,7 @@ def topic(connection: IRCProtocol, message: Message) -> None:
     target = message.params[0]
     room_name = _room_of(target)
     if len(message.params) > 1:
+        hub.room(room_name)  # 403 for no such channel, before 442
         limit = hub.config.max_topic_length
         hub.set_topic(session, message.params[1][:limit], room_name)
         return

@@ -76,6 +76,9 @@ class IRCProtocol(MemberProtocol):
     session: Session | None = None
     flood_controlled = True
     registered = False
+    #: The capabilities the client asked for (shared empty set until then:
+    #: memory per client).
+    caps: frozenset[str] = frozenset()
     _wanted: str | None = None
     _user: str | None = None
     _password: str | None = None
@@ -87,7 +90,6 @@ class IRCProtocol(MemberProtocol):
         # Tags may come before the 512 bytes of a message (IRCv3); the
         # message part is checked in lineReceived (417).
         self.MAX_LENGTH = MAX_TAGS + MAX_MESSAGE
-        self.caps: set[str] = set()
         self.admitConnection()
 
     # Life cycle
@@ -135,7 +137,9 @@ class IRCProtocol(MemberProtocol):
         """Send one message, from the server unless ``prefix`` says otherwise."""
         if prefix is None:
             prefix = self.factory.settings.server_name
-        text = command in ("NOTICE", "ERROR", "MODE")
+        # Text, and every numeric's last parameter, as trailing: what
+        # clients expect (a NAMES list of one nick is still a list).
+        text = command.isdigit() or command in ("NOTICE", "ERROR", "MODE", "PONG")
         self.sendText(format_message(prefix, command, *params, trailing=text))
 
     def numeric(self, code: str, *params: str) -> None:
@@ -318,7 +322,7 @@ class IRCFactory(LineFactory):
             for msgid in (False, True)
         ]
 
-    def style_for(self, caps: set[str]) -> Style:
+    def style_for(self, caps: frozenset[str]) -> Style:
         """How events are rendered for a client that asked for ``caps``."""
         index = 2 * ("server-time" in caps) + ("message-tags" in caps)
         return self.styles[index]
