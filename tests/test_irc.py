@@ -14,7 +14,7 @@ from twisted.python import usage
 from twisted.trial.unittest import SynchronousTestCase
 
 from chatservice import tap
-from chatservice.chat import errors
+from chatservice.chat import errors, events
 from chatservice.chat.hub import Hub
 from chatservice.conn.limits import Limits
 from chatservice.doors.irc.message import (
@@ -161,6 +161,38 @@ class MessageTests(SynchronousTestCase):
         """Each style of rendering keeps its own encoded bytes on an event."""
         names = {Style(SERVER, t, m).wire for t in (False, True) for m in (False, True)}
         self.assertEqual(len(names), 4)
+
+    def test_eventLines(self) -> None:
+        """
+        Each event's line: text as a trailing parameter, a lone channel or
+        nick not; a kick as a QUIT naming the operator.
+        """
+        style = Style(SERVER)
+        mask = f"a!a@{SERVER}"
+        cases: list[tuple[events.Event, str]] = [
+            (events.RoomMessage("r", "a", "hi"), f":{mask} PRIVMSG #r :hi"),
+            (
+                events.RoomMessage("r", "a", "x", True),
+                f":{mask} PRIVMSG #r :\x01ACTION x\x01",
+            ),
+            (events.PrivateMessage("a", "b", "yo"), f":{mask} PRIVMSG b :yo"),
+            (events.Joined("r", "a"), f":{mask} JOIN #r"),
+            (events.Parted("r", "a"), f":{mask} PART #r"),
+            (events.Parted("r", "a", "bye"), f":{mask} PART #r :bye"),
+            (events.Quit("a"), f":{mask} QUIT :Quit"),
+            (events.Quit("a", "off"), f":{mask} QUIT :Quit: off"),
+            (events.NickChanged("a", "b"), f":{mask} NICK b"),
+            (events.TopicChanged("r", "a", ""), f":{mask} TOPIC #r :"),
+            (events.Kicked("a", "op", "x"), f":{mask} QUIT :Kicked by op (x)"),
+            (
+                events.Announcement("up", "op"),
+                f":{SERVER} NOTICE * :*** Global notice from op: up",
+            ),
+        ]
+        for event, line in cases:
+            self.assertEqual(style.render(event), line + "\r\n")
+        both = events.RoomMessages("r", (events.RoomMessage("r", "a", "1"),) * 2)
+        self.assertEqual(style.render(both), f":{mask} PRIVMSG #r :1\r\n" * 2)
 
     def test_numericsFromTypes(self) -> None:
         """Each typed error has its numeric, whatever its text says."""

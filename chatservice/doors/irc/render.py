@@ -49,7 +49,8 @@ class Style:
         return ";".join(tags)
 
     def line(self, event: events.Event, prefix: str, command: str, *params: str) -> str:
-        text = command not in ("JOIN", "NICK")  # the others end in text
+        # Text (a message, a reason, a topic) as trailing; a lone channel not.
+        text = command in ("PRIVMSG", "NOTICE", "TOPIC", "QUIT") or len(params) > 1
         tags = self.tags(event)
         line = format_message(prefix, command, *params, tags=tags, trailing=text)
         return line + "\r\n"
