@@ -21,6 +21,9 @@ if TYPE_CHECKING:
 
 Handler = Callable[["IRCProtocol", Message], None]
 
+#: The capabilities the door offers (``docs/irc.rst``).
+CAPABILITIES = ("echo-message", "message-tags", "multi-prefix", "server-time")
+
 #: Commands before registration, and those that need it.
 _BEFORE: dict[str, Handler] = {}
 _AFTER: dict[str, Handler] = {}
@@ -70,17 +73,11 @@ def _room_of(target: str) -> str:
     return target[1:] if target.startswith("#") else target
 
 
-def _channels(session: Session) -> str:
-    return " ".join(f"#{room.name}" for room in session.rooms)
-
-
 # Registration
 
 
 @command("CAP", 1, registered=False)
 def cap(connection: IRCProtocol, message: Message) -> None:
-    from chatservice.doors.irc.protocol import CAPABILITIES
-
     sub = message.params[0].upper()
     nick = connection.nick
     if sub == "LS":

@@ -29,6 +29,7 @@ from chatservice.chat.names import MAX_NICK_LENGTH, MAX_ROOM_LENGTH
 from chatservice.conn.limits import Limits
 from chatservice.doors.door import Door, DoorContext, seconds
 from chatservice.doors.irc import render as r
+from chatservice.doors.irc.commands import CAPABILITIES, dispatch, joined, lusers, motd
 from chatservice.doors.irc.message import (
     MAX_MESSAGE,
     MAX_TAGS,
@@ -44,8 +45,7 @@ from chatservice.doors.operations import Operations
 if TYPE_CHECKING:
     from chatservice.doors.line import Authenticator
 
-#: The capabilities the door offers (``docs/irc.rst``).
-CAPABILITIES = ("echo-message", "message-tags", "multi-prefix", "server-time")
+__all__ = ["CAPABILITIES", "DOOR", "IRCFactory", "IRCProtocol", "IRCSettings"]
 
 
 @dataclass(frozen=True)
@@ -221,8 +221,6 @@ class IRCProtocol(MemberProtocol):
         except BadMessageError:
             self.notice("message ignored: NUL, CR or LF inside it")
             return
-        from chatservice.doors.irc.commands import dispatch
-
         dispatch(self, message)
 
     # Registration
@@ -266,8 +264,6 @@ class IRCProtocol(MemberProtocol):
         self.numeric(r.RPL_MYINFO, server, f"chatservice-{__version__}", "io", "no")
         for tokens in factory.isupport():
             self.numeric(r.RPL_ISUPPORT, *tokens, "are supported by this server")
-        from chatservice.doors.irc.commands import lusers, motd
-
         lusers(self)
         motd(self)
         hub = factory.hub
@@ -277,8 +273,6 @@ class IRCProtocol(MemberProtocol):
             except ChatError as error:
                 self.refuse(numeric_for(error, "JOIN"))
             else:
-                from chatservice.doors.irc.commands import joined
-
                 joined(self, hub.room(room))
 
     @property
