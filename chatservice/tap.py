@@ -28,7 +28,7 @@ from chatservice.chat.names import check_room
 from chatservice.conn import fdlimit
 from chatservice.conn.limits import Limits
 from chatservice.conn.turns import end_of_turn
-from chatservice.doors import admin, echo, upper
+from chatservice.doors import admin, echo, irc, upper
 from chatservice.doors.door import OFF, Door, DoorContext, positive_int, seconds
 from chatservice.doors.native import protocol as native
 from chatservice.service import ChatService, ListeningService
@@ -39,7 +39,7 @@ from chatservice.stores.sqlite import DEFAULT_MAX_MESSAGES, SQLiteHistoryStore
 _log = Logger()
 
 #: Every door, in the order of ``--help``.
-DOORS: tuple[Door, ...] = (echo.DOOR, upper.DOOR, native.DOOR, admin.DOOR)
+DOORS: tuple[Door, ...] = (echo.DOOR, upper.DOOR, native.DOOR, irc.DOOR, admin.DOOR)
 
 #: Each door's default endpoint (unprivileged ports; the admin console is
 #: off unless asked for).
@@ -256,6 +256,8 @@ class Options(usage.Options):
     clients_from_descriptors = False
     #: The lines of ``--motd-file``, read once parsed.
     motd: tuple[str, ...] = ()
+    #: The IRC door's server password, once read (``--irc-password[-file]``).
+    irc_password: str | None = None
     longdesc = (
         "Runs the chatservice doors. Each ENDPOINT is a Twisted "
         "endpoint string (tcp:PORT, tcp:PORT:interface=127.0.0.1, "

@@ -32,7 +32,7 @@ class DoorOptionTests(SynchronousTestCase):
         """
         help_text = str(tap.Options())
         self.assertEqual(
-            [door.name for door in tap.DOORS], ["echo", "upper", "chat", "admin"]
+            [door.name for door in tap.DOORS], ["echo", "upper", "chat", "irc", "admin"]
         )
         for door in tap.DOORS:
             self.assertIn(f"--{door.name}=", help_text)

@@ -166,11 +166,15 @@ class Hub:
 
     # Nicknames
 
-    def set_nick(self, session: Session, wanted: str) -> Deferred[str]:
+    def set_nick(
+        self, session: Session, wanted: str, *, join_default: bool = True
+    ) -> Deferred[str]:
         """
-        Give a session a nickname: registers it (and joins the default room)
-        the first time, renames it after that.  Fires with the nickname, or
-        fails with a :class:`~chatservice.chat.errors.ChatError`
+        Give a session a nickname: registers it (and, unless
+        ``join_default`` is false, joins the default room: IRC clients
+        choose their own channels) the first time, renames it after that.
+        Fires with the nickname, or fails with a
+        :class:`~chatservice.chat.errors.ChatError`
         (``InvalidNick``, ``NickInUse``, ``NickLookalike``, ``NickBanned``).
         The claim goes through the backend: with several nodes it takes a
         round trip; in one process it has fired on return.
@@ -186,9 +190,13 @@ class Hub:
         if looks == key:
             looks = key
         claimed = self.backend.claim_nick(session, nick, key, looks)
-        return claimed.addCallback(lambda _: self._claimed(session, nick, key, looks))
+        return claimed.addCallback(
+            lambda _: self._claimed(session, nick, key, looks, join_default)
+        )
 
-    def _claimed(self, session: Session, nick: str, key: str, looks: str) -> str:
+    def _claimed(
+        self, session: Session, nick: str, key: str, looks: str, join_default: bool
+    ) -> str:
         ban = self._nick_ban(key)
         if ban is not None:
             self._give_back(session, key, looks)
@@ -217,7 +225,8 @@ class Hub:
         session.nick, session.key = nick, key
         if old is None:
             self.registered += 1
-            self.join(session, self.default_room)
+            if join_default:
+                self.join(session, self.default_room)
         else:
             event_id, at = self._stamp()
             self._deliver(

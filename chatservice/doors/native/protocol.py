@@ -24,7 +24,8 @@ from chatservice.chat.text import visible
 from chatservice.conn.connection import HOLD_REPLAY
 from chatservice.conn.limits import Limits
 from chatservice.doors.door import Door, DoorContext, seconds
-from chatservice.doors.line import LineFactory, LineProtocol
+from chatservice.doors.line import LineFactory
+from chatservice.doors.member import MemberProtocol
 from chatservice.doors.native.render import (
     ANNOUNCEMENT,
     NOTICE,
@@ -112,7 +113,7 @@ class _Replay:
         self.data: bytes | None = None
 
 
-class ChatProtocol(LineProtocol):
+class ChatProtocol(MemberProtocol):
     """One chat client on the line protocol: a :class:`Member` of the hub."""
 
     factory: ChatFactory
@@ -129,13 +130,8 @@ class ChatProtocol(LineProtocol):
 
     def connectionAdmitted(self) -> None:
         factory = self.factory
-        # Chat lines are small and should leave at once: no Nagle delay.
-        set_no_delay = getattr(self.transport, "setTcpNoDelay", None)
-        if set_no_delay is not None:
-            set_no_delay(True)
-        try:
-            self.session = factory.hub.connect(self, self.host)
-        except Refused as refusal:
+        refusal = self.joinHub()
+        if refusal is not None:
             self.close(render_error(refusal), error=True)
             return
         self.sendText(
@@ -146,15 +142,6 @@ class ChatProtocol(LineProtocol):
             self.sendText(f"{NOTICE}{visible(line)}")
 
     late_message = "no nickname chosen within {timeout:g} s; closing"
-
-    def connectionClosed(self, reason: Failure) -> None:
-        if self.session is not None:
-            self.factory.hub.disconnect(self.session, self.lost_reason)
-            self.session = None
-
-    def endOfInput(self) -> None:
-        self._leave("end of input")
-        self.close()
 
     # The hub's side (Member)
 
@@ -432,13 +419,8 @@ class ChatProtocol(LineProtocol):
         self.reply(line)
 
     def do_quit(self, args: str, name: str) -> None:
-        self._leave(args)
+        self.leaveHub(args)
         self.close(f"{NOTICE}Goodbye.")
-
-    def _leave(self, reason: str) -> None:
-        if self.session is not None:
-            self.factory.hub.disconnect(self.session, reason)
-            self.session = None
 
     def do_help(self, args: str, name: str) -> None:
         wanted = args.lstrip("/").lower()

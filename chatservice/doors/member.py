@@ -1,0 +1,67 @@
+"""
+What every chat door's connection does as a hub
+:class:`~chatservice.chat.model.Member`, whatever its protocol (native,
+IRC): join the hub once admitted and leave it when the connection ends.
+(The deadline to register is every door's: ``Connection.register`` and
+``Limits.registration_timeout``.)
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from twisted.python.failure import Failure
+
+from chatservice.chat import events
+from chatservice.chat.errors import Refused
+from chatservice.chat.model import Session
+from chatservice.doors.line import LineProtocol
+
+if TYPE_CHECKING:
+    from chatservice.chat.hub import Hub
+
+
+class MemberProtocol(LineProtocol):
+    """A line door's connection that is a member of a hub (``factory.hub``)."""
+
+    session: Session | None = None
+
+    @property
+    def hub(self) -> Hub:
+        hub: Hub = self.factory.hub  # type: ignore[attr-defined]
+        return hub
+
+    def joinHub(self) -> Refused | None:
+        """
+        Become a session of the hub (no Nagle delay: chat lines are small
+        and should leave at once), or say why the hub refuses.
+        """
+        set_no_delay = getattr(self.transport, "setTcpNoDelay", None)
+        if set_no_delay is not None:
+            set_no_delay(True)
+        try:
+            self.session = self.hub.connect(self, self.host)
+        except Refused as refusal:
+            return refusal
+        return None
+
+    def deliver(self, event: events.Event) -> None:
+        """Show an event to the client (the door's own rendering)."""
+        raise NotImplementedError
+
+    def disconnect(self, reason: str) -> None:
+        """The hub removed this member (kick, ban): close the connection."""
+        raise NotImplementedError
+
+    def connectionClosed(self, reason: Failure) -> None:
+        self.leaveHub(self.lost_reason)
+
+    def endOfInput(self) -> None:
+        self.leaveHub("end of input")
+        self.close()
+
+    def leaveHub(self, reason: str) -> None:
+        """Leave the chat (its rooms hear why), once."""
+        if self.session is not None:
+            self.hub.disconnect(self.session, reason)
+            self.session = None
