@@ -349,6 +349,18 @@ def is_quit_line(line: bytes) -> bool:
     return is_quit_word(line) or line.lstrip().lower().startswith(b"/quit")
 
 
+class NetworkSide(Protocol):
+    """
+    What a :class:`NetworkProtocol` reports to: the :class:`Session`, or
+    the full screen's ``chatservice.screen.Connection``.
+    """
+
+    def networkConnected(self, network: NetworkProtocol) -> None: ...
+    def serverLine(self, line: bytes) -> None: ...
+    def networkLost(self, reason: Failure) -> None: ...
+    def finish(self, code: int, message: str | None = None) -> None: ...
+
+
 class NetworkProtocol(LineReceiver):
     """
     The connection to the server: lines end with ``\\n`` or ``\\r\\n`` on
@@ -360,7 +372,7 @@ class NetworkProtocol(LineReceiver):
     MAX_LENGTH = MAX_LINE_LENGTH
     transport: Transport  # type: ignore[assignment]
 
-    def __init__(self, session: Session) -> None:
+    def __init__(self, session: NetworkSide) -> None:
         self.session = session
 
     def connectionMade(self) -> None:

@@ -44,8 +44,7 @@ from prompt_toolkit.styles import Style
 from twisted.application.internet import ClientService, backoffPolicy
 from twisted.internet import error as neterror
 from twisted.internet.interfaces import IStreamClientEndpoint
-from twisted.internet.protocol import Factory, connectionDone
-from twisted.protocols.basic import LineReceiver
+from twisted.internet.protocol import Factory
 from twisted.python.failure import Failure
 
 from chatservice.chat.text import visible
@@ -53,9 +52,7 @@ from chatservice.client import (
     EXIT_FAILURE,
     EXIT_INTERRUPTED,
     EXIT_OK,
-    LINE_END,
-    MAX_LINE_LENGTH,
-    Transport,
+    NetworkProtocol,
     colorize,
     describe_connect_error,
     is_quit_line,
@@ -679,35 +676,6 @@ class Screen:
         self.app.invalidate()
 
 
-class ScreenProtocol(LineReceiver):
-    """One connection of the full-screen client: lines in and out."""
-
-    delimiter = b"\n"
-    MAX_LENGTH = MAX_LINE_LENGTH
-    transport: Transport  # type: ignore[assignment]
-
-    def __init__(self, connection: Connection) -> None:
-        self.connection = connection
-
-    def connectionMade(self) -> None:
-        self.connection.connected(self)
-
-    def lineReceived(self, line: bytes) -> None:
-        self.connection.line(line[:-1] if line.endswith(b"\r") else line)
-
-    def lineLengthExceeded(self, line: bytes) -> None:
-        self.clearLineBuffer()
-        self.connection.finish(
-            EXIT_FAILURE, f"the server sent a line over {self.MAX_LENGTH} bytes"
-        )
-
-    def send(self, line: str) -> None:
-        self.transport.write(line.encode("utf-8") + LINE_END)
-
-    def connectionLost(self, reason: Failure = connectionDone) -> None:
-        self.connection.lost(self, reason)
-
-
 class Connection:
     """
     The connection behind the screen.  With ``reconnect``, a
@@ -737,7 +705,7 @@ class Connection:
         self.refresh = refresh
         self.login = login
         self.reconnect = reconnect
-        self.protocol: ScreenProtocol | None = None
+        self.protocol: NetworkProtocol | None = None
         self.quit_sent = False
         self.ended = False
         self.ever_connected = False
@@ -746,7 +714,7 @@ class Connection:
         self.rejoin_current: str | None = None
         self.service = ClientService(
             endpoint,
-            Factory.forProtocol(lambda: ScreenProtocol(self)),
+            Factory.forProtocol(lambda: NetworkProtocol(self)),
             retryPolicy=backoffPolicy(initialDelay=0.5, maxDelay=max_delay),
             clock=reactor,
         )
@@ -765,7 +733,8 @@ class Connection:
                 f"cannot connect to {self.name}: {describe_connect_error(problem)}",
             )
 
-    def connected(self, protocol: ScreenProtocol) -> None:
+    def networkConnected(self, protocol: NetworkProtocol) -> None:
+        """A connection is made: log in, or take back nickname and rooms."""
         if self.ended:
             protocol.transport.loseConnection()
             return
@@ -774,27 +743,28 @@ class Connection:
         self.protocol = protocol
         self.chat.state = "connected"
         if self.login is not None:
-            protocol.transport.write(self.login + LINE_END)
+            protocol.sendLine(self.login)
         elif again and self.chat.nick is not None:
             self._take_back(protocol)
         self.refresh()
 
-    def _take_back(self, protocol: ScreenProtocol) -> None:
+    def _take_back(self, protocol: NetworkProtocol) -> None:
         """After a reconnection: the nickname, then the rooms."""
         rooms = self.rejoin
-        protocol.send(f"/nick {self.chat.nick}")
+        protocol.sendLine(f"/nick {self.chat.nick}".encode())
         current = self.rejoin_current
         for room in [room for room in rooms if room != current] + (
             [current] if current else []
         ):
-            protocol.send(f"/join {room}")
+            protocol.sendLine(f"/join {room}".encode())
 
-    def line(self, line: bytes) -> None:
+    def serverLine(self, line: bytes) -> None:
+        """A line from the server: to the screen model."""
         self.chat.server_line(line)
         room = self.chat.just_joined
         if room is not None and self.protocol is not None:
             # Who is there, for the completion of nicknames.
-            self.protocol.send(f"/who {room}")
+            self.protocol.sendLine(f"/who {room}".encode())
         self.refresh()
 
     def send(self, line: str) -> None:
@@ -805,11 +775,10 @@ class Connection:
             return
         if is_quit_line(line.encode("utf-8")):
             self.quit_sent = True
-        self.protocol.send(line)
+        self.protocol.sendLine(line.encode("utf-8"))
 
-    def lost(self, protocol: ScreenProtocol, reason: Failure) -> None:
-        if protocol is not self.protocol:
-            return
+    def networkLost(self, reason: Failure) -> None:
+        """The connection is gone: reconnect (ClientService does), or end."""
         self.protocol = None
         if self.ended:
             return

@@ -26,13 +26,12 @@ from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import implementer
 
 from chatservice import screen
-from chatservice.client import nick_color
+from chatservice.client import NetworkProtocol, nick_color
 from chatservice.screen import (
     ChatView,
     Connection,
     InputHistory,
     Screen,
-    ScreenProtocol,
 )
 
 NOW = 1_700_000_000.0
@@ -405,7 +404,7 @@ class MemoryEndpoint:
     """Connects every time to a fresh ``StringTransport``."""
 
     def __init__(self) -> None:
-        self.protocols: list[ScreenProtocol] = []
+        self.protocols: list[NetworkProtocol] = []
         self.transports: list[StringTransport] = []
 
     def connect(self, factory):
