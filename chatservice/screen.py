@@ -87,6 +87,9 @@ COMMANDS = [
     "/stats",
 ]
 
+#: The longest nickname the chat accepts (``docs/protocol.rst``).
+MAX_NICK_LENGTH = 24
+
 #: Lines kept per view.
 SCROLLBACK = 5000
 
@@ -712,6 +715,8 @@ class Connection:
         #: The rooms to rejoin after a reconnection, and the one to end in.
         self.rejoin: list[str] = []
         self.rejoin_current: str | None = None
+        #: The nickname asked for after a reconnection, until it is granted.
+        self.reclaiming: str | None = None
         self.service = ClientService(
             endpoint,
             Factory.forProtocol(lambda: NetworkProtocol(self)),
@@ -749,22 +754,45 @@ class Connection:
         self.refresh()
 
     def _take_back(self, protocol: NetworkProtocol) -> None:
-        """After a reconnection: the nickname, then the rooms."""
-        rooms = self.rejoin
-        protocol.sendLine(f"/nick {self.chat.nick}".encode())
+        """After a reconnection: the nickname first (the rooms once it is ours)."""
+        self.reclaiming = self.chat.nick
+        protocol.sendLine(f"/nick {self.reclaiming}".encode())
+
+    def _rejoin(self, protocol: NetworkProtocol) -> None:
+        """Rejoin the rooms, the current one last so that it stays current."""
         current = self.rejoin_current
-        for room in [room for room in rooms if room != current] + (
-            [current] if current else []
-        ):
+        rooms = [room for room in self.rejoin if room != current]
+        for room in rooms + ([current] if current else []):
             protocol.sendLine(f"/join {room}".encode())
+
+    def _reclaim(self, protocol: NetworkProtocol, line: bytes) -> None:
+        """
+        While taking the nickname back: once it is ours, rejoin; if it is
+        still taken (the server has not yet seen the old connection go), try
+        it with ``_`` added, as IRC clients do.
+        """
+        if line.startswith(b"--- you are "):
+            self.reclaiming = None
+            self._rejoin(protocol)
+        elif line.startswith(b"!!! the nickname ") and line.endswith(b" is taken"):
+            wanted = f"{self.reclaiming}_"
+            if len(wanted) > MAX_NICK_LENGTH:
+                self.reclaiming = None
+                self.chat.note("-!- choose a nickname: /nick NAME")
+                return
+            self.reclaiming = wanted
+            protocol.sendLine(f"/nick {wanted}".encode())
 
     def serverLine(self, line: bytes) -> None:
         """A line from the server: to the screen model."""
         self.chat.server_line(line)
+        protocol = self.protocol
+        if protocol is not None and self.reclaiming is not None:
+            self._reclaim(protocol, line)
         room = self.chat.just_joined
-        if room is not None and self.protocol is not None:
+        if room is not None and protocol is not None:
             # Who is there, for the completion of nicknames.
-            self.protocol.sendLine(f"/who {room}".encode())
+            protocol.sendLine(f"/who {room}".encode())
         self.refresh()
 
     def send(self, line: str) -> None:

@@ -114,6 +114,23 @@ class ChatViewTests(SynchronousTestCase):
         self.assertNotIn("\x07", line)
         self.assertIn("^[[2J^[]0;title^G", line)
 
+    def test_roomlessLinesWhereOneLooks(self):
+        """
+        Replies, errors and announcements (no room) go to the view one looks
+        at, coloured as in the line client (errors red).
+        """
+        view = chat_view()
+        view.server_line(b"-!- alice has joined #dev")
+        for line in (b"--- 2 rooms", b"!!! no such room: #x", b"*** op: tea"):
+            view.server_line(line)
+        self.assertEqual(
+            [text[6:] for text in shown(view)[-3:]],
+            ["--- 2 rooms", "!!! no such room: #x", "*** op: tea"],
+        )
+        error = view.views["#dev"].lines[-2]
+        self.assertEqual({style for style, *_ in error[1:]}, {"ansired"})
+        self.assertEqual(view.views["#lobby"].unread, 0)
+
     def test_otherRoomsUnread(self):
         """
         Lines of another room or of a private conversation are counted
@@ -461,11 +478,36 @@ class ConnectionTests(SynchronousTestCase):
         self.clock.advance(60)
         self.assertEqual(len(self.endpoint.protocols), 2)
         self.assertEqual(self.chat.state, "connected")
+        second = self.endpoint.transports[1]
+        self.assertEqual(second.value(), b"/nick alice\r\n")
+        self.endpoint.protocols[1].dataReceived(
+            b"--- you are alice; you are in #lobby\r\n"
+        )
         self.assertEqual(
-            self.endpoint.transports[1].value(),
-            b"/nick alice\r\n/join #dev\r\n/join #lobby\r\n",
+            second.value(),
+            b"/nick alice\r\n/join #dev\r\n/join #lobby\r\n/who #lobby\r\n",
         )
         self.assertEqual(self.ended, [])
+
+    def test_nickStillTaken(self):
+        """
+        A nickname still held by the old connection is taken back with ``_``
+        added, then the rooms are rejoined.
+        """
+        self.connection()
+        self.endpoint.protocols[0].dataReceived(
+            b"--- you are alice; you are in #lobby\r\n"
+        )
+        self.drop()
+        self.clock.advance(60)
+        second = self.endpoint.protocols[1]
+        second.dataReceived(b"!!! the nickname alice is taken\r\n")
+        second.dataReceived(b"--- you are alice_; you are in #lobby\r\n")
+        self.assertEqual(
+            self.endpoint.transports[1].value(),
+            b"/nick alice\r\n/nick alice_\r\n/join #lobby\r\n/who #lobby\r\n",
+        )
+        self.assertEqual(self.chat.nick, "alice_")
 
     def test_noReconnect(self):
         """With --no-reconnect a dropped connection ends the client (1)."""
