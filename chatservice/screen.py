@@ -90,6 +90,9 @@ COMMANDS = [
 #: The longest nickname the chat accepts (``docs/protocol.rst``).
 MAX_NICK_LENGTH = 24
 
+#: The server's last words to a client it kicks or bans (``docs/protocol.rst``).
+_SENT_AWAY = (b"!!! disconnected: ", b"!!! you are banned")
+
 #: Lines kept per view.
 SCROLLBACK = 5000
 
@@ -717,6 +720,8 @@ class Connection:
         self.rejoin_current: str | None = None
         #: The nickname asked for after a reconnection, until it is granted.
         self.reclaiming: str | None = None
+        #: Why the server sent one away (a kick, a ban): then no reconnection.
+        self.sent_away: str | None = None
         self.service = ClientService(
             endpoint,
             Factory.forProtocol(lambda: NetworkProtocol(self)),
@@ -786,6 +791,8 @@ class Connection:
     def serverLine(self, line: bytes) -> None:
         """A line from the server: to the screen model."""
         self.chat.server_line(line)
+        if line.startswith(_SENT_AWAY):
+            self.sent_away = line[4:].decode("utf-8", errors="replace")
         protocol = self.protocol
         if protocol is not None and self.reclaiming is not None:
             self._reclaim(protocol, line)
@@ -812,6 +819,10 @@ class Connection:
             return
         if self.quit_sent:
             self.finish(EXIT_OK)
+            return
+        if self.sent_away is not None:
+            # Kicked or banned: coming straight back would fight the operator.
+            self.finish(EXIT_FAILURE, f"closed by server: {self.sent_away}")
             return
         if reason.check(neterror.ConnectionDone) is not None:
             why = "connection closed by server"

@@ -517,6 +517,19 @@ class ConnectionTests(SynchronousTestCase):
         self.assertEqual(len(self.endpoint.protocols), 1)
         self.assertEqual(self.ended, [(1, "connection closed by server")])
 
+    def test_kickedEnds(self):
+        """Kicked (or banned) by an operator, the client does not come back."""
+        self.connection()
+        self.endpoint.protocols[0].dataReceived(
+            b"!!! disconnected: kicked by op: calm down\r\n"
+        )
+        self.drop()
+        self.clock.advance(60)
+        self.assertEqual(len(self.endpoint.protocols), 1)
+        self.assertEqual(
+            self.ended, [(1, "closed by server: disconnected: kicked by op: calm down")]
+        )
+
     def test_quitEnds(self):
         """After a quit word, the server closing ends the client with 0."""
         connection = self.connection()
