@@ -483,7 +483,7 @@ class ChatView:
         parts.append(("class:status", " |"))
         for number, key in enumerate(self.order, start=1):
             shown = self.views[key]
-            label = f" {number}:{shown.title or 'server'}"
+            label = f" {number}:{'server' if key == SERVER_VIEW else shown.title}"
             if key == self.current:
                 parts.append(("class:status.current", label))
             elif shown.highlighted:

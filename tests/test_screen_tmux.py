@@ -11,6 +11,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 from pathlib import Path
+from shlex import quote
 
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -126,8 +127,9 @@ class ScreenInTmuxTests(SynchronousTestCase):
         tmux = Tmux(
             self,
             directory,
-            f"env XDG_STATE_HOME={directory / 'state'} {client} 127.0.0.1:{port}"
-            f" 2>{directory / 'client.stderr'}; sleep 600",
+            f"env XDG_STATE_HOME={quote(str(directory / 'state'))}"
+            f" {quote(str(client))} 127.0.0.1:{port}"
+            f" 2>{quote(str(directory / 'client.stderr'))}; sleep 600",
         )
         tmux.wait("the greeting", lambda rows: any("Welcome" in r for r in rows))
         tmux.type("alice")
