@@ -349,6 +349,18 @@ def is_quit_line(line: bytes) -> bool:
     return is_quit_word(line) or line.lstrip().lower().startswith(b"/quit")
 
 
+class NetworkSide(Protocol):
+    """
+    What a :class:`NetworkProtocol` reports to: the :class:`Session`, or
+    the full screen's ``chatservice.screen.Connection``.
+    """
+
+    def networkConnected(self, network: NetworkProtocol) -> None: ...
+    def serverLine(self, line: bytes) -> None: ...
+    def networkLost(self, reason: Failure) -> None: ...
+    def finish(self, code: int, message: str | None = None) -> None: ...
+
+
 class NetworkProtocol(LineReceiver):
     """
     The connection to the server: lines end with ``\\n`` or ``\\r\\n`` on
@@ -360,7 +372,7 @@ class NetworkProtocol(LineReceiver):
     MAX_LENGTH = MAX_LINE_LENGTH
     transport: Transport  # type: ignore[assignment]
 
-    def __init__(self, session: Session) -> None:
+    def __init__(self, session: NetworkSide) -> None:
         self.session = session
 
     def connectionMade(self) -> None:
@@ -660,6 +672,27 @@ def build_parser() -> argparse.ArgumentParser:
             "a terminal and NO_COLOR is not set, always, or never"
         ),
     )
+    screen = parser.add_argument_group(
+        "full screen",
+        "When standard input and output are a terminal, the client shows a "
+        "full screen: the conversation, a status line and the input line "
+        "(see docs/client.rst for the keys). Piped use is unchanged.",
+    )
+    screen.add_argument(
+        "--no-screen",
+        action="store_true",
+        help="on a terminal too, read and print plain lines as in a pipe",
+    )
+    screen.add_argument(
+        "--no-reconnect",
+        action="store_true",
+        help="end when the connection drops instead of reconnecting",
+    )
+    screen.add_argument(
+        "--no-bell",
+        action="store_true",
+        help="no terminal bell when your nickname is mentioned",
+    )
     admin = parser.add_argument_group(
         "admin console",
         "With --admin, the first line sent is 'login NAME PASSWORD'; the name "
@@ -796,6 +829,12 @@ class Config:
     endpoint: IStreamClientEndpoint
     color: ColorMode = "auto"
     login: bytes | None = None
+    #: The full-screen client (standard input and output are a terminal).
+    screen: bool = False
+    #: Reconnect when the connection drops (full screen only).
+    reconnect: bool = True
+    #: Ring the terminal bell when one's nickname is mentioned.
+    bell: bool = True
 
 
 def _report(line: str) -> None:
@@ -824,6 +863,23 @@ async def run(reactor: Any, config: Config) -> None:
     leaves as ``SystemExit``, which :func:`~twisted.internet.task.react`
     turns into the exit status.
     """
+    if config.screen:
+        from chatservice.screen import run_screen
+
+        status = await run_screen(
+            reactor,
+            config.name,
+            config.endpoint,
+            color=choose_color(config.color, True, os.environ),
+            login=config.login,
+            reconnect=config.reconnect,
+            bell=config.bell,
+            report=_report,
+            environ=os.environ,
+        )
+        if status:
+            raise SystemExit(status)
+        return
     from twisted.internet.stdio import StandardIO
 
     renderer = Renderer.for_output(config.color, _isatty(1), os.environ)
@@ -863,6 +919,26 @@ def _blocking_restored(fds: Sequence[int] = (0, 1, 2)) -> Iterator[None]:
                 fcntl.fcntl(fd, fcntl.F_SETFL, flags)
 
 
+def _install_asyncio_reactor() -> bool:
+    """
+    Install Twisted's asyncio reactor (the full screen runs
+    ``prompt_toolkit`` on it); ``False`` if another reactor is installed.
+    """
+    if "twisted.internet.reactor" in sys.modules:
+        from twisted.internet import reactor
+        from twisted.internet.asyncioreactor import AsyncioSelectorReactor
+
+        return isinstance(reactor, AsyncioSelectorReactor)
+    import asyncio
+
+    from twisted.internet import asyncioreactor
+
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    asyncioreactor.install(loop)
+    return True
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """
     The ``chatservice-client`` command.  Returns the status of a usage error
@@ -874,6 +950,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         options.user is not None or options.password_file is not None
     ):
         return _usage_error("--user and --password-file need --admin")
+    screen = not options.no_screen and _isatty(0) and _isatty(1)
+    if screen:
+        screen = _install_asyncio_reactor()
     from twisted.internet import reactor
 
     try:
@@ -892,7 +971,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         except EOFError:
             _report(f"{PROG}: no password given")
             return EXIT_FAILURE
-    config = Config(options.endpoint, endpoint, options.color, login)
+    config = Config(
+        options.endpoint,
+        endpoint,
+        options.color,
+        login,
+        screen=screen,
+        reconnect=not options.no_reconnect,
+        bell=not options.no_bell,
+    )
     from twisted.internet import task
 
     with _blocking_restored():
