@@ -18,6 +18,7 @@ a variation selector is no second ``#lobby``.
 
 from __future__ import annotations
 
+import functools
 import unicodedata
 
 import precis_i18n
@@ -169,6 +170,10 @@ def check_nick(wanted: str) -> str:
     return nick
 
 
+# Every join checks its room's name, and most joins name a room already
+# checked (the default room at every registration): remembered, the PRECIS
+# check costs nothing the second time.  Refusals are not remembered.
+@functools.lru_cache(maxsize=4096)
 def check_room(wanted: str) -> str:
     """
     Return the room name as it will be shown (without a leading ``#``), or
