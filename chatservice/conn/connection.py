@@ -304,29 +304,25 @@ class Connection:
         """
         held = False
 
-        def succeeded(value: T) -> None:
+        def act(handler: Callable[[Any], None], outcome: object) -> None:
             if self.closing or not self.admitted:
                 return
             try:
-                done(value)
+                handler(outcome)
             except Exception:
                 self.log.failure(
-                    "{service}: acting on a result", service=self.factory.name
+                    "{service}: acting on {outcome!r}",
+                    service=self.factory.name,
+                    outcome=outcome,
                 )
             if held:  # whatever happened, input goes on
                 self.releaseInput(HOLD_WAITING)
 
+        def succeeded(value: T) -> None:
+            act(done, value)
+
         def refused(failure: Failure) -> None:
-            if self.closing or not self.admitted:
-                return
-            try:
-                failed(failure)
-            except Exception:
-                self.log.failure(
-                    "{service}: acting on a refusal", service=self.factory.name
-                )
-            if held:
-                self.releaseInput(HOLD_WAITING)
+            act(failed, failure)
 
         result.addCallbacks(succeeded, refused)
         if not result.called:
