@@ -102,6 +102,14 @@ SERVER_VIEW = ""
 #: Typed lines never saved in the history file: they hold a password.
 _SECRET = re.compile(r"\s*(/oper\s|login\s)", re.IGNORECASE)
 
+#: The server's time at the start of an event line (``/timestamps on``).
+_TIME_TAG = re.compile(r"@time=(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(\.\d+)?Z ")
+#: What the server answers ``/timestamps on`` with (or, before it had the
+#: command, refuses it with): not shown.
+_TIMESTAMPS_ANSWERS = (
+    b"--- timestamps on",
+    b"!!! unknown command /timestamps; /help lists commands",
+)
 _ROOM_LINE = re.compile(r"#(\S+) (?:<([^\s>]+)>|\* (\S+))( .*)?")
 _HISTORY_LINE = re.compile(
     r"#(\S+) \[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)\] (<[^\s>]+>|\* \S+)( .*)?"
@@ -269,10 +277,18 @@ class ChatView:
     def server_line(self, raw: bytes) -> None:
         """Read one line from the server (without its terminator)."""
         text = visible(raw.decode("utf-8", errors="replace"))
+        at = self.clock()
+        stamp = _TIME_TAG.match(text)
+        if stamp is not None:
+            # The server's time of the event, not the time it arrived.
+            whole, fraction = stamp.groups()
+            at = calendar.timegm(time.strptime(whole, "%Y-%m-%dT%H:%M:%S"))
+            at += float(fraction or 0)
+            text = text[stamp.end() :]
         self.alert = False
         self.just_joined = None
         key = self._track(text)
-        shown_text, at = text, self.clock()
+        shown_text = text
         history = _HISTORY_LINE.fullmatch(text)
         if history is not None:
             room, when, who, rest = history.groups()
@@ -754,8 +770,12 @@ class Connection:
         self.chat.state = "connected"
         if self.login is not None:
             protocol.sendLine(self.login)
-        elif again and self.chat.nick is not None:
-            self._take_back(protocol)
+        else:
+            # Every event line with the server's time (its reply not shown).
+            self.asked_timestamps = True
+            protocol.sendLine(b"/timestamps on")
+            if again and self.chat.nick is not None:
+                self._take_back(protocol)
         self.refresh()
 
     def _take_back(self, protocol: NetworkProtocol) -> None:
@@ -788,8 +808,14 @@ class Connection:
             self.reclaiming = wanted
             protocol.sendLine(f"/nick {wanted}".encode())
 
+    #: Whether the answer to ``/timestamps on`` is still to come.
+    asked_timestamps = False
+
     def serverLine(self, line: bytes) -> None:
         """A line from the server: to the screen model."""
+        if self.asked_timestamps and line in _TIMESTAMPS_ANSWERS:
+            self.asked_timestamps = False
+            return
         self.chat.server_line(line)
         if line.startswith(_SENT_AWAY):
             self.sent_away = line[4:].decode("utf-8", errors="replace")

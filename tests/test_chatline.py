@@ -599,6 +599,8 @@ class CommandTests(ChatTestCase):
                 "--- /quit [MESSAGE]: leave the chat",
                 "--- /help [COMMAND]: list commands, or explain one",
                 "--- /oper NAME PASSWORD: log in as an operator",
+                "--- /timestamps [on|off]: start each line of what happens with "
+                "its time: @time=... (UTC)",
                 "--- Operators (after /oper) also have:",
                 "--- /broadcast TEXT: send a notice to every connected client",
                 "--- /kick NICK [REASON]: disconnect a client; it and its rooms "
@@ -1610,3 +1612,44 @@ class RenderTests(SynchronousTestCase):
     def test_unknownEvent(self) -> None:
         """An event without a line format is a TypeError, not a silent drop."""
         self.assertRaises(TypeError, render, events.PrivateMessage("a", "b", "private"))
+
+
+class TimestampTests(ChatTestCase):
+    """``/timestamps``: event lines that carry the server's time."""
+
+    def test_offByDefault(self) -> None:
+        """Without ``/timestamps on`` no line carries a time (the transcripts)."""
+        alice, bob = self.register("alice"), self.register("bob")
+        alice.send("hi")
+        self.assertEqual(bob.take(), ["#lobby <alice> hi"])
+
+    def test_onStampsEventLines(self) -> None:
+        """
+        With it on, every line of what happens (messages, several in one
+        turn each with its own time, notices, private messages) starts with
+        ``@time=`` and the event's server time in UTC; replies and errors do
+        not; ``off`` stops it.
+        """
+        self.clock.advance(1_764_632_820.25 - self.clock.seconds())
+        alice, bob = self.register("alice"), self.register("bob")
+        bob.send("/timestamps on")
+        self.assertEqual(bob.take(), ["--- timestamps on"])
+        alice.send("hi", "again")
+        stamp = "@time=2025-12-01T23:47:00.250Z "
+        self.assertEqual(
+            bob.take(), [stamp + "#lobby <alice> hi", stamp + "#lobby <alice> again"]
+        )
+        alice.send("/msg bob psst", "/join side")
+        self.assertEqual(bob.take(), [stamp + "*alice* psst"])
+        bob.send("/whois nobody")
+        self.assertEqual(bob.take(), ["!!! no such nickname: nobody"])
+        bob.send("/timestamps off", "/timestamps")
+        self.assertEqual(bob.take(), ["--- timestamps off", "--- timestamps off"])
+        alice.send("/join lobby", "plain")
+        self.assertEqual(bob.take(), ["#lobby <alice> plain"])
+
+    def test_usage(self) -> None:
+        """Anything but on or off is a usage error."""
+        client = self.register("alice")
+        client.send("/timestamps maybe")
+        self.assertEqual(client.take(), ["!!! usage: /timestamps [on|off]"])

@@ -479,13 +479,14 @@ class ConnectionTests(SynchronousTestCase):
         self.assertEqual(len(self.endpoint.protocols), 2)
         self.assertEqual(self.chat.state, "connected")
         second = self.endpoint.transports[1]
-        self.assertEqual(second.value(), b"/nick alice\r\n")
+        self.assertEqual(second.value(), b"/timestamps on\r\n/nick alice\r\n")
         self.endpoint.protocols[1].dataReceived(
             b"--- you are alice; you are in #lobby\r\n"
         )
         self.assertEqual(
             second.value(),
-            b"/nick alice\r\n/join #dev\r\n/join #lobby\r\n/who #lobby\r\n",
+            b"/timestamps on\r\n/nick alice\r\n/join #dev\r\n/join #lobby\r\n"
+            b"/who #lobby\r\n",
         )
         self.assertEqual(self.ended, [])
 
@@ -505,7 +506,8 @@ class ConnectionTests(SynchronousTestCase):
         second.dataReceived(b"--- you are alice_; you are in #lobby\r\n")
         self.assertEqual(
             self.endpoint.transports[1].value(),
-            b"/nick alice\r\n/nick alice_\r\n/join #lobby\r\n/who #lobby\r\n",
+            b"/timestamps on\r\n/nick alice\r\n/nick alice_\r\n/join #lobby\r\n"
+            b"/who #lobby\r\n",
         )
         self.assertEqual(self.chat.nick, "alice_")
 
@@ -547,3 +549,39 @@ class ConnectionTests(SynchronousTestCase):
         for transport in self.endpoint.transports:
             self.assertEqual(transport.value(), b"login root pw\r\n")
         self.assertEqual(len(self.endpoint.protocols), 2)
+
+
+class ServerTimeTests(SynchronousTestCase):
+    """Lines that carry the server's time (``/timestamps on``)."""
+
+    def test_timeFromTheServer(self) -> None:
+        """
+        A line starting with ``@time=`` is shown with that time (local), not
+        the time it arrived, and without the tag.
+        """
+        chat = ChatView("localhost:6666", clock=lambda: 0.0)
+        chat.server_line(b"@time=2025-12-01T23:47:00.250Z #lobby <alice> hi")
+        shown = "".join(text for _, text, *_ in chat.views["#lobby"].lines[-1])
+        clock = time.strftime("%H:%M", time.localtime(1_764_632_820))
+        self.assertIn(clock, shown)
+        self.assertIn("<alice> hi", shown)
+        self.assertNotIn("@time", shown)
+
+    def test_answerNotShown(self) -> None:
+        """The client asks for times on connecting; the answer is not shown."""
+        shown: list[bytes] = []
+        connection = Connection.__new__(Connection)
+        connection.asked_timestamps = True
+
+        class Chat:
+            def server_line(self, line: bytes) -> None:
+                shown.append(line)
+
+            just_joined = None
+
+        connection.chat = Chat()  # type: ignore[assignment]
+        connection.protocol = None
+        connection.reclaiming = None
+        connection.serverLine(b"--- timestamps on")
+        self.assertEqual(shown, [])
+        self.assertFalse(connection.asked_timestamps)

@@ -30,9 +30,12 @@ from chatservice.doors.native.render import (
     ANNOUNCEMENT,
     NOTICE,
     REPLY,
+    TIMED_WIRE,
     WIRE,
     encode,
+    encode_timed,
     render_error,
+    time_tag,
 )
 from chatservice.doors.operations import COMMANDS as OPERATOR_COMMANDS
 from chatservice.doors.operations import Operations
@@ -70,6 +73,11 @@ _USER_COMMANDS: dict[str, Command] = {
         "[ROOM] [N]",
         "show the last N messages of a room (default: current)",
         "do_history",
+    ),
+    "timestamps": Command(
+        "[on|off]",
+        "start each line of what happens with its time: @time=... (UTC)",
+        "do_timestamps",
     ),
 }
 #: Commands /help lists only when the server keeps history.
@@ -122,6 +130,8 @@ class ChatProtocol(MemberProtocol):
     commands: ClassVar[dict[str, Command]] = COMMANDS
     #: The door's name in history (where a message was said).
     door_name: ClassVar[str] = "chat"
+    #: Whether event lines start with their time (``/timestamps on``).
+    timestamps: bool = False
     #: While a replay is being read: what is delivered meanwhile, in order
     #: behind it (``None``: nothing waits).
     _behind: list[bytes | _Replay] | None = None
@@ -150,6 +160,8 @@ class ChatProtocol(MemberProtocol):
             return  # nothing follows a closing connection's last line
         if isinstance(event, events.PrivateMessage):
             data = self._private_line(event)  # worded for sender or recipient
+        elif self.timestamps:
+            data = event.encoded(TIMED_WIRE, encode_timed)
         else:
             data = event.encoded(WIRE, encode)
         if self._behind is not None:
@@ -223,6 +235,8 @@ class ChatProtocol(MemberProtocol):
             line = f"*{event.sender}* {event.text}\r\n"
         else:
             line = f"-> *{event.recipient}* {event.text}\r\n"
+        if self.timestamps:
+            line = time_tag(event.at) + line
         return line.encode("utf-8")
 
     def disconnect(self, reason: str) -> None:
@@ -446,6 +460,14 @@ class ChatProtocol(MemberProtocol):
                 self.reply(
                     f"/{command_name} {command.args}".rstrip() + f": {command.help}"
                 )
+
+    def do_timestamps(self, args: str, name: str) -> None:
+        setting = args.strip().lower()
+        if setting not in ("", "on", "off"):
+            raise UsageError("usage: /timestamps [on|off]")
+        if setting:
+            self.timestamps = setting == "on"
+        self.reply(f"timestamps {'on' if self.timestamps else 'off'}")
 
     def do_oper(self, args: str, name: str) -> None:
         account, _, password = args.partition(" ")

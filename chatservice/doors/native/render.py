@@ -113,3 +113,29 @@ def render_error(error: errors.ChatError) -> str:
     # The rest say it all already: "the nickname bob is taken",
     # "no such room: #games", a name's own rule, a usage line.
     return str(error)
+
+
+#: The wire name of lines that carry their event's time (``/timestamps``).
+TIMED_WIRE = "line+time"
+
+
+def time_tag(at: float) -> str:
+    """``@time=2026-12-01T23:47:00.123Z `` (UTC, milliseconds), IRCv3's form."""
+    whole = int(at)
+    millis = round((at - whole) * 1000)
+    if millis == 1000:
+        whole, millis = whole + 1, 0
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole))
+    return f"@time={stamp}.{millis:03d}Z "
+
+
+def encode_timed(event: events.Event) -> bytes:
+    """
+    :func:`encode`, every line starting with the time its event happened
+    (for ``/timestamps on``): made once per event, like the plain lines.
+    """
+    if isinstance(event, events.RoomMessages):
+        return "".join(
+            time_tag(m.at) + render(m) + "\r\n" for m in event.messages
+        ).encode("utf-8")
+    return (time_tag(event.at) + render(event) + "\r\n").encode("utf-8")
