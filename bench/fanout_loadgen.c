@@ -15,7 +15,8 @@
  * that every receiver got every message.
  *
  * bench/run.py compiles it with the system's C compiler (``cc -O2``) into a
- * temporary directory and falls back to loadgen.py when it cannot.
+ * temporary directory and falls back to loadgen.py when it cannot; what it
+ * shares with echo_loadgen.c is in loadgen.h.
  *
  * Usage: fanout_loadgen fanout --port PORT [--server-pid PID] [--cpu N]
  *        [--receivers 1000] [--senders 10] [--window 64]
@@ -24,26 +25,8 @@
  * Loopback (127.0.0.1) only.
  */
 
-#define _GNU_SOURCE
-#include <arpa/inet.h>
-#include <errno.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <poll.h>
-#include <sched.h>
-#include <stdarg.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/epoll.h>
-#include <sys/resource.h>
-#include <sys/socket.h>
-#include <time.h>
-#include <unistd.h>
+#include "loadgen.h"
 
-#define RECV_SIZE 262144
-#define SATURATION 0.90
 /* How many unexpected lines a run quotes, and how much of each. */
 #define SAMPLE_LINES 5
 #define SAMPLE_SIZE 200
@@ -62,77 +45,6 @@ static const char TEXT[] = " fan-out 0123456789abcdef";
 /* What a sender says: "FNNNNNNNN fan-out 0123456789abcdef\r\n". */
 #define MESSAGE_SIZE (1 + 8 + TEXT_SIZE + 2)
 
-/* Write text into a JSON string (without its quotes), as json.dumps would
- * (non-ASCII bytes become U+FFFD). */
-static void json_string(FILE *out, const char *text, size_t size)
-{
-    for (size_t i = 0; i < size; i++) {
-        unsigned char c = (unsigned char)text[i];
-        if (c == '"' || c == '\\')
-            fprintf(out, "\\%c", c);
-        else if (c == '\n')
-            fputs("\\n", out);
-        else if (c == '\r')
-            fputs("\\r", out);
-        else if (c == '\t')
-            fputs("\\t", out);
-        else if (c < 0x20 || c == 0x7f)
-            fprintf(out, "\\u%04x", c);
-        else if (c >= 0x80)
-            fputs("\\ufffd", out);
-        else
-            fputc(c, out);
-    }
-}
-
-static void fail(const char *format, ...)
-{
-    char message[1024];
-    va_list args;
-    va_start(args, format);
-    vsnprintf(message, sizeof message, format, args);
-    va_end(args);
-    printf("{\"workload\": \"fanout\", \"error\": \"");
-    json_string(stdout, message, strlen(message));
-    printf("\"}\n");
-    exit(1);
-}
-
-static double monotonic(void)
-{
-    struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    return (double)now.tv_sec + (double)now.tv_nsec / 1e9;
-}
-
-static double process_cpu(void)
-{
-    struct timespec now;
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &now);
-    return (double)now.tv_sec + (double)now.tv_nsec / 1e9;
-}
-
-/* User plus system CPU seconds of a process (fields 14 and 15 of stat(5)). */
-static double server_cpu(long pid)
-{
-    char path[64], buffer[4096];
-    snprintf(path, sizeof path, "/proc/%ld/stat", pid);
-    FILE *stat = fopen(path, "r");
-    if (stat == NULL)
-        return -1;
-    size_t size = fread(buffer, 1, sizeof buffer - 1, stat);
-    fclose(stat);
-    buffer[size] = '\0';
-    char *field = strrchr(buffer, ')');
-    if (field == NULL)
-        return -1;
-    unsigned long utime = 0, stime = 0;
-    if (sscanf(field + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu",
-               &utime, &stime) != 2)
-        return -1;
-    return (double)(utime + stime) / (double)sysconf(_SC_CLK_TCK);
-}
-
 /* epoll_wait's timeout for a wait of ``seconds`` (rounded up, as Python). */
 static int wait_ms(double seconds)
 {
@@ -140,38 +52,6 @@ static int wait_ms(double seconds)
         return 0;
     int ms = (int)(seconds * 1000);
     return ms < seconds * 1000 ? ms + 1 : ms;
-}
-
-/* Slow path: the kernel took part of a write; finish it, bounded. */
-static void send_rest(int fd, const char *data, size_t size)
-{
-    double deadline = monotonic() + 10;
-    while (size > 0) {
-        ssize_t sent = send(fd, data, size, MSG_NOSIGNAL);
-        if (sent < 0 && errno != EAGAIN && errno != EINTR)
-            fail("send: %s", strerror(errno));
-        if (sent > 0) {
-            data += sent;
-            size -= (size_t)sent;
-            continue;
-        }
-        if (monotonic() > deadline)
-            fail("the server stopped reading for 10 s");
-        struct pollfd one = {.fd = fd, .events = POLLOUT};
-        poll(&one, 1, 10);
-    }
-}
-
-static void send_data(int fd, const char *data, size_t size)
-{
-    ssize_t sent = send(fd, data, size, MSG_NOSIGNAL);
-    if (sent < 0) {
-        if (errno != EAGAIN && errno != EINTR)
-            fail("send: %s", strerror(errno));
-        sent = 0;
-    }
-    if ((size_t)sent != size)
-        send_rest(fd, data + sent, size - (size_t)sent);
 }
 
 /* One connection: its socket, and the incomplete line it last read. */
@@ -522,16 +402,9 @@ static long own_messages(int i, ssize_t size)
     return own;
 }
 
-static const char *option(int argc, char **argv, const char *name, const char *fallback)
-{
-    for (int i = 2; i + 1 < argc; i++)
-        if (strcmp(argv[i], name) == 0)
-            return argv[i + 1];
-    return fallback;
-}
-
 int main(int argc, char **argv)
 {
+    workload = "fanout";
     if (argc < 2 || strcmp(argv[1], "fanout") != 0) {
         fprintf(stderr, "usage: fanout_loadgen fanout --port PORT [options]\n");
         return 2;
@@ -552,12 +425,7 @@ int main(int argc, char **argv)
     if (count_s > 100000)
         fail("at most 100000 senders (five digits)");
 
-    if (cpu >= 0) {
-        cpu_set_t set;
-        CPU_ZERO(&set);
-        CPU_SET(cpu, &set);
-        sched_setaffinity(0, sizeof set, &set);
-    }
+    set_up_process(cpu);
     char cpus[4096] = "null";
     cpu_set_t mine;
     if (sched_getaffinity(0, sizeof mine, &mine) == 0) {
@@ -570,11 +438,7 @@ int main(int argc, char **argv)
         cpus[at++] = ']';
         cpus[at] = '\0';
     }
-    struct rlimit files;
-    if (getrlimit(RLIMIT_NOFILE, &files) == 0 && files.rlim_cur < files.rlim_max) {
-        files.rlim_cur = files.rlim_max;
-        setrlimit(RLIMIT_NOFILE, &files);
-    }
+    struct rlimit files = {0};
     getrlimit(RLIMIT_NOFILE, &files);
 
     total = count_r + count_s;
@@ -602,18 +466,16 @@ int main(int argc, char **argv)
         say(s, window);
 
     long long counted_from = 0;
-    double idle = 0, idle_from = 0, wall0 = 0, cpu0 = 0, server0 = -1;
+    double idle = 0;
+    struct window measure = {.server_pid = server_pid};
     double now = monotonic();
     double warm_end = now + warmup, end = warm_end + duration;
     double next_pass = now;
     int measuring = 0;
     for (;;) {
         if (!measuring && now >= warm_end) {
-            wall0 = now;
-            cpu0 = process_cpu();
-            server0 = server_pid ? server_cpu(server_pid) : -1;
+            window_start(&measure, now, idle);
             counted_from = delivered;
-            idle_from = idle;
             measuring = 1;
         }
         if (now >= end)
@@ -633,8 +495,8 @@ int main(int argc, char **argv)
             }
             now = monotonic();
         }
-        double wait = next_pass - now;
-        int got = epoll_wait(sender_epoll, events, total, wait_ms(wait < 0.05 ? wait : 0.05));
+        double wait = next_pass - now < 0.05 ? next_pass - now : 0.05;
+        int got = epoll_wait(sender_epoll, events, total, wait_ms(wait));
         double woke = monotonic();
         idle += woke - now;
         if (got < 0 && errno != EINTR)
@@ -655,10 +517,7 @@ int main(int argc, char **argv)
         struct epoll_event event = {.events = EPOLLIN, .data.u32 = (uint32_t)i};
         epoll_ctl(receiver_epoll, EPOLL_CTL_ADD, conns[i].fd, &event);
     }
-    double wall = now - wall0;
-    double cpu_share = (process_cpu() - cpu0) / wall;
-    double server1 = server_pid ? server_cpu(server_pid) : -1;
-    double busy = 1 - (idle - idle_from) / wall;
+    window_stop(&measure, now, idle);
     long long deliveries = delivered - counted_from;
     long long messages = 0;
     for (int s = 0; s < count_s; s++)
@@ -692,17 +551,13 @@ int main(int argc, char **argv)
         }
     }
 
-    char server_share[32] = "null";
-    if (server0 >= 0 && server1 >= 0)
-        snprintf(server_share, sizeof server_share, "%.1f",
-                 100 * (server1 - server0) / wall);
     printf("{\"workload\": \"fanout\", \"cpus\": %s, \"fd_limit\": %llu, "
            "\"value\": %.1f, \"unit\": \"deliveries/s\", \"deliveries\": %lld, "
            "\"messages_sent\": %lld, \"receivers\": %d, \"senders\": %d, "
            "\"window\": %ld, \"receiver_interval\": %g, \"lost\": %lld, "
            "\"duplicates\": %lld, \"out_of_order\": %lld, "
            "\"unexpected_lines\": %lld, \"unexpected_sample\": [",
-           cpus, (unsigned long long)files.rlim_cur, (double)deliveries / wall,
+           cpus, (unsigned long long)files.rlim_cur, (double)deliveries / measure.wall,
            deliveries, messages, count_r, count_s, window, interval, missing(sent),
            duplicates, out_of_order, unexpected);
     for (int i = 0; i < sample_count; i++) {
@@ -710,10 +565,8 @@ int main(int argc, char **argv)
         json_string(stdout, samples[i], sample_sizes[i]);
         printf("\"");
     }
-    printf("], \"drained\": %s, \"wall_s\": %.4f, \"loadgen_cpu_pct\": %.1f, "
-           "\"loadgen_busy_pct\": %.1f, \"server_cpu_pct\": %s, "
-           "\"saturated\": %s, \"loadgen\": \"c\"}\n",
-           behind ? "false" : "true", wall, 100 * cpu_share, 100 * busy, server_share,
-           cpu_share >= SATURATION || busy >= SATURATION ? "true" : "false");
+    printf("], \"drained\": %s, ", behind ? "false" : "true");
+    window_json(&measure);
+    printf(", \"loadgen\": \"c\"}\n");
     return 0;
 }
