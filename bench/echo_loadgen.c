@@ -10,7 +10,8 @@
  * (/proc/PID/stat).
  *
  * bench/run.py compiles it with the system's C compiler (``cc -O2``) into a
- * temporary directory and falls back to loadgen.py when it cannot.
+ * temporary directory and falls back to loadgen.py when it cannot; what it
+ * shares with fanout_loadgen.c is in loadgen.h.
  *
  * Usage: echo_loadgen echo|upper --port PORT [--server-pid PID] [--cpu N]
  *        [--connections 100] [--window 64] [--duration 3] [--warmup 0.5]
@@ -18,77 +19,10 @@
  * Loopback (127.0.0.1) only.
  */
 
-#define _GNU_SOURCE
-#include <arpa/inet.h>
-#include <errno.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <poll.h>
-#include <sched.h>
-#include <stdarg.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/epoll.h>
-#include <sys/resource.h>
-#include <sys/socket.h>
-#include <time.h>
-#include <unistd.h>
+#include "loadgen.h"
 
 static const char LINE[] = "abcdefghijklmnopqrstuvwxyz0123\r\n";
 #define LINE_SIZE 32
-#define RECV_SIZE 262144
-#define SATURATION 0.90
-
-static const char *workload = "echo";
-
-static void fail(const char *format, ...)
-{
-    char message[512];
-    va_list args;
-    va_start(args, format);
-    vsnprintf(message, sizeof message, format, args);
-    va_end(args);
-    /* The message is ours: no quotes or backslashes to escape. */
-    printf("{\"workload\": \"%s\", \"error\": \"%s\"}\n", workload, message);
-    exit(1);
-}
-
-static double monotonic(void)
-{
-    struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    return (double)now.tv_sec + (double)now.tv_nsec / 1e9;
-}
-
-static double process_cpu(void)
-{
-    struct timespec now;
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &now);
-    return (double)now.tv_sec + (double)now.tv_nsec / 1e9;
-}
-
-/* User plus system CPU seconds of a process (fields 14 and 15 of stat(5)). */
-static double server_cpu(long pid)
-{
-    char path[64], buffer[4096];
-    snprintf(path, sizeof path, "/proc/%ld/stat", pid);
-    FILE *stat = fopen(path, "r");
-    if (stat == NULL)
-        return -1;
-    size_t size = fread(buffer, 1, sizeof buffer - 1, stat);
-    fclose(stat);
-    buffer[size] = '\0';
-    char *field = strrchr(buffer, ')');
-    if (field == NULL)
-        return -1;
-    unsigned long utime = 0, stime = 0;
-    /* After ")": state (3), then fields 4..13, then utime (14), stime (15). */
-    if (sscanf(field + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu",
-               &utime, &stime) != 2)
-        return -1;
-    return (double)(utime + stime) / (double)sysconf(_SC_CLK_TCK);
-}
 
 static long count_newlines(const char *data, ssize_t size)
 {
@@ -101,37 +35,9 @@ static long count_newlines(const char *data, ssize_t size)
     return count;
 }
 
-/* Slow path: the kernel took part of a write; finish it, bounded. */
-static void send_rest(int fd, const char *data, size_t size)
-{
-    double deadline = monotonic() + 10;
-    while (size > 0) {
-        ssize_t sent = send(fd, data, size, MSG_NOSIGNAL);
-        if (sent < 0 && errno != EAGAIN && errno != EINTR)
-            fail("send: %s", strerror(errno));
-        if (sent > 0) {
-            data += sent;
-            size -= (size_t)sent;
-            continue;
-        }
-        if (monotonic() > deadline)
-            fail("the server stopped reading for 10 s");
-        struct pollfd one = {.fd = fd, .events = POLLOUT};
-        poll(&one, 1, 10);
-    }
-}
-
 static void send_lines(int fd, const char *payload, long lines)
 {
-    size_t size = (size_t)lines * LINE_SIZE;
-    ssize_t sent = send(fd, payload, size, MSG_NOSIGNAL);
-    if (sent < 0) {
-        if (errno != EAGAIN && errno != EINTR)
-            fail("send: %s", strerror(errno));
-        sent = 0;
-    }
-    if ((size_t)sent != size)
-        send_rest(fd, payload + sent, size - (size_t)sent);
+    send_data(fd, payload, (size_t)lines * LINE_SIZE);
 }
 
 /* Connect, say one line and wait (bounded) for the expected answer. */
@@ -165,14 +71,6 @@ static int open_connection(int port, const char *expect, double deadline)
     return fd;
 }
 
-static const char *option(int argc, char **argv, const char *name, const char *fallback)
-{
-    for (int i = 2; i + 1 < argc; i++)
-        if (strcmp(argv[i], name) == 0)
-            return argv[i + 1];
-    return fallback;
-}
-
 int main(int argc, char **argv)
 {
     if (argc < 2 || (strcmp(argv[1], "echo") != 0 && strcmp(argv[1], "upper") != 0)) {
@@ -192,17 +90,7 @@ int main(int argc, char **argv)
     if (port <= 0 || connections < 1 || window < 1)
         fail("--port, --connections and --window must be positive");
 
-    if (cpu >= 0) {
-        cpu_set_t set;
-        CPU_ZERO(&set);
-        CPU_SET(cpu, &set);
-        sched_setaffinity(0, sizeof set, &set);
-    }
-    struct rlimit files;
-    if (getrlimit(RLIMIT_NOFILE, &files) == 0 && files.rlim_cur < files.rlim_max) {
-        files.rlim_cur = files.rlim_max;
-        setrlimit(RLIMIT_NOFILE, &files);
-    }
+    set_up_process(cpu);
 
     char expect[LINE_SIZE];
     memcpy(expect, LINE, LINE_SIZE);
@@ -232,18 +120,16 @@ int main(int argc, char **argv)
 
     struct epoll_event events[1024];
     long total = 0, reads = 0, counted_from = 0, reads_from = 0;
-    double idle = 0, idle_from = 0, wall0 = 0, cpu0 = 0, server0 = -1;
+    double idle = 0;
+    struct window measure = {.server_pid = server_pid};
     double now = monotonic();
     double warm_end = now + warmup, end = warm_end + duration;
     int measuring = 0;
     for (;;) {
         if (!measuring && now >= warm_end) {
-            wall0 = now;
-            cpu0 = process_cpu();
-            server0 = server_pid ? server_cpu(server_pid) : -1;
+            window_start(&measure, now, idle);
             counted_from = total;
             reads_from = reads;
-            idle_from = idle;
             measuring = 1;
         }
         if (now >= end)
@@ -276,24 +162,15 @@ int main(int argc, char **argv)
         }
         now = monotonic();
     }
-    double wall = now - wall0;
-    double cpu_share = (process_cpu() - cpu0) / wall;
-    double server1 = server_pid ? server_cpu(server_pid) : -1;
-    double busy = 1 - (idle - idle_from) / wall;
+    window_stop(&measure, now, idle);
     long lines = total - counted_from;
     long measured_reads = reads - reads_from;
-    char server_share[32] = "null";
-    if (server0 >= 0 && server1 >= 0)
-        snprintf(server_share, sizeof server_share, "%.1f",
-                 100 * (server1 - server0) / wall);
     printf("{\"workload\": \"%s\", \"value\": %.1f, \"unit\": \"lines/s\", "
            "\"lines\": %ld, \"connections\": %d, \"window\": %ld, "
-           "\"lines_per_read\": %.1f, \"wall_s\": %.4f, "
-           "\"loadgen_cpu_pct\": %.1f, \"loadgen_busy_pct\": %.1f, "
-           "\"server_cpu_pct\": %s, \"saturated\": %s, \"loadgen\": \"c\"}\n",
-           workload, (double)lines / wall, lines, connections, window,
-           (double)lines / (double)(measured_reads > 0 ? measured_reads : 1), wall,
-           100 * cpu_share, 100 * busy, server_share,
-           cpu_share >= SATURATION || busy >= SATURATION ? "true" : "false");
+           "\"lines_per_read\": %.1f, ",
+           workload, (double)lines / measure.wall, lines, connections, window,
+           (double)lines / (double)(measured_reads > 0 ? measured_reads : 1));
+    window_json(&measure);
+    printf(", \"loadgen\": \"c\"}\n");
     return 0;
 }

@@ -677,6 +677,7 @@ def run_fanout(options: argparse.Namespace) -> dict[str, object]:
             "unexpected_lines": check.unexpected,
             "unexpected_sample": check.sample,
             "drained": not behind,
+            "loadgen": "python",
         }
         result.update(measure.report())
         return result

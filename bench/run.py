@@ -6,8 +6,9 @@ Benchmarks of chatservice against the real alternatives, in one command.
 nothing).  Every server (chatservice under the installed ``twistd`` next to
 ``sys.executable``, and the baselines in ``bench/baselines/``) runs as a
 subprocess on a free loopback port, pinned to one core; the load generator
-(``bench/loadgen.py``, and for echo and upper ``bench/echo_loadgen.c`` when
-a C compiler is at hand) runs as another process pinned to another core.
+(``bench/loadgen.py``; for echo and upper ``bench/echo_loadgen.c`` and for
+fanout ``bench/fanout_loadgen.c`` when a C compiler is at hand) runs as
+another process pinned to another core.
 Runs of the servers are interleaved, round after round, and every ratio is
 computed within a round: on a shared machine only figures measured side by
 side compare.  ``--json FILE`` saves every figure.
@@ -64,6 +65,15 @@ LOADGEN = BENCH / "loadgen.py"
 #: The echo and uppercase load generator in C: the same workload and report
 #: as ``loadgen.py echo|upper`` at a fraction of its cost per line.
 ECHO_LOADGEN_SOURCE = BENCH / "echo_loadgen.c"
+#: The fan-out load generator in C: the same workload, checks and report as
+#: ``loadgen.py fanout``, without saturating its core.
+FANOUT_LOADGEN_SOURCE = BENCH / "fanout_loadgen.c"
+#: The C load generators, by source, and the workloads (``Workload.kind``)
+#: each one drives.
+C_LOADGENS = (
+    (ECHO_LOADGEN_SOURCE, ("echo", "upper")),
+    (FANOUT_LOADGEN_SOURCE, ("fanout",)),
+)
 LOOPBACK = "127.0.0.1"
 #: Seconds a server gets to accept its first connection.
 START_TIMEOUT = 30.0
@@ -869,18 +879,27 @@ def loadgen_args(workload: str, settings: Settings) -> list[str]:
     raise ValueError(workload)
 
 
-def build_echo_loadgen(workdir: Path) -> tuple[Path | None, str]:
+def c_compiler() -> str | None:
+    """The C compiler the C load generators are built with (``$CC``, else
+    ``cc`` or ``gcc``), or ``None``."""
+    return os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
+
+
+def build_c_loadgen(
+    workdir: Path, source: Path = ECHO_LOADGEN_SOURCE
+) -> tuple[Path | None, str]:
     """
-    Compile ``echo_loadgen.c`` into ``workdir`` with the C compiler (``$CC``,
-    else ``cc`` or ``gcc``); the program, or ``None`` and why not.
+    Compile ``source`` (a C load generator: ``echo_loadgen.c`` unless told)
+    into ``workdir`` with the C compiler (:func:`c_compiler`); the program,
+    or ``None`` and why not.
     """
-    compiler = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
+    compiler = c_compiler()
     if not compiler:
         return None, "no C compiler (cc, gcc or $CC) found"
-    program = workdir / "echo_loadgen"
+    program = workdir / source.stem
     try:
         built = subprocess.run(
-            [compiler, "-O2", "-o", str(program), str(ECHO_LOADGEN_SOURCE)],
+            [compiler, "-O2", "-o", str(program), str(source)],
             capture_output=True,
             timeout=120,
             check=False,
@@ -890,7 +909,41 @@ def build_echo_loadgen(workdir: Path) -> tuple[Path | None, str]:
     if built.returncode != 0:
         why = built.stderr.decode(errors="replace").strip()[-500:]
         return None, f"{compiler} failed: {why}"
-    return program, f"C (bench/echo_loadgen.c, built with {compiler} -O2)"
+    return program, f"C (bench/{source.name}, built with {compiler} -O2)"
+
+
+def build_echo_loadgen(workdir: Path) -> tuple[Path | None, str]:
+    """Compile ``echo_loadgen.c`` into ``workdir`` (:func:`build_c_loadgen`)."""
+    return build_c_loadgen(workdir, ECHO_LOADGEN_SOURCE)
+
+
+def build_loadgens(
+    workloads: Sequence[Workload],
+    workdir: Path,
+    python_loadgen: bool,
+    progress: Callable[[str], None],
+) -> dict[str, Path]:
+    """
+    Build, once, each C load generator some of ``workloads`` need (none with
+    ``python_loadgen``), saying which load generator will run; the programs
+    built, by the workload (``Workload.kind``) each drives.
+    """
+    kinds = {w.kind for w in workloads}
+    programs: dict[str, Path] = {}
+    for source, drives in C_LOADGENS:
+        wanted = [kind for kind in drives if kind in kinds]
+        if not wanted:
+            continue
+        if python_loadgen:
+            how = "Python (bench/loadgen.py), as asked"
+        else:
+            program, how = build_c_loadgen(workdir, source)
+            if program is None:
+                how = f"Python (bench/loadgen.py): {how}"
+            else:
+                programs.update(dict.fromkeys(drives, program))
+        progress(f"{' and '.join(drives)} load generator: {how}")
+    return programs
 
 
 def run_loadgen(
@@ -898,11 +951,12 @@ def run_loadgen(
     server: Server,
     where: Placement,
     settings: Settings,
-    echo_loadgen: Path | None = None,
+    c_loadgens: Mapping[str, Path] | None = None,
 ) -> dict[str, object]:
     """
-    Run the load generator once against a running server (for echo and
-    upper, the C one when ``echo_loadgen`` is given).
+    Run the load generator once against a running server: the C one that
+    ``c_loadgens`` has for the workload's kind (echo, upper, fanout), else
+    ``loadgen.py``.
     """
     args = loadgen_args(workload.kind, settings)
     if workload.name == "memory-chat" and server.name == NAIVE_CHAT:
@@ -913,8 +967,9 @@ def run_loadgen(
     if workload.name == "storm" and server.name != NAIVE_CHAT:
         # The naive chat has no /who to check the room against.
         args += ["--check-who"]
-    if echo_loadgen is not None and workload.name in ("echo", "upper"):
-        program = [str(echo_loadgen)]
+    c_program = (c_loadgens or {}).get(workload.kind)
+    if c_program is not None:
+        program = [str(c_program)]
     else:
         program = [sys.executable, str(LOADGEN)]
     argv = [
@@ -1063,15 +1118,7 @@ def run_all(
     records: dict[tuple[str, str], Record] = {}
     with tempfile.TemporaryDirectory(prefix="chatservice-bench-") as tmp:
         workdir = Path(tmp)
-        echo_loadgen: Path | None = None
-        if any(w.name in ("echo", "upper") for w in workloads):
-            if python_loadgen:
-                how = "Python (bench/loadgen.py), as asked"
-            else:
-                echo_loadgen, how = build_echo_loadgen(workdir)
-                if echo_loadgen is None:
-                    how = f"Python (bench/loadgen.py): {how}"
-            progress(f"echo and upper load generator: {how}")
+        c_loadgens = build_loadgens(workloads, workdir, python_loadgen, progress)
         for workload in workloads:
             rounds = (
                 settings.startup_repeats
@@ -1106,7 +1153,7 @@ def run_all(
                                 trees=trees,
                             ) as handle:
                                 report = run_loadgen(
-                                    workload, handle, where, settings, echo_loadgen
+                                    workload, handle, where, settings, c_loadgens
                                 )
                     except (BenchError, OSError, subprocess.SubprocessError) as error:
                         record.errors.append(str(error))
@@ -1416,7 +1463,7 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument(
         "--python-loadgen",
         action="store_true",
-        help="drive echo and upper with loadgen.py, not the C load generator",
+        help="drive echo, upper and fanout with loadgen.py, not the C load generators",
     )
     parser.add_argument(
         "--compare",

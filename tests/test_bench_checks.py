@@ -2,18 +2,26 @@
 Tests for what the benchmark checks besides speed (``bench/``): the fan-out
 load generator counts each delivery once, by its sender and sequence
 number, and reports duplicates, deliveries out of order and unexpected
-lines (:class:`loadgen.FanoutCheck`); ``bench/run.py`` fails a run that has
-any, and never counts a target resting on a saturated run as met.
+lines (:class:`loadgen.FanoutCheck`), and so does the C one
+(``bench/fanout_loadgen.c``), against a fake chat server that breaks the
+rules; ``bench/run.py`` fails a run that has any, and never counts a target
+resting on a saturated run as met.
 """
 
 from __future__ import annotations
 
 import importlib
+import json
+import shutil
+import socket
+import subprocess
 import sys
+import tempfile
+import threading
 from pathlib import Path
 from typing import Any
 
-from twisted.trial.unittest import SynchronousTestCase
+from twisted.trial.unittest import SkipTest, SynchronousTestCase
 
 BENCH = Path(__file__).resolve().parent.parent / "bench"
 if str(BENCH) not in sys.path:
@@ -87,6 +95,180 @@ class FanoutCheckTests(SynchronousTestCase):
         check.take(0, b"0000> F00000001 fan-out garbled\r\n" * 10)
         self.assertEqual(check.unexpected, 12)
         self.assertEqual(len(check.sample), loadgen.SAMPLE_LINES)
+
+
+class FaultyChat:
+    """
+    A fake chat server on a loopback port, one thread per client: a client
+    registers with its nickname line and gets ``--- you are NICK; you are
+    in #lobby``; every line a client says goes to every member as
+    ``#lobby <NICK> LINE``, except that, when ``faulty``, sender 0's
+    messages reach the receivers broken: r00000 gets message 2 twice and a
+    line that is no delivery after message 3; r00001 gets message 6 before
+    message 5 and never gets message 8; and r00001 gets no message of
+    sender 1 from its 10th on.
+    """
+
+    def __init__(self, faulty: bool) -> None:
+        self.faulty = faulty
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port: int = self.listener.getsockname()[1]
+        self.members: dict[bytes, socket.socket] = {}
+        self.lock = threading.Lock()
+        self.held: bytes | None = None
+        threading.Thread(target=self.accept, daemon=True).start()
+
+    def close(self) -> None:
+        self.listener.close()
+        with self.lock:
+            for member in self.members.values():
+                member.close()
+
+    def accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            threading.Thread(target=self.serve, args=(client,), daemon=True).start()
+
+    def serve(self, client: socket.socket) -> None:
+        reader = client.makefile("rb")
+        try:
+            nick = reader.readline().strip()
+            with self.lock:
+                self.members[nick] = client
+                client.sendall(b"--- you are %s; you are in #lobby\r\n" % nick)
+            for line in reader:
+                self.say(nick, line.rstrip(b"\r\n"))
+        except OSError:
+            pass
+
+    def say(self, nick: bytes, text: bytes) -> None:
+        line = b"#lobby <%s> %s\r\n" % (nick, text)
+        number = int(text[1:9]) if text.startswith(b"F") else -1
+        with self.lock:
+            for member, conn in self.members.items():
+                conn.sendall(self.broken(member, nick, number, line))
+
+    def broken(self, member: bytes, nick: bytes, number: int, line: bytes) -> bytes:
+        """What ``member`` gets of ``line`` (message ``number`` of ``nick``)."""
+        if not self.faulty:
+            return line
+        if nick == b"s00001":
+            return b"" if member == b"r00001" and number >= 10 else line
+        if nick != b"s00000":
+            return line
+        if member == b"r00000" and number == 2:
+            return line * 2
+        if member == b"r00000" and number == 3:
+            return line + b"!!! slow down\r\n"
+        if member == b"r00001" and number == 5:
+            self.held = line
+            return b""
+        if member == b"r00001" and number == 6 and self.held is not None:
+            return line + self.held
+        if member == b"r00001" and number == 8:
+            return b""
+        return line
+
+
+class FanoutLoadGeneratorTests(SynchronousTestCase):
+    """
+    Both fan-out load generators (``loadgen.py fanout`` and the C one) run
+    against :class:`FaultyChat` and report the same violations.
+    """
+
+    def fanout(self, program: list[str], faulty: bool) -> dict[str, Any]:
+        """The report of a short fan-out run of ``program`` against a fake."""
+        server = FaultyChat(faulty)
+        self.addCleanup(server.close)
+        argv = [
+            *program,
+            "fanout",
+            "--port",
+            str(server.port),
+            "--receivers",
+            "2",
+            "--senders",
+            "2",
+            "--window",
+            "2",
+            "--warmup",
+            "0.1",
+            "--duration",
+            "0.5",
+            "--drain-timeout",
+            "0.5",
+            "--timeout",
+            "30",
+        ]
+        done = subprocess.run(argv, capture_output=True, timeout=60, check=False)
+        report: dict[str, Any] = json.loads(done.stdout.splitlines()[-1])
+        self.assertEqual(done.returncode, 0, report)
+        return report
+
+    def c_program(self) -> list[str]:
+        """The C fan-out load generator, built as bench/run.py builds it."""
+        if run.c_compiler() is None:
+            raise SkipTest("no C compiler (cc, gcc or $CC)")
+        directory = Path(tempfile.mkdtemp(prefix="chatservice-fanout-"))
+        self.addCleanup(shutil.rmtree, directory, ignore_errors=True)
+        program, how = run.build_c_loadgen(directory, run.FANOUT_LOADGEN_SOURCE)
+        self.assertIsNotNone(program, how)
+        return [str(program)]
+
+    def assertViolations(self, report: dict[str, Any], faulty: bool) -> None:
+        """``report`` has exactly the violations :class:`FaultyChat` caused."""
+        expected = (
+            # A duplicate; message 5 after 6 (out of order, then late); 9
+            # after 7 (out of order); the end of sender 1's, lost.
+            (2, 2, 1, ["!!! slow down"], True, False)
+            if faulty
+            else (0, 0, 0, [], False, True)
+        )
+        found = (
+            report["duplicates"],
+            report["out_of_order"],
+            report["unexpected_lines"],
+            report["unexpected_sample"],
+            report["lost"] > 0,
+            report["drained"],
+        )
+        self.assertEqual(found, expected, report)
+        self.assertGreater(report["deliveries"], 0, report)
+        self.assertGreater(report["messages_sent"], 8, report)
+
+    def test_cLoadGeneratorChecks(self) -> None:
+        """
+        The C fan-out load generator counts a duplicate, deliveries out of
+        order (and the late one one of them skipped), a line that is no
+        delivery (quoted) and deliveries never received (the drain fails),
+        as loadgen.py does; against a correct server, none of them.
+        """
+        program = self.c_program()
+        for faulty in (True, False):
+            report = self.fanout(program, faulty)
+            self.assertEqual(report["loadgen"], "c")
+            self.assertViolations(report, faulty)
+
+    def test_pythonLoadGeneratorChecks(self) -> None:
+        """
+        loadgen.py fanout reports the same violations against the same
+        faulty server, and none against a correct one.
+        """
+        program = [sys.executable, str(BENCH / "loadgen.py")]
+        for faulty in (True, False):
+            report = self.fanout(program, faulty)
+            self.assertEqual(report["loadgen"], "python")
+            self.assertViolations(report, faulty)
+
+    def test_sameReportKeys(self) -> None:
+        """The C and Python fan-out load generators report the same keys."""
+        c_report = self.fanout(self.c_program(), False)
+        python = self.fanout([sys.executable, str(BENCH / "loadgen.py")], False)
+        self.assertEqual(sorted(c_report), sorted(python))
 
 
 def record(**fields: Any) -> Any:

@@ -119,23 +119,23 @@ class QuickBenchmarkTests(SynchronousTestCase):
         """
         ``python bench/run.py --quick --json FILE`` exits with status 0 and
         saves, for every workload, a positive figure for chatservice and for
-        each baseline server it is compared with; echo and upper were driven
-        by the C load generator whenever there is a C compiler (and by the
-        Python one otherwise, a skip that fails under CI).
+        each baseline server it is compared with; echo, upper and fanout
+        were driven by the C load generators whenever there is a C compiler
+        (and by the Python one otherwise, a skip that fails under CI).
         """
         document, transcript = self.quickRun()
         self.assertFigures(document, EXPECTED, transcript)
-        echo_loadgens = {
+        c_loadgens = {
             run.get("loadgen")
             for result in document["results"]
-            if result["workload"] in ("echo", "upper")
+            if result["workload"] in ("echo", "upper", "fanout")
             for run in result["runs"]
         }
-        self.assertTrue(echo_loadgens, transcript)
+        self.assertTrue(c_loadgens, transcript)
         if compiler() is None:
-            self.assertEqual(echo_loadgens, {"python"})
-            raise SkipTest("no C compiler: the C load generator was not tried")
-        self.assertEqual(echo_loadgens, {"c"}, transcript[-4000:])
+            self.assertEqual(c_loadgens, {"python"})
+            raise SkipTest("no C compiler: the C load generators were not tried")
+        self.assertEqual(c_loadgens, {"c"}, transcript[-4000:])
 
     def test_compareRunsTheCommittedTreeSideBySide(self) -> None:
         """
