@@ -247,23 +247,23 @@ class ChatService(MultiService):
         """
         self._opened = True
         opened = [self.hub.backend.start()]
-        failures: list[Failure] = []
-        opened[0].addErrback(failures.append)
-        if failures:
-            failures[0].raiseException()
+        failure = _failed_at_once(opened[0])
+        if failure is not None:
+            failure.raiseException()
         store = self.hub.store
         if store is not None:
             started = store.start()
-            started.addErrback(failures.append)
-            if failures:
-                failures[0].trap(StoreError)
+            failure = _failed_at_once(started)
+            if failure is not None:
+                failure.trap(StoreError)
                 # A file that cannot be opened stops the server, one line.
-                raise StartupError(str(failures[0].value))
+                raise StartupError(str(failure.value))
             # Topics and bans back before the doors take anyone in (a store
             # that answers later restores them when it does).
             started.addCallback(lambda _: self.hub.restore(store.saved()))
             opened.append(started)
         for result in opened:
+            # What fails later is logged (what failed at once was raised).
             result.addErrback(
                 lambda failure: self.log.failure("opening the chat's state", failure)
             )
@@ -278,3 +278,16 @@ class ChatService(MultiService):
         if self.hub.store is not None:
             closing.append(self.hub.store.stop())
         return gatherResults(closing, consumeErrors=True)
+
+
+def _failed_at_once(result: Deferred[Any]) -> Failure | None:
+    """
+    The failure of a Deferred that has already failed (taken from it), or
+    ``None`` when it succeeded or has not answered yet (left as it is, for
+    the errbacks added after).
+    """
+    if not result.called:
+        return None
+    failures: list[Failure] = []
+    result.addErrback(failures.append)
+    return failures[0] if failures else None

@@ -257,3 +257,25 @@ class LaterListeningTests(SynchronousTestCase):
         self.successResultOf(service.stopService())
         self.assertEqual(endpoint.cancelled, 1)
         self.assertEqual(self.flushLoggedErrors(), [])
+
+
+class LateFailureTests(SynchronousTestCase):
+    """A backend or store that fails after answering later."""
+
+    def test_lateFailureLogged(self) -> None:
+        """
+        A store whose opening fails after the start is logged (not lost),
+        and the service keeps running.
+        """
+        later: Deferred[None] = Deferred()
+
+        class LateStore(MemoryHistoryStore):
+            def start(self) -> Deferred[None]:
+                return later
+
+        service = ChatService(Hub(store=LateStore()))
+        service.privilegedStartService()
+        service.startService()
+        later.errback(OSError("disk gone"))
+        self.assertEqual(len(self.flushLoggedErrors(OSError)), 1)
+        self.assertTrue(service.running)
