@@ -95,6 +95,26 @@ def loopback_endpoint(port: int) -> str:
     return f"tcp:{port}:interface={LOOPBACK}"
 
 
+def chat_twistd(port: int, *options: str | Path) -> list[str | Path]:
+    """
+    ``twistd`` in the foreground, no pidfile, serving the chat alone on a
+    loopback ``port`` (echo and upper off), with ``options`` after it.
+    """
+    return [
+        script("twistd"),
+        "-n",
+        "--pidfile=",
+        "chatservice",
+        "--echo",
+        "none",
+        "--upper",
+        "none",
+        "--chat",
+        loopback_endpoint(port),
+        *options,
+    ]
+
+
 def wait_for(
     condition: Callable[[], bool],
     timeout: float,

@@ -16,10 +16,10 @@ from twisted.trial.unittest import SynchronousTestCase
 from tests.support import (
     SOCKET_TIMEOUT,
     Process,
+    chat_twistd,
     connect,
     describe_run,
     free_port,
-    loopback_endpoint,
     read_text,
     receive_until,
     run,
@@ -88,22 +88,13 @@ class ChatEndToEndTests(SynchronousTestCase):
         self.admin_socket = self.directory / "admin.sock"
         self.server = Process(
             self,
-            [
-                script("twistd"),
-                "-n",
-                "--pidfile=",
-                "chatservice",
-                "--echo",
-                "none",
-                "--upper",
-                "none",
-                "--chat",
-                loopback_endpoint(self.port),
+            chat_twistd(
+                self.port,
                 "--admin",
                 f"unix:{self.admin_socket}",
                 "--credentials",
                 self.credentials,
-            ],
+            ),
             self.directory,
         )
         self.server.wait_for_output(r"chat service listening")

@@ -20,13 +20,12 @@ from chatservice.auth.credentials import write_credentials
 from chatservice.auth.hashing import hash_password
 from tests.support import (
     Process,
+    chat_twistd,
     connect,
     describe_run,
     free_port,
-    loopback_endpoint,
     receive_until,
     run,
-    script,
     temp_dir,
 )
 
@@ -37,16 +36,7 @@ MESSAGES = 300
 
 def chat_alone(port: int, history: Path) -> list[str | Path]:
     """``twistd`` in the foreground with the chat alone, history in ``history``."""
-    return [
-        script("twistd"),
-        "-n",
-        "--pidfile=",
-        "chatservice",
-        "--echo=none",
-        "--upper=none",
-        f"--chat={loopback_endpoint(port)}",
-        f"--history=sqlite:{history}",
-    ]
+    return chat_twistd(port, f"--history=sqlite:{history}")
 
 
 class KillTests(SynchronousTestCase):

@@ -20,6 +20,7 @@ from tests.support import (
     LOOPBACK,
     START_TIMEOUT,
     Process,
+    chat_twistd,
     describe_run,
     free_port,
     loopback_endpoint,
@@ -43,23 +44,14 @@ def start_server(
     chat_port, irc_port = free_port(), free_port()
     server = Process(
         case,
-        [
-            script("twistd"),
-            "-n",
-            "--pidfile=",
-            "chatservice",
-            "--echo",
-            "none",
-            "--upper",
-            "none",
-            "--chat",
-            loopback_endpoint(chat_port),
+        chat_twistd(
+            chat_port,
             "--irc",
             loopback_endpoint(irc_port),
             "--irc-server-name",
             SERVER_NAME,
             *options,
-        ],
+        ),
         directory,
     )
     server.wait_for_output(r"chat service listening")

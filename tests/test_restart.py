@@ -17,12 +17,11 @@ from twisted.trial.unittest import SkipTest, SynchronousTestCase
 
 from tests.support import (
     Process,
+    chat_twistd,
     connect,
     free_port,
-    loopback_endpoint,
     receive_to_end,
     receive_until,
-    script,
     temp_dir,
 )
 
@@ -59,20 +58,7 @@ class RestartTests(SynchronousTestCase):
         """``twistd`` serving only the chat, on this test's port."""
         server = Process(
             self,
-            [
-                script("twistd"),
-                "--nodaemon",
-                "--pidfile=",
-                "chatservice",
-                "--echo",
-                "none",
-                "--upper",
-                "none",
-                "--chat",
-                loopback_endpoint(self.port),
-                "--close-grace",
-                "2",
-            ],
+            chat_twistd(self.port, "--close-grace", "2"),
             self.directory,
             name=name,
         )

@@ -18,8 +18,8 @@ from twisted.trial.unittest import SynchronousTestCase
 from tests.support import (
     START_TIMEOUT,
     Process,
+    chat_twistd,
     free_port,
-    loopback_endpoint,
     receive_until,
     script,
     temp_dir,
@@ -98,16 +98,7 @@ class ScreenInTmuxTests(SynchronousTestCase):
     def startServer(self, directory: Path, port: int, name: str) -> Process:
         server = Process(
             self,
-            [
-                script("twistd"),
-                "-n",
-                "--pidfile=",
-                "chatservice",
-                "--chat",
-                loopback_endpoint(port),
-                # The chat only, keeping nothing.
-                *["--echo", "none", "--upper", "none", "--history", "none"],
-            ],
+            chat_twistd(port, "--history", "none"),  # keeping nothing
             directory,
             name,
         )
