@@ -11,7 +11,8 @@ options, and how to build its factory (:class:`chatservice.doors.door.Door`).
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Callable
+import sys
+from collections.abc import Callable, Sequence
 
 from twisted.application.service import IService
 from twisted.internet.endpoints import serverFromString
@@ -25,6 +26,15 @@ from chatservice.chat.errors import ChatError
 from chatservice.chat.hub import Hub
 from chatservice.chat.model import ChatConfig
 from chatservice.chat.names import check_room
+from chatservice.config import (
+    CONFIG_OPTION,
+    ConfigFile,
+    command_line_options,
+    file_arguments,
+    located,
+    option_specs,
+    read_config,
+)
 from chatservice.conn import fdlimit
 from chatservice.conn.limits import Limits
 from chatservice.conn.turns import end_of_turn
@@ -65,6 +75,13 @@ def _clients(value: str) -> int | str:
 #: Options of the chat itself (every chat door shares them) and the limits
 #: every door shares.
 _COMMON_PARAMETERS: list[list[object]] = [
+    [
+        CONFIG_OPTION,
+        None,
+        None,
+        "TOML file of options (docs/options.rst); the command line overrides "
+        "it, SIGHUP reloads it [default: none].",
+    ],
     [
         "credentials",
         None,
@@ -258,6 +275,10 @@ class Options(usage.Options):
     motd: tuple[str, ...] = ()
     #: The IRC door's server password, once read (``--irc-password[-file]``).
     irc_password: str | None = None
+    #: The ``--config`` file, once read.
+    config_file: ConfigFile | None = None
+    #: The command line as given (a reload parses it again, file and all).
+    command_line: Sequence[str] = ()
     longdesc = (
         "Runs the chatservice doors. Each ENDPOINT is a Twisted "
         "endpoint string (tcp:PORT, tcp:PORT:interface=127.0.0.1, "
@@ -284,6 +305,24 @@ class Options(usage.Options):
     def __init__(self) -> None:
         super().__init__()
         self.endpoints: dict[str, list[str]] = {door.name: [] for door in DOORS}
+
+    def parseOptions(self, options: Sequence[str] | None = None) -> None:
+        """
+        Parse the command line, after the ``--config`` file's options when
+        there is one: each option the command line gives replaces the
+        file's (``chatservice.config``).
+        """
+        argv = list(sys.argv[1:] if options is None else options)
+        self.command_line = argv
+        given, path = command_line_options(self, argv)
+        if path is None:
+            super().parseOptions(argv)
+            return
+        self.config_file = read_config(path, option_specs(type(self)))
+        try:
+            super().parseOptions(file_arguments(self.config_file, given) + argv)
+        except usage.UsageError as error:
+            raise located(error, self.config_file, given) from None
 
     def postOptions(self) -> None:
         for door in DOORS:

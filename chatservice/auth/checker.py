@@ -84,6 +84,16 @@ class CredentialsFileChecker:
             self._load(stamp)
         return self._users
 
+    def reload(self, path: str | os.PathLike[str] | None = None) -> int:
+        """
+        Read the file now, changed or not (``path``: another file, from now
+        on): a reload (SIGHUP).  The number of users it holds.
+        """
+        if path is not None:
+            self.path = os.fspath(path)
+        self._stamp = None
+        return len(self.users())
+
     def _unusable(self, state: str, message: str, **fields: Any) -> None:
         self._users = {}
         self._malformed = set()

@@ -421,6 +421,36 @@ class ConnectionFactory(ServerFactory):
         self.writer = TurnWriter(clock, self.name)
         self._all_closed: list[Deferred[None]] = []
 
+    def set_limits(self, limits: Limits) -> None:
+        """
+        Limits changed at run time (a reload): admission (clients, per
+        address, strangers), the idle sweep, the registration deadline and
+        flood control apply them at once, to the connections already here
+        too; the line length and the send queue are read when a connection
+        is made, so they apply to new connections.
+        """
+        self.limits = limits
+        self.admission.limits = limits
+        self.idle.stop()
+        self.idle.timeout = limits.idle_timeout
+        if self.connections:
+            self.idle.watch()
+        if self._deadline_call is not None:
+            if self._deadline_call.active():
+                self._deadline_call.cancel()
+            self._deadline_call = None
+        self._watchStrangers()
+        now = self.clock.seconds()
+        for connection in self.connections:
+            if not (connection.flood_controlled and connection.admitted):
+                continue
+            if limits.flood_rate <= 0:
+                connection._flood = None
+            elif connection._flood is None:
+                connection._flood = FloodControl(limits, now)
+            else:
+                connection._flood.limits = limits
+
     def admit(self, connection: Connection) -> Refusal | None:
         """
         Count a new connection, or say why it is refused: the service is
