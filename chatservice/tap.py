@@ -11,11 +11,13 @@ options, and how to build its factory (:class:`chatservice.doors.door.Door`).
 from __future__ import annotations
 
 import ipaddress
+import os
+import socket
 import sys
 from collections.abc import Callable, Sequence
 
 from twisted.application.service import IService
-from twisted.internet.endpoints import serverFromString
+from twisted.internet.endpoints import AdoptedStreamServerEndpoint, serverFromString
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.python import usage
@@ -343,7 +345,12 @@ class Options(usage.Options):
                 raise usage.UsageError(f"--{door.name} needs --credentials FILE")
             if door.private and not self[f"{door.name}-allow-remote"]:
                 for description in given:
-                    if not is_private_endpoint(description):
+                    # A socket from systemd is judged where it listens
+                    # (ListeningService): the string cannot tell.
+                    if not (
+                        is_private_endpoint(description)
+                        or is_inherited_endpoint(description)
+                    ):
                         raise usage.UsageError(
                             f"--{door.name} {description} would listen beyond "
                             "loopback; use unix:PATH, "
@@ -451,6 +458,14 @@ def is_encrypted_endpoint(description: str) -> bool:
     return _kind(_endpoint_fields(description) or []) == "ssl"
 
 
+def is_inherited_endpoint(description: str) -> bool:
+    """
+    Whether a server endpoint is a listening socket passed by systemd
+    (``systemd:domain=INET:name=chat``, socket activation).
+    """
+    return _kind(_endpoint_fields(description) or []) == "systemd"
+
+
 def is_private_endpoint(description: str) -> bool:
     """
     Whether a server endpoint is reachable only from this machine (a UNIX
@@ -489,11 +504,47 @@ def _check_endpoint(service: str, description: str) -> None:
     from twisted.internet import reactor
 
     try:
-        serverFromString(reactor, description)
-    except (ValueError, TypeError, KeyError, ImportError, OSError) as error:
+        endpoint = serverFromString(reactor, description)
+    except (IndexError, KeyError) as error:
+        if not is_inherited_endpoint(description):
+            raise usage.UsageError(
+                f"--{service} {description!r} is not a valid endpoint: {error}"
+            ) from None
+        # systemd passed no socket of that index or name (LISTEN_FDS).
+        raise usage.UsageError(
+            f"--{service} {description!r}: systemd passed no such socket "
+            "(start it from a socket unit: contrib/chatservice.socket)"
+        ) from None
+    except (ValueError, TypeError, ImportError, OSError) as error:
         raise usage.UsageError(
             f"--{service} {description!r} is not a valid endpoint: {error}"
         ) from None
+    if isinstance(endpoint, AdoptedStreamServerEndpoint):
+        _check_inherited(service, description, endpoint)
+
+
+def _check_inherited(
+    service: str, description: str, endpoint: AdoptedStreamServerEndpoint
+) -> None:
+    """
+    A socket from systemd must be of the ``domain=`` the endpoint says:
+    Twisted would take an IPv6 socket's addresses for IPv4 ones (and limit
+    clients per garbled address).
+    """
+    try:
+        with socket.socket(fileno=os.dup(endpoint.fileno)) as inherited:
+            family = inherited.family
+    except OSError as error:
+        raise usage.UsageError(
+            f"--{service} {description!r}: the socket systemd passed is "
+            f"unusable: {error.strerror or error}"
+        ) from None
+    if family != endpoint.addressFamily:
+        raise usage.UsageError(
+            f"--{service} {description!r}: systemd passed an "
+            f"{family.name.removeprefix('AF_')} socket; say "
+            f"domain={family.name.removeprefix('AF_')}"
+        )
 
 
 def make_store(config: Options, reactor: IReactorTime) -> HistoryStore | None:

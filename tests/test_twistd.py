@@ -445,10 +445,15 @@ class SystemdUnitTests(SynchronousTestCase):
     def test_execStart(self) -> None:
         """
         The unit runs twistd in the foreground, without a pid file, logging
-        to the journal, with plugin options the installed plugin accepts.
+        to the journal, with plugin options the installed plugin accepts
+        (given the socket ``contrib/chatservice.socket`` passes).
         """
         # twistd's options on POSIX (twisted.scripts.twistd re-exports them).
         from twisted.scripts._twistd_unix import ServerOptions
+
+        from tests.test_socket_activation import inherit, listening
+
+        inherit(self, chat=listening(self, socket.AF_INET6))
 
         (command,) = self.unit["ExecStart"]
         argv = shlex.split(command)
