@@ -77,6 +77,7 @@ class Reloader:
         running = self.options
         path = running.config_file.path if running.config_file else None
         fresh = type(running)()
+        fresh.reloading = True
         try:
             fresh.parseOptions(running.command_line)
             self._check_credentials(fresh["credentials"])

@@ -281,6 +281,9 @@ class Options(usage.Options):
     config_file: ConfigFile | None = None
     #: The command line as given (a reload parses it again, file and all).
     command_line: Sequence[str] = ()
+    #: Parsed again for a reload (``chatservice.reload``): the sockets
+    #: systemd passed are adopted, and closed, by then; not checked again.
+    reloading = False
     longdesc = (
         "Runs the chatservice doors. Each ENDPOINT is a Twisted "
         "endpoint string (tcp:PORT, tcp:PORT:interface=127.0.0.1, "
@@ -340,7 +343,7 @@ class Options(usage.Options):
         for door in DOORS:
             given = self.endpoints[door.name]
             for description in given:
-                _check_endpoint(door.name, description)
+                _check_endpoint(door.name, description, adopted=self.reloading)
             if given and door.needs_credentials and not self["credentials"]:
                 raise usage.UsageError(f"--{door.name} needs --credentials FILE")
             if door.private and not self[f"{door.name}-allow-remote"]:
@@ -499,8 +502,12 @@ def is_private_endpoint(description: str) -> bool:
         return False
 
 
-def _check_endpoint(service: str, description: str) -> None:
-    """Raise a usage error for an endpoint string Twisted cannot parse."""
+def _check_endpoint(service: str, description: str, adopted: bool = False) -> None:
+    """
+    Raise a usage error for an endpoint string Twisted cannot parse, or a
+    socket from systemd that is not what it says (unless ``adopted``
+    already: its descriptor is closed then, and may be another file's).
+    """
     from twisted.internet import reactor
 
     try:
@@ -519,7 +526,7 @@ def _check_endpoint(service: str, description: str) -> None:
         raise usage.UsageError(
             f"--{service} {description!r} is not a valid endpoint: {error}"
         ) from None
-    if isinstance(endpoint, AdoptedStreamServerEndpoint):
+    if isinstance(endpoint, AdoptedStreamServerEndpoint) and not adopted:
         _check_inherited(service, description, endpoint)
 
 

@@ -90,6 +90,24 @@ class InheritedEndpointTests(SynchronousTestCase):
         )
         self.parse("--chat", "systemd:domain=INET6:name=chat")
 
+    def test_adoptedNotCheckedAgain(self) -> None:
+        """
+        Parsed again for a reload, a passed socket that was adopted (its
+        descriptor closed since) is not refused.
+        """
+        passed = listening(self, socket.AF_INET)
+        inherit(self, chat=passed)
+        passed.close()
+        options = tap.Options()
+        options.reloading = True
+        options.parseOptions(
+            ["--history", "none", "--chat", "systemd:domain=INET:name=chat"]
+        )
+        self.assertEqual(options.endpoints["chat"], ["systemd:domain=INET:name=chat"])
+        with self.assertRaises(usage.UsageError) as caught:
+            self.parse("--chat", "systemd:domain=INET:name=chat")
+        self.assertIn("unusable", str(caught.exception))
+
     def test_adminJudgedWhereItListens(self) -> None:
         """
         The admin console on a passed socket needs no --admin-allow-remote:
@@ -202,6 +220,13 @@ class SocketActivateTests(SynchronousTestCase):
             rf"chat service listening on {LOOPBACK}:{chat_port} "
             r"\(systemd:domain=INET:name=chat\)"
         )
+        # A reload parses the endpoints again, the sockets adopted (and
+        # their descriptors closed) by then: not refused for that.
+        server.popen.send_signal(signal.SIGHUP)
+        server.wait_for_output(r"reloaded the command line: nothing changed")
+        self.assertNotIn("reload refused", server.stdout)
+        alice.sendall(b"still here\r\n")
+        receive_until(bob, b"#lobby <alice> still here\r\n")
         # systemd-socket-activate became twistd (exec): same process.
         server.terminate()
         self.assertEqual(server.wait(), -signal.SIGTERM)
