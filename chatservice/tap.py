@@ -11,8 +11,6 @@ options, and how to build its factory (:class:`chatservice.doors.door.Door`).
 from __future__ import annotations
 
 import ipaddress
-import os
-import socket
 import sys
 from collections.abc import Callable, Sequence
 
@@ -22,6 +20,7 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.python import usage
 
+from chatservice.activation import check_inherited, is_inherited_endpoint
 from chatservice.backends.local import LocalBackend
 from chatservice.chat.durations import parse_duration
 from chatservice.chat.errors import ChatError
@@ -461,14 +460,6 @@ def is_encrypted_endpoint(description: str) -> bool:
     return _kind(_endpoint_fields(description) or []) == "ssl"
 
 
-def is_inherited_endpoint(description: str) -> bool:
-    """
-    Whether a server endpoint is a listening socket passed by systemd
-    (``systemd:domain=INET:name=chat``, socket activation).
-    """
-    return _kind(_endpoint_fields(description) or []) == "systemd"
-
-
 def is_private_endpoint(description: str) -> bool:
     """
     Whether a server endpoint is reachable only from this machine (a UNIX
@@ -527,31 +518,7 @@ def _check_endpoint(service: str, description: str, adopted: bool = False) -> No
             f"--{service} {description!r} is not a valid endpoint: {error}"
         ) from None
     if isinstance(endpoint, AdoptedStreamServerEndpoint) and not adopted:
-        _check_inherited(service, description, endpoint)
-
-
-def _check_inherited(
-    service: str, description: str, endpoint: AdoptedStreamServerEndpoint
-) -> None:
-    """
-    A socket from systemd must be of the ``domain=`` the endpoint says:
-    Twisted would take an IPv6 socket's addresses for IPv4 ones (and limit
-    clients per garbled address).
-    """
-    try:
-        with socket.socket(fileno=os.dup(endpoint.fileno)) as inherited:
-            family = inherited.family
-    except OSError as error:
-        raise usage.UsageError(
-            f"--{service} {description!r}: the socket systemd passed is "
-            f"unusable: {error.strerror or error}"
-        ) from None
-    if family != endpoint.addressFamily:
-        raise usage.UsageError(
-            f"--{service} {description!r}: systemd passed an "
-            f"{family.name.removeprefix('AF_')} socket; say "
-            f"domain={family.name.removeprefix('AF_')}"
-        )
+        check_inherited(service, description, endpoint)
 
 
 def make_store(config: Options, reactor: IReactorTime) -> HistoryStore | None:

@@ -21,6 +21,7 @@ from twisted.python.systemd import ListenFDs
 from twisted.trial.unittest import SynchronousTestCase
 
 from chatservice import tap
+from chatservice.activation import is_inherited_endpoint
 from tests.support import (
     LOOPBACK,
     SOURCE_ROOT,
@@ -123,7 +124,7 @@ class InheritedEndpointTests(SynchronousTestCase):
             "--credentials",
             str(directory / "passwd"),
         )
-        self.assertTrue(tap.is_inherited_endpoint(options.endpoints["admin"][0]))
+        self.assertTrue(is_inherited_endpoint(options.endpoints["admin"][0]))
         self.assertFalse(tap.is_private_endpoint(options.endpoints["admin"][0]))
 
 
