@@ -8,7 +8,7 @@ IRC): join the hub once admitted and leave it when the connection ends.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from twisted.python.failure import Failure
 
@@ -21,10 +21,16 @@ if TYPE_CHECKING:
     from chatservice.chat.hub import Hub
 
 
-class MemberProtocol(LineProtocol):
-    """A line door's connection that is a member of a hub (``factory.hub``)."""
+class HubMember:
+    """
+    A connection that is a member of a hub (``factory.hub``), whatever its
+    framing: it joins once admitted and leaves, once, when it ends.
+    """
 
     session: Session | None = None
+    factory: Any
+    transport: Any
+    host: str | None
 
     @property
     def hub(self) -> Hub:
@@ -53,15 +59,19 @@ class MemberProtocol(LineProtocol):
         """The hub removed this member (kick, ban): close the connection."""
         raise NotImplementedError
 
+    def leaveHub(self, reason: str) -> None:
+        """Leave the chat (its rooms hear why), once."""
+        if self.session is not None:
+            self.hub.disconnect(self.session, reason)
+            self.session = None
+
+
+class MemberProtocol(HubMember, LineProtocol):
+    """A line door's connection that is a member of a hub."""
+
     def connectionClosed(self, reason: Failure) -> None:
         self.leaveHub(self.lost_reason)
 
     def endOfInput(self) -> None:
         self.leaveHub("end of input")
         self.close()
-
-    def leaveHub(self, reason: str) -> None:
-        """Leave the chat (its rooms hear why), once."""
-        if self.session is not None:
-            self.hub.disconnect(self.session, reason)
-            self.session = None
