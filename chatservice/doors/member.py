@@ -34,7 +34,7 @@ class HubMember:
 
     @property
     def hub(self) -> Hub:
-        hub: Hub = self.factory.hub  # type: ignore[attr-defined]
+        hub: Hub = self.factory.hub
         return hub
 
     def joinHub(self) -> Refused | None:
