@@ -120,6 +120,31 @@ class ChatCommands:
     close: Callable[..., None]
     leaveHub: Callable[[str], None]
 
+    def typed(self, text: str) -> None:
+        """
+        A line as typed: a ``/command``, a line said to the current room
+        (``//`` says one starting with ``/``), or, before registering, the
+        nickname wanted.
+        """
+        session = self.session
+        if session is None:
+            return
+        if text.startswith("/") and not text.startswith("//"):
+            name, _, args = text[1:].partition(" ")
+            self.runCommand(name.lower(), args.strip())
+            return
+        if text.startswith("//"):
+            text = text[1:]  # "//x" says "/x"
+        elif not text.strip():
+            return  # empty lines are ignored, before registration too
+        try:
+            if session.nick is None:
+                self.chooseNick(text)
+            elif text.strip():
+                self.factory.hub.say(session, text)
+        except ChatError as error:
+            self.sendChatError(error)
+
     def runCommand(self, name: str, args: str) -> None:
         """Run ``/name args``; a refusal is told to the client."""
         resolved = _ALIASES.get(name, name)

@@ -193,24 +193,7 @@ class ChatProtocol(ChatCommands, MemberProtocol):
     # Input
 
     def textReceived(self, text: str) -> None:
-        session = self.session
-        if session is None:
-            return
-        if text.startswith("/") and not text.startswith("//"):
-            name, _, args = text[1:].partition(" ")
-            self.runCommand(name.lower(), args.strip())
-            return
-        if text.startswith("//"):
-            text = text[1:]  # "//x" says "/x"
-        elif not text.strip():
-            return  # empty lines are ignored, before registration too
-        try:
-            if session.nick is None:
-                self.chooseNick(text)
-            elif text.strip():
-                self.factory.hub.say(session, text)
-        except ChatError as error:
-            self.sendChatError(error)
+        self.typed(text)
 
     def reply(self, text: str) -> None:
         """Answer a command."""
