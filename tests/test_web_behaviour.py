@@ -25,7 +25,7 @@ WebClient = Connection[JSONClient]
 
 
 class WebDriver:
-    """The web door, driven by JSON messages (a :class:`~tests.behaviour.DoorDriver`)."""
+    """The web door, driven by JSON (a :class:`~tests.behaviour.DoorDriver`)."""
 
     def __init__(self, site: WebSite, network: Network) -> None:
         self.site = site
