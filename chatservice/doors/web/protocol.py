@@ -229,7 +229,7 @@ class WebMember(ChatCommands, HubMember, ConnectionPolicy):
                 action=request.fields.get("action", False),
             )
         elif kind == "join":
-            self.do_join(request.text("room"), name="join")
+            self.join_room(request.text("room"))
         elif kind == "part":
             hub.part(session, request.text("room"), request.text("reason"))
         elif kind == "msg":
@@ -280,9 +280,13 @@ class WebMember(ChatCommands, HubMember, ConnectionPolicy):
     def do_join(self, args: str, name: str) -> None:
         if not args:
             raise UsageError("usage: /join ROOM")
+        self.join_room(args.split()[0])
+
+    def join_room(self, name: str) -> None:
+        """Join a room (or make it current): its state, then its history."""
         assert self.session is not None
         already = len(self.session.rooms)
-        room = self.factory.hub.join(self.session, args.split()[0])
+        room = self.factory.hub.join(self.session, name)
         self.send_room(room)
         if len(self.session.rooms) > already:
             self.joinReplay(room.name)
@@ -395,6 +399,9 @@ class WebSocketFactory(WebSocketServerFactory):
             openHandshakeTimeout=0,
             closeHandshakeTimeout=0,
             autoPingInterval=0,
+            # A protocol error (invalid UTF-8, a message too big) is said
+            # with its close code (1007, 1009) before the connection ends.
+            failByDrop=False,
             # Every event is framed once for all its recipients: no
             # per-connection compression.
             perMessageCompressionAccept=lambda offers: None,

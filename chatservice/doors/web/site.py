@@ -23,6 +23,7 @@ import re
 from collections.abc import Iterable
 from importlib import resources
 from typing import Any
+from urllib.parse import urlsplit
 
 from twisted.internet.defer import Deferred
 from twisted.web.resource import Resource
@@ -98,6 +99,8 @@ class DoorResource(Resource):
 class NotFound(DoorResource):
     """Every path the door does not have."""
 
+    isLeaf = True
+
     def render_GET(self, request: Request) -> bytes:
         request.setResponseCode(404)
         request.setHeader("Content-Type", "text/plain; charset=utf-8")
@@ -148,7 +151,31 @@ def origin_allowed(request: Request, allowed: Iterable[str]) -> bool:
         return True
     host = request.getHeader("host")
     scheme = "https" if request.isSecure() else "http"
-    return host is not None and origin == f"{scheme}://{host}"
+    return host is not None and same_place(origin, scheme, host)
+
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def same_place(origin: str, scheme: str, host: str) -> bool:
+    """
+    Whether an ``Origin`` is ``scheme://host`` (names in any case, a
+    default port said or not: browsers leave out ``:80``, some clients not).
+    """
+    try:
+        theirs = urlsplit(origin)
+        ours = urlsplit(f"{scheme}://{host}")
+        their_port = theirs.port or _DEFAULT_PORTS.get(theirs.scheme)
+        our_port = ours.port or _DEFAULT_PORTS[scheme]
+    except ValueError:
+        return False
+    return (
+        theirs.scheme == scheme
+        and theirs.hostname is not None
+        and theirs.hostname == ours.hostname
+        and their_port == our_port
+        and not (theirs.path or theirs.query or theirs.username)
+    )
 
 
 class WebSocketResource(DoorResource):
