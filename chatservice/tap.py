@@ -265,6 +265,8 @@ class Options(usage.Options):
     motd: tuple[str, ...] = ()
     #: The IRC door's server password, once read (``--irc-password[-file]``).
     irc_password: str | None = None
+    #: The web door's allowed origins, once parsed (``--web-allow-origin``).
+    web_origins: tuple[str, ...] = ()
     longdesc = (
         "Runs the chatservice doors. Each ENDPOINT is a Twisted "
         "endpoint string (tcp:PORT, tcp:PORT:interface=127.0.0.1, "

@@ -501,6 +501,26 @@ class ConversationTests(DoorTestCase):
         self.assertEqual([m["text"] for m in history["messages"]], ["said before"])
         self.assertEqual(history["messages"][0]["at"], 1000.0)
 
+    def test_olderHistory(self) -> None:
+        """
+        A page scrolling up asks for the messages before the oldest it
+        shows, and gets them with what it asked (to know where they go).
+        """
+        self.hub.store = MemoryHistoryStore(50, clock=self.clock.seconds)
+        bob = self.member("bob")
+        for n in range(5):
+            self.exchange(bob, type="say", room="lobby", text=f"m{n}")
+        (latest,) = self.exchange(bob, type="history", room="lobby", count=1)
+        (oldest_shown,) = latest["messages"]
+        self.assertEqual(oldest_shown["text"], "m4")
+        (older,) = self.exchange(
+            bob, type="history", room="lobby", before=oldest_shown["id"], count=2
+        )
+        self.assertEqual([m["text"] for m in older["messages"]], ["m2", "m3"])
+        self.assertEqual((older["before"], older["count"]), (oldest_shown["id"], 2))
+        seen = self.exchange(bob, type="history", room="games", before="x")
+        self.assertEqual(self.errors(seen), ["NotInRoom"])
+
     def test_framedOnce(self) -> None:
         """A room message is framed once for all its recipients."""
         pages = [self.member(f"user{n}") for n in range(3)]

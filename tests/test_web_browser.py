@@ -89,6 +89,9 @@ class WebPageInBrowserTests(SynchronousTestCase):
                 loopback_endpoint(self.web_port),
                 "--history",
                 "memory",
+                # Two on joining; the page asks for older ones as needed.
+                "--history-replay",
+                "2",
             ),
             self.directory,
             name,
@@ -168,8 +171,19 @@ class WebPageInBrowserTests(SynchronousTestCase):
         if screenshot:
             browser.save_screenshot(str(Path(screenshot).resolve()))
 
+        bob.send("/join #dev")
+        for number in range(1, 5):
+            bob.send(f"dev line {number}")
+        bob.expect("#dev <bob> dev line 4")
         self.type_line("/join #dev")
         self.wait_text("#rooms", "#dev")
+        # The replay on joining, then the older lines paged back.
+        self.wait_text(".log li.history", "dev line 4")
+        self.wait_text(".log li.history", "dev line 1")
+        self.assertEqual(
+            self.text_in(".log li.history .text"),
+            [f"dev line {n}" for n in range(1, 5)],
+        )
         self.type_line("/topic the web door")
         self.wait_text("#topic", "the web door")
 

@@ -27,7 +27,11 @@ CLIENT_MESSAGES: dict[str, dict[str, tuple[str, bool]]] = {
     "part": {"room": (_STRING, True), "reason": (_STRING, False)},
     "msg": {"to": (_STRING, True), "text": (_STRING, True)},
     "topic": {"room": (_STRING, True), "topic": (_STRING, True)},
-    "history": {"room": (_STRING, True), "count": (_INT, False)},
+    "history": {
+        "room": (_STRING, True),
+        "count": (_INT, False),
+        "before": (_STRING, False),
+    },
     "ping": {},
 }
 

@@ -23,6 +23,7 @@ from typing import Any, ClassVar
 
 from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerProtocol
 from autobahn.websocket.protocol import PreparedMessage
+from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import (
     IAddress,
     IDelayedCall,
@@ -238,8 +239,13 @@ class WebMember(ChatCommands, HubMember, ConnectionPolicy):
             hub.set_topic(session, request.text("topic"), request.text("room"))
         elif kind == "history":
             count = request.fields.get("count", self.factory.settings.replay or 50)
+            count = max(1, min(count, MAX_HISTORY))
             room = self.joined(request.text("room"))
-            self.replay(room.name, max(1, min(count, MAX_HISTORY)))
+            before = request.fields.get("before")
+            if before is None:
+                self.replay(room.name, count)
+            else:
+                self.page_back(room.name, before, count)
 
     def joined(self, name: str) -> Room:
         """A room this member is in, or :class:`NotInRoom`."""
@@ -295,8 +301,25 @@ class WebMember(ChatCommands, HubMember, ConnectionPolicy):
         self.reply("the page shows every message with its time")
 
     def replay(self, room: str, count: int, footer: bool = False) -> None:
-        def arrived(found: list[events.RoomMessage]) -> None:
-            self.send(messages.render(events.History(room, tuple(found)))[0])
+        if count > 0:
+            self.send_history(room, self.factory.hub.history(room, count), {})
+
+    def page_back(self, room: str, before: str, count: int) -> None:
+        """The messages said before one the page shows (scrolling up)."""
+        found = self.factory.hub.history_before(room, before, count)
+        self.send_history(room, found, {"before": before, "count": count})
+
+    def send_history(
+        self,
+        room: str,
+        found: Deferred[list[events.RoomMessage]],
+        extra: dict[str, Any],
+    ) -> None:
+        """Send a room's history once read; requests wait for it meanwhile."""
+
+        def arrived(messages_found: list[events.RoomMessage]) -> None:
+            history = events.History(room, tuple(messages_found))
+            self.send({**messages.render(history)[0], **extra})
 
         def failed(failure: Failure) -> None:
             self.log.failure("history of #{room}", failure, room=room)
@@ -308,8 +331,7 @@ class WebMember(ChatCommands, HubMember, ConnectionPolicy):
                 }
             )
 
-        if count > 0:
-            self.awaitResult(self.factory.hub.history(room, count), arrived, failed)
+        self.awaitResult(found, arrived, failed)
 
     def checkLogin(
         self,

@@ -93,12 +93,23 @@
     },
     message(event) { said(event); },
     history(event) {
+      // On joining: the latest messages; scrolling up ("before"): older
+      // ones.  Either way they go above what is shown, each once.
       const conversation = open("#" + event.room, event.room, "room");
       const items = event.messages
         .filter((m) => !conversation.ids.has(m.id))
         .map((m) => messageItem(conversation, m, true));
+      const logs = $("logs");
+      const height = logs.scrollHeight;
       conversation.log.prepend(...items);
-      scroll(conversation);
+      if (event.before) {
+        conversation.loading = false;
+        if (event.messages.length < event.count) conversation.complete = true;
+        if (conversation === state.current) logs.scrollTop += logs.scrollHeight - height;
+      } else {
+        scroll(conversation);
+      }
+      loadOlder();
     },
     private(event) {
       const other = event.from === state.nick ? event.to : event.from;
@@ -227,7 +238,7 @@
     $(kind === "room" ? "rooms" : "privates").append(item);
     conversation = {
       key, name, kind, log, item, unread, topic: "", members: new Set(),
-      ids: new Set(), count: 0,
+      ids: new Set(), count: 0, loading: false, complete: false,
     };
     state.conversations.set(key, conversation);
     return conversation;
@@ -312,6 +323,7 @@
     conversation.ids.add(message.id);
     const item = document.createElement("li");
     item.className = "message" + (history ? " history" : "");
+    item.dataset.id = message.id;
     if (message.nick === state.nick) item.classList.add("mine");
     item.append(timeOf(message.at));
     const nick = document.createElement("span");
@@ -372,6 +384,21 @@
     // Dark enough on white for WCAG AA at any hue.
     return "hsl(" + (hash % 360) + ", 70%, 30%)";
   }
+
+  // Scrolled to the top of a room (or a room too short to scroll): ask for
+  // the messages said before the oldest one shown.
+  function loadOlder() {
+    const conversation = state.current;
+    if (!conversation || conversation.kind !== "room" || conversation.complete) return;
+    if (conversation.loading || $("logs").scrollTop > 40) return;
+    const oldest = conversation.log.querySelector("li.message[data-id]");
+    if (!oldest) return;
+    conversation.loading = send({
+      type: "history", room: conversation.name, before: oldest.dataset.id, count: 50,
+    });
+  }
+
+  $("logs").addEventListener("scroll", loadOlder);
 
   // What the user does
 
