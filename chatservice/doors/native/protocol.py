@@ -26,7 +26,7 @@ from chatservice.doors.commands import (
 )
 from chatservice.doors.door import Door, DoorContext, seconds
 from chatservice.doors.line import LineFactory
-from chatservice.doors.member import MemberProtocol
+from chatservice.doors.member import HubFactory, MemberProtocol, member_limits
 from chatservice.doors.native.render import (
     ANNOUNCEMENT,
     NOTICE,
@@ -220,7 +220,7 @@ class ChatProtocol(ChatCommands, MemberProtocol):
         self.reply(f"timestamps {'on' if self.timestamps else 'off'}")
 
 
-class ChatFactory(LineFactory):
+class ChatFactory(HubFactory, LineFactory):
     """Builds :class:`ChatProtocol` connections to one :class:`Hub`."""
 
     protocol = ChatProtocol
@@ -237,23 +237,10 @@ class ChatFactory(LineFactory):
         authenticator: Authenticator | None = None,
         operations: Operations | None = None,
     ) -> None:
-        # The hub counts clients (its limit changes at run time with /limit);
-        # this factory still limits connections per address.
         settings = settings if settings is not None else ChatSettings()
-        super().__init__(
-            replace(
-                limits or Limits(),
-                max_clients=0,
-                registration_timeout=settings.nick_timeout,
-            ),
-            clock,
-        )
-        self.hub = hub
-        # Every reply waits for the room messages said before it.
-        self.sync = hub.flush
-        self.settings = settings if settings is not None else ChatSettings()
-        self.authenticator = authenticator
-        self.operations = operations if operations is not None else Operations(hub)
+        super().__init__(member_limits(limits, settings.nick_timeout), clock)
+        self.settings = settings
+        self.joinChat(hub, authenticator, operations)
 
 
 def read_motd(path: str) -> tuple[str, ...]:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections import deque
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerProtocol
@@ -38,11 +38,11 @@ from chatservice.chat.errors import ChatError, NickRequired, NotInRoom, UsageErr
 from chatservice.chat.hub import Hub
 from chatservice.chat.model import Room
 from chatservice.chat.names import check_room, fold
-from chatservice.conn.connection import Authenticator, Avatar, ConnectionFactory
+from chatservice.conn.connection import Authenticator, ConnectionFactory
 from chatservice.conn.connection import Connection as ConnectionPolicy
 from chatservice.conn.limits import Limits
 from chatservice.doors.commands import MAX_HISTORY, ChatCommands
-from chatservice.doors.member import HubMember
+from chatservice.doors.member import HubFactory, HubMember, member_limits
 from chatservice.doors.operations import Operations
 from chatservice.doors.web import messages
 from chatservice.doors.web.messages import BadMessageError, Request
@@ -333,29 +333,8 @@ class WebMember(ChatCommands, HubMember, ConnectionPolicy):
 
         self.awaitResult(found, arrived, failed)
 
-    def checkLogin(
-        self,
-        authenticator: Authenticator,
-        name: str,
-        password: str,
-        address: str | None,
-        granted: Any,
-    ) -> None:
-        def logged_in(avatar: Avatar) -> None:
-            granted(avatar.name)
-
-        def refused(failure: Failure) -> None:
-            self.send(
-                {
-                    "type": "error",
-                    "error": "LoginFailed",
-                    "text": str(failure.value) or "login failed",
-                }
-            )
-
-        self.awaitResult(
-            authenticator.login(name, password, address), logged_in, refused
-        )
+    def loginFailed(self, message: str) -> None:
+        self.send({"type": "error", "error": "LoginFailed", "text": message})
 
     def do_oper(self, args: str, name: str) -> None:
         if not (self.factory.settings.allow_plain_oper or self.private_channel()):
@@ -431,7 +410,7 @@ class WebSocketFactory(WebSocketServerFactory):
         )
 
 
-class WebFactory(ConnectionFactory):
+class WebFactory(HubFactory, ConnectionFactory):
     """The web door's members: counted, swept, pinged, closed on shutdown."""
 
     name = "web"
@@ -448,19 +427,9 @@ class WebFactory(ConnectionFactory):
         operations: Operations | None = None,
     ) -> None:
         settings = settings if settings is not None else WebSettings()
-        super().__init__(
-            replace(
-                limits or Limits(),
-                max_clients=0,
-                registration_timeout=settings.nick_timeout,
-            ),
-            clock,
-        )
-        self.hub = hub
-        self.sync = hub.flush
+        super().__init__(member_limits(limits, settings.nick_timeout), clock)
         self.settings = settings
-        self.authenticator = authenticator
-        self.operations = operations if operations is not None else Operations(hub)
+        self.joinChat(hub, authenticator, operations)
         self.websocket = WebSocketFactory(self)
         self._ping_call: IDelayedCall | None = None
 
