@@ -15,12 +15,7 @@ from chatservice import tap
 from chatservice.doors.native.protocol import ChatFactory
 from chatservice.doors.web.site import WebSite
 from chatservice.service import ListeningService
-
-
-def parse(*args: str) -> tap.Options:
-    options = tap.Options()
-    options.parseOptions(list(args))
-    return options
+from tests.test_tap_chat import parse
 
 
 class WebOptionsTests(SynchronousTestCase):
