@@ -211,8 +211,7 @@ class WebSocketResource(DoorResource):
         # lets go of it (its producer registration and timeout), and is
         # left to the garbage collector with this unfinished request.
         channel.setTimeout(None)
-        if getattr(transport, "producer", None) is not None:
-            transport.unregisterProducer()
+        transport.unregisterProducer()  # a no-op when none is registered
         channel.transport = None
         if hasattr(transport, "wrappedProtocol"):  # TLS
             transport.wrappedProtocol = wire

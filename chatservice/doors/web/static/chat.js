@@ -10,6 +10,7 @@
     nick: null,          // the nickname asked for, then the one given
     registered: false,
     quitting: false,     // the user typed /quit: no reconnect
+    rejoining: false,    // reconnecting after a drop: the nickname is known
     retry: 0,            // reconnections tried since the last success
     retryTimer: null,
     rooms: [],           // rooms joined, to rejoin after a reconnection
@@ -42,6 +43,7 @@
         status("Disconnected. Reload the page to chat again.", true);
         return;
       }
+      if (state.nick && state.rooms.length) state.rejoining = true;
       const delay = Math.min(30, 2 ** state.retry) * (0.75 + Math.random() / 2);
       state.retry += 1;
       status("Connection lost; reconnecting in " + Math.ceil(delay) + " s…", true);
@@ -69,6 +71,7 @@
   const handlers = {
     hello() {},
     registered(event) {
+      state.rejoining = false;
       const rejoin = state.rooms.slice();
       state.nick = event.nick;
       state.registered = true;
@@ -170,6 +173,13 @@
     reply(event) { note(state.current, event.text, "reply"); },
     pong() {},
     error(event) {
+      if (!state.registered && state.rejoining && event.error === "NickInUse") {
+        // After a dropped connection the server may still hold the old one
+        // (until its next ping goes unanswered): try again a little later.
+        status("Waiting for the old connection to be let go…", true);
+        if (state.socket) state.socket.close();
+        return;
+      }
       if (!state.registered) {
         $("welcome").hidden = false;
         $("chat").hidden = true;
