@@ -186,6 +186,17 @@ class WebPageInBrowserTests(SynchronousTestCase):
         )
         self.type_line("/topic the web door")
         self.wait_text("#topic", "the web door")
+        bob.expect("alice changed the topic of #dev to: the web door")
+        # The topic's own editor, with the keyboard only.
+        browser.find_element(By.ID, "topic-edit").send_keys(Keys.ENTER)
+        editor = browser.find_element(By.ID, "topic-text")
+        editor.send_keys(Keys.CONTROL, "a")
+        editor.send_keys("edited on the page", Keys.ENTER)
+        bob.expect("alice changed the topic of #dev to: edited on the page")
+        # A room not looked at counts what it missed.
+        bob.send("/join #lobby")
+        bob.send("said while alice looks at #dev")
+        self.wait_text("#rooms .unread", "1")
 
         server.terminate()
         server.wait()
