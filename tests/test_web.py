@@ -13,6 +13,8 @@ import json
 import re
 from typing import Any
 
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from twisted.internet.address import IPv4Address, UNIXAddress
 from twisted.internet.protocol import Protocol
 from twisted.internet.task import Clock
@@ -54,6 +56,18 @@ class ParseTests(SynchronousTestCase):
     def test_notJSON(self) -> None:
         """Text that is not JSON is refused as such."""
         self.assertBad("{nope", "bad-json", "not JSON")
+
+    def test_nestedTooDeeply(self) -> None:
+        """Nesting past the parser's depth is refused, not a crash."""
+        self.assertBad("[" * 100_000, "bad-json", "nested too deeply")
+
+    def test_loneSurrogate(self) -> None:
+        """A string with a lone surrogate (``\\ud800``) is not text: refused."""
+        self.assertBad(
+            '{"type": "say", "room": "lobby", "text": "a\\ud800b"}',
+            "bad-field",
+            "not valid Unicode",
+        )
 
     def test_notAnObject(self) -> None:
         """JSON that is not an object (a list, a string, a number) is refused."""
@@ -455,6 +469,81 @@ class BadInputTests(DoorTestCase):
         self.assertEqual(seen[-1]["error"], "NickInUse")
         seen = self.exchange(page, type="nick", nick="alice2")
         self.assertIn({"type": "registered", "nick": "alice2", "room": "lobby"}, seen)
+
+
+#: Any text, lone surrogates included (JSON can carry them: "\\ud800").
+TEXT = st.text(st.characters(exclude_categories=()), max_size=30) | st.sampled_from(
+    ["\ud800", "a\udfffb", "<img src=x onerror=alert(1)>", "\x1b[2J", "/quit"]
+)
+#: Any JSON value: what a page (or anyone) might send, well-formed or not.
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | TEXT,
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
+    max_leaves=12,
+)
+#: Objects shaped like requests: a known type, fields of any kind.
+REQUESTS = st.fixed_dictionaries(
+    {"type": st.sampled_from(sorted(messages.CLIENT_MESSAGES))},
+    optional={
+        name: st.one_of(TEXT, st.sampled_from(["lobby", "fuzz", "other"]), JSON)
+        for name in ("nick", "text", "room", "to", "topic", "reason", "count")
+    },
+)
+
+
+class FuzzTests(DoorTestCase):
+    """Whatever a page sends, it gets an answer or nothing, and the door goes on."""
+
+    limits = Limits(flood_rate=0, max_line_length=100)
+
+    @settings(
+        max_examples=150,
+        deadline=None,
+        suppress_health_check=[HealthCheck.function_scoped_fixture],
+    )
+    @given(
+        st.lists(
+            st.text(max_size=60) | JSON.map(json.dumps) | REQUESTS.map(json.dumps),
+            max_size=6,
+        )
+    )
+    def test_anythingSent(self, sent: list[str]) -> None:
+        """
+        Random text, random JSON and random requests: no internal error,
+        every answer is JSON of a known type, and the page still answers
+        a ping afterwards.
+        """
+        self.setUp()
+        page = self.member("fuzz")
+        self.member("other")
+        page.client.take()
+        for text in sent:
+            page.client.send_text(text)
+        self.network.settle()
+        seen = page.client.take()
+        known = {
+            "error",
+            "reply",
+            "message",
+            "joined",
+            "parted",
+            "room",
+            "history",
+            "registered",
+            "renamed",
+            "topic",
+            "private",
+            "pong",
+            "bye",
+            "quit",
+        }
+        self.assertEqual([m for m in seen if m.get("type") not in known], [])
+        self.assertNotIn("internal-error", self.errors(seen))
+        if not page.closed:
+            self.assertEqual(self.exchange(page, type="ping")[-1], {"type": "pong"})
 
 
 class ConversationTests(DoorTestCase):

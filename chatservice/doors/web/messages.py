@@ -70,6 +70,8 @@ def parse(data: str) -> Request:
         message = json.loads(data)
     except ValueError as error:
         raise BadMessageError("bad-json", f"not JSON: {error}") from None
+    except RecursionError:
+        raise BadMessageError("bad-json", "not JSON: nested too deeply") from None
     if not isinstance(message, dict):
         raise BadMessageError("bad-message", "a message is a JSON object")
     kind = message.get("type")
@@ -95,8 +97,22 @@ def parse(data: str) -> Request:
             raise BadMessageError(
                 "bad-field", f'"{kind}": "{name}" must be a {json_type}'
             )
+        if isinstance(value, str) and not _encodable(value):
+            # "\ud800" in JSON: a lone surrogate, no character at all.
+            raise BadMessageError(
+                "bad-field", f'"{kind}": "{name}" is not valid Unicode text'
+            )
         fields[name] = value
     return Request(kind, fields)
+
+
+def _encodable(text: str) -> bool:
+    """Whether a string is text every door can send (no lone surrogate)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def dumps(message: dict[str, Any]) -> str:

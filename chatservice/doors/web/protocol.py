@@ -198,6 +198,16 @@ class WebMember(ChatCommands, HubMember, ConnectionPolicy):
             self.send(messages.bad_message(error))
         except ChatError as error:
             self.sendChatError(error)
+        except Exception:
+            # A bug, not the page's fault: logged, and the page told.
+            self.log.failure("web: handling {payload!r}", payload=payload[:200])
+            self.send(
+                {
+                    "type": "error",
+                    "error": "internal-error",
+                    "text": "the server could not handle that message (logged)",
+                }
+            )
 
     def check_lengths(self, request: Request) -> None:
         """A text field longer than a line may be is refused, as on every door."""
