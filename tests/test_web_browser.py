@@ -197,6 +197,13 @@ class WebPageInBrowserTests(SynchronousTestCase):
         bob.send("/join #lobby")
         bob.send("said while alice looks at #dev")
         self.wait_text("#rooms .unread", "1")
+        self.type_line("/join #lobby")  # a room one is in: switched to
+        self.wait_text("#title", "#lobby")
+        self.wait_text(".log li.message .text", "said while alice looks at #dev")
+        self.assertEqual(self.text_in("#rooms .unread"), ["", ""])  # hidden: read
+        # Alt+Up: the previous conversation (from the first: the last, #dev).
+        browser.find_element(By.ID, "input").send_keys(Keys.ALT, Keys.ARROW_UP)
+        self.wait_text("#title", "#dev")
 
         server.terminate()
         server.wait()

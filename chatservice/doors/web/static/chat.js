@@ -14,6 +14,7 @@
     retry: 0,            // reconnections tried since the last success
     retryTimer: null,
     rooms: [],           // rooms joined, to rejoin after a reconnection
+    rejoin: new Set(),   // rooms being rejoined now (lower case)
     conversations: new Map(),  // "#room" or "@nick" -> conversation
     current: null,
   };
@@ -73,6 +74,7 @@
     registered(event) {
       state.rejoining = false;
       const rejoin = state.rooms.slice();
+      state.rejoin = new Set(rejoin.map((room) => room.toLowerCase()));
       state.nick = event.nick;
       state.registered = true;
       status("Connected as " + event.nick);
@@ -84,14 +86,15 @@
       }
     },
     room(event) {
-      // A room joined now is shown; one rejoined after a reconnection keeps
-      // whatever conversation the person was looking at.
-      const known = state.conversations.has("#" + event.room.toLowerCase());
+      // A room joined (or switched to) now is shown; one rejoined after a
+      // reconnection keeps whatever the person was looking at.
+      const key = event.room.toLowerCase();
+      const rejoined = state.rejoin.delete(key);
       const conversation = open("#" + event.room, event.room, "room");
       conversation.topic = event.topic;
       conversation.members = new Set(event.members);
       if (!state.rooms.includes(event.room)) state.rooms.push(event.room);
-      if (!known || !state.current) select(conversation);
+      if (!rejoined || !state.current) select(conversation);
       else if (state.current === conversation) showRoom(conversation);
     },
     message(event) { said(event); },
