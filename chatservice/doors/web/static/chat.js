@@ -311,7 +311,8 @@
   function add(conversation, item) {
     if (!conversation) return;
     conversation.log.append(item);
-    if (conversation !== state.current) {
+    // One's own lines are not news.
+    if (conversation !== state.current && !item.classList.contains("mine")) {
       conversation.count += 1;
       conversation.unread.textContent = String(conversation.count);
       conversation.unread.hidden = false;
