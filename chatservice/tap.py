@@ -39,7 +39,7 @@ from chatservice.config import (
 from chatservice.conn import fdlimit
 from chatservice.conn.limits import Limits
 from chatservice.conn.turns import end_of_turn
-from chatservice.doors import admin, echo, irc, upper
+from chatservice.doors import admin, echo, irc, upper, web
 from chatservice.doors.door import OFF, Door, DoorContext, positive_int, seconds
 from chatservice.doors.native import protocol as native
 from chatservice.service import ChatService, ListeningService
@@ -50,7 +50,14 @@ from chatservice.stores.sqlite import DEFAULT_MAX_MESSAGES, SQLiteHistoryStore
 _log = Logger()
 
 #: Every door, in the order of ``--help``.
-DOORS: tuple[Door, ...] = (echo.DOOR, upper.DOOR, native.DOOR, irc.DOOR, admin.DOOR)
+DOORS: tuple[Door, ...] = (
+    echo.DOOR,
+    upper.DOOR,
+    native.DOOR,
+    irc.DOOR,
+    web.DOOR,
+    admin.DOOR,
+)
 
 #: Each door's default endpoint (unprivileged ports; the admin console is
 #: off unless asked for).
@@ -283,6 +290,8 @@ class Options(usage.Options):
     #: Parsed again for a reload (``chatservice.reload``): the sockets
     #: systemd passed are adopted, and closed, by then; not checked again.
     reloading = False
+    #: The web door's allowed origins, once parsed (``--web-allow-origin``).
+    web_origins: tuple[str, ...] = ()
     longdesc = (
         "Runs the chatservice doors. Each ENDPOINT is a Twisted "
         "endpoint string (tcp:PORT, tcp:PORT:interface=127.0.0.1, "

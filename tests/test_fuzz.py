@@ -26,9 +26,10 @@ from chatservice.chat.hub import Hub
 from chatservice.conn.limits import Limits
 from chatservice.conn.turns import end_of_turn
 from chatservice.doors.answers import is_quit_word
+from chatservice.doors.commands import COMMANDS
 from chatservice.doors.echo import EchoFactory
 from chatservice.doors.line import LineFactory
-from chatservice.doors.native.protocol import COMMANDS, ChatFactory, ChatSettings
+from chatservice.doors.native.protocol import ChatFactory, ChatSettings
 from chatservice.doors.upper import UpperFactory
 from tests.test_hostile import Peer
 

@@ -190,6 +190,17 @@ class WheelTests(SynchronousTestCase):
             {"chatservice", "twisted"},
         )
 
+    def test_webPageFiles(self) -> None:
+        """
+        The web door's page (``chatservice/doors/web/static``: HTML, CSS,
+        JavaScript) is in the wheel, every file of it, as package data.
+        """
+        static = self.source / "chatservice" / "doors" / "web" / "static"
+        files = {path.relative_to(self.source).as_posix() for path in static.iterdir()}
+        self.assertIn("chatservice/doors/web/static/index.html", files)
+        self.assertIn("chatservice/doors/web/static/chat.js", files)
+        self.assertEqual(files - self.names, set())
+
     def test_consoleScripts(self) -> None:
         """The wheel declares the ``chatservice-client`` and
         ``chatservice-passwd`` console scripts."""

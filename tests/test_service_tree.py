@@ -32,7 +32,8 @@ class DoorOptionTests(SynchronousTestCase):
         """
         help_text = str(tap.Options())
         self.assertEqual(
-            [door.name for door in tap.DOORS], ["echo", "upper", "chat", "irc", "admin"]
+            [door.name for door in tap.DOORS],
+            ["echo", "upper", "chat", "irc", "web", "admin"],
         )
         for door in tap.DOORS:
             self.assertIn(f"--{door.name}=", help_text)

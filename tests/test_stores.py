@@ -84,6 +84,32 @@ class StoreTests(_TestCase):
         self.assertEqual(self.recent(store, "lobby", 0), [])
         self.assertEqual(self.recent(store, "nowhere", 5), [])
 
+    def test_before(self) -> None:
+        """
+        ``before`` pages back from a message: the N said just before it,
+        oldest first, written or not yet; none before an unknown message.
+        """
+        store = self.makeStore()
+        for n in range(6):
+            store.append(message("Lobby", f"m{n}", EPOCH + n, n))
+            store.append(message("games", f"g{n}", EPOCH + n, 100 + n))
+            if n == 3:
+                store.commit()
+
+        def before(message_id: str, count: int) -> list[str]:
+            found = self.successResultOf(store.before("LOBBY", message_id, count))
+            return [m.text for m in found]
+
+        self.assertEqual(before("t.3", 2), ["m1", "m2"])
+        self.assertEqual(before("t.5", 3), ["m2", "m3", "m4"])  # across the commit
+        self.assertEqual(before("t.4", 10), ["m0", "m1", "m2", "m3"])
+        self.assertEqual(before("t.0", 5), [])
+        self.assertEqual(before("t.104", 5), [])  # another room's message
+        self.assertEqual(before("nope", 5), [])
+        self.assertEqual(before("t.5", 0), [])
+        store.commit()
+        self.assertEqual(before("t.5", 2), ["m3", "m4"])
+
     def test_uncommittedIncluded(self) -> None:
         """Messages appended and not committed yet are part of ``recent``."""
         store = self.makeStore()

@@ -379,6 +379,14 @@ class Hub:
             return succeed([])
         return self.store.recent(fold(check_room(name)), count)
 
+    def history_before(
+        self, name: str, message_id: str, count: int
+    ) -> Deferred[list[events.RoomMessage]]:
+        """The ``count`` messages of a room said before ``message_id``, oldest first."""
+        if self.store is None:
+            return succeed([])
+        return self.store.before(fold(check_room(name)), message_id, count)
+
     def flush(self) -> None:
         """Deliver the room messages the backend collected so far."""
         self.backend.flush()

@@ -329,6 +329,34 @@ class Connection:
             held = True
             self.holdInput(HOLD_WAITING)
 
+    def checkLogin(
+        self,
+        authenticator: Authenticator,
+        name: str,
+        password: str,
+        address: str | None,
+        granted: Callable[[str], None],
+    ) -> None:
+        """
+        Check credentials; what the client sends meanwhile waits for the
+        answer, in order.  On success ``granted(account)`` runs; on failure
+        :meth:`loginFailed` tells the client why.
+        """
+
+        def logged_in(avatar: Avatar) -> None:
+            granted(avatar.name)
+
+        def failed(failure: Failure) -> None:
+            self.loginFailed(str(failure.value) or "login failed")
+
+        self.awaitResult(
+            authenticator.login(name, password, address), logged_in, failed
+        )
+
+    def loginFailed(self, message: str) -> None:
+        """Tell the client its login was refused (the door's own way)."""
+        raise NotImplementedError
+
     def timeoutConnection(self) -> None:
         self.close(
             f"idle for {self.factory.limits.idle_timeout:g} s; closing connection",

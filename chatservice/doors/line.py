@@ -30,12 +30,10 @@ deliveries, and closes all of them politely when the service stops.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any, ClassVar, Protocol
 
 from twisted.internet.interfaces import IHalfCloseableProtocol
 from twisted.protocols.basic import LineReceiver
-from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from chatservice.conn.connection import (
@@ -257,29 +255,9 @@ class LineProtocol(Connection, LineReceiver):
             self._input_ended = False
             self.readConnectionLost()
 
-    def checkLogin(
-        self,
-        authenticator: Authenticator,
-        name: str,
-        password: str,
-        address: str | None,
-        granted: Callable[[str], None],
-    ) -> None:
-        """
-        Check credentials; lines sent meanwhile wait for the answer, in
-        order.  On success ``granted(account)`` runs; on failure the client
-        gets the reason as an error line.
-        """
-
-        def logged_in(avatar: Avatar) -> None:
-            granted(avatar.name)
-
-        def failed(failure: Failure) -> None:
-            self.sendError(str(failure.value) or "login failed")
-
-        self.awaitResult(
-            authenticator.login(name, password, address), logged_in, failed
-        )
+    def loginFailed(self, message: str) -> None:
+        """A login was refused: an error line."""
+        self.sendError(message)
 
     def endOfInput(self) -> None:
         """The client will send nothing more; by default, close quietly."""

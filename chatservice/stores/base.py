@@ -95,5 +95,14 @@ class HistoryStore(Protocol):
         oldest first: every message appended before the call, none after.
         """
 
+    def before(
+        self, room: str, message_id: str, count: int
+    ) -> Deferred[list[events.RoomMessage]]:
+        """
+        The ``count`` messages of a room said just before the one with
+        ``message_id``, oldest first (paging back from a message shown);
+        none when that message is not kept (pruned, or never was).
+        """
+
     def status(self) -> str:
         """One line for ``/stats``: what is kept, where, and any trouble."""

@@ -96,6 +96,19 @@ class MemoryHistoryStore:
         self._prune(kept)
         return succeed(list(kept)[-count:])
 
+    def before(
+        self, room: str, message_id: str, count: int
+    ) -> Deferred[list[events.RoomMessage]]:
+        kept = self._rooms.get(fold(room))
+        if count <= 0 or kept is None:
+            return succeed([])
+        self._prune(kept)
+        messages = list(kept)
+        for index, kept_message in enumerate(messages):
+            if kept_message.id == message_id:
+                return succeed(messages[max(0, index - count) : index])
+        return succeed([])
+
     def status(self) -> str:
         stored = sum(len(kept) for kept in self._rooms.values())
         return f"memory: {stored} messages in {len(self._rooms)} rooms (lost at exit)"

@@ -570,6 +570,45 @@ class SQLiteHistoryStore:
         rows.extend(row for row in self._messages if row[1] == key)
         return succeed([_message(row) for row in rows[-count:]])
 
+    def before(
+        self, room: str, message_id: str, count: int
+    ) -> Deferred[list[events.RoomMessage]]:
+        if count <= 0 or self._db is None:
+            return succeed([])
+        key = fold(room)
+        # What is not written yet is newer than everything written.
+        pending = [row for row in self._messages if row[1] == key]
+        found = [index for index, row in enumerate(pending) if row[0] == message_id]
+        query = (
+            "SELECT id, room, name, at, nick, text, action, door FROM messages "
+            "WHERE room = ? AND seq < ? ORDER BY seq DESC LIMIT ?"
+        )
+        try:
+            if found:
+                older = pending[: found[0]][-count:]
+                rows = self._db.execute(
+                    query, (key, 2**63 - 1, count - len(older))
+                ).fetchall()
+            else:
+                older = []
+                # The room's index finds the message among the room's own.
+                seq = self._db.execute(
+                    "SELECT seq FROM messages WHERE room = ? AND id = ?",
+                    (key, message_id),
+                ).fetchone()
+                rows = (
+                    []
+                    if seq is None
+                    else self._db.execute(query, (key, seq[0], count)).fetchall()
+                )
+        except sqlite3.Error as error:
+            self.log.warn(
+                "history: cannot read {path}: {error}", path=self.path, error=error
+            )
+            return succeed([])
+        rows.reverse()
+        return succeed([_message(row) for row in [*rows, *older]])
+
     def status(self) -> str:
         line = (
             f"sqlite {self.path}: {self.written} written, "

@@ -15,17 +15,18 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.python.failure import Failure
 
 from chatservice.chat import events
-from chatservice.chat.durations import format_duration
-from chatservice.chat.errors import ChatError, Refused, UsageError
+from chatservice.chat.errors import ChatError, UsageError
 from chatservice.chat.hub import Hub
 from chatservice.chat.model import Session
-from chatservice.chat.names import MAX_NICK_LENGTH, check_room, fold
 from chatservice.chat.text import visible
 from chatservice.conn.connection import HOLD_REPLAY
 from chatservice.conn.limits import Limits
+from chatservice.doors.commands import (
+    ChatCommands,
+)
 from chatservice.doors.door import Door, DoorContext, seconds
 from chatservice.doors.line import LineFactory
-from chatservice.doors.member import MemberProtocol
+from chatservice.doors.member import HubFactory, MemberProtocol, member_limits
 from chatservice.doors.native.render import (
     ANNOUNCEMENT,
     NOTICE,
@@ -37,59 +38,10 @@ from chatservice.doors.native.render import (
     render_error,
     time_tag,
 )
-from chatservice.doors.operations import COMMANDS as OPERATOR_COMMANDS
 from chatservice.doors.operations import Operations
 
 if TYPE_CHECKING:
     from chatservice.doors.line import Authenticator
-
-
-@dataclass(frozen=True)
-class Command:
-    """One ``/command``: its arguments, help, and handler method."""
-
-    args: str
-    help: str
-    method: str
-    operator: bool = False
-
-
-_USER_COMMANDS: dict[str, Command] = {
-    "nick": Command("NAME", "choose or change your nickname", "do_nick"),
-    "join": Command("ROOM", "join a room (created if new) and talk there", "do_join"),
-    "part": Command("[ROOM [REASON]]", "leave a room (default: current)", "do_part"),
-    "rooms": Command("", "list rooms with member counts and topics", "do_rooms"),
-    "who": Command("[ROOM]", "list the members of a room", "do_who"),
-    "topic": Command(
-        "[TEXT|-]", "show, set, or (with -) clear the current room's topic", "do_topic"
-    ),
-    "me": Command("ACTION", "say an action: /me waves", "do_me"),
-    "msg": Command("NICK TEXT", "send a private message", "do_msg"),
-    "whois": Command("NICK", "show a user's rooms and idle time", "do_whois"),
-    "quit": Command("[MESSAGE]", "leave the chat", "do_quit"),
-    "help": Command("[COMMAND]", "list commands, or explain one", "do_help"),
-    "oper": Command("NAME PASSWORD", "log in as an operator", "do_oper"),
-    "history": Command(
-        "[ROOM] [N]",
-        "show the last N messages of a room (default: current)",
-        "do_history",
-    ),
-    "timestamps": Command(
-        "[on|off]",
-        "start each line of what happens with its time: @time=... (UTC)",
-        "do_timestamps",
-    ),
-}
-#: Commands /help lists only when the server keeps history.
-_HISTORY_COMMANDS = frozenset({"history"})
-_ALIASES = {"list": "rooms", "names": "who", "m": "msg", "query": "msg", "exit": "quit"}
-COMMANDS: dict[str, Command] = {
-    **_USER_COMMANDS,
-    **{
-        name: Command(args, text, "do_operator", operator=True)
-        for name, (args, text) in OPERATOR_COMMANDS.items()
-    },
-}
 
 
 @dataclass(frozen=True)
@@ -106,11 +58,6 @@ class ChatSettings:
     replay: int = 50
 
 
-#: What ``/history`` shows at most, and unless told when replay is off.
-MAX_HISTORY = 500
-DEFAULT_HISTORY = 50
-
-
 class _Replay:
     """A replay being read: deliveries to the member wait behind it."""
 
@@ -121,13 +68,13 @@ class _Replay:
         self.data: bytes | None = None
 
 
-class ChatProtocol(MemberProtocol):
+class ChatProtocol(ChatCommands, MemberProtocol):
     """One chat client on the line protocol: a :class:`Member` of the hub."""
 
     factory: ChatFactory
     session: Session | None = None
     flood_controlled = True
-    commands: ClassVar[dict[str, Command]] = COMMANDS
+    goodbye = f"{NOTICE}Goodbye."
     #: The door's name in history (where a message was said).
     door_name: ClassVar[str] = "chat"
     #: Whether event lines start with their time (``/timestamps on``).
@@ -173,7 +120,7 @@ class ChatProtocol(MemberProtocol):
 
     # History
 
-    def _replay(self, room: str, count: int, footer: bool = False) -> None:
+    def replay(self, room: str, count: int, footer: bool = False) -> None:
         """
         Show the last ``count`` messages of a room, marked as history.  What
         is delivered to this member until they have been read waits behind
@@ -246,220 +193,23 @@ class ChatProtocol(MemberProtocol):
     # Input
 
     def textReceived(self, text: str) -> None:
-        session = self.session
-        if session is None:
-            return
-        if text.startswith("/") and not text.startswith("//"):
-            name, _, args = text[1:].partition(" ")
-            self._command(name.lower(), args.strip())
-            return
-        if text.startswith("//"):
-            text = text[1:]  # "//x" says "/x"
-        elif not text.strip():
-            return  # empty lines are ignored, before registration too
-        try:
-            if session.nick is None:
-                self._choose_nick(text)
-            elif text.strip():
-                self.factory.hub.say(session, text)
-        except ChatError as error:
-            self.sendError(render_error(error))
-
-    def _command(self, name: str, args: str) -> None:
-        resolved = _ALIASES.get(name, name)
-        own = self.commands.get(name)
-        if (
-            own is not None
-            and own.operator
-            and self.session is not None
-            and self.session.operator is not None
-        ):
-            resolved = name  # an operator's /list lists connections, not rooms
-        command = self.commands.get(resolved)
-        if command is None:
-            self.sendError(f"unknown command /{name}; /help lists commands")
-            return
-        try:
-            getattr(self, command.method)(args, name=resolved)
-        except ChatError as error:
-            self.sendError(render_error(error))
+        self.typed(text)
 
     def reply(self, text: str) -> None:
         """Answer a command."""
         self.sendText(REPLY + text)
 
-    def _choose_nick(self, wanted: str) -> None:
-        assert self.session is not None
-        first = self.session.nick is None
-        before = self.session.nick
-
-        def chosen(nick: str) -> None:
-            if nick == before:
-                self.reply(f"you are {nick} already")
-            if first:
-                # Off the strangers' budget (the hub counts the chat's clients).
-                self.register()
-                room = self.factory.hub.default_room
-                self.reply(f"you are {nick}; you are in #{room}")
-                self._join_replay(room)
-
-        # Claimed through the backend: lines sent meanwhile wait for it.
-        claim = self.factory.hub.set_nick(self.session, wanted)
-        self.awaitResult(claim, chosen, self._refused)
-
-    def _refused(self, failure: Failure) -> None:
-        failure.trap(ChatError)
-        error = failure.value
-        assert isinstance(error, ChatError)
-        if isinstance(error, Refused):
-            # Every place was taken while this client chose its nickname.
-            self.close(render_error(error), error=True)
-            return
+    def sendChatError(self, error: ChatError) -> None:
         self.sendError(render_error(error))
 
-    # Commands
+    def closeRefused(self, error: ChatError) -> None:
+        self.close(render_error(error), error=True)
 
-    def do_nick(self, args: str, name: str) -> None:
-        if not args:
-            raise UsageError(
-                f"usage: /nick NAME (at most {MAX_NICK_LENGTH} characters)"
-            )
-        self._choose_nick(args)
-
-    def do_join(self, args: str, name: str) -> None:
-        if not args:
-            raise UsageError("usage: /join ROOM")
-        assert self.session is not None
-        already = len(self.session.rooms)
-        room = self.factory.hub.join(self.session, args.split()[0])
-        if len(self.session.rooms) == already:
-            self.reply(f"now talking in #{room.name}")
-        if room.topic:
-            self.reply(f"topic of #{room.name}: {room.topic}")
-        if len(self.session.rooms) > already:
-            self._join_replay(room.name)
-
-    def _join_replay(self, room: str) -> None:
-        if self.factory.hub.store is not None:
-            self._replay(room, self.factory.settings.replay)
-
-    def do_history(self, args: str, name: str) -> None:
-        assert self.session is not None
-        hub = self.factory.hub
-        count = self.factory.settings.replay or DEFAULT_HISTORY
-        room_name: str | None = None
-        for word in args.split():
-            if word.isdigit():
-                count = min(int(word), MAX_HISTORY)
-            elif room_name is None:
-                room_name = word
-            else:
-                raise UsageError("usage: /history [ROOM] [N]")
-        if hub.store is None:
-            self.reply("this server keeps no history")
-            return
-        if room_name is None:
-            shown = hub.who(self.session).name
-        else:
-            shown = check_room(room_name)
-            existing = hub.rooms.get(fold(shown))
-            if existing is not None:
-                shown = existing.name
-        self._replay(shown, max(count, 1), footer=True)
-
-    def do_part(self, args: str, name: str) -> None:
-        assert self.session is not None
-        room_name, _, reason = args.partition(" ")
-        self.factory.hub.part(self.session, room_name or None, reason.strip())
-        current = self.session.current
-        if current is not None:
-            self.reply(f"now talking in #{current.name}")
-        else:
-            self.reply("you are in no room; /join ROOM to talk")
-
-    def do_rooms(self, args: str, name: str) -> None:
-        rooms = self.factory.hub.all_rooms()
-        self.reply(f"{len(rooms)} room{'s' if len(rooms) != 1 else ''}")
-        for room in rooms:
-            topic = f": {room.topic}" if room.topic else ""
-            self.reply(f"#{room.name} ({len(room.members)}){topic}")
-
-    def do_who(self, args: str, name: str) -> None:
-        assert self.session is not None
-        room = self.factory.hub.who(self.session, args.split()[0] if args else None)
-        nicks = room.nicks()
-        self.reply(f"#{room.name} ({len(nicks)}): {' '.join(nicks)}")
-
-    def do_topic(self, args: str, name: str) -> None:
-        assert self.session is not None
-        hub = self.factory.hub
-        if args == "-":
-            hub.set_topic(self.session, "")
-            return
-        if args:
-            hub.set_topic(self.session, args)
-            return
-        room = hub.who(self.session)
-        self.reply(f"topic of #{room.name}: {room.topic or '(none)'}")
-
-    def do_me(self, args: str, name: str) -> None:
-        if not args:
-            raise UsageError("usage: /me ACTION")
-        assert self.session is not None
-        self.factory.hub.say(self.session, args, action=True)
-
-    def do_msg(self, args: str, name: str) -> None:
-        nick, _, text = args.partition(" ")
-        if not nick or not text.strip():
-            raise UsageError("usage: /msg NICK TEXT")
-        assert self.session is not None
-        self.factory.hub.whisper(self.session, nick, text)
-
-    def do_whois(self, args: str, name: str) -> None:
-        if not args:
-            raise UsageError("usage: /whois NICK")
-        assert self.session is not None
-        hub = self.factory.hub
-        target = hub.find(args.split()[0])
-        now = hub.clock()
-        rooms = " ".join(f"#{r.name}" for r in target.rooms) or "no rooms"
-        idle = format_duration(now - target.last_active)
-        age = format_duration(now - target.connected_at)
-        line = f"{target.nick}: in {rooms}, idle {idle}, connected {age} ago"
-        if target.operator:
-            line += ", operator"
-        if self.session.operator:
-            line += f", from {target.address or 'local'}"
-        self.reply(line)
-
-    def do_quit(self, args: str, name: str) -> None:
-        self.leaveHub(args)
-        self.close(f"{NOTICE}Goodbye.")
-
-    def do_help(self, args: str, name: str) -> None:
-        wanted = args.lstrip("/").lower()
-        if wanted:
-            command = self.commands.get(_ALIASES.get(wanted, wanted))
-            if command is None:
-                raise UsageError(f"no command /{wanted}; /help lists commands")
-            self.reply(f"/{wanted} {command.args}".rstrip() + f": {command.help}")
-            return
-        self.reply("A line not starting with / is said to your current room.")
-        self.reply("Start it with // to say a line that starts with /.")
-        keeps = self.factory.hub.store is not None
-        for command_name, command in self.commands.items():
-            if command_name in _HISTORY_COMMANDS and not keeps:
-                continue
-            if not command.operator:
-                self.reply(
-                    f"/{command_name} {command.args}".rstrip() + f": {command.help}"
-                )
-        self.reply("Operators (after /oper) also have:")
-        for command_name, command in self.commands.items():
-            if command.operator:
-                self.reply(
-                    f"/{command_name} {command.args}".rstrip() + f": {command.help}"
-                )
+    def nickChosen(self, nick: str, first: bool) -> None:
+        if first:
+            room = self.factory.hub.default_room
+            self.reply(f"you are {nick}; you are in #{room}")
+            self.joinReplay(room)
 
     def do_timestamps(self, args: str, name: str) -> None:
         setting = args.strip().lower()
@@ -469,30 +219,8 @@ class ChatProtocol(MemberProtocol):
             self.timestamps = setting == "on"
         self.reply(f"timestamps {'on' if self.timestamps else 'off'}")
 
-    def do_oper(self, args: str, name: str) -> None:
-        account, _, password = args.partition(" ")
-        if not account or not password:
-            raise UsageError("usage: /oper NAME PASSWORD")
-        authenticator = self.factory.authenticator
-        if authenticator is None:
-            raise ChatError(
-                "this server has no operators (started without --credentials)"
-            )
-        self.checkLogin(authenticator, account, password, self.host, self._opered)
 
-    def _opered(self, account: str) -> None:
-        assert self.session is not None
-        self.factory.hub.grant_operator(self.session, account)
-        self.reply(f"you are now an operator (as {account}); /help lists your commands")
-
-    def do_operator(self, args: str, name: str) -> None:
-        assert self.session is not None
-        by = self.factory.hub.require_operator(self.session, f"/{name}")
-        for line in self.factory.operations.run(name, args, by):
-            self.reply(line)
-
-
-class ChatFactory(LineFactory):
+class ChatFactory(HubFactory, LineFactory):
     """Builds :class:`ChatProtocol` connections to one :class:`Hub`."""
 
     protocol = ChatProtocol
@@ -509,23 +237,10 @@ class ChatFactory(LineFactory):
         authenticator: Authenticator | None = None,
         operations: Operations | None = None,
     ) -> None:
-        # The hub counts clients (its limit changes at run time with /limit);
-        # this factory still limits connections per address.
         settings = settings if settings is not None else ChatSettings()
-        super().__init__(
-            replace(
-                limits or Limits(),
-                max_clients=0,
-                registration_timeout=settings.nick_timeout,
-            ),
-            clock,
-        )
-        self.hub = hub
-        # Every reply waits for the room messages said before it.
-        self.sync = hub.flush
-        self.settings = settings if settings is not None else ChatSettings()
-        self.authenticator = authenticator
-        self.operations = operations if operations is not None else Operations(hub)
+        super().__init__(member_limits(limits, settings.nick_timeout), clock)
+        self.settings = settings
+        self.joinChat(hub, authenticator, operations)
 
 
 def read_motd(path: str) -> tuple[str, ...]:

@@ -1,0 +1,225 @@
+"""
+The chat page in a real browser: headless Chromium driven by Selenium
+against the installed ``twistd chatservice --web``, with native line
+clients (raw sockets) as the other people.  One browser for the whole
+test (starting one costs a second or two).
+
+Under CI (``CI=true``) a missing Chromium or chromedriver fails the run
+(``tests/conftest.py`` turns the skip into a failure; ``.ci/run`` installs
+both from Debian).  Selenium is pointed at the system's chromedriver and
+Chromium, so it downloads nothing (Selenium Manager does not run).
+
+``CHATSERVICE_SCREENSHOT=PATH`` saves a screenshot of the page
+mid-conversation there (``docs/web-page.png`` is made so).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+from twisted.trial.unittest import SynchronousTestCase
+
+from tests.support import (
+    Process,
+    chat_twistd,
+    free_port,
+    loopback_endpoint,
+    temp_dir,
+    wait_for,
+)
+from tests.test_chat_e2e import NcClient
+
+CHROMEDRIVER = "/usr/bin/chromedriver"
+#: Debian's Chromium is /usr/bin/chromium.
+BROWSERS = ("chromium", "chromium-browser", "google-chrome")
+#: Generous: only a hang fails (the page's reconnection backoff included).
+WAIT = 45.0
+
+
+def find_browser() -> tuple[str, str] | None:
+    """The chromedriver and browser to drive, or ``None`` if either is missing."""
+    browser = next((path for name in BROWSERS if (path := shutil.which(name))), None)
+    if not os.path.exists(CHROMEDRIVER) or browser is None:
+        return None
+    return CHROMEDRIVER, browser
+
+
+def start_browser(case: SynchronousTestCase) -> Any:
+    """A headless Chromium, closed when the test ends."""
+    found = find_browser()
+    if found is None:
+        raise case.skipTest(
+            "chromium and chromium-driver are not installed (.ci/run installs them)"
+        )
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    driver_path, browser_path = found
+    options = webdriver.ChromeOptions()
+    options.binary_location = browser_path
+    for argument in (
+        "--headless=new",
+        "--no-sandbox",  # CI runs as root
+        "--disable-dev-shm-usage",
+        "--disable-gpu",
+        "--window-size=1000,640",
+        "--no-first-run",
+    ):
+        options.add_argument(argument)
+    # Both paths given: Selenium Manager has nothing to look for.
+    service = Service(executable_path=driver_path)
+    browser = webdriver.Chrome(service=service, options=options)
+    case.addCleanup(browser.quit)
+    browser.set_script_timeout(10)
+    return browser
+
+
+class WebPageInBrowserTests(SynchronousTestCase):
+    """The page in Chromium, with native clients in the same rooms."""
+
+    def startServer(self, name: str) -> Process:
+        server = Process(
+            self,
+            chat_twistd(
+                self.chat_port,
+                "--web",
+                loopback_endpoint(self.web_port),
+                "--history",
+                "memory",
+                # Two on joining; the page asks for older ones as needed.
+                "--history-replay",
+                "2",
+            ),
+            self.directory,
+            name,
+        )
+        server.wait_for_output(r"web service listening")
+        return server
+
+    def text_in(self, selector: str) -> list[str]:
+        """The text of every element matching a CSS selector."""
+        from selenium.webdriver.common.by import By
+
+        return [e.text for e in self.browser.find_elements(By.CSS_SELECTOR, selector)]
+
+    def wait_text(self, selector: str, text: str) -> None:
+        """Wait until an element matching ``selector`` shows ``text``."""
+        wait_for(
+            lambda: any(text in shown for shown in self.text_in(selector)),
+            WAIT,
+            lambda: f"{text!r} in {selector}: {self.text_in(selector)}",
+        )
+
+    def type_line(self, text: str) -> None:
+        """Type a line in the page's input box and press Enter."""
+        from selenium.webdriver.common.by import By
+        from selenium.webdriver.common.keys import Keys
+
+        field = self.browser.find_element(By.ID, "input")
+        field.send_keys(text, Keys.ENTER)
+        wait_for(lambda: field.get_attribute("value") == "", WAIT, lambda: "sent")
+
+    def test_chatInTheBrowser(self) -> None:
+        """
+        A person on the page chats with native clients: messages both
+        ways, markup shown as text (no element, no script), a private
+        message reaches only its recipient, and when the server restarts
+        the page says so, reconnects on its own and rejoins its rooms.
+        """
+        from selenium.common.exceptions import NoAlertPresentException
+        from selenium.webdriver.common.by import By
+        from selenium.webdriver.common.keys import Keys
+
+        self.directory = temp_dir(self)
+        self.chat_port, self.web_port = free_port(), free_port()
+        server = self.startServer("server")
+        self.browser = browser = start_browser(self)
+        browser.get(f"http://127.0.0.1:{self.web_port}/")
+        bob = NcClient(self, self.chat_port, "bob")
+        eve = NcClient(self, self.chat_port, "eve")
+
+        browser.find_element(By.ID, "nick").send_keys("alice", Keys.ENTER)
+        self.wait_text("#status", "Connected as alice")
+        bob.expect("alice has joined #lobby")
+
+        bob.send("hello from the terminal")
+        self.wait_text(".log li.message", "hello from the terminal")
+        self.type_line("hello from the browser")
+        bob.expect("#lobby <alice> hello from the browser")
+
+        hostile = "<img src=x onerror=alert(1)>"
+        bob.send(hostile)
+        self.wait_text(".log li.message .text", hostile)
+        self.assertEqual(browser.find_elements(By.CSS_SELECTOR, "#logs img"), [])
+        with self.assertRaises(NoAlertPresentException):
+            browser.switch_to.alert.text  # noqa: B018 - reading it is the check
+
+        self.type_line("/msg bob only for bob")
+        bob.expect("*alice* only for bob")
+        bob.send("/msg alice only for alice")
+        self.wait_text("#privates", "bob")
+        eve.send("/whois eve")
+        seen_by_eve = eve.expect("--- eve: in")
+        self.assertNotIn("only for", seen_by_eve)
+
+        self.type_line("/me waves at everyone")
+        self.wait_text(".log li.message", "waves at everyone")
+        screenshot = os.environ.get("CHATSERVICE_SCREENSHOT")
+        if screenshot:
+            browser.save_screenshot(str(Path(screenshot).resolve()))
+
+        bob.send("/join #dev")
+        for number in range(1, 5):
+            bob.send(f"dev line {number}")
+        bob.expect("#dev <bob> dev line 4")
+        self.type_line("/join #dev")
+        self.wait_text("#rooms", "#dev")
+        # The replay on joining, then the older lines paged back.
+        self.wait_text(".log li.history", "dev line 4")
+        self.wait_text(".log li.history", "dev line 1")
+        self.assertEqual(
+            self.text_in(".log li.history .text"),
+            [f"dev line {n}" for n in range(1, 5)],
+        )
+        self.type_line("/topic the web door")
+        self.wait_text("#topic", "the web door")
+        bob.expect("alice changed the topic of #dev to: the web door")
+        # The topic's own editor, with the keyboard only.
+        browser.find_element(By.ID, "topic-edit").send_keys(Keys.ENTER)
+        editor = browser.find_element(By.ID, "topic-text")
+        editor.send_keys(Keys.CONTROL, "a")
+        editor.send_keys("edited on the page", Keys.ENTER)
+        bob.expect("alice changed the topic of #dev to: edited on the page")
+        # A room not looked at counts what it missed.
+        bob.send("/join #lobby")
+        bob.send("said while alice looks at #dev")
+        self.wait_text("#rooms .unread", "1")
+        self.type_line("/join #lobby")  # a room one is in: switched to
+        self.wait_text("#title", "#lobby")
+        self.wait_text(".log li.message .text", "said while alice looks at #dev")
+        self.assertEqual(self.text_in("#rooms .unread"), ["", ""])  # hidden: read
+        # Alt+Up: the previous conversation (from the first: the last, #dev).
+        browser.find_element(By.ID, "input").send_keys(Keys.ALT, Keys.ARROW_UP)
+        self.wait_text("#title", "#dev")
+
+        server.terminate()
+        server.wait()
+        self.wait_text("#status", "reconnecting")
+        self.startServer("server2")
+        self.wait_text("#status", "Connected as alice")
+        carol = NcClient(self, self.chat_port, "carol")
+        answers: list[str] = []
+
+        def rejoined() -> bool:
+            carol.received = b""
+            carol.send("/whois alice")
+            answers.append(carol.expect("--- alice: in"))
+            return "#dev" in answers[-1]
+
+        wait_for(rejoined, WAIT, lambda: f"alice back in #dev: {answers[-1:]}")
+        carol.send("/join #dev")
+        carol.send("after the restart")
+        self.wait_text(".log li.message", "after the restart")
