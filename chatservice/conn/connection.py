@@ -36,6 +36,7 @@ from chatservice.conn.idle import IdleSweep
 from chatservice.conn.limits import Limits
 from chatservice.conn.outbox import Outbox, TurnWriter
 from chatservice.conn.peers import describe_peer, peer_host
+from chatservice.metrics.counters import DoorCounters
 
 T = TypeVar("T")
 
@@ -114,7 +115,12 @@ class Connection:
         # Connections from one address share one string (memory per client).
         self.host = sys.intern(host) if host is not None else None
         self.outbox = Outbox(
-            self, self.transport, factory.writer, limits.max_send_queue, factory.sync
+            self,
+            self.transport,
+            factory.writer,
+            limits.max_send_queue,
+            factory.sync,
+            factory.counters,
         )
         refusal = factory.admit(self)
         if refusal is not None:
@@ -145,6 +151,7 @@ class Connection:
         factory.strangers.pop(self, None)
         refusal = factory.admission.register()
         if refusal is not None:
+            factory.counters.count_refusal(refusal.kind)
             factory.refusals.note(self.peer, refusal)
             self.close(str(refusal), error=True)
             return False
@@ -158,6 +165,7 @@ class Connection:
     def registrationTimedOut(self) -> None:
         """The registration deadline passed: close, saying why."""
         timeout = self.factory.limits.registration_timeout
+        self.factory.counters.registration_timeouts += 1
         self.close(
             self.late_message.format(timeout=timeout),
             error=True,
@@ -207,6 +215,7 @@ class Connection:
         limits = self.factory.limits
         now = self.factory.clock.seconds()
         if flood.held(now):
+            self.factory.counters.flood_holds += 1
             self.log.info(
                 "{service}: {peer} sends over {rate:g} lines/s; slowing it down",
                 service=self.factory.name,
@@ -214,6 +223,7 @@ class Connection:
                 rate=limits.flood_rate,
             )
         elif flood.too_long(now):
+            self.factory.counters.flood_disconnects += 1
             self.log.info(
                 "{service}: {peer} kept flooding for {seconds:g} s; disconnecting",
                 service=self.factory.name,
@@ -275,6 +285,7 @@ class Connection:
     def sendQueueExceeded(self) -> None:
         """Abort a client that has more than the send queue waiting for it."""
         if self.lost_reason != "send queue exceeded":
+            self.factory.counters.send_queue_cutoffs += 1
             self.log.info(
                 "{service}: {peer} does not read: over {limit} bytes wait for "
                 "it; disconnecting",
@@ -330,6 +341,7 @@ class Connection:
             self.holdInput(HOLD_WAITING)
 
     def timeoutConnection(self) -> None:
+        self.factory.counters.idle_timeouts += 1
         self.close(
             f"idle for {self.factory.limits.idle_timeout:g} s; closing connection",
             error=True,
@@ -419,6 +431,8 @@ class ConnectionFactory(ServerFactory):
         self.idle = IdleSweep(clock, self.limits.idle_timeout, lambda: self.connections)
         #: Writes the connections' deliveries at the end of the reactor turn.
         self.writer = TurnWriter(clock, self.name)
+        #: What this door counts (``/stats``, ``chatservice.metrics``).
+        self.counters = DoorCounters()
         self._all_closed: list[Deferred[None]] = []
 
     def admit(self, connection: Connection) -> Refusal | None:
@@ -428,7 +442,9 @@ class ConnectionFactory(ServerFactory):
         """
         refusal = self.admission.admit(connection.host)
         if refusal is not None:
+            self.counters.count_refusal(refusal.kind)
             return refusal
+        self.counters.accepted += 1
         self.connections.add(connection)
         self.idle.watch()
         connection.stranger = True
@@ -440,6 +456,7 @@ class ConnectionFactory(ServerFactory):
             # everyone else out (OpenSSH's MaxStartups closes one at random).
             oldest = next(iter(self.strangers))
             del self.strangers[oldest]
+            self.counters.evicted += 1
             self.evictions.note(oldest.peer, f"strangers' budget of {budget} full")
             oldest.evicted()
         self._watchStrangers()
