@@ -25,17 +25,18 @@ from collections.abc import Callable
 from typing import Any, ClassVar, Protocol, TypeVar
 
 from twisted.internet.defer import Deferred, succeed
-from twisted.internet.interfaces import IDelayedCall, IReactorTime
+from twisted.internet.interfaces import IDelayedCall, IHandshakeListener, IReactorTime
 from twisted.internet.protocol import ServerFactory, connectionDone
 from twisted.logger import Logger
 from twisted.python.failure import Failure
+from zope.interface import implementer
 
 from chatservice.conn.admission import Admission, Refusal
 from chatservice.conn.flood import FloodControl
 from chatservice.conn.idle import IdleSweep
 from chatservice.conn.limits import Limits
 from chatservice.conn.outbox import Outbox, TurnWriter
-from chatservice.conn.peers import describe_peer, peer_host
+from chatservice.conn.peers import describe_peer, is_tls, peer_host
 from chatservice.metrics.counters import DoorCounters
 
 T = TypeVar("T")
@@ -64,6 +65,7 @@ class Authenticator(Protocol):
     ) -> Deferred[Any]: ...
 
 
+@implementer(IHandshakeListener)
 class Connection:
     """
     The policy half of a door's protocol (see the module's description);
@@ -102,6 +104,11 @@ class Connection:
     #: Admitted and not registered yet: on the strangers' budget, with a
     #: deadline (an instance attribute only while true: memory per client).
     stranger: bool = False
+    #: On TLS, until the handshake is done (:meth:`handshakeCompleted`):
+    #: Twisted's TLS pauses its producer while it buffers what is written
+    #: before the handshake (a welcome line), and holding input for that
+    #: would stop the handshake itself (an instance attribute only then).
+    handshaking: bool = False
 
     def admitConnection(self) -> None:
         """
@@ -128,6 +135,8 @@ class Connection:
             self.close(str(refusal), error=True)
             return
         self.admitted = True
+        if is_tls(self.transport):
+            self.handshaking = True
         # The transport tells the outbox when its write buffer is full and
         # when it has drained: we stop reading from a client that does not
         # read, and count what waits for it.
@@ -277,7 +286,14 @@ class Connection:
         self.outbox.drained()
 
     def sendBlocked(self) -> None:
+        if self.handshaking:
+            return  # what waits is the handshake, not the client's reading
         self.holdInput(HOLD_BACKPRESSURE)
+
+    def handshakeCompleted(self) -> None:
+        """The TLS handshake is done: backpressure holds input again."""
+        if self.handshaking:
+            del self.handshaking
 
     def sendResumed(self) -> None:
         self.releaseInput(HOLD_BACKPRESSURE)
