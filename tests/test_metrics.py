@@ -8,6 +8,8 @@ connect, chat, get refused and flood.
 
 from __future__ import annotations
 
+import json
+import re
 import sqlite3
 import urllib.error
 import urllib.request
@@ -44,7 +46,7 @@ from chatservice.service import ChatService, ListeningService
 from chatservice.stores.memory import MemoryHistoryStore
 from chatservice.stores.sqlite import SQLiteHistoryStore
 from chatservice.testing import turn_hub
-from tests.support import LOOPBACK, SOCKET_TIMEOUT, temp_dir
+from tests.support import LOOPBACK, SOCKET_TIMEOUT, SOURCE_ROOT, temp_dir
 from tests.test_chat_core import FakeMember
 from tests.test_hostile import HostileTestCase, Peer
 
@@ -320,6 +322,55 @@ class CollectedTests(HostileTestCase):
             "flood 0 held 0 cut, 0 send-queue cut-offs",
             lines,
         )
+
+
+def exported_names(samples: Samples) -> set[str]:
+    """The metric names of a scrape, without the prefix and histogram suffixes."""
+    names = set()
+    for name, _ in samples:
+        if name.startswith("chatservice_"):
+            names.add(re.sub(r"_(bucket|count|sum)$", "", name[len("chatservice_") :]))
+    return names
+
+
+class DocumentedTests(HostileTestCase):
+    """docs/metrics.rst and the Grafana dashboard name what is exported."""
+
+    def everything(self) -> set[str]:
+        """Every metric a chat with every part (store, logins, lag) exports."""
+        portal = make_portal(InMemoryUsernamePasswordDatabaseDontUse())
+        factory = self.chat()
+        self.hub.store = MemoryHistoryStore()
+        chat = chat_of(self.hub, factory)
+        chat.authenticator = Authenticator(portal, self.clock)
+        return exported_names(
+            scrape(MetricsSite(chat, ReactorLag(self.clock).histogram))
+        )
+
+    def test_everyMetricDocumented(self) -> None:
+        """
+        Each metric exported is a row of docs/metrics.rst's tables (name,
+        type), and each row is a metric exported: neither is stale.
+        """
+        text = (SOURCE_ROOT / "docs" / "metrics.rst").read_text(encoding="utf-8")
+        rows = re.findall(r"(?m)^``([a-z_]+)``\s+(?:counter|gauge|histogram)\b", text)
+        exported = self.everything()
+        self.assertGreater(len(exported), 30)
+        self.assertEqual(sorted(exported - set(rows)), [], "not documented")
+        self.assertEqual(sorted(set(rows) - exported), [], "documented, not exported")
+
+    def test_dashboardQueriesExist(self) -> None:
+        """Every metric the Grafana dashboard queries is exported."""
+        path = SOURCE_ROOT / "contrib" / "grafana-chatservice.json"
+        dashboard = json.loads(path.read_text(encoding="utf-8"))
+        queried = {
+            re.sub(r"_(bucket|count|sum)$", "", name)
+            for panel in dashboard["panels"]
+            for target in panel["targets"]
+            for name in re.findall(r"chatservice_([a-z_]+)", target["expr"])
+        }
+        self.assertGreater(len(queried), 10)
+        self.assertEqual(sorted(queried - self.everything()), [])
 
 
 class HealthTests(SynchronousTestCase):
