@@ -41,6 +41,7 @@ from tests.support import (
     temp_dir,
 )
 from tests.test_auth import fast_hash
+from tests.test_hostile import HostileTestCase, HostileTransport, Peer
 
 #: Seconds of quiet the client waits for after its input ends (kept short).
 QUIET = "0.3"
@@ -128,6 +129,37 @@ class QuietWaitTests(SynchronousTestCase):
         self.assertFalse(self.wire.disconnecting)
         self.clock.advance(0.5)
         self.assertTrue(self.wire.disconnecting)
+
+
+class HandshakeTests(HostileTestCase):
+    """A door's connection on TLS, before and after the handshake."""
+
+    def test_pausedBeforeHandshakeKeepsReading(self) -> None:
+        """
+        Twisted's TLS pauses its producer while it buffers what a door
+        writes before the handshake (the chat's welcome): the connection
+        keeps reading, or the handshake could never end.  After the
+        handshake, a pause is backpressure again and holds input.
+        """
+        factory = self.chat()
+        transport = HostileTransport()
+        directlyProvides(transport, ISSLTransport)
+        peer = Peer(factory, transport=transport)
+        self.assertTrue(peer.protocol.handshaking)
+        peer.protocol.pauseProducing()
+        self.assertTrue(peer.reading)
+        peer.protocol.resumeProducing()
+        peer.protocol.handshakeCompleted()
+        self.assertFalse(peer.protocol.handshaking)
+        peer.protocol.pauseProducing()
+        self.assertFalse(peer.reading)
+
+    def test_plainTCPNeverHandshakes(self) -> None:
+        """A connection that is not TLS holds input on the first pause."""
+        peer = Peer(self.chat())
+        self.assertFalse(peer.protocol.handshaking)
+        peer.protocol.pauseProducing()
+        self.assertFalse(peer.reading)
 
 
 class TLSServerTests(SynchronousTestCase):
