@@ -25,12 +25,10 @@ from twisted.internet.endpoints import (
     connectProtocol,
     serverFromString,
 )
-from twisted.internet.protocol import Protocol, connectionDone
 from twisted.internet.task import Clock, deferLater
 from twisted.internet.testing import MemoryReactor, MemoryReactorClock
 from twisted.internet.threads import deferToThread
 from twisted.python import usage
-from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from chatservice import tap
@@ -49,6 +47,7 @@ from chatservice.testing import turn_hub
 from tests.support import LOOPBACK, SOCKET_TIMEOUT, SOURCE_ROOT, temp_dir
 from tests.test_chat_core import FakeMember
 from tests.test_hostile import HostileTestCase, Peer
+from tests.test_loopback import LineClient
 
 #: A metric's samples: (name, sorted label pairs) -> value.
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
@@ -453,38 +452,6 @@ class OptionsTests(SynchronousTestCase):
         """An endpoint Twisted cannot parse is a usage error naming it."""
         error = self.assertRaises(usage.UsageError, self.parse, "--metrics", "nope:1")
         self.assertIn("--metrics 'nope:1'", str(error))
-
-
-class LineClient(Protocol):
-    """Collects what the server sends; can wait for some of it."""
-
-    def __init__(self) -> None:
-        self.received = b""
-        self.lost: Deferred[bytes] = Deferred()
-        self._waiting: list[tuple[bytes, Deferred[bytes]]] = []
-
-    def dataReceived(self, data: bytes) -> None:
-        self.received += data
-        arrived = [(e, w) for e, w in self._waiting if e in self.received]
-        # Before the callbacks, which may wait for more.
-        self._waiting = [(e, w) for e, w in self._waiting if e not in self.received]
-        for _, waiter in arrived:
-            waiter.callback(self.received)
-
-    def waitFor(self, expected: bytes) -> Deferred[bytes]:
-        """Fires once ``expected`` has arrived (fails if the connection ends)."""
-        waiter: Deferred[bytes] = Deferred()
-        self._waiting.append((expected, waiter))
-        self.dataReceived(b"")
-        return waiter
-
-    def connectionLost(self, reason: Failure = connectionDone) -> None:
-        waiting, self._waiting = self._waiting, []
-        for expected, waiter in waiting:
-            waiter.errback(
-                AssertionError(f"lost before {expected!r}; got {self.received!r}")
-            )
-        self.lost.callback(self.received)
 
 
 def get(port: int, path: str) -> tuple[int, str]:

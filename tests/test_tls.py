@@ -22,13 +22,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import directlyProvides
 
 from chatservice.auth.credentials import write_credentials
-from chatservice.client import (
-    TLS_WAIT_FACTOR,
-    NetworkProtocol,
-    Renderer,
-    Session,
-    TerminalProtocol,
-)
+from chatservice.client import TLS_WAIT_FACTOR
 from tests.certificates import Authority, ServerFiles
 from tests.support import (
     LOOPBACK,
@@ -41,6 +35,7 @@ from tests.support import (
     temp_dir,
 )
 from tests.test_auth import fast_hash
+from tests.test_client import SessionHarness
 from tests.test_hostile import HostileTestCase, HostileTransport, Peer
 
 #: Seconds of quiet the client waits for after its input ends (kept short).
@@ -66,22 +61,16 @@ class QuietWaitTests(SynchronousTestCase):
 
     def setUp(self) -> None:
         self.clock = Clock()
-        self.reports: list[str] = []
-        self.session = Session(
-            Renderer(), self.reports.append, clock=self.clock, tls_quiet=1.0
-        )
-        self.results: list[int] = []
-        self.session.done.addCallback(self.results.append)
-        self.terminal = TerminalProtocol(self.session)
-        self.stdio = StringTransport()
-        self.terminal.makeConnection(self.stdio)
-        self.network = NetworkProtocol(self.session)
         self.wire = TLSTransport()
-        self.network.makeConnection(self.wire)
+        harness = SessionHarness(network_transport=self.wire, clock=self.clock)
+        harness.connect()
+        self.harness = harness
+        self.terminal, self.network = harness.terminal, harness.network
+        self.stdio = harness.stdio
+        self.results, self.reports = harness.results, harness.reports
 
     def flushed(self) -> None:
-        self.assertTrue(self.stdio.disconnecting)
-        self.terminal.connectionLost(Failure(neterror.ConnectionDone()))
+        self.harness.stdioFlushed()
 
     def test_repliesThenQuiet(self) -> None:
         """

@@ -22,6 +22,7 @@ from chatservice.metrics.counters import Histogram
 from chatservice.metrics.health import health_of
 
 if TYPE_CHECKING:
+    from chatservice.conn.connection import ConnectionFactory
     from chatservice.service import ChatService
 
 #: Every metric's name starts with it.
@@ -41,6 +42,90 @@ def histogram(name: str, doc: str, observed: Histogram) -> HistogramMetricFamily
     return HistogramMetricFamily(
         PREFIX + name, doc, buckets=observed.cumulative(), sum_value=observed.total
     )
+
+
+#: Each door's metrics: name, type, help and the labels besides ``door``
+#: (``_door_readings`` gives the values).
+_DOOR_FAMILIES: tuple[
+    tuple[str, type[GaugeMetricFamily] | type[CounterMetricFamily], str, list[str]],
+    ...,
+] = (
+    ("connections_open", GaugeMetricFamily, "Connections open now.", []),
+    (
+        "connections_registering",
+        GaugeMetricFamily,
+        "Connections open and not registered yet (the strangers' budget).",
+        [],
+    ),
+    (
+        "connections_accepted",
+        CounterMetricFamily,
+        "Connections admitted within the limits.",
+        [],
+    ),
+    (
+        "connections_refused",
+        CounterMetricFamily,
+        "Connections refused or closed by admission: full, address "
+        "(per-address limit), strangers (closed to make room on the "
+        "strangers' budget).",
+        ["reason"],
+    ),
+    ("received_bytes", CounterMetricFamily, "Bytes read from clients.", []),
+    ("sent_bytes", CounterMetricFamily, "Bytes sent to clients.", []),
+    (
+        "flood_holds",
+        CounterMetricFamily,
+        "Times a client began to be held back by flood control.",
+        [],
+    ),
+    (
+        "flood_disconnects",
+        CounterMetricFamily,
+        "Clients disconnected for flooding too long.",
+        [],
+    ),
+    (
+        "send_queue_cutoffs",
+        CounterMetricFamily,
+        "Clients cut off for not reading (send queue exceeded).",
+        [],
+    ),
+    (
+        "timeouts",
+        CounterMetricFamily,
+        "Connections closed by a deadline: idle, registration.",
+        ["kind"],
+    ),
+)
+
+#: The values of one metric of a door: its labels besides ``door``, and
+#: the value, for each sample.
+Readings = list[tuple[list[str], float]]
+
+
+def _door_readings(factory: ConnectionFactory) -> dict[str, Readings]:
+    """Every metric of ``_DOOR_FAMILIES`` of one door, read from its counters."""
+    counts = factory.counters
+    return {
+        "connections_open": [([], len(factory.connections))],
+        "connections_registering": [([], len(factory.strangers))],
+        "connections_accepted": [([], counts.accepted)],
+        "connections_refused": [
+            (["full"], counts.refused_full),
+            (["address"], counts.refused_address),
+            (["strangers"], counts.evicted),
+        ],
+        "received_bytes": [([], counts.bytes_in)],
+        "sent_bytes": [([], counts.bytes_out)],
+        "flood_holds": [([], counts.flood_holds)],
+        "flood_disconnects": [([], counts.flood_disconnects)],
+        "send_queue_cutoffs": [([], counts.send_queue_cutoffs)],
+        "timeouts": [
+            (["idle"], counts.idle_timeouts),
+            (["registration"], counts.registration_timeouts),
+        ],
+    }
 
 
 class ChatCollector:
@@ -79,75 +164,14 @@ class ChatCollector:
                 0 if listener.port is None else 1,
             )
         yield listening
-        door = ["door"]
-        families: dict[str, GaugeMetricFamily | CounterMetricFamily] = {
-            "open": GaugeMetricFamily(
-                PREFIX + "connections_open", "Connections open now.", labels=door
-            ),
-            "registering": GaugeMetricFamily(
-                PREFIX + "connections_registering",
-                "Connections open and not registered yet (the strangers' budget).",
-                labels=door,
-            ),
-            "accepted": CounterMetricFamily(
-                PREFIX + "connections_accepted",
-                "Connections admitted within the limits.",
-                labels=door,
-            ),
-            "refused": CounterMetricFamily(
-                PREFIX + "connections_refused",
-                "Connections refused or closed by admission: full, address "
-                "(per-address limit), strangers (closed to make room on the "
-                "strangers' budget).",
-                labels=["door", "reason"],
-            ),
-            "in": CounterMetricFamily(
-                PREFIX + "received_bytes", "Bytes read from clients.", labels=door
-            ),
-            "out": CounterMetricFamily(
-                PREFIX + "sent_bytes", "Bytes sent to clients.", labels=door
-            ),
-            "holds": CounterMetricFamily(
-                PREFIX + "flood_holds",
-                "Times a client began to be held back by flood control.",
-                labels=door,
-            ),
-            "floods": CounterMetricFamily(
-                PREFIX + "flood_disconnects",
-                "Clients disconnected for flooding too long.",
-                labels=door,
-            ),
-            "cutoffs": CounterMetricFamily(
-                PREFIX + "send_queue_cutoffs",
-                "Clients cut off for not reading (send queue exceeded).",
-                labels=door,
-            ),
-            "timeouts": CounterMetricFamily(
-                PREFIX + "timeouts",
-                "Connections closed by a deadline: idle, registration.",
-                labels=["door", "kind"],
-            ),
+        families = {
+            name: kind(PREFIX + name, doc, labels=["door", *extra])
+            for name, kind, doc, extra in _DOOR_FAMILIES
         }
         for factory in self.chat.door_factories():
-            name, counts = [factory.name], factory.counters
-            families["open"].add_metric(name, len(factory.connections))
-            families["registering"].add_metric(name, len(factory.strangers))
-            families["accepted"].add_metric(name, counts.accepted)
-            for reason, value in (
-                ("full", counts.refused_full),
-                ("address", counts.refused_address),
-                ("strangers", counts.evicted),
-            ):
-                families["refused"].add_metric([*name, reason], value)
-            families["in"].add_metric(name, counts.bytes_in)
-            families["out"].add_metric(name, counts.bytes_out)
-            families["holds"].add_metric(name, counts.flood_holds)
-            families["floods"].add_metric(name, counts.flood_disconnects)
-            families["cutoffs"].add_metric(name, counts.send_queue_cutoffs)
-            families["timeouts"].add_metric([*name, "idle"], counts.idle_timeouts)
-            families["timeouts"].add_metric(
-                [*name, "registration"], counts.registration_timeouts
-            )
+            for name, readings in _door_readings(factory).items():
+                for labels, reading in readings:
+                    families[name].add_metric([factory.name, *labels], reading)
         yield from families.values()
 
     def _chat(self) -> Iterator[Metric]:
