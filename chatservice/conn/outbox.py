@@ -256,13 +256,14 @@ class Outbox:
         """Write now: through to the socket when nothing is buffered."""
         transport = self._transport
         sock = self._socket
-        self._counters.bytes_out += len(data)
+        size = len(data)
+        self._counters.bytes_out += size
         if sock is not None and not transport.disconnecting and not buffered(transport):
             try:
                 sent = sock.send(data)
             except OSError:
                 sent = 0  # BlockingIOError, or Twisted's write reports it
-            if sent == len(data):
+            if sent == size:
                 return
             data = data[sent:]
         transport.write(data)
