@@ -41,9 +41,10 @@ from twisted.internet.endpoints import (
     connectProtocol,
 )
 from twisted.internet.interfaces import (
+    IDelayedCall,
     IHalfCloseableProtocol,
     IPushProducer,
-    ISSLTransport,
+    IReactorTime,
     IStreamClientEndpoint,
     IStreamClientEndpointStringParserWithReactor,
 )
@@ -55,6 +56,7 @@ from zope.interface import implementer
 
 from chatservice import __version__
 from chatservice.chat.text import visible
+from chatservice.conn.peers import is_tls
 from chatservice.doors.answers import is_quit_word
 
 PROG = "chatservice-client"
@@ -70,6 +72,12 @@ MAX_LINE_LENGTH = 1 << 20
 
 #: Host of a bare ``PORT``.
 DEFAULT_HOST = "localhost"
+
+#: Seconds the server must be quiet, after the input ended on a TLS
+#: connection (which cannot be half-closed), before the client closes; and
+#: how many such periods it waits at most in all (a busy room never is).
+DEFAULT_TLS_QUIET = 1.0
+TLS_WAIT_FACTOR = 10
 
 ColorMode = Literal["auto", "always", "never"]
 
@@ -144,12 +152,29 @@ def parse_endpoint(
     return text
 
 
-def make_endpoint(reactor: Any, text: str) -> IStreamClientEndpoint:
+def make_endpoint(
+    reactor: Any, text: str, *, tls: bool = False, ca_file: str | None = None
+) -> IStreamClientEndpoint:
     """
     The client endpoint for the endpoint argument, or :class:`EndpointError`
-    with a one-line reason.
+    with a one-line reason.  With ``tls``, ``HOST:PORT`` is reached over
+    TLS, the certificate checked against ``ca_file`` (else the system's
+    authorities) and the host name (:mod:`chatservice.clienttls`).
     """
     parsed = parse_endpoint(text)
+    if tls:
+        if not isinstance(parsed, HostPort):
+            raise EndpointError(
+                f"--tls takes HOST:PORT or PORT, not the endpoint string {text!r} "
+                "(ssl: and tls: endpoint strings say their own TLS options)"
+            )
+        from chatservice.clienttls import CAFileError, VerifiedTLSEndpoint, load_trust
+
+        try:
+            trust = load_trust(ca_file)
+        except CAFileError as problem:
+            raise EndpointError(str(problem)) from None
+        return VerifiedTLSEndpoint(reactor, parsed.host, parsed.port, trust)
     if isinstance(parsed, HostPort):
         endpoint: IStreamClientEndpoint = HostnameEndpoint(
             reactor, parsed.host, parsed.port
@@ -171,6 +196,10 @@ def make_endpoint(reactor: Any, text: str) -> IStreamClientEndpoint:
 
 def describe_connect_error(problem: BaseException) -> str:
     """A short reason for a failed or lost connection."""
+    from chatservice.clienttls import CertificateError
+
+    if isinstance(problem, CertificateError):
+        return f"TLS: {problem}"
     if isinstance(problem, neterror.DNSLookupError):
         return "host not found"
     if isinstance(problem, neterror.TimeoutError | TimeoutError):
@@ -465,10 +494,17 @@ class Session:
         report: Callable[[str], None],
         *,
         login: bytes | None = None,
+        clock: IReactorTime | None = None,
+        tls_quiet: float = DEFAULT_TLS_QUIET,
     ) -> None:
         self.renderer = renderer
         self.report = report
         self.login = login
+        #: For the wait after the input ends on TLS (none: close at once).
+        self.clock = clock
+        self.tls_quiet = tls_quiet
+        self._quiet_call: IDelayedCall | None = None
+        self._quiet_deadline = 0.0
         self.network: NetworkProtocol | None = None
         self.terminal: TerminalProtocol | None = None
         self.network_lost = False
@@ -511,13 +547,33 @@ class Session:
             self._network_producing = False
             network.transport.unregisterProducer()
         half_close = getattr(network.transport, "loseWriteConnection", None)
-        if half_close is None or ISSLTransport.providedBy(network.transport):
-            # Twisted's TLS cannot half-close (the server would see its
-            # connection lost, not its input ended): close, and say so.
-            self.half_close_failed = True
-            network.transport.loseConnection()
+        if half_close is None or is_tls(network.transport):
+            # Twisted's TLS cannot half-close: the server would see its
+            # connection lost, not its input ended, and drop the replies
+            # still to come.  Wait for them instead, until the server has
+            # been quiet for a while (or closes, after a quit word).
+            if self.clock is None:
+                self.half_close_failed = True
+                network.transport.loseConnection()
+                return
+            self._quiet_deadline = self.clock.seconds() + TLS_WAIT_FACTOR * max(
+                self.tls_quiet, 0.0
+            )
+            self._quiet_call = self.clock.callLater(self.tls_quiet, self._quietEnded)
         else:
             half_close()
+
+    def _stillTalking(self) -> None:
+        """A line from the server while waiting for it to be quiet."""
+        call = self._quiet_call
+        if call is not None and call.active() and self.clock is not None:
+            wait = min(self.tls_quiet, self._quiet_deadline - self.clock.seconds())
+            call.reset(max(wait, 0.0))
+
+    def _quietEnded(self) -> None:
+        """The server was quiet (or talked too long) after the input ended."""
+        self._quiet_call = None
+        self.finish(EXIT_OK)
 
     def outputClosed(self) -> None:
         """Nobody reads the output any more: stop, quietly."""
@@ -554,6 +610,7 @@ class Session:
         """Print a line from the server."""
         if self.terminal is not None and self.exit_code is None:
             self.terminal.show(self.renderer.render(line))
+        self._stillTalking()
 
     def networkLost(self, reason: Failure) -> None:
         """The server closed the connection, or it was lost."""
@@ -596,6 +653,9 @@ class Session:
         if self.exit_code is not None:
             return
         self.exit_code = code
+        if self._quiet_call is not None and self._quiet_call.active():
+            self._quiet_call.cancel()
+        self._quiet_call = None
         if message is not None:
             self.report(f"{PROG}: {message}")
         network, terminal = self.network, self.terminal
@@ -634,6 +694,17 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def _seconds(text: str) -> float:
+    """A number of seconds for an option: finite, 0 or more."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -692,6 +763,33 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-bell",
         action="store_true",
         help="no terminal bell when your nickname is mentioned",
+    )
+    tls = parser.add_argument_group(
+        "TLS",
+        "With --tls, HOST:PORT is reached over TLS and the server's "
+        "certificate is checked: signed by an authority the system trusts "
+        "(or one of --ca FILE), valid now, and for HOST. A certificate that "
+        "fails is refused with the reason. TLS cannot be half-closed: when "
+        "the input ends, the client waits for the server's replies until it "
+        "has been quiet for --tls-quiet seconds (10 times that at most), "
+        "then closes.",
+    )
+    tls.add_argument(
+        "--tls", action="store_true", help="connect over TLS, verifying the server"
+    )
+    tls.add_argument(
+        "--ca",
+        metavar="FILE",
+        help="trust the certificates of this PEM file (a private CA, or a "
+        "self-signed server certificate) instead of the system's; implies --tls",
+    )
+    tls.add_argument(
+        "--tls-quiet",
+        metavar="SECONDS",
+        type=_seconds,
+        default=DEFAULT_TLS_QUIET,
+        help=f"after the input ends on TLS, close once the server has been "
+        f"quiet this long (default {DEFAULT_TLS_QUIET:g})",
     )
     admin = parser.add_argument_group(
         "admin console",
@@ -835,6 +933,8 @@ class Config:
     reconnect: bool = True
     #: Ring the terminal bell when one's nickname is mentioned.
     bell: bool = True
+    #: After the input ends on TLS: how long the server must be quiet.
+    tls_quiet: float = DEFAULT_TLS_QUIET
 
 
 def _report(line: str) -> None:
@@ -883,7 +983,13 @@ async def run(reactor: Any, config: Config) -> None:
     from twisted.internet.stdio import StandardIO
 
     renderer = Renderer.for_output(config.color, _isatty(1), os.environ)
-    session = Session(renderer, _report, login=config.login)
+    session = Session(
+        renderer,
+        _report,
+        login=config.login,
+        clock=reactor,
+        tls_quiet=config.tls_quiet,
+    )
     # Ctrl-C stops the reactor; the session then ends with 130.
     reactor.addSystemEventTrigger("before", "shutdown", session.interrupted)
     StandardIO(TerminalProtocol(session), reactor=reactor)
@@ -956,7 +1062,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     from twisted.internet import reactor
 
     try:
-        endpoint = make_endpoint(reactor, options.endpoint)
+        endpoint = make_endpoint(
+            reactor,
+            options.endpoint,
+            tls=options.tls or options.ca is not None,
+            ca_file=options.ca,
+        )
     except EndpointError as problem:
         return _usage_error(str(problem))
     login = None
@@ -979,6 +1090,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         screen=screen,
         reconnect=not options.no_reconnect,
         bell=not options.no_bell,
+        tls_quiet=options.tls_quiet,
     )
     from twisted.internet import task
 

@@ -31,7 +31,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from chatservice.chat.hub import Hub
-from chatservice.conn.connection import Authenticator
+from chatservice.conn.connection import Authenticator, ConnectionFactory
 from chatservice.conn.peers import describe_address
 from chatservice.doors.door import DoorFactory
 from chatservice.doors.operations import Operations
@@ -224,8 +224,24 @@ class ChatService(MultiService):
         super().__init__()
         self.setName("chatservice")
         self.hub = hub
-        self.operations = operations if operations is not None else Operations(hub)
+        self.operations = (
+            operations
+            if operations is not None
+            else Operations(hub, doors=self.door_factories)
+        )
         self.authenticator = authenticator
+
+    def listeners(self) -> list[ListeningService]:
+        """Every endpoint's listening service, in the order they were added."""
+        return [child for child in self if isinstance(child, ListeningService)]
+
+    def door_factories(self) -> list[ConnectionFactory]:
+        """Each door's factory once (its endpoints share it): their counters."""
+        seen: dict[ConnectionFactory, None] = {}
+        for listener in self.listeners():
+            if isinstance(listener.factory, ConnectionFactory):
+                seen[listener.factory] = None
+        return list(seen)
 
     def privilegedStartService(self) -> None:
         # Before the doors: they listen in their own privilegedStartService.

@@ -309,9 +309,22 @@ class Options(usage.Options):
         ],
         *(flag for door in DOORS for flag in door.flags),
         *(_allow_remote_flag(door) for door in DOORS if door.private),
+        [
+            "metrics-allow-remote",
+            None,
+            "Allow a --metrics TCP endpoint on an interface other than loopback.",
+        ],
     ]
     optParameters = [
         *_COMMON_PARAMETERS,
+        [
+            "metrics",
+            None,
+            OFF,
+            "Endpoint serving Prometheus metrics at /metrics and a health "
+            "check at /healthz, e.g. tcp:9100:interface=127.0.0.1 "
+            "(docs/metrics.rst) [default: none].",
+        ],
         *(parameter for door in DOORS for parameter in door.parameters),
     ]
 
@@ -368,6 +381,7 @@ class Options(usage.Options):
                             "tcp:PORT:interface=127.0.0.1 or ssl:..., "
                             f"or add --{door.name}-allow-remote"
                         )
+        self.metrics = _metrics_endpoint(self["metrics"], self["metrics-allow-remote"])
         if self["max-rooms"] < 1:
             raise usage.UsageError(
                 "--max-rooms must be at least 1 (the default room is one)"
@@ -530,6 +544,20 @@ def _check_endpoint(service: str, description: str, adopted: bool = False) -> No
         check_inherited(service, description, endpoint)
 
 
+def _metrics_endpoint(description: str, allow_remote: bool) -> str | None:
+    """``--metrics``: the endpoint, or ``None`` for none; checked like a door's."""
+    if description.strip().lower() == OFF:
+        return None
+    _check_endpoint("metrics", description)
+    if not allow_remote and not is_private_endpoint(description):
+        raise usage.UsageError(
+            f"--metrics {description} would listen beyond loopback; use "
+            "tcp:PORT:interface=127.0.0.1, unix:PATH or ssl:..., or add "
+            "--metrics-allow-remote"
+        )
+    return description
+
+
 def make_store(config: Options, reactor: IReactorTime) -> HistoryStore | None:
     """The history store ``--history`` asks for (not opened yet), or ``None``."""
     kind, path = config.history
@@ -604,4 +632,23 @@ def makeService(config: Options, reactor: IReactorTime | None = None) -> IServic
             ListeningService(
                 description, endpoint, factory, loopback_only=loopback_only
             ).setServiceParent(chat)
+    if config.metrics is not None:
+        add_metrics(chat, config.metrics, reactor, config["metrics-allow-remote"])
     return chat
+
+
+def add_metrics(
+    chat: ChatService, description: str, reactor: IReactorTime, allow_remote: bool
+) -> None:
+    """``--metrics``: the reactor's lag, and the site on its endpoint."""
+    from chatservice.metrics.web import MetricsSite, ReactorLag
+
+    lag = ReactorLag(reactor)
+    lag.setServiceParent(chat)
+    loopback_only = not (allow_remote or is_encrypted_endpoint(description))
+    ListeningService(
+        description,
+        serverFromString(reactor, description),
+        MetricsSite(chat, lag.histogram),
+        loopback_only=loopback_only,
+    ).setServiceParent(chat)

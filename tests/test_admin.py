@@ -360,7 +360,8 @@ class CommandTests(AdminTestCase):
             self.run_("stats"),
             [
                 "--- uptime 1m30s",
-                "--- clients 1 (peak 1, limit 1000, total 1, refused 0)",
+                "--- clients 1 (peak 1, limit 1000, total 1, "
+                "refused 0: 0 banned, 0 full)",
                 "--- registered 1, rooms 1",
                 "--- messages 0 to rooms, 0 private, 1 deliveries",
                 "--- kicks 0, bans 0 (0 in force), announcements 0",

@@ -1025,7 +1025,8 @@ class OperatorCommandTests(ChatTestCase):
             [
                 "#lobby <alice> hello",
                 "--- uptime 2m5s",
-                "--- clients 4 (peak 4, limit 1000, total 4, refused 0)",
+                "--- clients 4 (peak 4, limit 1000, total 4, "
+                "refused 0: 0 banned, 0 full)",
                 "--- registered 4, rooms 1",
                 # joins: 1 + 2 + 3 + 4; "hello" to 4; the private message to 2
                 "--- messages 1 to rooms, 1 private, 16 deliveries",

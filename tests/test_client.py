@@ -374,9 +374,15 @@ class RendererTests(SynchronousTestCase):
 class SessionHarness:
     """A session joined to two StringTransports, as ``run`` joins them."""
 
-    def __init__(self, renderer=None, login=None, network_transport=None):
+    def __init__(self, renderer=None, login=None, network_transport=None, clock=None):
         self.reports: list[str] = []
-        self.session = Session(renderer or Renderer(), self.reports.append, login=login)
+        self.session = Session(
+            renderer or Renderer(),
+            self.reports.append,
+            login=login,
+            clock=clock,
+            tls_quiet=1.0,
+        )
         self.results: list[int] = []
         self.session.done.addCallback(self.results.append)
         self.terminal = TerminalProtocol(self.session)

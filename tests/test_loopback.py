@@ -58,13 +58,11 @@ class LineClient(Protocol):
 
     def dataReceived(self, data: bytes) -> None:
         self.received += data
-        still = []
-        for expected, waiter in self._waiting:
-            if expected in self.received:
-                waiter.callback(self.received)
-            else:
-                still.append((expected, waiter))
-        self._waiting = still
+        arrived = [(e, w) for e, w in self._waiting if e in self.received]
+        # Before the callbacks, which may wait for more (inlineCallbacks).
+        self._waiting = [(e, w) for e, w in self._waiting if e not in self.received]
+        for _, waiter in arrived:
+            waiter.callback(self.received)
 
     def waitFor(self, expected: bytes) -> Deferred[bytes]:
         """Fires once ``expected`` has arrived."""

@@ -348,7 +348,7 @@ class ListStatsTests(OperationsTestCase):
             self.run_("stats"),
             [
                 "uptime 1h1m1s",
-                "clients 1 (peak 2, limit 1, total 2, refused 1)",
+                "clients 1 (peak 2, limit 1, total 2, refused 1: 0 banned, 1 full)",
                 "registered 1, rooms 1",
                 # joins 1 + 2, "hi" 2, private 2, note 2, kick 2
                 "messages 1 to rooms, 1 private, 11 deliveries",

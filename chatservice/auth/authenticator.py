@@ -40,6 +40,9 @@ class LoginFailed(Exception):  # noqa: N818 (the name front ends know)
 #: The message for a wrong password and for an unknown user alike.
 LOGIN_FAILED = "login failed"
 
+#: The kinds of failed logins :attr:`Authenticator.failures` counts.
+LOGIN_FAILURE_KINDS = ("refused", "throttled", "error")
+
 
 def _printable(text: str | None) -> str | None:
     """A user name or address safe to put in a log line."""
@@ -72,6 +75,9 @@ class Authenticator:
         self.portal = portal
         self.clock = clock
         self.throttle = throttle if throttle is not None else LoginThrottle(clock)
+        #: Failed logins by kind: ``refused`` (a wrong password, an unknown
+        #: user), ``throttled``, ``error`` (``/stats``, ``chatservice.metrics``).
+        self.failures = dict.fromkeys(LOGIN_FAILURE_KINDS, 0)
 
     @classmethod
     def from_file(
@@ -152,6 +158,8 @@ class Authenticator:
         return attempt.addCallbacks(succeeded, failed)
 
     def _failed(self, username: str, address: str | None, reason: str) -> None:
+        kind = reason if reason in ("throttled", "error") else "refused"
+        self.failures[kind] += 1
         self.log.warn(
             "login of {user} from {address} failed: {reason}",
             user=_printable(username),

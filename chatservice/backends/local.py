@@ -22,6 +22,7 @@ from chatservice.chat import events
 from chatservice.chat.errors import NickInUse, NickLookalike
 from chatservice.chat.model import Ban, Room, Session
 from chatservice.chat.names import fold
+from chatservice.metrics.counters import Histogram
 
 
 class LocalBackend:
@@ -43,9 +44,25 @@ class LocalBackend:
         self._flush_asked = False
         #: Called before anything is delivered (the store's commit).
         self._barrier: Callable[[], None] | None = None
+        #: Where a turn's room messages' wait is observed, and the clock of
+        #: their times (:meth:`measure_latency`).
+        self._latency: Histogram | None = None
+        self._clock: Callable[[], float] | None = None
 
     def set_barrier(self, barrier: Callable[[], None]) -> None:
         self._barrier = barrier
+
+    def measure_latency(self, histogram: Histogram, clock: Callable[[], float]) -> None:
+        """
+        Observe into ``histogram`` how long the oldest room message of each
+        batch waited before its delivery (``clock`` is the hub's, whose
+        times the messages carry): once per room and turn, not per member.
+        """
+        self._latency, self._clock = histogram, clock
+
+    def health(self) -> str | None:
+        """Why the backend cannot carry the chat, or ``None``: in one process, never."""
+        return None
 
     def start(self) -> Deferred[None]:
         return succeed(None)
@@ -126,6 +143,8 @@ class LocalBackend:
         event: events.Event = (
             said[0] if len(said) == 1 else events.RoomMessages(room.name, tuple(said))
         )
+        if self._latency is not None and self._clock is not None:
+            self._latency.observe(self._clock() - said[0].at)
         for session in room.members:
             session.member.deliver(event)
 

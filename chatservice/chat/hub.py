@@ -88,6 +88,11 @@ class Hub:
         self.registered = 0
         self.rooms: dict[str, Room] = {}
         self.stats = Stats(started_at=clock())
+        # A backend that can say how long its deliveries take (optional:
+        # ``measure_latency(histogram, clock)``) observes into the stats.
+        measure = getattr(backend, "measure_latency", None)
+        if measure is not None:
+            measure(self.stats.delivery_latency, clock)
         self.default_room = check_room(self.config.default_room)
 
     @property
@@ -127,10 +132,10 @@ class Hub:
         """
         ban = self._address_ban(address)
         if ban is not None:
-            self.stats.refused += 1
+            self.stats.refused_banned += 1
             raise Banned(ban.remaining(self.clock()), ban.reason)
         if self._full():
-            self.stats.refused += 1
+            self.stats.refused_full += 1
             raise ServerFull(self.max_clients)
         session = Session(member, address, self.clock())
         self.sessions[session] = None
@@ -208,7 +213,7 @@ class Hub:
         old = session.nick
         if old is None and self._full():
             self.backend.release_nick(session, key, looks)
-            self.stats.refused += 1
+            self.stats.refused_full += 1
             raise ServerFull(self.max_clients)
         session.last_active = self.clock()
         if old == nick:

@@ -7,11 +7,12 @@ counters.  Plain objects; the rules that change them are in
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from chatservice.chat import events
 from chatservice.chat.names import fold
+from chatservice.metrics.counters import LATENCY_BUCKETS, Histogram
 
 
 class Member(Protocol):
@@ -139,18 +140,34 @@ class Ban:
 
 @dataclass
 class Stats:
-    """Counters since the hub started."""
+    """
+    Counters since the hub started: what ``/stats`` shows and the
+    Prometheus endpoint exports (``chatservice.metrics``), one set for both.
+    """
 
     started_at: float
     connections_total: int = 0
     connections_peak: int = 0
-    refused: int = 0
+    #: Connections refused by the hub: a banned address, every registered
+    #: place taken (at connection or at registration).
+    refused_banned: int = 0
+    refused_full: int = 0
     room_messages: int = 0
     private_messages: int = 0
     deliveries: int = 0
     kicks: int = 0
     bans: int = 0
     announcements: int = 0
+    #: Seconds from a room message said to its delivery to the members'
+    #: doors (observed by the backend, once per batch: its oldest message).
+    delivery_latency: Histogram = field(
+        default_factory=lambda: Histogram(LATENCY_BUCKETS)
+    )
+
+    @property
+    def refused(self) -> int:
+        """Connections the hub refused, for any reason."""
+        return self.refused_banned + self.refused_full
 
 
 def parse_address_target(

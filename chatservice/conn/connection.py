@@ -25,17 +25,19 @@ from collections.abc import Callable
 from typing import Any, ClassVar, Protocol, TypeVar
 
 from twisted.internet.defer import Deferred, succeed
-from twisted.internet.interfaces import IDelayedCall, IReactorTime
+from twisted.internet.interfaces import IDelayedCall, IHandshakeListener, IReactorTime
 from twisted.internet.protocol import ServerFactory, connectionDone
 from twisted.logger import Logger
 from twisted.python.failure import Failure
+from zope.interface import implementer
 
 from chatservice.conn.admission import Admission, Refusal
 from chatservice.conn.flood import FloodControl
 from chatservice.conn.idle import IdleSweep
 from chatservice.conn.limits import Limits
 from chatservice.conn.outbox import Outbox, TurnWriter
-from chatservice.conn.peers import describe_peer, peer_host
+from chatservice.conn.peers import describe_peer, is_tls, peer_host
+from chatservice.metrics.counters import DoorCounters
 
 T = TypeVar("T")
 
@@ -63,6 +65,7 @@ class Authenticator(Protocol):
     ) -> Deferred[Any]: ...
 
 
+@implementer(IHandshakeListener)
 class Connection:
     """
     The policy half of a door's protocol (see the module's description);
@@ -101,6 +104,11 @@ class Connection:
     #: Admitted and not registered yet: on the strangers' budget, with a
     #: deadline (an instance attribute only while true: memory per client).
     stranger: bool = False
+    #: On TLS, until the handshake is done (:meth:`handshakeCompleted`):
+    #: Twisted's TLS pauses its producer while it buffers what is written
+    #: before the handshake (a welcome line), and holding input for that
+    #: would stop the handshake itself (an instance attribute only then).
+    handshaking: bool = False
 
     def admitConnection(self) -> None:
         """
@@ -114,7 +122,12 @@ class Connection:
         # Connections from one address share one string (memory per client).
         self.host = sys.intern(host) if host is not None else None
         self.outbox = Outbox(
-            self, self.transport, factory.writer, limits.max_send_queue, factory.sync
+            self,
+            self.transport,
+            factory.writer,
+            limits.max_send_queue,
+            factory.sync,
+            factory.counters,
         )
         refusal = factory.admit(self)
         if refusal is not None:
@@ -122,6 +135,8 @@ class Connection:
             self.close(str(refusal), error=True)
             return
         self.admitted = True
+        if is_tls(self.transport):
+            self.handshaking = True
         # The transport tells the outbox when its write buffer is full and
         # when it has drained: we stop reading from a client that does not
         # read, and count what waits for it.
@@ -145,6 +160,7 @@ class Connection:
         factory.strangers.pop(self, None)
         refusal = factory.admission.register()
         if refusal is not None:
+            factory.counters.count_refusal(refusal.kind)
             factory.refusals.note(self.peer, refusal)
             self.close(str(refusal), error=True)
             return False
@@ -158,6 +174,7 @@ class Connection:
     def registrationTimedOut(self) -> None:
         """The registration deadline passed: close, saying why."""
         timeout = self.factory.limits.registration_timeout
+        self.factory.counters.registration_timeouts += 1
         self.close(
             self.late_message.format(timeout=timeout),
             error=True,
@@ -207,6 +224,7 @@ class Connection:
         limits = self.factory.limits
         now = self.factory.clock.seconds()
         if flood.held(now):
+            self.factory.counters.flood_holds += 1
             self.log.info(
                 "{service}: {peer} sends over {rate:g} lines/s; slowing it down",
                 service=self.factory.name,
@@ -214,6 +232,7 @@ class Connection:
                 rate=limits.flood_rate,
             )
         elif flood.too_long(now):
+            self.factory.counters.flood_disconnects += 1
             self.log.info(
                 "{service}: {peer} kept flooding for {seconds:g} s; disconnecting",
                 service=self.factory.name,
@@ -267,7 +286,14 @@ class Connection:
         self.outbox.drained()
 
     def sendBlocked(self) -> None:
+        if self.handshaking:
+            return  # what waits is the handshake, not the client's reading
         self.holdInput(HOLD_BACKPRESSURE)
+
+    def handshakeCompleted(self) -> None:
+        """The TLS handshake is done: backpressure holds input again."""
+        if self.handshaking:
+            del self.handshaking
 
     def sendResumed(self) -> None:
         self.releaseInput(HOLD_BACKPRESSURE)
@@ -275,6 +301,7 @@ class Connection:
     def sendQueueExceeded(self) -> None:
         """Abort a client that has more than the send queue waiting for it."""
         if self.lost_reason != "send queue exceeded":
+            self.factory.counters.send_queue_cutoffs += 1
             self.log.info(
                 "{service}: {peer} does not read: over {limit} bytes wait for "
                 "it; disconnecting",
@@ -358,6 +385,7 @@ class Connection:
         raise NotImplementedError
 
     def timeoutConnection(self) -> None:
+        self.factory.counters.idle_timeouts += 1
         self.close(
             f"idle for {self.factory.limits.idle_timeout:g} s; closing connection",
             error=True,
@@ -447,6 +475,8 @@ class ConnectionFactory(ServerFactory):
         self.idle = IdleSweep(clock, self.limits.idle_timeout, lambda: self.connections)
         #: Writes the connections' deliveries at the end of the reactor turn.
         self.writer = TurnWriter(clock, self.name)
+        #: What this door counts (``/stats``, ``chatservice.metrics``).
+        self.counters = DoorCounters()
         self._all_closed: list[Deferred[None]] = []
 
     def set_limits(self, limits: Limits) -> None:
@@ -486,7 +516,9 @@ class ConnectionFactory(ServerFactory):
         """
         refusal = self.admission.admit(connection.host)
         if refusal is not None:
+            self.counters.count_refusal(refusal.kind)
             return refusal
+        self.counters.accepted += 1
         self.connections.add(connection)
         self.idle.watch()
         connection.stranger = True
@@ -498,6 +530,7 @@ class ConnectionFactory(ServerFactory):
             # everyone else out (OpenSSH's MaxStartups closes one at random).
             oldest = next(iter(self.strangers))
             del self.strangers[oldest]
+            self.counters.evicted += 1
             self.evictions.note(oldest.peer, f"strangers' budget of {budget} full")
             oldest.evicted()
         self._watchStrangers()

@@ -44,6 +44,7 @@ from twisted.internet.interfaces import IReactorTime, ITCPTransport
 from twisted.logger import Logger
 
 from chatservice.conn.turns import end_of_turn
+from chatservice.metrics.counters import DoorCounters
 
 #: What a Twisted transport buffers before it pauses its producer
 #: (``FileDescriptor.bufferSize``), for transports that do not say.
@@ -108,6 +109,7 @@ class Outbox:
 
     __slots__ = (
         "_buffer_size",
+        "_counters",
         "_limit",
         "_owner",
         "_socket",
@@ -127,8 +129,11 @@ class Outbox:
         writer: TurnWriter,
         max_send_queue: int,
         sync: Callable[[], None] | None = None,
+        counters: DoorCounters | None = None,
     ) -> None:
         self._owner = owner
+        #: The door's counters: bytes sent are added there.
+        self._counters = counters if counters is not None else DoorCounters()
         self._transport = transport
         self._writer = writer
         self._limit = max_send_queue
@@ -251,12 +256,14 @@ class Outbox:
         """Write now: through to the socket when nothing is buffered."""
         transport = self._transport
         sock = self._socket
+        size = len(data)
+        self._counters.bytes_out += size
         if sock is not None and not transport.disconnecting and not buffered(transport):
             try:
                 sent = sock.send(data)
             except OSError:
                 sent = 0  # BlockingIOError, or Twisted's write reports it
-            if sent == len(data):
+            if sent == size:
                 return
             data = data[sent:]
         transport.write(data)
@@ -281,6 +288,7 @@ class Outbox:
             # Elsewhere everything written since the buffer filled counts.
             self.waiting += len(data)
         if self.waiting <= self._limit:
+            self._counters.bytes_out += len(data)
             self._transport.write(data)
         else:
             self._owner.sendQueueExceeded()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from twisted.internet.interfaces import INegotiated, ISSLTransport
+
 
 def peer_host(transport: object) -> str | None:
     """
@@ -31,3 +33,14 @@ def describe_address(address: object) -> str:
         return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     name = getattr(address, "name", None)
     return f"unix:{name.decode() if isinstance(name, bytes) else name or ''}"
+
+
+def is_tls(transport: object) -> bool:
+    """
+    Whether a transport is TLS: ``ssl:`` ports give an ``ISSLTransport``,
+    TLS wrapped over another endpoint (``tls:``, ``wrapClientTLS``) an
+    ``INegotiated`` one (it copies what the TCP transport provides).
+    """
+    return bool(
+        ISSLTransport.providedBy(transport) or INegotiated.providedBy(transport)
+    )

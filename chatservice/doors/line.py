@@ -114,6 +114,7 @@ class LineProtocol(Connection, LineReceiver):
         Frame every complete line of this read at once and answer them with
         one write.
         """
+        self.factory.counters.bytes_in += len(data)
         outbox = self.outbox
         if (
             self.fast_answers

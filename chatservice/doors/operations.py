@@ -7,13 +7,17 @@ and chat operators (``/kick``...).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 from twisted.logger import Logger
 
 from chatservice.chat.durations import format_duration, take_duration
 from chatservice.chat.errors import UsageError
 from chatservice.chat.hub import Hub
+
+if TYPE_CHECKING:
+    from chatservice.conn.connection import ConnectionFactory
 
 #: Ban length when none is given.
 DEFAULT_BAN = 3600.0
@@ -40,9 +44,17 @@ class Operations:
 
     log = Logger()
 
-    def __init__(self, hub: Hub, wall_clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        hub: Hub,
+        wall_clock: Callable[[], float] = time.time,
+        *,
+        doors: Callable[[], Sequence[ConnectionFactory]] | None = None,
+    ) -> None:
         self.hub = hub
         self.wall_clock = wall_clock
+        #: The doors' factories, whose counters ``stats`` shows.
+        self.doors = doors
 
     def run(self, command: str, args: str, by: str) -> list[str]:
         """
@@ -152,7 +164,8 @@ class Operations:
             f"uptime {format_duration(hub.clock() - stats.started_at)}",
             f"clients {len(hub.sessions)} (peak {stats.connections_peak}, "
             f"limit {hub.max_clients or 'none'}, total {stats.connections_total}, "
-            f"refused {stats.refused})",
+            f"refused {stats.refused}: {stats.refused_banned} banned, "
+            f"{stats.refused_full} full)",
             f"registered {len(hub.nicks)}, rooms {len(hub.rooms)}",
             f"messages {stats.room_messages} to rooms, {stats.private_messages} "
             f"private, {stats.deliveries} deliveries",
@@ -161,4 +174,19 @@ class Operations:
         ]
         if hub.store is not None:
             lines.append(f"history {hub.store.status()}")
+        for factory in self.doors() if self.doors is not None else ():
+            lines.append(door_stats(factory))
         return lines
+
+
+def door_stats(factory: ConnectionFactory) -> str:
+    """One line of ``stats`` about a door, from the counters the metrics read."""
+    counts = factory.counters
+    return (
+        f"door {factory.name}: {len(factory.connections)} open, "
+        f"{counts.accepted} accepted, refused {counts.refused_full} full "
+        f"{counts.refused_address} address {counts.evicted} strangers, "
+        f"bytes {counts.bytes_in} in {counts.bytes_out} out, flood "
+        f"{counts.flood_holds} held {counts.flood_disconnects} cut, "
+        f"{counts.send_queue_cutoffs} send-queue cut-offs"
+    )

@@ -49,6 +49,25 @@ class Saved:
     bans: tuple[Ban, ...] = ()
 
 
+@dataclass(frozen=True)
+class StoreFigures:
+    """
+    What a store counts, for ``chatservice.metrics``: a store may offer
+    ``figures() -> StoreFigures`` and ``health() -> str | None`` (why it
+    cannot keep the history now, ``None`` when it can); both are optional,
+    so that a store without them still works, unmeasured.
+    """
+
+    #: Room messages written (kept) since the start.
+    written: int = 0
+    #: Writes (transactions) that failed.
+    write_failures: int = 0
+    #: Messages collected and not written yet.
+    waiting: int = 0
+    #: Messages dropped because writing failed for too long.
+    dropped: int = 0
+
+
 class HistoryStore(Protocol):
     """Where room messages, topics and bans go, and where they come back from."""
 

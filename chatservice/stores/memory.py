@@ -14,7 +14,7 @@ from twisted.internet.defer import Deferred, succeed
 from chatservice.chat import events
 from chatservice.chat.model import Ban
 from chatservice.chat.names import fold
-from chatservice.stores.base import Saved, SavedTopic
+from chatservice.stores.base import Saved, SavedTopic, StoreFigures
 
 #: Messages kept per room when nothing else is said.
 DEFAULT_PER_ROOM = 1000
@@ -47,6 +47,8 @@ class MemoryHistoryStore:
         self.privates: deque[events.PrivateMessage] = deque(maxlen=per_room)
         self._topics: dict[str, SavedTopic] = {}
         self._bans: dict[str, Ban] = {}
+        #: Room messages kept since the start (``chatservice.metrics``).
+        self.written = 0
 
     def start(self) -> Deferred[None]:
         return succeed(None)
@@ -65,6 +67,7 @@ class MemoryHistoryStore:
         if kept is None:
             kept = self._rooms[key] = deque(maxlen=self.per_room)
         kept.append(message)
+        self.written += 1
 
     def append_private(self, message: events.PrivateMessage) -> None:
         if self.private:
@@ -108,6 +111,12 @@ class MemoryHistoryStore:
             if kept_message.id == message_id:
                 return succeed(messages[max(0, index - count) : index])
         return succeed([])
+
+    def figures(self) -> StoreFigures:
+        return StoreFigures(written=self.written)
+
+    def health(self) -> str | None:
+        return None  # memory is always there
 
     def status(self) -> str:
         stored = sum(len(kept) for kept in self._rooms.values())

@@ -44,7 +44,7 @@ from twisted.logger import Logger
 from chatservice.chat import events
 from chatservice.chat.model import Ban, parse_address_target
 from chatservice.chat.names import fold
-from chatservice.stores.base import Saved, SavedTopic, StoreError
+from chatservice.stores.base import Saved, SavedTopic, StoreError, StoreFigures
 
 T = TypeVar("T")
 
@@ -189,8 +189,10 @@ class SQLiteHistoryStore:
         self._over: set[str] = set()
         #: The last write's error while writing fails, else ``None``.
         self.failing: sqlite3.Error | None = None
-        #: Counters for ``/stats``.
+        #: Counters for ``/stats`` and ``chatservice.metrics``: messages
+        #: written, dropped, pruned; transactions that failed.
         self.written = 0
+        self.write_failures = 0
         self.dropped = 0
         self.pruned = 0
         self._loops: list[LoopingCall] = []
@@ -448,6 +450,7 @@ class SQLiteHistoryStore:
         self._others = []
 
     def _failed(self, error: sqlite3.Error) -> None:
+        self.write_failures += 1
         if self.failing is None:
             self.log.error(
                 "history: cannot write to {path}: {error}; the chat goes on, "
@@ -608,6 +611,21 @@ class SQLiteHistoryStore:
             return succeed([])
         rows.reverse()
         return succeed([_message(row) for row in [*rows, *older]])
+
+    def figures(self) -> StoreFigures:
+        return StoreFigures(
+            written=self.written,
+            write_failures=self.write_failures,
+            waiting=len(self._messages),
+            dropped=self.dropped,
+        )
+
+    def health(self) -> str | None:
+        if self._db is None:
+            return f"history file {self.path} is not open"
+        if self.failing is not None:
+            return f"history: cannot write to {self.path}: {self.failing}"
+        return None
 
     def status(self) -> str:
         line = (

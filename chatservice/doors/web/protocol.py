@@ -380,6 +380,8 @@ class WebWire(WebSocketServerProtocol):
         member.admitConnection()
 
     def onMessage(self, payload: bytes, isBinary: bool) -> None:
+        # Messages' payloads: the WebSocket framing is autobahn's to read.
+        self.factory.door.counters.bytes_in += len(payload)
         if self.member is not None:
             self.member.messageReceived(None if isBinary else payload)
 
