@@ -29,6 +29,7 @@ from chatservice.stores.sqlite import (
     SCHEMA_VERSION,
     SQLiteHistoryStore,
 )
+from chatservice.stores.writer import SynchronousWriter
 from chatservice.testing import FakeMember
 from tests.support import temp_dir
 
@@ -267,12 +268,12 @@ class SQLiteStoreTests(StoreTests, SynchronousTestCase):
             store.append(message("lobby", f"m{n}", EPOCH + n, n))
         store.commit()
         steps = []
-        while removed := store.prune():
+        while removed := self.successResultOf(store.prune()):
             steps.append(removed)
         self.assertEqual(steps, [PRUNE_STEP, PRUNE_STEP, 40])
         self.assertEqual(self.on_disk(), [f"m{n}" for n in range(440, 450)])
         self.clock.advance(3600 + 445)
-        while store.prune():
+        while self.successResultOf(store.prune()):
             pass
         # m445 was said exactly max_age ago: still kept.
         self.assertEqual(self.on_disk(), ["m445", "m446", "m447", "m448", "m449"])
@@ -357,6 +358,12 @@ class SQLiteFaultTests(SynchronousTestCase):
         finally:
             db.close()
 
+    def writing(self) -> sqlite3.Connection:
+        """The connection the store writes with (its writer's, at once here)."""
+        writer = self.store.writer
+        assert isinstance(writer, SynchronousWriter) and writer.db is not None
+        return writer.db
+
     def say(self, *texts: str) -> None:
         for text in texts:
             self.store.append(message("lobby", text))
@@ -394,8 +401,7 @@ class SQLiteFaultTests(SynchronousTestCase):
         waiting, dropping the oldest and counting them; room again, the rest
         is written.
         """
-        db = self.store._db
-        assert db is not None
+        db = self.writing()
         pages = db.execute("PRAGMA page_count").fetchone()[0]
         db.execute(f"PRAGMA max_page_count = {pages}")
         self.say(*(f"m{n} " + "x" * 3000 for n in range(8)))
@@ -410,8 +416,7 @@ class SQLiteFaultTests(SynchronousTestCase):
 
     def test_readOnly(self) -> None:
         """A file that cannot be written (read-only) is retried the same way."""
-        db = self.store._db
-        assert db is not None
+        db = self.writing()
         db.execute("PRAGMA query_only = 1")
         self.say("a")
         self.assertEqual(len(self.errors), 1)

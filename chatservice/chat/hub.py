@@ -52,6 +52,7 @@ from chatservice.chat.model import (
 from chatservice.chat.names import check_nick, check_room, fold, skeleton
 from chatservice.chat.text import visible
 from chatservice.stores.base import HistoryStore, Saved, SavedTopic
+from chatservice.stores.gate import DeliveryGate
 
 
 class Hub:
@@ -89,6 +90,11 @@ class Hub:
         self.rooms: dict[str, Room] = {}
         self.stats = Stats(started_at=clock())
         self.default_room = check_room(self.config.default_room)
+
+    @property
+    def gate(self) -> DeliveryGate | None:
+        """Where writes to members wait for the store's commits, if anywhere."""
+        return self.store.gate if self.store is not None else None
 
     @property
     def nicks(self) -> dict[str, Session]:

@@ -34,7 +34,7 @@ from chatservice.conn.admission import Admission, Refusal
 from chatservice.conn.flood import FloodControl
 from chatservice.conn.idle import IdleSweep
 from chatservice.conn.limits import Limits
-from chatservice.conn.outbox import Outbox, TurnWriter
+from chatservice.conn.outbox import Gate, Outbox, TurnWriter
 from chatservice.conn.peers import describe_peer, peer_host
 
 T = TypeVar("T")
@@ -114,7 +114,12 @@ class Connection:
         # Connections from one address share one string (memory per client).
         self.host = sys.intern(host) if host is not None else None
         self.outbox = Outbox(
-            self, self.transport, factory.writer, limits.max_send_queue, factory.sync
+            self,
+            self.transport,
+            factory.writer,
+            limits.max_send_queue,
+            factory.sync,
+            factory.gate,
         )
         refusal = factory.admit(self)
         if refusal is not None:
@@ -368,7 +373,8 @@ class Connection:
         # within loseConnection, and connectionLost cancels this call.
         grace = self.factory.limits.close_grace
         self._abort_call = self.factory.clock.callLater(grace, self._abort)
-        self.transport.loseConnection()
+        # Once what waits for the history's commits is written.
+        self.outbox.when_written(self.transport.loseConnection)
 
     def beforeClose(self) -> None:
         """Called once by :meth:`close`, before anything else it does."""
@@ -398,6 +404,9 @@ class ConnectionFactory(ServerFactory):
     #: What every connection's outbox calls before a reply
     #: (:class:`chatservice.conn.outbox.Outbox`); the chat's backend flush.
     sync: Callable[[], None] | None = None
+    #: Where every connection's outbox holds its writes while the history
+    #: store commits (:mod:`chatservice.stores.gate`); ``None``: no store.
+    gate: Gate | None = None
 
     def __init__(
         self, limits: Limits | None = None, clock: IReactorTime | None = None

@@ -16,6 +16,13 @@ Three kinds of bytes go out, each through its own method:
   reach this member first.  That is order by construction: a door never
   has to remember to flush.
 
+With a ``gate`` (the history store's, :mod:`chatservice.stores.gate`),
+nothing leaves while a commit of the store is in flight: what the turn
+would write is *held*, tagged with the newest commit, and written, in
+order, once that commit has returned; what comes meanwhile goes behind it.
+So a member is never sent a message that is not in the history file yet,
+and the reactor does not wait for the disk.
+
 On a plain TCP connection with nothing buffered, writes go straight to the
 socket (``socket.send``); only what the kernel does not take is handed to
 the transport.  Twisted would buffer everything until the next reactor turn
@@ -36,6 +43,7 @@ not read must not make the server hold everything for it.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable
 from typing import Any, ClassVar, Protocol
 
@@ -90,6 +98,20 @@ def plain_tcp_transport() -> type | None:
 PLAIN_TCP: type | None = plain_tcp_transport()
 
 
+class Gate(Protocol):
+    """What an outbox needs of :class:`chatservice.stores.gate.DeliveryGate`."""
+
+    @property
+    def opened(self) -> int:
+        """The newest epoch (commit) opened."""
+
+    def busy(self) -> bool:
+        """Whether a commit is in flight."""
+
+    def wait(self, epoch: int, callback: Callable[[int], None]) -> None:
+        """Call ``callback`` with the newest closed epoch once ``epoch`` is."""
+
+
 class OutboxOwner(Protocol):
     """What an outbox tells its connection."""
 
@@ -107,6 +129,8 @@ class Outbox:
     """The outbox of one connection (see the module's description)."""
 
     __slots__ = (
+        "_after_held",
+        "_awaited",
         "_buffer_size",
         "_limit",
         "_owner",
@@ -114,6 +138,8 @@ class Outbox:
         "_transport",
         "_writer",
         "blocked",
+        "gate",
+        "held",
         "pending",
         "queued",
         "sync",
@@ -127,6 +153,7 @@ class Outbox:
         writer: TurnWriter,
         max_send_queue: int,
         sync: Callable[[], None] | None = None,
+        gate: Gate | None = None,
     ) -> None:
         self._owner = owner
         self._transport = transport
@@ -145,6 +172,15 @@ class Outbox:
         #: The socket to write through to (plain TCP), or ``None``.
         self._socket: Any = None
         self._buffer_size: int = getattr(transport, "bufferSize", TRANSPORT_BUFFER)
+        #: Writes wait at it for the history's commits (``None``: no store).
+        self.gate = gate
+        #: What waits for commits in flight: (epoch, bytes), oldest first;
+        #: ``None`` when nothing does.
+        self.held: deque[tuple[int, bytes]] | None = None
+        #: The newest epoch this outbox asked the gate about.
+        self._awaited = 0
+        #: Called once nothing is held (closing the connection).
+        self._after_held: list[Callable[[], object]] = []
 
     def register(self, producer: object) -> None:
         """
@@ -203,12 +239,19 @@ class Outbox:
             self.sync()
         self.write(data)
 
+    def _must_hold(self) -> bool:
+        """Whether what is written now waits (for a commit, or behind it)."""
+        return self.held is not None or (self.gate is not None and self.gate.busy())
+
     def write(self, data: bytes) -> None:
         """Send bytes behind whatever waits; within a read, at its end."""
         if self.pending is not None:
             self.pending.append(data)
         elif self.queued is not None:
             self.queued.append(data)  # after what waits already
+        elif self.gate is not None and self._must_hold():
+            self.queued = [data]  # held at the end of the turn
+            self._writer.add(self)
         elif self.blocked:
             self._write_blocked(data)
         else:
@@ -223,7 +266,7 @@ class Outbox:
             self.pending.append(data)
         elif self.queued is not None:
             self.queued.append(data)
-        elif self.blocked:
+        elif self.blocked and not (self.gate is not None and self._must_hold()):
             # Counted against the send queue at once, not at the turn's end:
             # one turn's reads could otherwise pile up without limit.
             self._write_blocked(data)
@@ -234,8 +277,49 @@ class Outbox:
     def write_queued(self) -> None:
         """Write the deliveries waiting for the end of the turn."""
         queued, self.queued = self.queued, None
-        if queued:
-            self.write(queued[0] if len(queued) == 1 else b"".join(queued))
+        if not queued:
+            return
+        data = queued[0] if len(queued) == 1 else b"".join(queued)
+        gate = self.gate
+        if gate is not None and self._must_hold():
+            # Everything said up to now is in the commits opened so far.
+            epoch = gate.opened
+            if self.held is None:
+                self.held = deque()
+            self.held.append((epoch, data))
+            if epoch > self._awaited:
+                self._awaited = epoch
+                gate.wait(epoch, self.release)
+            return
+        self.write(data)
+
+    def release(self, closed: int) -> None:
+        """Write what was held for the commits up to ``closed``, in order."""
+        held = self.held
+        if held is None:
+            return
+        chunks = []
+        while held and held[0][0] <= closed:
+            chunks.append(held.popleft()[1])
+        if not held:
+            self.held = None
+        if chunks:
+            data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+            if self.blocked:
+                self._write_blocked(data)
+            else:
+                self.send(data)
+        if self.held is None and self._after_held:
+            after, self._after_held = self._after_held, []
+            for work in after:
+                work()
+
+    def when_written(self, work: Callable[[], object]) -> None:
+        """Call ``work`` once nothing is held (at once if nothing is)."""
+        if self.held is None:
+            work()
+        else:
+            self._after_held.append(work)
 
     def flush(self) -> None:
         """Write everything that waits, replies and deliveries, now."""
@@ -246,6 +330,8 @@ class Outbox:
         """The connection is gone: nothing more can be sent."""
         self.queued = None
         self.pending = None
+        self.held = None
+        self._after_held = []
 
     def send(self, data: bytes) -> None:
         """Write now: through to the socket when nothing is buffered."""

@@ -20,6 +20,7 @@ from twisted.internet.defer import Deferred
 
 from chatservice.chat import events
 from chatservice.chat.model import Ban
+from chatservice.stores.gate import DeliveryGate
 
 
 class StoreError(Exception):
@@ -51,6 +52,13 @@ class Saved:
 
 class HistoryStore(Protocol):
     """Where room messages, topics and bans go, and where they come back from."""
+
+    @property
+    def gate(self) -> DeliveryGate | None:
+        """
+        Where deliveries wait for the commits in flight
+        (:mod:`chatservice.stores.gate`); ``None``: ``commit`` writes at once.
+        """
 
     def start(self) -> Deferred[None]:
         """

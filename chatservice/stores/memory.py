@@ -15,6 +15,7 @@ from chatservice.chat import events
 from chatservice.chat.model import Ban
 from chatservice.chat.names import fold
 from chatservice.stores.base import Saved, SavedTopic
+from chatservice.stores.gate import DeliveryGate
 
 #: Messages kept per room when nothing else is said.
 DEFAULT_PER_ROOM = 1000
@@ -27,6 +28,9 @@ class MemoryHistoryStore:
     (``None``: any age) by ``clock``; the oldest go first.  Private messages
     are kept only with ``private``.
     """
+
+    #: Memory is where it is kept: nothing to wait for.
+    gate: DeliveryGate | None = None
 
     def __init__(
         self,

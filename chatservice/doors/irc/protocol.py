@@ -311,6 +311,8 @@ class IRCFactory(LineFactory):
         super().__init__(limits, clock)
         self.hub = hub
         self.sync = hub.flush
+        # Nothing is sent ahead of the history's commit of it.
+        self.gate = hub.gate
         self.authenticator = authenticator
         self.operations = operations if operations is not None else Operations(hub)
         server = self.settings.server_name

@@ -523,6 +523,8 @@ class ChatFactory(LineFactory):
         self.hub = hub
         # Every reply waits for the room messages said before it.
         self.sync = hub.flush
+        # Nothing is sent ahead of the history's commit of it.
+        self.gate = hub.gate
         self.settings = settings if settings is not None else ChatSettings()
         self.authenticator = authenticator
         self.operations = operations if operations is not None else Operations(hub)
