@@ -30,6 +30,7 @@ from chatservice.conn.limits import Limits
 from chatservice.conn.outbox import Outbox, TurnWriter
 from chatservice.conn.turns import end_of_turn
 from chatservice.doors.native.protocol import ChatFactory, ChatSettings
+from chatservice.stores.base import Position
 from chatservice.stores.gate import DeliveryGate
 from chatservice.stores.sqlite import RETRY_EVERY, STALL_AFTER, SQLiteHistoryStore
 from chatservice.stores.writer import ThreadedWriter, Work
@@ -316,6 +317,31 @@ class LaterWriterStoreTests(SynchronousTestCase):
         self.writer.run_all()
         self.assertEqual(self.recent(), ["a", "b", "c"])
         self.assertEqual(on_disk(self.path), ["a", "b", "c"])
+
+    def test_pagesSeeInFlight(self) -> None:
+        """
+        Pages around messages in flight, waiting, or just written in the
+        writer's thread give each message once, in order.
+        """
+        self.say("a", "b")
+        self.say("c")
+
+        def page(
+            before: Position | None = None, after: Position | None = None
+        ) -> list[str]:
+            result = self.store.page("lobby", 5, before=before, after=after)
+            return [m.text for m in self.successResultOf(result)]
+
+        ids = [m.id for m in self.successResultOf(self.store.recent("lobby", 5))]
+        for stage in ("in flight", "done in the thread", "answered"):
+            if stage == "done in the thread":
+                answer = self.writer.execute_next()
+            elif stage == "answered":
+                answer()
+            self.assertEqual(page(before=Position(id=ids[2])), ["a", "b"], stage)
+            self.assertEqual(page(after=Position(id=ids[0])), ["b", "c"], stage)
+            self.assertEqual(page(before=Position(id=ids[1])), ["a"], stage)
+            self.assertEqual(page(), ["a", "b", "c"], stage)
 
     def test_failedWriteReleasesAndRetries(self) -> None:
         """

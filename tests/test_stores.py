@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sqlite3
 from ipaddress import ip_network
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
@@ -19,7 +19,13 @@ from chatservice.chat import events
 from chatservice.chat.hub import Hub
 from chatservice.chat.model import Ban
 from chatservice.conn.turns import end_of_turn
-from chatservice.stores.base import HistoryStore, SavedTopic, StoreError
+from chatservice.stores.base import (
+    HistoryStore,
+    Position,
+    SavedTopic,
+    StoreError,
+    UnknownMessageError,
+)
 from chatservice.stores.memory import MemoryHistoryStore
 from chatservice.stores.sqlite import (
     APPLICATION_ID,
@@ -92,6 +98,51 @@ class StoreTests(_TestCase):
         store.commit()
         store.append(message("lobby", "pending"))
         self.assertEqual(self.recent(store, "lobby", 5), ["written", "pending"])
+
+    def page(self, store: HistoryStore, count: int, **bounds: Any) -> list[str]:
+        """The texts of a page of #lobby's history."""
+        return [
+            m.text for m in self.successResultOf(store.page("lobby", count, **bounds))
+        ]
+
+    def test_pages(self) -> None:
+        """
+        Pages of a room's history: after and before a message id or a time
+        (each excluded), between two, the newest or the oldest of them,
+        oldest first; the same whether the messages are written or not.
+        """
+        store = self.makeStore()
+        for n in range(10):
+            store.append(message("lobby", f"m{n}", EPOCH + n, n))
+            if n == 5:
+                store.commit()  # m0..m5 written, m6..m9 collected
+        store.append(message("games", "elsewhere", EPOCH + 3, 99))
+        m = [f"m{n}" for n in range(10)]
+        at = Position(at=EPOCH + 4)
+        self.assertEqual(self.page(store, 3), m[7:])
+        self.assertEqual(self.page(store, 3, latest=False), m[:3])
+        self.assertEqual(self.page(store, 3, before=Position(id="t.4")), m[1:4])
+        self.assertEqual(self.page(store, 3, before=Position(id="t.8")), m[5:8])
+        self.assertEqual(
+            self.page(store, 2, after=Position(id="t.4"), latest=False), m[5:7]
+        )
+        self.assertEqual(self.page(store, 9, after=Position(id="t.7")), m[8:])
+        self.assertEqual(self.page(store, 3, before=at), m[1:4])
+        self.assertEqual(self.page(store, 3, after=at, latest=False), m[5:8])
+        between = {"after": Position(id="t.2"), "before": Position(id="t.8")}
+        self.assertEqual(self.page(store, 10, **between), m[3:8])
+        self.assertEqual(self.page(store, 2, **between), m[6:8])
+        self.assertEqual(self.page(store, 2, **between, latest=False), m[3:5])
+        mixed = {"after": Position(at=EPOCH + 6.5), "before": Position(id="t.9")}
+        self.assertEqual(self.page(store, 10, **mixed), m[7:9])
+        self.assertEqual(self.page(store, 10, after=Position(id="t.8"), before=at), [])
+        self.assertEqual(self.page(store, 0), [])
+        self.failureResultOf(
+            store.page("lobby", 5, before=Position(id="t.99")), UnknownMessageError
+        )
+        self.failureResultOf(
+            store.page("lobby", 5, after=Position(id="nowhere")), UnknownMessageError
+        )
 
     def test_actionsKept(self) -> None:
         """An action comes back as an action."""

@@ -13,6 +13,7 @@ so that what a member was shown is stored.  Reads return Deferreds; what
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -28,6 +29,62 @@ class StoreError(Exception):
     A store cannot be opened (a corrupt file, a newer schema, a file of
     something else): a start-up error, whose message says what to do.
     """
+
+
+class UnknownMessageError(KeyError):
+    """A page of history was asked for around a message id the room has not."""
+
+
+@dataclass(frozen=True)
+class Position:
+    """
+    A point in a room's history, for paged reads: a message (its event id)
+    or a time (seconds since the epoch).  Pages never include the point.
+    """
+
+    id: str | None = None
+    at: float | None = None
+
+    def __post_init__(self) -> None:
+        if (self.id is None) == (self.at is None):
+            raise ValueError("a position is a message id or a time")
+
+
+def page_of(
+    messages: Sequence[events.RoomMessage],
+    count: int,
+    after: Position | None = None,
+    before: Position | None = None,
+    latest: bool = True,
+) -> list[events.RoomMessage]:
+    """
+    :meth:`HistoryStore.page` over a room's messages held in order, oldest
+    first (a store in memory, or what a store has not written yet).
+    """
+    start, end = 0, len(messages)
+    if after is not None:
+        start = _index(messages, after, after=True)
+    if before is not None:
+        end = _index(messages, before, after=False)
+    chosen = messages[start:end] if start < end else []
+    return list(chosen[-count:] if latest else chosen[:count]) if count > 0 else []
+
+
+def _index(
+    messages: Sequence[events.RoomMessage], position: Position, after: bool
+) -> int:
+    """Where the messages after ``position`` start, or those before it end."""
+    if position.id is not None:
+        for index in range(len(messages) - 1, -1, -1):
+            if messages[index].id == position.id:
+                return index + 1 if after else index
+        raise UnknownMessageError(position.id)
+    at = position.at
+    assert at is not None
+    for index, message in enumerate(messages):
+        if message.at > at if after else message.at >= at:
+            return index
+    return len(messages)
 
 
 @dataclass(frozen=True)
@@ -101,6 +158,24 @@ class HistoryStore(Protocol):
         """
         The last ``count`` messages of a room (any spelling of its name),
         oldest first: every message appended before the call, none after.
+        """
+
+    def page(
+        self,
+        room: str,
+        count: int,
+        *,
+        after: Position | None = None,
+        before: Position | None = None,
+        latest: bool = True,
+    ) -> Deferred[list[events.RoomMessage]]:
+        """
+        At most ``count`` messages of a room said after ``after`` and before
+        ``before`` (each excluded; ``None``: no bound), oldest first: the
+        newest of them if ``latest``, else the oldest.  Fails with
+        :class:`UnknownMessageError` for a message id the room has not (any
+        more).  Like :meth:`recent`, every message appended before the
+        call is there.
         """
 
     def status(self) -> str:

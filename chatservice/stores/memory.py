@@ -9,12 +9,18 @@ import time
 from collections import deque
 from collections.abc import Callable
 
-from twisted.internet.defer import Deferred, succeed
+from twisted.internet.defer import Deferred, fail, succeed
 
 from chatservice.chat import events
 from chatservice.chat.model import Ban
 from chatservice.chat.names import fold
-from chatservice.stores.base import Saved, SavedTopic
+from chatservice.stores.base import (
+    Position,
+    Saved,
+    SavedTopic,
+    UnknownMessageError,
+    page_of,
+)
 from chatservice.stores.gate import DeliveryGate
 
 #: Messages kept per room when nothing else is said.
@@ -99,6 +105,24 @@ class MemoryHistoryStore:
             return succeed([])
         self._prune(kept)
         return succeed(list(kept)[-count:])
+
+    def page(
+        self,
+        room: str,
+        count: int,
+        *,
+        after: Position | None = None,
+        before: Position | None = None,
+        latest: bool = True,
+    ) -> Deferred[list[events.RoomMessage]]:
+        kept = self._rooms.get(fold(room))
+        if kept is None:
+            kept = deque()
+        self._prune(kept)
+        try:
+            return succeed(page_of(list(kept), count, after, before, latest))
+        except UnknownMessageError:
+            return fail()
 
     def status(self) -> str:
         stored = sum(len(kept) for kept in self._rooms.values())

@@ -46,7 +46,14 @@ from twisted.python.failure import Failure
 from chatservice.chat import events
 from chatservice.chat.model import Ban, parse_address_target
 from chatservice.chat.names import fold
-from chatservice.stores.base import Saved, SavedTopic, StoreError
+from chatservice.stores.base import (
+    Position,
+    Saved,
+    SavedTopic,
+    StoreError,
+    UnknownMessageError,
+    page_of,
+)
 from chatservice.stores.gate import DeliveryGate
 from chatservice.stores.schema import (
     ADD_BAN,
@@ -634,44 +641,99 @@ class SQLiteHistoryStore:
     # Reads
 
     def recent(self, room: str, count: int) -> Deferred[list[events.RoomMessage]]:
+        return self.page(room, count)
+
+    def page(
+        self,
+        room: str,
+        count: int,
+        *,
+        after: Position | None = None,
+        before: Position | None = None,
+        latest: bool = True,
+    ) -> Deferred[list[events.RoomMessage]]:
+        """
+        See :meth:`~chatservice.stores.base.HistoryStore.page`: the file's
+        rows, then those not known to be written (in flight, waiting,
+        collected), which are newer than all of them.  A commit that has
+        just returned in the writer's thread, not yet on the reactor, has
+        its rows in both: they are taken from memory only.
+        """
         if count <= 0 or self._db is None:
             return succeed([])
-        # What a replay shows is on its way to the file before it is shown
+        # What a read shows is on its way to the file before it is shown
         # (and what the member is sent waits for it: the gate).
         self.commit()
         key = fold(room)
+        unwritten = [
+            _message(row)
+            for row in chain(self._inflight or (), self._waiting, self._messages)
+            if row[1] == key
+        ]
+        in_flight = {row[0] for row in self._inflight or () if row[1] == key}
         try:
-            rows = self._db.execute(
-                "SELECT id, room, name, at, nick, text, action, door FROM messages "
-                "WHERE room = ? ORDER BY seq DESC LIMIT ?",
-                (key, count),
-            ).fetchall()
+            rows = self._read(key, count + len(in_flight), after, before, latest)
+            recent = _newer_page(unwritten, after, before)
+        except UnknownMessageError:
+            return fail()
         except sqlite3.Error as error:
             self.log.warn(
                 "history: cannot read {path}: {error}", path=self.path, error=error
             )
-            rows = []
-        rows.reverse()
-        rows.extend(self._unwritten(key, rows[-1][0] if rows else None))
-        return succeed([_message(row) for row in rows[-count:]])
+            rows, recent = [], unwritten
+        shown = [_message(row) for row in rows if row[0] not in in_flight] + recent
+        return succeed(shown[-count:] if latest else shown[:count])
 
-    def _unwritten(self, key: str, last: str | None) -> list[Row]:
+    def _read(
+        self,
+        key: str,
+        count: int,
+        after: Position | None,
+        before: Position | None,
+        latest: bool,
+    ) -> list[Row]:
         """
-        A room's messages not known to be written, oldest first: newer
-        than every row of the file, but for those of a commit that has
-        just returned in the writer's thread and not yet on the reactor
-        (up to the file's newest row, ``last``: left out).
+        The file's rows of a room between the bounds (a message id must be
+        of this room: else :class:`UnknownMessageError`, unless it is not
+        written yet, when no row of the file is after it), oldest first.
         """
-        unwritten = [
-            row
+        assert self._db is not None
+        where: list[str] = ["room = ?"]
+        parameters: list[object] = [key]
+        for position, sign in ((after, ">"), (before, "<")):
+            if position is None:
+                continue
+            if position.at is not None:
+                where.append(f"at {sign} ?")
+                parameters.append(position.at)
+                continue
+            found = self._db.execute(
+                "SELECT seq FROM messages WHERE room = ? AND id = ?",
+                (key, position.id),
+            ).fetchone()
+            if found is None:
+                if self._unwritten_id(key, position.id):
+                    if sign == ">":
+                        return []  # the file has nothing newer
+                    continue
+                raise UnknownMessageError(position.id)
+            where.append(f"seq {sign} ?")
+            parameters.append(found[0])
+        order = "DESC" if latest else "ASC"
+        rows: list[Row] = self._db.execute(
+            "SELECT id, room, name, at, nick, text, action, door FROM messages "
+            f"WHERE {' AND '.join(where)} ORDER BY seq {order} LIMIT ?",
+            (*parameters, count),
+        ).fetchall()
+        if latest:
+            rows.reverse()
+        return rows
+
+    def _unwritten_id(self, key: str, id_: str | None) -> bool:
+        return any(
+            row[0] == id_ and row[1] == key
             for row in chain(self._inflight or (), self._waiting, self._messages)
-            if row[1] == key
-        ]
-        if last is not None and self._inflight:
-            for index in range(len(unwritten) - 1, -1, -1):
-                if unwritten[index][0] == last:
-                    return unwritten[index + 1 :]
-        return unwritten
+        )
 
     def _unwritten_count(self) -> int:
         inflight = len(self._inflight) if self._inflight is not None else 0
@@ -686,6 +748,30 @@ class SQLiteHistoryStore:
         if self.failing is not None:
             line += f"; writing fails: {self.failing}"
         return line
+
+
+def _in(position: Position, messages: list[events.RoomMessage]) -> bool:
+    """Whether a position bounds messages not written yet."""
+    if position.id is not None:
+        return any(message.id == position.id for message in messages)
+    return True  # a time bounds them as it bounds the file's rows
+
+
+def _newer_page(
+    unwritten: list[events.RoomMessage],
+    after: Position | None,
+    before: Position | None,
+) -> list[events.RoomMessage]:
+    """
+    Which messages not written yet are between the bounds: all are newer
+    than any row of the file, so a bound that is a written message lets
+    them all through (after it) or none (before it).
+    """
+    if before is not None and not _in(before, unwritten):
+        return []
+    if after is not None and not _in(after, unwritten):
+        after = None
+    return page_of(unwritten, len(unwritten), after, before)
 
 
 def _message(row: tuple[Any, ...]) -> events.RoomMessage:
