@@ -51,7 +51,7 @@ from chatservice.chat.model import (
 )
 from chatservice.chat.names import check_nick, check_room, fold, skeleton
 from chatservice.chat.text import visible
-from chatservice.stores.base import HistoryStore, Saved, SavedTopic
+from chatservice.stores.base import HistoryStore, Position, Saved, SavedTopic
 from chatservice.stores.gate import DeliveryGate
 
 
@@ -384,6 +384,24 @@ class Hub:
         if self.store is None:
             return succeed([])
         return self.store.recent(fold(check_room(name)), count)
+
+    def history_page(
+        self,
+        name: str,
+        count: int,
+        *,
+        after: Position | None = None,
+        before: Position | None = None,
+        latest: bool = True,
+    ) -> Deferred[list[events.RoomMessage]]:
+        """
+        A page of a room's history (:meth:`HistoryStore.page`; none: no
+        store).  Rooms are public: anyone may read any room's history.
+        """
+        if self.store is None:
+            return succeed([])
+        key = fold(check_room(name))
+        return self.store.page(key, count, after=after, before=before, latest=latest)
 
     def flush(self) -> None:
         """Deliver the room messages the backend collected so far."""
