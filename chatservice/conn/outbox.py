@@ -18,8 +18,9 @@ Three kinds of bytes go out, each through its own method:
 
 With a ``gate`` (the history store's, :mod:`chatservice.stores.gate`),
 nothing leaves while a commit of the store is in flight: what the turn
-would write is *held*, tagged with the newest commit, and written, in
-order, once that commit has returned; what comes meanwhile goes behind it.
+would write is *held*, and written, in order, once the newest commit of
+the turn has returned (the :class:`TurnWriter` asks the gate once for all
+the outboxes of its turn); what comes meanwhile goes behind it.
 So a member is never sent a message that is not in the history file yet,
 and the reactor does not wait for the disk.
 
@@ -105,6 +106,10 @@ class Gate(Protocol):
     def opened(self) -> int:
         """The newest epoch (commit) opened."""
 
+    @property
+    def closed(self) -> int:
+        """Every epoch up to this one is closed."""
+
     def busy(self) -> bool:
         """Whether a commit is in flight."""
 
@@ -130,7 +135,6 @@ class Outbox:
 
     __slots__ = (
         "_after_held",
-        "_awaited",
         "_buffer_size",
         "_limit",
         "_owner",
@@ -174,13 +178,12 @@ class Outbox:
         self._buffer_size: int = getattr(transport, "bufferSize", TRANSPORT_BUFFER)
         #: Writes wait at it for the history's commits (``None``: no store).
         self.gate = gate
-        #: What waits for commits in flight: (epoch, bytes), oldest first;
-        #: ``None`` when nothing does.
-        self.held: deque[tuple[int, bytes]] | None = None
-        #: The newest epoch this outbox asked the gate about.
-        self._awaited = 0
+        #: What waits for commits in flight, oldest first, one chunk per
+        #: turn (``None`` when nothing does): the gate releases them, in
+        #: order, through :meth:`release_one`.
+        self.held: deque[bytes] | None = None
         #: Called once nothing is held (closing the connection).
-        self._after_held: list[Callable[[], object]] = []
+        self._after_held: list[Callable[[], object]] | None = None
 
     def register(self, producer: object) -> None:
         """
@@ -274,43 +277,42 @@ class Outbox:
             self.queued = [data]
             self._writer.add(self)
 
-    def write_queued(self) -> None:
-        """Write the deliveries waiting for the end of the turn."""
+    def write_queued(self) -> bool:
+        """
+        Write the deliveries waiting for the end of the turn; ``True`` if
+        they were held instead, for a commit in flight (or behind what is
+        held): the caller then has the gate call :meth:`release_one` once
+        the newest commit is closed (:meth:`TurnWriter.write` does, for
+        every outbox of its turn at once).
+        """
         queued, self.queued = self.queued, None
         if not queued:
-            return
+            return False
         data = queued[0] if len(queued) == 1 else b"".join(queued)
         gate = self.gate
-        if gate is not None and self._must_hold():
-            # Everything said up to now is in the commits opened so far.
-            epoch = gate.opened
+        # Inline (once per member per turn): held, or a commit in flight.
+        if gate is not None and (self.held is not None or gate.closed < gate.opened):
             if self.held is None:
                 self.held = deque()
-            self.held.append((epoch, data))
-            if epoch > self._awaited:
-                self._awaited = epoch
-                gate.wait(epoch, self.release)
-            return
+            self.held.append(data)
+            return True
         self.write(data)
+        return False
 
-    def release(self, closed: int) -> None:
-        """Write what was held for the commits up to ``closed``, in order."""
+    def release_one(self) -> None:
+        """Write the oldest chunk held: its commit has returned."""
         held = self.held
-        if held is None:
+        if not held:
             return
-        chunks = []
-        while held and held[0][0] <= closed:
-            chunks.append(held.popleft()[1])
+        data = held.popleft()
         if not held:
             self.held = None
-        if chunks:
-            data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
-            if self.blocked:
-                self._write_blocked(data)
-            else:
-                self.send(data)
+        if self.blocked:
+            self._write_blocked(data)
+        else:
+            self.send(data)
         if self.held is None and self._after_held:
-            after, self._after_held = self._after_held, []
+            after, self._after_held = self._after_held, None
             for work in after:
                 work()
 
@@ -318,20 +320,28 @@ class Outbox:
         """Call ``work`` once nothing is held (at once if nothing is)."""
         if self.held is None:
             work()
+        elif self._after_held is None:
+            self._after_held = [work]
         else:
             self._after_held.append(work)
 
     def flush(self) -> None:
-        """Write everything that waits, replies and deliveries, now."""
+        """
+        Write everything that waits, replies and deliveries, now (or, for a
+        commit in flight, once it returns).
+        """
         self.end_read()
-        self.write_queued()
+        if self.write_queued():
+            gate = self.gate
+            assert gate is not None
+            gate.wait(gate.opened, lambda closed: self.release_one())
 
     def discard(self) -> None:
         """The connection is gone: nothing more can be sent."""
         self.queued = None
         self.pending = None
         self.held = None
-        self._after_held = []
+        self._after_held = None
 
     def send(self, data: bytes) -> None:
         """Write now: through to the socket when nothing is buffered."""
@@ -394,11 +404,28 @@ class TurnWriter:
         self._outboxes.append(outbox)
 
     def write(self) -> None:
-        """Write every waiting outbox's deliveries, one write each."""
+        """
+        Write every waiting outbox's deliveries, one write each; those held
+        for a commit in flight are released together once it returns.
+        """
         outboxes, self._outboxes = self._outboxes, []
+        held = []
         for outbox in outboxes:
             try:
-                outbox.write_queued()
+                if outbox.write_queued():
+                    held.append(outbox)
             except Exception:
                 # Logged; the other connections still get theirs.
+                self.log.failure("{service}: writing a delivery", service=self._name)
+        if held:
+            # The outboxes of one factory share its gate.
+            gate = held[0].gate
+            assert gate is not None
+            gate.wait(gate.opened, lambda closed: self._release(held))
+
+    def _release(self, outboxes: list[Outbox]) -> None:
+        for outbox in outboxes:
+            try:
+                outbox.release_one()
+            except Exception:
                 self.log.failure("{service}: writing a delivery", service=self._name)
