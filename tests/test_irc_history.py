@@ -232,7 +232,7 @@ class ChatHistoryMixin(_IRCCase):
         self.assertIn("batch", ls.params[2].split())
         client.send("NICK carol", "USER c 0 * :c", "CAP END")
         (isupport,) = [m for m in client.take() if m.command == "005"]
-        self.assertIn("CHATHISTORY=100", isupport.params)
+        self.assertIn("CHATHISTORY=500", isupport.params)
         self.assertIn("MSGREFTYPES=msgid,timestamp", isupport.params)
 
     def test_noReplayOnJoin(self) -> None:

@@ -7,7 +7,9 @@ Writes (:meth:`HistoryStore.append`, :meth:`~HistoryStore.set_topic`,
 for the disk: a store collects them and writes them when
 :meth:`HistoryStore.commit` is called.  The backend calls ``commit`` before
 it delivers anything (:meth:`chatservice.backends.base.HubBackend.set_barrier`),
-so that what a member was shown is stored.  Reads return Deferreds; what
+so that what a member was shown is stored; a store whose commit returns
+later (in a thread) has a :attr:`HistoryStore.gate` at which what members
+are sent waits for it.  Reads return Deferreds; what
 :meth:`HistoryStore.start` loaded (topics, bans) is :meth:`HistoryStore.saved`.
 """
 

@@ -13,13 +13,20 @@ returns).  The ``fsync`` happens when the log is copied into the database
 connection of its own, never on the reactor.
 
 Writes are collected on the reactor (:meth:`SQLiteHistoryStore.append`...)
-and written in one transaction by :meth:`SQLiteHistoryStore.commit`, which
-the backend calls before it delivers anything: what a member was shown is in
-the file.  A write that fails (the disk full, the file locked by another
-process, read-only) leaves what it held waiting, in order, in a bounded
-queue; it is retried every :data:`RETRY_EVERY` seconds, the chat goes on,
-one log line says what went wrong and one that it recovered, and ``/stats``
-shows it (:meth:`SQLiteHistoryStore.status`).
+and handed, as one transaction, to the writer by
+:meth:`SQLiteHistoryStore.commit`, which the backend calls before it
+delivers anything.  The writer is a thread with a connection of its own
+(:mod:`chatservice.stores.writer`); until it answers, what members are sent
+waits in their outboxes (:attr:`SQLiteHistoryStore.gate`,
+:mod:`chatservice.stores.gate`): what a member was shown is in the file,
+and the reactor never waits for the disk.  One commit is in flight at a
+time; what turns commit meanwhile goes in the next.  A write that fails
+(the disk full, the file locked by another process, read-only) leaves what
+it held waiting, in order, in a bounded queue, and deliveries no longer
+wait for it; it is retried every :data:`RETRY_EVERY` seconds, the chat
+goes on, one log line says what went wrong and one that it recovered, and
+``/stats`` shows it (:meth:`SQLiteHistoryStore.status`).  A write that
+does not answer for :data:`STALL_AFTER` seconds stops holding deliveries.
 
 The schema has a version (``PRAGMA user_version``) and the file an
 application id; opening a file of a newer version, of another program, or
@@ -52,9 +59,9 @@ from chatservice.stores.base import (
     SavedTopic,
     StoreError,
     UnknownMessageError,
-    page_of,
 )
 from chatservice.stores.gate import DeliveryGate
+from chatservice.stores.reads import newer_page, read_rows
 from chatservice.stores.schema import (
     ADD_BAN,
     APPLICATION_ID,
@@ -671,9 +678,11 @@ class SQLiteHistoryStore:
             if row[1] == key
         ]
         in_flight = {row[0] for row in self._inflight or () if row[1] == key}
+        unwritten_ids = {message.id for message in unwritten}
         try:
-            rows = self._read(key, count + len(in_flight), after, before, latest)
-            recent = _newer_page(unwritten, after, before)
+            more = count + len(in_flight)  # those are taken from memory
+            rows = read_rows(self._db, key, more, after, before, latest, unwritten_ids)
+            recent = newer_page(unwritten, after, before)
         except UnknownMessageError:
             return fail()
         except sqlite3.Error as error:
@@ -683,57 +692,6 @@ class SQLiteHistoryStore:
             rows, recent = [], unwritten
         shown = [_message(row) for row in rows if row[0] not in in_flight] + recent
         return succeed(shown[-count:] if latest else shown[:count])
-
-    def _read(
-        self,
-        key: str,
-        count: int,
-        after: Position | None,
-        before: Position | None,
-        latest: bool,
-    ) -> list[Row]:
-        """
-        The file's rows of a room between the bounds (a message id must be
-        of this room: else :class:`UnknownMessageError`, unless it is not
-        written yet, when no row of the file is after it), oldest first.
-        """
-        assert self._db is not None
-        where: list[str] = ["room = ?"]
-        parameters: list[object] = [key]
-        for position, sign in ((after, ">"), (before, "<")):
-            if position is None:
-                continue
-            if position.at is not None:
-                where.append(f"at {sign} ?")
-                parameters.append(position.at)
-                continue
-            found = self._db.execute(
-                "SELECT seq FROM messages WHERE room = ? AND id = ?",
-                (key, position.id),
-            ).fetchone()
-            if found is None:
-                if self._unwritten_id(key, position.id):
-                    if sign == ">":
-                        return []  # the file has nothing newer
-                    continue
-                raise UnknownMessageError(position.id)
-            where.append(f"seq {sign} ?")
-            parameters.append(found[0])
-        order = "DESC" if latest else "ASC"
-        rows: list[Row] = self._db.execute(
-            "SELECT id, room, name, at, nick, text, action, door FROM messages "
-            f"WHERE {' AND '.join(where)} ORDER BY seq {order} LIMIT ?",
-            (*parameters, count),
-        ).fetchall()
-        if latest:
-            rows.reverse()
-        return rows
-
-    def _unwritten_id(self, key: str, id_: str | None) -> bool:
-        return any(
-            row[0] == id_ and row[1] == key
-            for row in chain(self._inflight or (), self._waiting, self._messages)
-        )
 
     def _unwritten_count(self) -> int:
         inflight = len(self._inflight) if self._inflight is not None else 0
@@ -748,30 +706,6 @@ class SQLiteHistoryStore:
         if self.failing is not None:
             line += f"; writing fails: {self.failing}"
         return line
-
-
-def _in(position: Position, messages: list[events.RoomMessage]) -> bool:
-    """Whether a position bounds messages not written yet."""
-    if position.id is not None:
-        return any(message.id == position.id for message in messages)
-    return True  # a time bounds them as it bounds the file's rows
-
-
-def _newer_page(
-    unwritten: list[events.RoomMessage],
-    after: Position | None,
-    before: Position | None,
-) -> list[events.RoomMessage]:
-    """
-    Which messages not written yet are between the bounds: all are newer
-    than any row of the file, so a bound that is a written message lets
-    them all through (after it) or none (before it).
-    """
-    if before is not None and not _in(before, unwritten):
-        return []
-    if after is not None and not _in(after, unwritten):
-        after = None
-    return page_of(unwritten, len(unwritten), after, before)
 
 
 def _message(row: tuple[Any, ...]) -> events.RoomMessage:

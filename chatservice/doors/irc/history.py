@@ -45,7 +45,7 @@ if TYPE_CHECKING:
 
 #: Messages one ``CHATHISTORY`` gives at most unless told (ISUPPORT
 #: ``CHATHISTORY=``; ``--irc-chathistory-max``).
-DEFAULT_MAX = 100
+DEFAULT_MAX = 500
 
 SUBCOMMANDS = ("LATEST", "BEFORE", "AFTER", "AROUND", "BETWEEN")
 
