@@ -67,6 +67,18 @@ def checkpoints(path: Path, stop: threading.Event) -> None:
         db.close()
 
 
+def append_turn(store: SQLiteHistoryStore, n: int, batch: int) -> int:
+    """Append a turn of ``batch`` messages (10 senders) after ``n``; the new ``n``."""
+    for _ in range(batch):
+        n += 1
+        store.append(
+            events.RoomMessage(
+                "lobby", f"s{n % 10}", TEXT, id=f"b.{n}", at=1.7e9 + n, door="chat"
+            )
+        )
+    return n
+
+
 def turn_writes(directory: Path, batch: int, messages: int) -> dict[str, float]:
     store = open_store(directory, f"turns-{batch}.sqlite3")
     stop = threading.Event()
@@ -78,13 +90,7 @@ def turn_writes(directory: Path, batch: int, messages: int) -> dict[str, float]:
     started = time.perf_counter()
     n = 0
     while n < messages:
-        for _ in range(batch):
-            n += 1
-            store.append(
-                events.RoomMessage(
-                    "lobby", f"s{n % 10}", TEXT, id=f"b.{n}", at=1.7e9 + n, door="chat"
-                )
-            )
+        n = append_turn(store, n, batch)
         before = time.perf_counter()
         store.commit()
         commits.append(time.perf_counter() - before)
@@ -153,13 +159,7 @@ def threaded_writes(
             due = started + n / rate
             while (left := due - time.perf_counter()) > 0:
                 answers.run(wait=left)
-        for _ in range(batch):
-            n += 1
-            store.append(
-                events.RoomMessage(
-                    "lobby", f"s{n % 10}", TEXT, id=f"t.{n}", at=1.7e9 + n, door="chat"
-                )
-            )
+        n = append_turn(store, n, batch)
         before = time.perf_counter()
         store.commit()
         handed.append(time.perf_counter() - before)

@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from hypothesis import given, settings
-from hypothesis import strategies as st
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.task import Clock, deferLater
@@ -36,7 +35,12 @@ from chatservice.stores.sqlite import RETRY_EVERY, STALL_AFTER, SQLiteHistorySto
 from chatservice.stores.writer import ThreadedWriter, Work
 from chatservice.testing import Connection, LineClient, Network
 from tests.support import temp_dir
-from tests.test_history_door import HISTORY_LINE, LIVE_LINE
+from tests.test_history_door import (
+    HISTORY_LINE,
+    LIVE_LINE,
+    assert_replay_then_live,
+    boundary_steps,
+)
 from tests.test_outbox import Owner
 
 T = TypeVar("T")
@@ -484,17 +488,7 @@ class SlowDiskChatTests(SynchronousTestCase):
         self.assertEqual(on_disk(chat.path), ["one", "two"])
 
     @settings(max_examples=60, deadline=None)
-    @given(
-        st.lists(
-            st.one_of(
-                st.tuples(st.just("say"), st.integers(0, 2)),
-                st.tuples(st.just("join"), st.integers(0, 3)),
-                st.tuples(st.just("write"), st.just(0)),
-                st.tuples(st.just("turn"), st.just(0)),
-            ),
-            max_size=40,
-        )
-    )
+    @given(boundary_steps("write"))
     def test_boundaryAndDurabilityProperty(self, steps: list[tuple[str, int]]) -> None:
         """
         Whatever the interleaving of messages, joins, turns and commits of a
@@ -531,18 +525,7 @@ class SlowDiskChatTests(SynchronousTestCase):
             chat.writer.run_all()
             chat.settle()
         for who in sorted(joined):
-            kinds, texts = [], []
-            for line in chat.seen[joiners[who]]:
-                history = HISTORY_LINE.fullmatch(line)
-                live = LIVE_LINE.fullmatch(line)
-                if history and history.group(1) == "games":
-                    kinds.append("history")
-                    texts.append(history.group(4))
-                elif live and live.group(1) == "games":
-                    kinds.append("live")
-                    texts.append(live.group(3))
-            self.assertEqual(texts, said)
-            self.assertEqual(kinds, sorted(kinds))
+            assert_replay_then_live(self, chat.seen[joiners[who]], "games", said)
         self.successResultOf(chat.store.stop())
 
 
