@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
+
+from chatservice.chat.model import Ban, parse_address_target
+from chatservice.stores.base import Saved, SavedTopic
 
 #: ``PRAGMA application_id`` of a chatservice history file ("chat").
 APPLICATION_ID = 0x63686174
@@ -86,6 +89,59 @@ PRUNE_STEP = 200
 
 #: Another write: a statement and its parameters.
 Statement = tuple[str, tuple[Any, ...]]
+
+
+def migrate(db: sqlite3.Connection, version: int) -> Iterator[int]:
+    """
+    Take a file from schema ``version`` to :data:`SCHEMA_VERSION`, one
+    version at a time, each in one transaction; yields each version reached.
+    """
+    while version < SCHEMA_VERSION:
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            for statement in MIGRATIONS[version].split(";"):
+                if statement.strip():
+                    db.execute(statement)
+            version += 1
+            db.execute(f"PRAGMA user_version = {version}")
+            db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+            db.execute("COMMIT")
+        except BaseException:
+            roll_back(db)
+            raise
+        yield version
+
+
+def load_saved(db: sqlite3.Connection, now: float) -> Saved:
+    """The topics and the bans still in force at ``now`` (expired ones deleted)."""
+    db.execute("DELETE FROM bans WHERE until IS NOT NULL AND until <= ?", (now,))
+    topics = tuple(
+        SavedTopic(name, topic, by, at or 0.0)
+        for name, topic, by, at in db.execute(
+            "SELECT name, topic, topic_by, topic_at FROM rooms "
+            "WHERE topic != '' ORDER BY key"
+        )
+    )
+    bans = tuple(
+        Ban(target, until, reason, by, parse_address_target(target))
+        for target, until, reason, by in db.execute(
+            "SELECT target, until, reason, by FROM bans ORDER BY rowid"
+        )
+    )
+    return Saved(topics, bans)
+
+
+def writer_connection(path: str) -> sqlite3.Connection:
+    """The writer's own connection to the file (opened in its thread)."""
+    db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    # Never wait for a lock: deliveries wait for this connection's commits,
+    # so a file locked by another process is a failed write (retried), not
+    # a stalled chat.  These are per connection, like the reactor's.
+    db.execute("PRAGMA busy_timeout = 0")
+    db.execute("PRAGMA synchronous = NORMAL")
+    db.execute("PRAGMA wal_autocheckpoint = 0")
+    db.execute("PRAGMA journal_size_limit = 67108864")
+    return db
 
 
 def write_batch(

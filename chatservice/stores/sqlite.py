@@ -44,14 +44,14 @@ from functools import partial
 from itertools import chain
 from typing import Any, TypeVar
 
-from twisted.internet.defer import Deferred, fail, maybeDeferred, succeed
+from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from chatservice.chat import events
-from chatservice.chat.model import Ban, parse_address_target
+from chatservice.chat.model import Ban
 from chatservice.chat.names import fold
 from chatservice.stores.base import (
     Position,
@@ -73,11 +73,13 @@ from chatservice.stores.schema import (
     SET_TOPIC,
     Row,
     Statement,
+    load_saved,
+    migrate,
     prune_step,
-    roll_back,
     write_batch,
+    writer_connection,
 )
-from chatservice.stores.writer import Writer, default_writer
+from chatservice.stores.writer import Writer, default_writer, threaded
 
 __all__ = [
     "APPLICATION_ID",
@@ -104,26 +106,6 @@ CHECKPOINT_EVERY = 1.0
 #: Seconds a write may be in flight before deliveries stop waiting for it
 #: (a disk that hangs must not stop the chat).
 STALL_AFTER = 2.0
-
-
-def _run_here(work: Callable[[], T]) -> Deferred[T]:
-    return maybeDeferred(work)
-
-
-def threaded(reactor: Any) -> Callable[[Callable[[], T]], Deferred[T]]:
-    """
-    How to run blocking work off the reactor: in the reactor's thread pool
-    (a real reactor), or at once (a test's clock has no threads).
-    """
-    get_pool = getattr(reactor, "getThreadPool", None)
-    if get_pool is None:
-        return _run_here
-    from twisted.internet.threads import deferToThreadPool
-
-    def run(work: Callable[[], T]) -> Deferred[T]:
-        return deferToThreadPool(reactor, get_pool(), work)
-
-    return run
 
 
 class SQLiteHistoryStore:
@@ -197,7 +179,7 @@ class SQLiteHistoryStore:
             self._open()
         except StoreError as error:
             return fail(error)
-        self.writer.start(self._connect_writer)
+        self.writer.start(partial(writer_connection, self.path))
         for work, every in (
             (self._retry, RETRY_EVERY),
             (self.prune, PRUNE_EVERY),
@@ -256,7 +238,12 @@ class SQLiteHistoryStore:
             # Checkpoints (the fsync) run in a thread: _checkpoint.
             db.execute("PRAGMA wal_autocheckpoint = 0")
             db.execute("PRAGMA journal_size_limit = 67108864")
-            self._migrate(db, version)
+            for reached in migrate(db, version):
+                self.log.info(
+                    "history: {path} is at schema version {version}",
+                    path=self.path,
+                    version=reached,
+                )
             self._load(db)
             db.execute("PRAGMA busy_timeout = 0")
         except sqlite3.Error as error:
@@ -264,60 +251,13 @@ class SQLiteHistoryStore:
                 f"cannot {'open' if existed else 'create'}: {error}"
             ) from None
 
-    def _migrate(self, db: sqlite3.Connection, version: int) -> None:
-        while version < SCHEMA_VERSION:
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                for statement in MIGRATIONS[version].split(";"):
-                    if statement.strip():
-                        db.execute(statement)
-                version += 1
-                db.execute(f"PRAGMA user_version = {version}")
-                db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
-                db.execute("COMMIT")
-            except BaseException:
-                roll_back(db)
-                raise
-            self.log.info(
-                "history: {path} is at schema version {version}",
-                path=self.path,
-                version=version,
-            )
-
     def _load(self, db: sqlite3.Connection) -> None:
-        now = self.clock.seconds()
-        db.execute("DELETE FROM bans WHERE until IS NOT NULL AND until <= ?", (now,))
-        topics = tuple(
-            SavedTopic(name, topic, by, at or 0.0)
-            for name, topic, by, at in db.execute(
-                "SELECT name, topic, topic_by, topic_at FROM rooms "
-                "WHERE topic != '' ORDER BY key"
-            )
-        )
-        bans = tuple(
-            Ban(target, until, reason, by, parse_address_target(target))
-            for target, until, reason, by in db.execute(
-                "SELECT target, until, reason, by FROM bans ORDER BY rowid"
-            )
-        )
-        self._saved = Saved(topics, bans)
+        self._saved = load_saved(db, self.clock.seconds())
         self._rooms = {key for (key,) in db.execute("SELECT key FROM rooms")}
         self._counts = dict(
             db.execute("SELECT room, count(*) FROM messages GROUP BY room")
         )
         self._over = {k for k, n in self._counts.items() if n > self.per_room}
-
-    def _connect_writer(self) -> sqlite3.Connection:
-        """The writer's own connection (opened in its thread)."""
-        db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        # Never wait for a lock: deliveries wait for this connection's
-        # commits, so a file locked by another process is a failed write
-        # (retried), not a stalled chat.  Per connection, like the others.
-        db.execute("PRAGMA busy_timeout = 0")
-        db.execute("PRAGMA synchronous = NORMAL")
-        db.execute("PRAGMA wal_autocheckpoint = 0")
-        db.execute("PRAGMA journal_size_limit = 67108864")
-        return db
 
     def stop(self) -> Deferred[None]:
         for loop in self._loops:

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from queue import SimpleQueue
 from typing import Any, Protocol, TypeVar
 
-from twisted.internet.defer import Deferred, fail, succeed
+from twisted.internet.defer import Deferred, fail, maybeDeferred, succeed
 from twisted.internet.interfaces import IReactorThreads
 from twisted.python.failure import Failure
 
@@ -125,6 +125,26 @@ class ThreadedWriter:
         if db is not None:
             db.close()
         call(self._stopped.callback, None)
+
+
+def _run_here(work: Callable[[], T]) -> Deferred[T]:
+    return maybeDeferred(work)
+
+
+def threaded(reactor: Any) -> Callable[[Callable[[], T]], Deferred[T]]:
+    """
+    How to run blocking work off the reactor: in the reactor's thread pool
+    (a real reactor), or at once (a test's clock has no threads).
+    """
+    get_pool = getattr(reactor, "getThreadPool", None)
+    if get_pool is None:
+        return _run_here
+    from twisted.internet.threads import deferToThreadPool
+
+    def run(work: Callable[[], T]) -> Deferred[T]:
+        return deferToThreadPool(reactor, get_pool(), work)
+
+    return run
 
 
 def default_writer(clock: object) -> Writer:
