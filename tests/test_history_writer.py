@@ -20,6 +20,7 @@ from twisted.internet import reactor
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.task import Clock, deferLater
 from twisted.internet.testing import StringTransport
+from twisted.logger import LogLevel, formatEvent
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from chatservice.backends.local import LocalBackend
@@ -31,7 +32,12 @@ from chatservice.conn.turns import end_of_turn
 from chatservice.doors.native.protocol import ChatFactory, ChatSettings
 from chatservice.stores.base import Position
 from chatservice.stores.gate import DeliveryGate
-from chatservice.stores.sqlite import RETRY_EVERY, STALL_AFTER, SQLiteHistoryStore
+from chatservice.stores.sqlite import (
+    RETRY_EVERY,
+    STALL_AFTER,
+    STOP_WAIT,
+    SQLiteHistoryStore,
+)
 from chatservice.stores.writer import ThreadedWriter, Work
 from chatservice.testing import Connection, LineClient, Network
 from tests.support import temp_dir
@@ -408,6 +414,45 @@ class LaterWriterStoreTests(SynchronousTestCase):
         self.writer.run_all()
         self.successResultOf(stopped)
         self.assertEqual(on_disk(self.path), ["a", "b"])
+
+
+class HungDiskTests(SynchronousTestCase):
+    """A writer that never answers does not keep the server from stopping."""
+
+    def test_stopGivesUp(self) -> None:
+        """
+        Stopping waits ``STOP_WAIT`` seconds for a write in flight, then
+        closes without it, and one error line says so and how many
+        messages are lost.
+        """
+        clock = Clock()
+        writer = LaterWriter()
+        path = temp_dir(self) / "history.sqlite3"
+        store = SQLiteHistoryStore(str(path), clock, writer=writer)
+        self.successResultOf(store.start())
+        store.append(message("never written"))
+        store.commit()
+        errors: list[str] = []
+        from twisted.logger import ILogObserver, globalLogPublisher
+        from zope.interface import provider
+
+        @provider(ILogObserver)
+        def observe(event: dict[str, object]) -> None:
+            if event.get("log_level") == LogLevel.error:
+                errors.append(formatEvent(event))
+
+        globalLogPublisher.addObserver(observe)
+        self.addCleanup(globalLogPublisher.removeObserver, observe)
+        stopped = store.stop()
+        clock.advance(STOP_WAIT - 1)
+        self.assertNoResult(stopped)
+        clock.advance(1)
+        self.successResultOf(stopped)
+        self.assertEqual(len(errors), 2, errors)
+        self.assertIn("has not answered", errors[0])
+        self.assertIn("1 messages could not be written", errors[1])
+        assert writer.db is not None
+        writer.db.close()
 
 
 class SlowDiskChat:

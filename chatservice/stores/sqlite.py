@@ -106,6 +106,8 @@ CHECKPOINT_EVERY = 1.0
 #: Seconds a write may be in flight before deliveries stop waiting for it
 #: (a disk that hangs must not stop the chat).
 STALL_AFTER = 2.0
+#: Seconds stopping waits for the writer before it closes without it.
+STOP_WAIT = 10.0
 
 
 class SQLiteHistoryStore:
@@ -276,21 +278,42 @@ class SQLiteHistoryStore:
             waiting = self._checkpointing
             return waiting if waiting is not None else succeed(None)
 
+        stopped: Deferred[None] = Deferred()
+
+        def finish(_: object) -> None:
+            if not stopped.called:
+                if give_up.active():
+                    give_up.cancel()
+                self._close()
+                stopped.callback(None)
+
+        def hung() -> None:
+            # A disk that never answers must not keep the server from
+            # stopping: what is not written is lost, and said so.
+            self.log.error(
+                "history: the writer has not answered for {after:g} s at "
+                "shutdown; closing without it",
+                after=STOP_WAIT,
+            )
+            finish(None)
+
+        give_up = self.clock.callLater(STOP_WAIT, hung)
         stopping = self._idle().addCallback(last_write)
         stopping.addBoth(lambda _: self.writer.stop())
         stopping.addBoth(checkpointed)
-        return stopping.addBoth(lambda _: self._close())
+        stopping.addBoth(finish)
+        return stopped
 
     def _close(self) -> None:
         db, self._db = self._db, None
         if db is None:
             return
-        if self.failing is None:
+        if self.failing is None and self._inflight is None:
             try:
                 db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             except sqlite3.Error as error:
                 self.log.warn("history: final checkpoint failed: {e}", e=error)
-        left = len(self._waiting)
+        left = self._unwritten_count()
         if left:
             self.log.error(
                 "history: {count} messages could not be written to {path}: "
