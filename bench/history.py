@@ -8,6 +8,12 @@ file in a temporary directory:
   transaction, for turns of 1, 10, 100 and 1000 messages: the time of one
   commit (median, p99, max) and the messages written per second sustained,
   with the checkpoint running in its thread meanwhile, as in the server;
+- **the writer thread** (what the server runs): the same turns handed to
+  the store's writer thread (``ThreadedWriter``) as fast as they come: what
+  a commit costs the reactor (it only hands the turn over), how long a
+  turn's deliveries wait for its commit to return (the delivery gate), and
+  the messages/s written sustained, the turns that came while a commit was
+  in flight going together in the next one;
 - **replay**: a room with 10,000 stored messages (among 100 rooms), the last
   50 read (``recent``) and encoded as the native door's history lines: what
   a join costs the server beyond the join itself.
@@ -23,13 +29,18 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
+from queue import Empty, SimpleQueue
+from typing import Any, cast
 
+from twisted.internet.interfaces import IReactorThreads
 from twisted.internet.task import Clock
 
 from chatservice.chat import events
 from chatservice.doors.native.render import WIRE, encode
 from chatservice.stores.sqlite import SQLiteHistoryStore
+from chatservice.stores.writer import ThreadedWriter
 
 TEXT = "a line of chat of about the usual length, forty-odd bytes"
 
@@ -56,6 +67,18 @@ def checkpoints(path: Path, stop: threading.Event) -> None:
         db.close()
 
 
+def append_turn(store: SQLiteHistoryStore, n: int, batch: int) -> int:
+    """Append a turn of ``batch`` messages (10 senders) after ``n``; the new ``n``."""
+    for _ in range(batch):
+        n += 1
+        store.append(
+            events.RoomMessage(
+                "lobby", f"s{n % 10}", TEXT, id=f"b.{n}", at=1.7e9 + n, door="chat"
+            )
+        )
+    return n
+
+
 def turn_writes(directory: Path, batch: int, messages: int) -> dict[str, float]:
     store = open_store(directory, f"turns-{batch}.sqlite3")
     stop = threading.Event()
@@ -67,13 +90,7 @@ def turn_writes(directory: Path, batch: int, messages: int) -> dict[str, float]:
     started = time.perf_counter()
     n = 0
     while n < messages:
-        for _ in range(batch):
-            n += 1
-            store.append(
-                events.RoomMessage(
-                    "lobby", f"s{n % 10}", TEXT, id=f"b.{n}", at=1.7e9 + n, door="chat"
-                )
-            )
+        n = append_turn(store, n, batch)
         before = time.perf_counter()
         store.commit()
         commits.append(time.perf_counter() - before)
@@ -87,6 +104,87 @@ def turn_writes(directory: Path, batch: int, messages: int) -> dict[str, float]:
         "commit_p50_ms": statistics.median(commits) * 1e3,
         "commit_p99_ms": percentile(commits, 0.99) * 1e3,
         "commit_max_ms": max(commits) * 1e3,
+    }
+
+
+class Answers:
+    """
+    Stands in for the reactor of the writer thread: what the thread answers
+    (``callFromThread``) waits here until the bench's loop runs it.
+    """
+
+    def __init__(self) -> None:
+        self.calls: SimpleQueue[tuple[Callable[..., Any], tuple[Any, ...]]] = (
+            SimpleQueue()
+        )
+
+    def callFromThread(self, call: Callable[..., Any], *args: Any) -> None:
+        self.calls.put((call, args))
+
+    def run(self, wait: float | None = None) -> bool:
+        """Run one answer (waiting up to ``wait`` s for it); whether one ran."""
+        try:
+            call, args = (
+                self.calls.get(timeout=wait) if wait else self.calls.get_nowait()
+            )
+        except Empty:
+            return False
+        call(*args)
+        return True
+
+
+def threaded_writes(
+    directory: Path, batch: int, messages: int, rate: float | None = None
+) -> dict[str, float]:
+    """
+    Turns of ``batch`` messages handed to the writer thread: as fast as
+    they come (``rate`` ``None``: the writer's capacity, turns batching up
+    behind the commit in flight), or ``rate`` messages a second (how long
+    deliveries wait for the commit at that load).
+    """
+    answers = Answers()
+    writer = ThreadedWriter(cast(IReactorThreads, answers))
+    path = directory / f"threaded-{batch}.sqlite3"
+    store = SQLiteHistoryStore(str(path), Clock(), per_room=10**9, writer=writer)
+    store.start()
+    stop = threading.Event()
+    thread = threading.Thread(target=checkpoints, args=(path, stop), daemon=True)
+    thread.start()
+    handed: list[float] = []
+    waits: list[float] = []
+    started = time.perf_counter()
+    n = 0
+    while n < messages:
+        if rate is not None:
+            due = started + n / rate
+            while (left := due - time.perf_counter()) > 0:
+                answers.run(wait=left)
+        n = append_turn(store, n, batch)
+        before = time.perf_counter()
+        store.commit()
+        handed.append(time.perf_counter() - before)
+        store.gate.wait(
+            store.gate.opened,
+            lambda _, since=before: waits.append(time.perf_counter() - since),
+        )
+        while answers.run():
+            pass
+    while store.gate.busy():
+        answers.run(wait=1.0)
+    elapsed = time.perf_counter() - started
+    stop.set()
+    thread.join()
+    stopped = store.stop()
+    while not stopped.called:
+        answers.run(wait=1.0)
+    return {
+        "batch": batch,
+        "messages_per_s": n / elapsed,
+        "commit_p50_ms": statistics.median(handed) * 1e3,
+        "commit_p99_ms": percentile(handed, 0.99) * 1e3,
+        "wait_p50_ms": statistics.median(waits) * 1e3,
+        "wait_p99_ms": percentile(waits, 0.99) * 1e3,
+        "wait_max_ms": max(waits) * 1e3,
     }
 
 
@@ -135,6 +233,27 @@ def main(argv: list[str] | None = None) -> int:
                 f"messages/s; commit p50 {figures['commit_p50_ms']:.3f} ms, "
                 f"p99 {figures['commit_p99_ms']:.3f} ms, "
                 f"max {figures['commit_max_ms']:.3f} ms"
+            )
+        print(
+            "the writer thread (commit hands the turn over; deliveries wait "
+            "for its answer):"
+        )
+        for batch in (1, 10, 100):
+            figures = threaded_writes(directory, batch, options.messages)
+            print(
+                f"  {batch:5} messages/turn, as fast as they come: "
+                f"{figures['messages_per_s']:>9,.0f} messages/s written; on the "
+                f"reactor p50 {figures['commit_p50_ms']:.3f} ms, "
+                f"p99 {figures['commit_p99_ms']:.3f} ms"
+            )
+        for batch, rate in ((1, 2000.0), (10, 20_000.0), (100, 20_000.0)):
+            figures = threaded_writes(directory, batch, int(rate * 5), rate)
+            print(
+                f"  {batch:5} messages/turn at {rate:,.0f} messages/s: deliveries "
+                f"wait p50 {figures['wait_p50_ms']:.3f} ms, "
+                f"p99 {figures['wait_p99_ms']:.3f} ms, "
+                f"max {figures['wait_max_ms']:.3f} ms; on the reactor "
+                f"p99 {figures['commit_p99_ms']:.3f} ms"
             )
         figures = replay(directory)
         print(

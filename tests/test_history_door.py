@@ -31,6 +31,44 @@ HISTORY_LINE = re.compile(r"#(\S+) \[([^]]+)\] <([^>]+)> (.*)")
 LIVE_LINE = re.compile(r"#(\S+) <([^>]+)> (.*)")
 
 
+def assert_replay_then_live(
+    case: SynchronousTestCase, lines: list[str], room: str, said: list[str]
+) -> None:
+    """
+    What a member saw of ``room`` is every message ``said``, once each, in
+    order: the replayed ones (history lines) first, then the live ones.
+    """
+    kinds, texts = [], []
+    for line in lines:
+        history = HISTORY_LINE.fullmatch(line)
+        live = LIVE_LINE.fullmatch(line)
+        if history and history.group(1) == room:
+            kinds.append("history")
+            texts.append(history.group(4))
+        elif live and live.group(1) == room:
+            kinds.append("live")
+            texts.append(live.group(3))
+    case.assertEqual(texts, said)
+    case.assertEqual(kinds, sorted(kinds))  # every "history" first
+
+
+def boundary_steps(late: str) -> st.SearchStrategy[list[tuple[str, int]]]:
+    """
+    Steps of a boundary property test: one of three speakers says
+    something, one of four joiners joins, ``late`` (the store's or the
+    writer's late answer), or the turn ends.
+    """
+    return st.lists(
+        st.one_of(
+            st.tuples(st.just("say"), st.integers(0, 2)),
+            st.tuples(st.just("join"), st.integers(0, 3)),
+            st.tuples(st.just(late), st.just(0)),
+            st.tuples(st.just("turn"), st.just(0)),
+        ),
+        max_size=40,
+    )
+
+
 class LaterStore(MemoryHistoryStore):
     """
     A memory store whose reads are answered when the test says (a store
@@ -238,17 +276,7 @@ class LaterReplayTests(SynchronousTestCase):
         )
 
     @settings(max_examples=60, deadline=None)
-    @given(
-        st.lists(
-            st.one_of(
-                st.tuples(st.just("say"), st.integers(0, 2)),
-                st.tuples(st.just("join"), st.integers(0, 3)),
-                st.tuples(st.just("answer"), st.just(0)),
-                st.tuples(st.just("turn"), st.just(0)),
-            ),
-            max_size=40,
-        )
-    )
+    @given(boundary_steps("answer"))
     def test_boundaryProperty(self, steps: list[tuple[str, int]]) -> None:
         """
         Whatever the interleaving of messages, joins, turns and late
@@ -281,18 +309,7 @@ class LaterReplayTests(SynchronousTestCase):
         while store.waiting:
             store.answer_one()
         for who in sorted(joined):
-            kinds, texts = [], []
-            for line in chat.lines(joiners[who]):
-                history = HISTORY_LINE.fullmatch(line)
-                live = LIVE_LINE.fullmatch(line)
-                if history and history.group(1) == "games":
-                    kinds.append("history")
-                    texts.append(history.group(4))
-                elif live and live.group(1) == "games":
-                    kinds.append("live")
-                    texts.append(live.group(3))
-            self.assertEqual(texts, said)
-            self.assertEqual(kinds, sorted(kinds))  # every "history" first
+            assert_replay_then_live(self, chat.lines(joiners[who]), "games", said)
 
 
 class RestoredStateTests(SynchronousTestCase):

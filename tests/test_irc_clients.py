@@ -154,6 +154,51 @@ class LibraryClientTests(SynchronousTestCase):
         self.assertTrue(raw[-1].startswith("ERROR :"), raw)
         self.assertIn("enough", raw[-1])
 
+    def test_chatHistory(self) -> None:
+        """
+        The ``irc`` library asks for the IRCv3 ``draft/chathistory``
+        capability and, with ``CHATHISTORY LATEST``, gets what a native
+        client said before in one ``chathistory`` batch, each message with
+        its ``msgid`` and ``time`` tags, as ``pubmsg`` events it parses.
+        """
+        native = NcClient(self, self.chat_port, "nat")
+        native.send("said before")
+        native.send("/me waves")
+        native.send("/history")
+        native.expect("--- end of history of #lobby (2 messages)")
+        ircy = LibraryClient(self, self.irc_port, "ircy")
+        ircy.expect("welcome")
+        caps = "batch draft/chathistory server-time message-tags"
+        ircy.connection.send_raw(f"CAP REQ :{caps}")
+        ircy.expect("cap")
+        ircy.connection.send_raw("CHATHISTORY LATEST #lobby * 10")
+
+        def raw() -> list[str]:
+            return [e[2][0] for e in ircy.events if e[0] == "all_raw_messages"]
+
+        wait_for(
+            lambda: (
+                ircy.reactor.process_once(0.05)
+                or any(" BATCH -" in line for line in raw())
+            ),
+            START_TIMEOUT,
+            lambda: f"the end of a batch in {raw()!r}",
+        )
+        batch = [line for line in raw() if "BATCH" in line or "@batch=" in line]
+        self.assertRegex(batch[0], r"^:\S+ BATCH \+(\S+) chathistory #lobby$")
+        reference = batch[0].split()[2][1:]
+        self.assertEqual(batch[-1].split()[1:], ["BATCH", f"-{reference}"])
+        self.assertEqual(len(batch), 4, batch)
+        for line in batch[1:3]:
+            self.assertIn(f"batch={reference}", line)
+            self.assertRegex(line, r"msgid=[^; ]+")
+            self.assertRegex(line, r"time=\d{4}-\d\d-\d\dT")
+        said = [e for e in ircy.events if e[0] in ("pubmsg", "action")]
+        self.assertEqual(
+            [(e[0], e[1], e[2]) for e in said],
+            [("pubmsg", "nat", ["said before"]), ("action", "nat", ["waves"])],
+        )
+
     def test_wrongPassword(self) -> None:
         """A wrong server password gets 464 and the connection closed."""
         client = LibraryClient(self, self.irc_port, "ircy", password="wrong")

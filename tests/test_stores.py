@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sqlite3
 from ipaddress import ip_network
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
@@ -19,7 +19,13 @@ from chatservice.chat import events
 from chatservice.chat.hub import Hub
 from chatservice.chat.model import Ban
 from chatservice.conn.turns import end_of_turn
-from chatservice.stores.base import HistoryStore, SavedTopic, StoreError
+from chatservice.stores.base import (
+    HistoryStore,
+    Position,
+    SavedTopic,
+    StoreError,
+    UnknownMessageError,
+)
 from chatservice.stores.memory import MemoryHistoryStore
 from chatservice.stores.sqlite import (
     APPLICATION_ID,
@@ -29,6 +35,7 @@ from chatservice.stores.sqlite import (
     SCHEMA_VERSION,
     SQLiteHistoryStore,
 )
+from chatservice.stores.writer import SynchronousWriter
 from chatservice.testing import FakeMember
 from tests.support import temp_dir
 
@@ -86,8 +93,9 @@ class StoreTests(_TestCase):
 
     def test_before(self) -> None:
         """
-        ``before`` pages back from a message: the N said just before it,
-        oldest first, written or not yet; none before an unknown message.
+        ``page(before=)`` pages back from a message: the N said just before
+        it, oldest first, written or not yet; an unknown message (another
+        room's, or none) is an error.
         """
         store = self.makeStore()
         for n in range(6):
@@ -97,15 +105,19 @@ class StoreTests(_TestCase):
                 store.commit()
 
         def before(message_id: str, count: int) -> list[str]:
-            found = self.successResultOf(store.before("LOBBY", message_id, count))
-            return [m.text for m in found]
+            page = store.page("LOBBY", count, before=Position(id=message_id))
+            return [m.text for m in self.successResultOf(page)]
+
+        def unknown(message_id: str) -> None:
+            page = store.page("LOBBY", 5, before=Position(id=message_id))
+            self.failureResultOf(page, UnknownMessageError)
 
         self.assertEqual(before("t.3", 2), ["m1", "m2"])
         self.assertEqual(before("t.5", 3), ["m2", "m3", "m4"])  # across the commit
         self.assertEqual(before("t.4", 10), ["m0", "m1", "m2", "m3"])
         self.assertEqual(before("t.0", 5), [])
-        self.assertEqual(before("t.104", 5), [])  # another room's message
-        self.assertEqual(before("nope", 5), [])
+        unknown("t.104")  # another room's message
+        unknown("nope")
         self.assertEqual(before("t.5", 0), [])
         store.commit()
         self.assertEqual(before("t.5", 2), ["m3", "m4"])
@@ -117,6 +129,51 @@ class StoreTests(_TestCase):
         store.commit()
         store.append(message("lobby", "pending"))
         self.assertEqual(self.recent(store, "lobby", 5), ["written", "pending"])
+
+    def page(self, store: HistoryStore, count: int, **bounds: Any) -> list[str]:
+        """The texts of a page of #lobby's history."""
+        return [
+            m.text for m in self.successResultOf(store.page("lobby", count, **bounds))
+        ]
+
+    def test_pages(self) -> None:
+        """
+        Pages of a room's history: after and before a message id or a time
+        (each excluded), between two, the newest or the oldest of them,
+        oldest first; the same whether the messages are written or not.
+        """
+        store = self.makeStore()
+        for n in range(10):
+            store.append(message("lobby", f"m{n}", EPOCH + n, n))
+            if n == 5:
+                store.commit()  # m0..m5 written, m6..m9 collected
+        store.append(message("games", "elsewhere", EPOCH + 3, 99))
+        m = [f"m{n}" for n in range(10)]
+        at = Position(at=EPOCH + 4)
+        self.assertEqual(self.page(store, 3), m[7:])
+        self.assertEqual(self.page(store, 3, latest=False), m[:3])
+        self.assertEqual(self.page(store, 3, before=Position(id="t.4")), m[1:4])
+        self.assertEqual(self.page(store, 3, before=Position(id="t.8")), m[5:8])
+        self.assertEqual(
+            self.page(store, 2, after=Position(id="t.4"), latest=False), m[5:7]
+        )
+        self.assertEqual(self.page(store, 9, after=Position(id="t.7")), m[8:])
+        self.assertEqual(self.page(store, 3, before=at), m[1:4])
+        self.assertEqual(self.page(store, 3, after=at, latest=False), m[5:8])
+        between = {"after": Position(id="t.2"), "before": Position(id="t.8")}
+        self.assertEqual(self.page(store, 10, **between), m[3:8])
+        self.assertEqual(self.page(store, 2, **between), m[6:8])
+        self.assertEqual(self.page(store, 2, **between, latest=False), m[3:5])
+        mixed = {"after": Position(at=EPOCH + 6.5), "before": Position(id="t.9")}
+        self.assertEqual(self.page(store, 10, **mixed), m[7:9])
+        self.assertEqual(self.page(store, 10, after=Position(id="t.8"), before=at), [])
+        self.assertEqual(self.page(store, 0), [])
+        self.failureResultOf(
+            store.page("lobby", 5, before=Position(id="t.99")), UnknownMessageError
+        )
+        self.failureResultOf(
+            store.page("lobby", 5, after=Position(id="nowhere")), UnknownMessageError
+        )
 
     def test_actionsKept(self) -> None:
         """An action comes back as an action."""
@@ -293,12 +350,12 @@ class SQLiteStoreTests(StoreTests, SynchronousTestCase):
             store.append(message("lobby", f"m{n}", EPOCH + n, n))
         store.commit()
         steps = []
-        while removed := store.prune():
+        while removed := self.successResultOf(store.prune()):
             steps.append(removed)
         self.assertEqual(steps, [PRUNE_STEP, PRUNE_STEP, 40])
         self.assertEqual(self.on_disk(), [f"m{n}" for n in range(440, 450)])
         self.clock.advance(3600 + 445)
-        while store.prune():
+        while self.successResultOf(store.prune()):
             pass
         # m445 was said exactly max_age ago: still kept.
         self.assertEqual(self.on_disk(), ["m445", "m446", "m447", "m448", "m449"])
@@ -383,6 +440,12 @@ class SQLiteFaultTests(SynchronousTestCase):
         finally:
             db.close()
 
+    def writing(self) -> sqlite3.Connection:
+        """The connection the store writes with (its writer's, at once here)."""
+        writer = self.store.writer
+        assert isinstance(writer, SynchronousWriter) and writer.db is not None
+        return writer.db
+
     def say(self, *texts: str) -> None:
         for text in texts:
             self.store.append(message("lobby", text))
@@ -420,8 +483,7 @@ class SQLiteFaultTests(SynchronousTestCase):
         waiting, dropping the oldest and counting them; room again, the rest
         is written.
         """
-        db = self.store._db
-        assert db is not None
+        db = self.writing()
         pages = db.execute("PRAGMA page_count").fetchone()[0]
         db.execute(f"PRAGMA max_page_count = {pages}")
         self.say(*(f"m{n} " + "x" * 3000 for n in range(8)))
@@ -436,8 +498,7 @@ class SQLiteFaultTests(SynchronousTestCase):
 
     def test_readOnly(self) -> None:
         """A file that cannot be written (read-only) is retried the same way."""
-        db = self.store._db
-        assert db is not None
+        db = self.writing()
         db.execute("PRAGMA query_only = 1")
         self.say("a")
         self.assertEqual(len(self.errors), 1)

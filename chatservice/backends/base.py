@@ -64,7 +64,9 @@ class HubBackend(Protocol):
     def set_barrier(self, barrier: Callable[[], None]) -> None:
         """
         Call ``barrier`` before delivering anything (the history store's
-        commit): what a member is shown has been stored first.
+        commit): what a member is shown has been stored first (or is being
+        written, and the member's outbox holds it until then: the store's
+        gate, :mod:`chatservice.stores.gate`).
         """
 
     def publish(self, room: Room, event: events.Event) -> None:

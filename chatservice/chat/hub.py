@@ -51,7 +51,14 @@ from chatservice.chat.model import (
 )
 from chatservice.chat.names import check_nick, check_room, fold, skeleton
 from chatservice.chat.text import visible
-from chatservice.stores.base import HistoryStore, Saved, SavedTopic
+from chatservice.stores.base import (
+    HistoryStore,
+    Position,
+    Saved,
+    SavedTopic,
+    UnknownMessageError,
+)
+from chatservice.stores.gate import DeliveryGate
 
 
 class Hub:
@@ -94,6 +101,11 @@ class Hub:
         if measure is not None:
             measure(self.stats.delivery_latency, clock)
         self.default_room = check_room(self.config.default_room)
+
+    @property
+    def gate(self) -> DeliveryGate | None:
+        """Where writes to members wait for the store's commits, if anywhere."""
+        return self.store.gate if self.store is not None else None
 
     @property
     def nicks(self) -> dict[str, Session]:
@@ -387,10 +399,37 @@ class Hub:
     def history_before(
         self, name: str, message_id: str, count: int
     ) -> Deferred[list[events.RoomMessage]]:
-        """The ``count`` messages of a room said before ``message_id``, oldest first."""
+        """
+        The ``count`` messages of a room said before ``message_id``, oldest
+        first: none when that message is not kept (pruned, or never was).
+        """
+        if count <= 0:
+            return succeed([])
+
+        def unknown(failure: Failure) -> list[events.RoomMessage]:
+            failure.trap(UnknownMessageError)
+            return []
+
+        page = self.history_page(name, count, before=Position(id=message_id))
+        return page.addErrback(unknown)
+
+    def history_page(
+        self,
+        name: str,
+        count: int,
+        *,
+        after: Position | None = None,
+        before: Position | None = None,
+        latest: bool = True,
+    ) -> Deferred[list[events.RoomMessage]]:
+        """
+        A page of a room's history (:meth:`HistoryStore.page`; none: no
+        store).  Rooms are public: anyone may read any room's history.
+        """
         if self.store is None:
             return succeed([])
-        return self.store.before(fold(check_room(name)), message_id, count)
+        key = fold(check_room(name))
+        return self.store.page(key, count, after=after, before=before, latest=latest)
 
     def flush(self) -> None:
         """Deliver the room messages the backend collected so far."""

@@ -35,7 +35,7 @@ from chatservice.conn.admission import Admission, Refusal
 from chatservice.conn.flood import FloodControl
 from chatservice.conn.idle import IdleSweep
 from chatservice.conn.limits import Limits
-from chatservice.conn.outbox import Outbox, TurnWriter
+from chatservice.conn.outbox import Gate, Outbox, TurnWriter
 from chatservice.conn.peers import describe_peer, is_tls, peer_host
 from chatservice.metrics.counters import DoorCounters
 
@@ -128,6 +128,7 @@ class Connection:
             limits.max_send_queue,
             factory.sync,
             factory.counters,
+            factory.gate,
         )
         refusal = factory.admit(self)
         if refusal is not None:
@@ -424,7 +425,8 @@ class Connection:
         # within loseConnection, and connectionLost cancels this call.
         grace = self.factory.limits.close_grace
         self._abort_call = self.factory.clock.callLater(grace, self._abort)
-        self.transport.loseConnection()
+        # Once what waits for the history's commits is written.
+        self.outbox.when_written(self.transport.loseConnection)
 
     def beforeClose(self) -> None:
         """Called once by :meth:`close`, before anything else it does."""
@@ -454,6 +456,9 @@ class ConnectionFactory(ServerFactory):
     #: What every connection's outbox calls before a reply
     #: (:class:`chatservice.conn.outbox.Outbox`); the chat's backend flush.
     sync: Callable[[], None] | None = None
+    #: Where every connection's outbox holds its writes while the history
+    #: store commits (:mod:`chatservice.stores.gate`); ``None``: no store.
+    gate: Gate | None = None
 
     def __init__(
         self, limits: Limits | None = None, clock: IReactorTime | None = None

@@ -16,6 +16,14 @@ Three kinds of bytes go out, each through its own method:
   reach this member first.  That is order by construction: a door never
   has to remember to flush.
 
+With a ``gate`` (the history store's, :mod:`chatservice.stores.gate`),
+nothing leaves while a commit of the store is in flight: what the turn
+would write is *held*, and written, in order, once the newest commit of
+the turn has returned (the :class:`TurnWriter` asks the gate once for all
+the outboxes of its turn); what comes meanwhile goes behind it.
+So a member is never sent a message that is not in the history file yet,
+and the reactor does not wait for the disk.
+
 On a plain TCP connection with nothing buffered, writes go straight to the
 socket (``socket.send``); only what the kernel does not take is handed to
 the transport.  Twisted would buffer everything until the next reactor turn
@@ -36,6 +44,7 @@ not read must not make the server hold everything for it.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable
 from typing import Any, ClassVar, Protocol
 
@@ -91,6 +100,24 @@ def plain_tcp_transport() -> type | None:
 PLAIN_TCP: type | None = plain_tcp_transport()
 
 
+class Gate(Protocol):
+    """What an outbox needs of :class:`chatservice.stores.gate.DeliveryGate`."""
+
+    @property
+    def opened(self) -> int:
+        """The newest epoch (commit) opened."""
+
+    @property
+    def closed(self) -> int:
+        """Every epoch up to this one is closed."""
+
+    def busy(self) -> bool:
+        """Whether a commit is in flight."""
+
+    def wait(self, epoch: int, callback: Callable[[int], None]) -> None:
+        """Call ``callback`` with the newest closed epoch once ``epoch`` is."""
+
+
 class OutboxOwner(Protocol):
     """What an outbox tells its connection."""
 
@@ -108,6 +135,7 @@ class Outbox:
     """The outbox of one connection (see the module's description)."""
 
     __slots__ = (
+        "_after_held",
         "_buffer_size",
         "_counters",
         "_limit",
@@ -116,6 +144,8 @@ class Outbox:
         "_transport",
         "_writer",
         "blocked",
+        "gate",
+        "held",
         "pending",
         "queued",
         "sync",
@@ -130,6 +160,7 @@ class Outbox:
         max_send_queue: int,
         sync: Callable[[], None] | None = None,
         counters: DoorCounters | None = None,
+        gate: Gate | None = None,
     ) -> None:
         self._owner = owner
         #: The door's counters: bytes sent are added there.
@@ -150,6 +181,14 @@ class Outbox:
         #: The socket to write through to (plain TCP), or ``None``.
         self._socket: Any = None
         self._buffer_size: int = getattr(transport, "bufferSize", TRANSPORT_BUFFER)
+        #: Writes wait at it for the history's commits (``None``: no store).
+        self.gate = gate
+        #: What waits for commits in flight, oldest first, one chunk per
+        #: turn (``None`` when nothing does): the gate releases them, in
+        #: order, through :meth:`release_one`.
+        self.held: deque[bytes] | None = None
+        #: Called once nothing is held (closing the connection).
+        self._after_held: list[Callable[[], object]] | None = None
 
     def register(self, producer: object) -> None:
         """
@@ -208,12 +247,19 @@ class Outbox:
             self.sync()
         self.write(data)
 
+    def _must_hold(self) -> bool:
+        """Whether what is written now waits (for a commit, or behind it)."""
+        return self.held is not None or (self.gate is not None and self.gate.busy())
+
     def write(self, data: bytes) -> None:
         """Send bytes behind whatever waits; within a read, at its end."""
         if self.pending is not None:
             self.pending.append(data)
         elif self.queued is not None:
             self.queued.append(data)  # after what waits already
+        elif self.gate is not None and self._must_hold():
+            self.queued = [data]  # held at the end of the turn
+            self._writer.add(self)
         elif self.blocked:
             self._write_blocked(data)
         else:
@@ -228,7 +274,7 @@ class Outbox:
             self.pending.append(data)
         elif self.queued is not None:
             self.queued.append(data)
-        elif self.blocked:
+        elif self.blocked and not (self.gate is not None and self._must_hold()):
             # Counted against the send queue at once, not at the turn's end:
             # one turn's reads could otherwise pile up without limit.
             self._write_blocked(data)
@@ -236,21 +282,71 @@ class Outbox:
             self.queued = [data]
             self._writer.add(self)
 
-    def write_queued(self) -> None:
-        """Write the deliveries waiting for the end of the turn."""
+    def write_queued(self) -> bool:
+        """
+        Write the deliveries waiting for the end of the turn; ``True`` if
+        they were held instead, for a commit in flight (or behind what is
+        held): the caller then has the gate call :meth:`release_one` once
+        the newest commit is closed (:meth:`TurnWriter.write` does, for
+        every outbox of its turn at once).
+        """
         queued, self.queued = self.queued, None
-        if queued:
-            self.write(queued[0] if len(queued) == 1 else b"".join(queued))
+        if not queued:
+            return False
+        data = queued[0] if len(queued) == 1 else b"".join(queued)
+        gate = self.gate
+        # Inline (once per member per turn): held, or a commit in flight.
+        if gate is not None and (self.held is not None or gate.closed < gate.opened):
+            if self.held is None:
+                self.held = deque()
+            self.held.append(data)
+            return True
+        self.write(data)
+        return False
+
+    def release_one(self) -> None:
+        """Write the oldest chunk held: its commit has returned."""
+        held = self.held
+        if not held:
+            return
+        data = held.popleft()
+        if not held:
+            self.held = None
+        if self.blocked:
+            self._write_blocked(data)
+        else:
+            self.send(data)
+        if self.held is None and self._after_held:
+            after, self._after_held = self._after_held, None
+            for work in after:
+                work()
+
+    def when_written(self, work: Callable[[], object]) -> None:
+        """Call ``work`` once nothing is held (at once if nothing is)."""
+        if self.held is None:
+            work()
+        elif self._after_held is None:
+            self._after_held = [work]
+        else:
+            self._after_held.append(work)
 
     def flush(self) -> None:
-        """Write everything that waits, replies and deliveries, now."""
+        """
+        Write everything that waits, replies and deliveries, now (or, for a
+        commit in flight, once it returns).
+        """
         self.end_read()
-        self.write_queued()
+        if self.write_queued():
+            gate = self.gate
+            assert gate is not None
+            gate.wait(gate.opened, lambda closed: self.release_one())
 
     def discard(self) -> None:
         """The connection is gone: nothing more can be sent."""
         self.queued = None
         self.pending = None
+        self.held = None
+        self._after_held = None
 
     def send(self, data: bytes) -> None:
         """Write now: through to the socket when nothing is buffered."""
@@ -316,11 +412,28 @@ class TurnWriter:
         self._outboxes.append(outbox)
 
     def write(self) -> None:
-        """Write every waiting outbox's deliveries, one write each."""
+        """
+        Write every waiting outbox's deliveries, one write each; those held
+        for a commit in flight are released together once it returns.
+        """
         outboxes, self._outboxes = self._outboxes, []
+        held = []
         for outbox in outboxes:
             try:
-                outbox.write_queued()
+                if outbox.write_queued():
+                    held.append(outbox)
             except Exception:
                 # Logged; the other connections still get theirs.
+                self.log.failure("{service}: writing a delivery", service=self._name)
+        if held:
+            # The outboxes of one factory share its gate.
+            gate = held[0].gate
+            assert gate is not None
+            gate.wait(gate.opened, lambda closed: self._release(held))
+
+    def _release(self, outboxes: list[Outbox]) -> None:
+        for outbox in outboxes:
+            try:
+                outbox.release_one()
+            except Exception:
                 self.log.failure("{service}: writing a delivery", service=self._name)

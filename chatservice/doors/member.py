@@ -19,6 +19,7 @@ from chatservice.chat.errors import Refused
 from chatservice.chat.model import Session
 from chatservice.conn.connection import Authenticator
 from chatservice.conn.limits import Limits
+from chatservice.conn.outbox import Gate
 from chatservice.doors.line import LineProtocol
 from chatservice.doors.operations import Operations
 
@@ -40,6 +41,7 @@ class HubFactory:
 
     hub: Hub
     sync: Callable[[], None] | None
+    gate: Gate | None
     authenticator: Authenticator | None
     operations: Operations
 
@@ -52,6 +54,8 @@ class HubFactory:
         """Serve ``hub``: every reply waits for the room messages said before it."""
         self.hub = hub
         self.sync = hub.flush
+        # Nothing is sent ahead of the history's commit of it.
+        self.gate = hub.gate
         self.authenticator = authenticator
         self.operations = operations if operations is not None else Operations(hub)
 

@@ -9,12 +9,20 @@ import time
 from collections import deque
 from collections.abc import Callable
 
-from twisted.internet.defer import Deferred, succeed
+from twisted.internet.defer import Deferred, fail, succeed
 
 from chatservice.chat import events
 from chatservice.chat.model import Ban
 from chatservice.chat.names import fold
-from chatservice.stores.base import Saved, SavedTopic, StoreFigures
+from chatservice.stores.base import (
+    Position,
+    Saved,
+    SavedTopic,
+    StoreFigures,
+    UnknownMessageError,
+    page_of,
+)
+from chatservice.stores.gate import DeliveryGate
 
 #: Messages kept per room when nothing else is said.
 DEFAULT_PER_ROOM = 1000
@@ -27,6 +35,9 @@ class MemoryHistoryStore:
     (``None``: any age) by ``clock``; the oldest go first.  Private messages
     are kept only with ``private``.
     """
+
+    #: Memory is where it is kept: nothing to wait for.
+    gate: DeliveryGate | None = None
 
     def __init__(
         self,
@@ -99,18 +110,23 @@ class MemoryHistoryStore:
         self._prune(kept)
         return succeed(list(kept)[-count:])
 
-    def before(
-        self, room: str, message_id: str, count: int
+    def page(
+        self,
+        room: str,
+        count: int,
+        *,
+        after: Position | None = None,
+        before: Position | None = None,
+        latest: bool = True,
     ) -> Deferred[list[events.RoomMessage]]:
         kept = self._rooms.get(fold(room))
-        if count <= 0 or kept is None:
-            return succeed([])
+        if kept is None:
+            kept = deque()
         self._prune(kept)
-        messages = list(kept)
-        for index, kept_message in enumerate(messages):
-            if kept_message.id == message_id:
-                return succeed(messages[max(0, index - count) : index])
-        return succeed([])
+        try:
+            return succeed(page_of(list(kept), count, after, before, latest))
+        except UnknownMessageError:
+            return fail()
 
     def figures(self) -> StoreFigures:
         return StoreFigures(written=self.written)

@@ -13,13 +13,20 @@ returns).  The ``fsync`` happens when the log is copied into the database
 connection of its own, never on the reactor.
 
 Writes are collected on the reactor (:meth:`SQLiteHistoryStore.append`...)
-and written in one transaction by :meth:`SQLiteHistoryStore.commit`, which
-the backend calls before it delivers anything: what a member was shown is in
-the file.  A write that fails (the disk full, the file locked by another
-process, read-only) leaves what it held waiting, in order, in a bounded
-queue; it is retried every :data:`RETRY_EVERY` seconds, the chat goes on,
-one log line says what went wrong and one that it recovered, and ``/stats``
-shows it (:meth:`SQLiteHistoryStore.status`).
+and handed, as one transaction, to the writer by
+:meth:`SQLiteHistoryStore.commit`, which the backend calls before it
+delivers anything.  The writer is a thread with a connection of its own
+(:mod:`chatservice.stores.writer`); until it answers, what members are sent
+waits in their outboxes (:attr:`SQLiteHistoryStore.gate`,
+:mod:`chatservice.stores.gate`): what a member was shown is in the file,
+and the reactor never waits for the disk.  One commit is in flight at a
+time; what turns commit meanwhile goes in the next.  A write that fails
+(the disk full, the file locked by another process, read-only) leaves what
+it held waiting, in order, in a bounded queue, and deliveries no longer
+wait for it; it is retried every :data:`RETRY_EVERY` seconds, the chat
+goes on, one log line says what went wrong and one that it recovered, and
+``/stats`` shows it (:meth:`SQLiteHistoryStore.status`).  A write that
+does not answer for :data:`STALL_AFTER` seconds stops holding deliveries.
 
 The schema has a version (``PRAGMA user_version``) and the file an
 application id; opening a file of a newer version, of another program, or
@@ -29,69 +36,61 @@ the file is left as it is.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import sqlite3
 from collections import deque
 from collections.abc import Callable, Iterable
+from functools import partial
+from itertools import chain
 from typing import Any, TypeVar
 
-from twisted.internet.defer import Deferred, fail, maybeDeferred, succeed
+from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 
 from chatservice.chat import events
-from chatservice.chat.model import Ban, parse_address_target
+from chatservice.chat.model import Ban
 from chatservice.chat.names import fold
-from chatservice.stores.base import Saved, SavedTopic, StoreError, StoreFigures
+from chatservice.stores.base import (
+    Position,
+    Saved,
+    SavedTopic,
+    StoreError,
+    StoreFigures,
+    UnknownMessageError,
+)
+from chatservice.stores.gate import DeliveryGate
+from chatservice.stores.reads import newer_page, read_rows
+from chatservice.stores.schema import (
+    ADD_BAN,
+    APPLICATION_ID,
+    INSERT_PRIVATE,
+    MIGRATIONS,
+    PRUNE_STEP,
+    REMOVE_BAN,
+    SCHEMA_VERSION,
+    SET_TOPIC,
+    Row,
+    Statement,
+    load_saved,
+    migrate,
+    prune_step,
+    write_batch,
+    writer_connection,
+)
+from chatservice.stores.writer import Writer, default_writer, threaded
+
+__all__ = [
+    "APPLICATION_ID",
+    "MIGRATIONS",
+    "PRUNE_STEP",
+    "SCHEMA_VERSION",
+    "SQLiteHistoryStore",
+]
 
 T = TypeVar("T")
-
-#: ``PRAGMA application_id`` of a chatservice history file ("chat").
-APPLICATION_ID = 0x63686174
-#: The schema this code writes; :data:`MIGRATIONS` leads to it.
-SCHEMA_VERSION = 1
-#: ``MIGRATIONS[n]`` takes a file from version ``n`` to ``n + 1``.
-MIGRATIONS: tuple[str, ...] = (
-    """
-    CREATE TABLE rooms (
-        key TEXT PRIMARY KEY,
-        name TEXT NOT NULL,
-        topic TEXT NOT NULL DEFAULT '',
-        topic_by TEXT NOT NULL DEFAULT '',
-        topic_at REAL
-    );
-    CREATE TABLE messages (
-        seq INTEGER PRIMARY KEY,
-        id TEXT NOT NULL,
-        room TEXT NOT NULL,
-        name TEXT NOT NULL,
-        at REAL NOT NULL,
-        nick TEXT NOT NULL,
-        text TEXT NOT NULL,
-        action INTEGER NOT NULL,
-        door TEXT NOT NULL
-    );
-    CREATE INDEX messages_by_room ON messages (room, seq);
-    CREATE TABLE private_messages (
-        seq INTEGER PRIMARY KEY,
-        id TEXT NOT NULL,
-        at REAL NOT NULL,
-        sender TEXT NOT NULL,
-        recipient TEXT NOT NULL,
-        text TEXT NOT NULL,
-        door TEXT NOT NULL
-    );
-    CREATE TABLE bans (
-        key TEXT PRIMARY KEY,
-        target TEXT NOT NULL,
-        until REAL,
-        reason TEXT NOT NULL,
-        by TEXT NOT NULL
-    );
-    """,
-)
 
 #: Defaults of ``--history-max-messages`` and ``--history-max-age``.
 DEFAULT_MAX_MESSAGES = 10_000
@@ -101,54 +100,15 @@ DEFAULT_RETRY_LIMIT = 10_000
 #: Seconds between retries while writing fails (and between commits of
 #: what no delivery wrote).
 RETRY_EVERY = 2.0
-#: Seconds between background pruning steps, and rows one step deletes.
+#: Seconds between background pruning steps (of PRUNE_STEP rows at most).
 PRUNE_EVERY = 5.0
-PRUNE_STEP = 200
 #: Seconds between checkpoints (in a thread).
 CHECKPOINT_EVERY = 1.0
-
-_INSERT_MESSAGE = (
-    "INSERT INTO messages (id, room, name, at, nick, text, action, door) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
-)
-_INSERT_ROOM = "INSERT INTO rooms (key, name) VALUES (?, ?) ON CONFLICT DO NOTHING"
-_INSERT_PRIVATE = (
-    "INSERT INTO private_messages (id, at, sender, recipient, text, door) "
-    "VALUES (?, ?, ?, ?, ?, ?)"
-)
-_SET_TOPIC = (
-    "INSERT INTO rooms (key, name, topic, topic_by, topic_at) VALUES (?, ?, ?, ?, ?) "
-    "ON CONFLICT (key) DO UPDATE SET name = excluded.name, topic = excluded.topic, "
-    "topic_by = excluded.topic_by, topic_at = excluded.topic_at"
-)
-_ADD_BAN = (
-    "INSERT OR REPLACE INTO bans (key, target, until, reason, by) "
-    "VALUES (?, ?, ?, ?, ?)"
-)
-_REMOVE_BAN = "DELETE FROM bans WHERE key = ?"
-
-#: A message row as :data:`_INSERT_MESSAGE` takes it.
-Row = tuple[str, str, str, float, str, str, int, str]
-
-
-def _run_here(work: Callable[[], T]) -> Deferred[T]:
-    return maybeDeferred(work)
-
-
-def threaded(reactor: Any) -> Callable[[Callable[[], T]], Deferred[T]]:
-    """
-    How to run blocking work off the reactor: in the reactor's thread pool
-    (a real reactor), or at once (a test's clock has no threads).
-    """
-    get_pool = getattr(reactor, "getThreadPool", None)
-    if get_pool is None:
-        return _run_here
-    from twisted.internet.threads import deferToThreadPool
-
-    def run(work: Callable[[], T]) -> Deferred[T]:
-        return deferToThreadPool(reactor, get_pool(), work)
-
-    return run
+#: Seconds a write may be in flight before deliveries stop waiting for it
+#: (a disk that hangs must not stop the chat).
+STALL_AFTER = 2.0
+#: Seconds stopping waits for the writer before it closes without it.
+STOP_WAIT = 10.0
 
 
 class SQLiteHistoryStore:
@@ -166,6 +126,7 @@ class SQLiteHistoryStore:
         private: bool = False,
         retry_limit: int = DEFAULT_RETRY_LIMIT,
         in_thread: Callable[[Callable[[], Any]], Deferred[Any]] | None = None,
+        writer: Writer | None = None,
     ) -> None:
         if per_room < 1:
             raise ValueError("a history store keeps at least one message per room")
@@ -176,12 +137,30 @@ class SQLiteHistoryStore:
         self.private = private
         self.retry_limit = retry_limit
         self._in_thread = in_thread if in_thread is not None else threaded(clock)
+        #: Runs the writes, on a connection of its own: a thread on a real
+        #: reactor (:mod:`chatservice.stores.writer`).
+        self.writer = writer if writer is not None else default_writer(clock)
+        #: Deliveries wait at it for the commits in flight.
+        self.gate = DeliveryGate()
+        #: The connection of the reactor thread: start-up and reads.
         self._db: sqlite3.Connection | None = None
         self._saved = Saved()
-        #: Message rows not written yet, oldest first.
+        #: Message rows collected since the last commit, oldest first.
         self._messages: deque[Row] = deque()
-        #: Other writes not written yet (statement, parameters), in order.
-        self._others: list[tuple[str, tuple[Any, ...]]] = []
+        #: Other writes collected (statement, parameters), in order.
+        self._others: list[Statement] = []
+        #: Committed, waiting for the writer (or for a retry), in order,
+        #: and the gate's epoch that closes once they are written (0: none).
+        self._waiting: deque[Row] = deque()
+        self._waiting_others: list[Statement] = []
+        self._epoch = 0
+        #: The message rows of the write in flight, and since when.
+        self._inflight: deque[Row] | None = None
+        self._sent_at = 0.0
+        #: A write has been in flight for too long (STALL_AFTER).
+        self._stalled = False
+        self._idle_waiters: list[Deferred[None]] = []
+        self._pruning = False
         #: Rooms the file has a row for.
         self._rooms: set[str] = set()
         #: Messages each room has in the file, to prune to ``per_room``.
@@ -205,10 +184,12 @@ class SQLiteHistoryStore:
             self._open()
         except StoreError as error:
             return fail(error)
+        self.writer.start(partial(writer_connection, self.path))
         for work, every in (
             (self._retry, RETRY_EVERY),
             (self.prune, PRUNE_EVERY),
             (self._checkpoint, CHECKPOINT_EVERY),
+            (self._check_stall, STALL_AFTER / 4),
         ):
             loop = LoopingCall(work)
             loop.clock = self.clock
@@ -262,7 +243,12 @@ class SQLiteHistoryStore:
             # Checkpoints (the fsync) run in a thread: _checkpoint.
             db.execute("PRAGMA wal_autocheckpoint = 0")
             db.execute("PRAGMA journal_size_limit = 67108864")
-            self._migrate(db, version)
+            for reached in migrate(db, version):
+                self.log.info(
+                    "history: {path} is at schema version {version}",
+                    path=self.path,
+                    version=reached,
+                )
             self._load(db)
             db.execute("PRAGMA busy_timeout = 0")
         except sqlite3.Error as error:
@@ -270,43 +256,8 @@ class SQLiteHistoryStore:
                 f"cannot {'open' if existed else 'create'}: {error}"
             ) from None
 
-    def _migrate(self, db: sqlite3.Connection, version: int) -> None:
-        while version < SCHEMA_VERSION:
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                for statement in MIGRATIONS[version].split(";"):
-                    if statement.strip():
-                        db.execute(statement)
-                version += 1
-                db.execute(f"PRAGMA user_version = {version}")
-                db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
-                db.execute("COMMIT")
-            except BaseException:
-                _roll_back(db)
-                raise
-            self.log.info(
-                "history: {path} is at schema version {version}",
-                path=self.path,
-                version=version,
-            )
-
     def _load(self, db: sqlite3.Connection) -> None:
-        now = self.clock.seconds()
-        db.execute("DELETE FROM bans WHERE until IS NOT NULL AND until <= ?", (now,))
-        topics = tuple(
-            SavedTopic(name, topic, by, at or 0.0)
-            for name, topic, by, at in db.execute(
-                "SELECT name, topic, topic_by, topic_at FROM rooms "
-                "WHERE topic != '' ORDER BY key"
-            )
-        )
-        bans = tuple(
-            Ban(target, until, reason, by, parse_address_target(target))
-            for target, until, reason, by in db.execute(
-                "SELECT target, until, reason, by FROM bans ORDER BY rowid"
-            )
-        )
-        self._saved = Saved(topics, bans)
+        self._saved = load_saved(db, self.clock.seconds())
         self._rooms = {key for (key,) in db.execute("SELECT key FROM rooms")}
         self._counts = dict(
             db.execute("SELECT room, count(*) FROM messages GROUP BY room")
@@ -318,22 +269,54 @@ class SQLiteHistoryStore:
             if loop.running:
                 loop.stop()
         self._loops = []
-        self._retry()  # one last try, even while writing fails
-        waiting = self._checkpointing
-        if waiting is None:
-            waiting = succeed(None)
-        return waiting.addBoth(lambda _: self._close())
+
+        def last_write(_: object) -> Deferred[None]:
+            # One last try, even while writing fails.
+            self._collect()
+            if self._waiting or self._waiting_others:
+                self._send()
+            return self._idle()
+
+        def checkpointed(_: object) -> Deferred[Any]:
+            waiting = self._checkpointing
+            return waiting if waiting is not None else succeed(None)
+
+        stopped: Deferred[None] = Deferred()
+
+        def finish(_: object) -> None:
+            if not stopped.called:
+                if give_up.active():
+                    give_up.cancel()
+                self._close()
+                stopped.callback(None)
+
+        def hung() -> None:
+            # A disk that never answers must not keep the server from
+            # stopping: what is not written is lost, and said so.
+            self.log.error(
+                "history: the writer has not answered for {after:g} s at "
+                "shutdown; closing without it",
+                after=STOP_WAIT,
+            )
+            finish(None)
+
+        give_up = self.clock.callLater(STOP_WAIT, hung)
+        stopping = self._idle().addCallback(last_write)
+        stopping.addBoth(lambda _: self.writer.stop())
+        stopping.addBoth(checkpointed)
+        stopping.addBoth(finish)
+        return stopped
 
     def _close(self) -> None:
         db, self._db = self._db, None
         if db is None:
             return
-        if self.failing is None:
+        if self.failing is None and self._inflight is None:
             try:
                 db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             except sqlite3.Error as error:
                 self.log.warn("history: final checkpoint failed: {e}", e=error)
-        left = len(self._messages)
+        left = self._unwritten_count()
         if left:
             self.log.error(
                 "history: {count} messages could not be written to {path}: "
@@ -362,15 +345,18 @@ class SQLiteHistoryStore:
                 message.door,
             )
         )
-        if self.failing is not None and len(self._messages) > self.retry_limit:
-            self._messages.popleft()
+        if (
+            self.failing is not None
+            and len(self._messages) + len(self._waiting) > self.retry_limit
+        ):
+            (self._waiting or self._messages).popleft()
             self.dropped += 1
 
     def append_private(self, message: events.PrivateMessage) -> None:
         if self.private:
             self._others.append(
                 (
-                    _INSERT_PRIVATE,
+                    INSERT_PRIVATE,
                     (
                         message.id,
                         message.at,
@@ -385,69 +371,113 @@ class SQLiteHistoryStore:
     def set_topic(self, topic: SavedTopic) -> None:
         key = fold(topic.room)
         self._others.append(
-            (_SET_TOPIC, (key, topic.room, topic.topic, topic.by, topic.at))
+            (SET_TOPIC, (key, topic.room, topic.topic, topic.by, topic.at))
         )
 
     def add_ban(self, ban: Ban) -> None:
         self._others.append(
-            (_ADD_BAN, (fold(ban.target), ban.target, ban.until, ban.reason, ban.by))
+            (ADD_BAN, (fold(ban.target), ban.target, ban.until, ban.reason, ban.by))
         )
 
     def remove_ban(self, ban: Ban) -> None:
-        self._others.append((_REMOVE_BAN, (fold(ban.target),)))
+        self._others.append((REMOVE_BAN, (fold(ban.target),)))
 
     # Writing
 
     def commit(self) -> None:
         """
-        Write what was collected, in one transaction (see the module's
-        description); while writing fails, only the retry timer tries.
+        Hand what was collected to the writer, as one transaction, and open
+        an epoch of the delivery gate for it: what is sent from now on
+        waits until it is written (see the module's description).  While a
+        commit is in flight, what turns commit waits and goes in the next
+        one; while writing fails, everything waits for the retry timer.
         """
-        if self.failing is None and (self._messages or self._others):
-            self._write()
+        if not (self._messages or self._others):
+            return
+        self._collect()
+        if self.failing is not None:
+            self._trim()
+            return
+        if not self._stalled:
+            self._epoch = self.gate.open()
+        if self._inflight is None:
+            self._send()
+
+    def _collect(self) -> None:
+        """Move what was collected behind what waits to be written."""
+        self._waiting.extend(self._messages)
+        self._waiting_others.extend(self._others)
+        self._messages = deque()
+        self._others = []
 
     def _retry(self) -> None:
-        if self._messages or self._others:
-            self._write()
+        self._check_stall()
+        if self._inflight is not None:
+            return
+        self._collect()
+        if self._waiting or self._waiting_others:
+            self._send()
 
-    def _write(self) -> None:
-        db = self._db
-        if db is None:
-            return
-        messages, others = self._messages, self._others
-        rooms = {row[1]: row[2] for row in messages if row[1] not in self._rooms}
-        try:
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                for statement, parameters in others:
-                    db.execute(statement, parameters)
-                if rooms:
-                    db.executemany(_INSERT_ROOM, rooms.items())
-                db.executemany(_INSERT_MESSAGE, messages)
-                db.execute("COMMIT")
-            except BaseException:
-                _roll_back(db)
-                raise
-        except sqlite3.Error as error:
-            self._failed(error)
-            return
+    def _send(self) -> None:
+        """Give the writer everything that waits, as one transaction."""
+        rows, others, epoch = self._waiting, self._waiting_others, self._epoch
+        self._waiting, self._waiting_others, self._epoch = deque(), [], 0
+        rooms = {row[1]: row[2] for row in rows if row[1] not in self._rooms}
+        self._inflight = rows
+        self._sent_at = self.clock.seconds()
+        written = self.writer.run(partial(write_batch, rows, others, rooms))
+        written.addCallbacks(
+            self._written,
+            self._not_written,
+            callbackArgs=(rows, rooms, epoch),
+            errbackArgs=(rows, others),
+        )
+
+    def _written(
+        self, _: None, rows: deque[Row], rooms: dict[str, str], epoch: int
+    ) -> None:
+        self._inflight = None
+        self._unstall()
         self._rooms.update(rooms)
         counts = self._counts
-        for row in messages:
+        for row in rows:
             room = row[1]
             counts[room] = count = counts.get(room, 0) + 1
             if count > self.per_room:
                 self._over.add(room)
-        self.written += len(messages)
+        self.written += len(rows)
         if self.failing is not None:
             self.log.info(
                 "history: writing to {path} again; {count} waiting messages written",
                 path=self.path,
-                count=len(messages),
+                count=len(rows),
             )
             self.failing = None
-        self._messages = deque()
-        self._others = []
+        if epoch:
+            self.gate.close(epoch)
+        if self._waiting or self._waiting_others:
+            self._send()  # what turns committed meanwhile, in one go
+        else:
+            self._idle_now()
+
+    def _not_written(
+        self, failure: Failure, rows: deque[Row], others: list[Statement]
+    ) -> None:
+        self._inflight = None
+        self._unstall()
+        error = failure.value
+        if not isinstance(error, sqlite3.Error):
+            self.log.failure("history: writing to {path}", failure, path=self.path)
+            error = sqlite3.OperationalError(str(error))
+        # Older than anything waiting: back in front of it, in order.
+        rows.extend(self._waiting)
+        self._waiting = rows
+        self._waiting_others[:0] = others
+        self._failed(error)
+        # The chat goes on: deliveries no longer wait for these.
+        self._epoch = 0
+        self.gate.close_all()
+        self._idle_now()
 
     def _failed(self, error: sqlite3.Error) -> None:
         self.write_failures += 1
@@ -462,61 +492,92 @@ class SQLiteHistoryStore:
                 every=RETRY_EVERY,
             )
         self.failing = error
-        while len(self._messages) > self.retry_limit:
-            self._messages.popleft()
+        self._trim()
+
+    def _trim(self) -> None:
+        """Keep at most ``retry_limit`` messages waiting: drop the oldest."""
+        waiting = self._waiting
+        while len(waiting) > self.retry_limit:
+            waiting.popleft()
             self.dropped += 1
+
+    def _check_stall(self) -> None:
+        """
+        A write in flight for longer than :data:`STALL_AFTER` (a disk that
+        hangs) no longer holds deliveries back: the chat goes on.
+        """
+        if (
+            self._inflight is None
+            or self._stalled
+            or self.clock.seconds() - self._sent_at < STALL_AFTER
+        ):
+            return
+        self.log.warn(
+            "history: a write to {path} has not answered for {after:g} s; "
+            "deliveries no longer wait for the disk until it does",
+            path=self.path,
+            after=STALL_AFTER,
+        )
+        self._stalled = True
+        self._epoch = 0
+        self.gate.close_all()
+
+    def _unstall(self) -> None:
+        if self._stalled:
+            self._stalled = False
+            self.log.info("history: {path} answers again", path=self.path)
+
+    def _idle(self) -> Deferred[None]:
+        """Fires once no write is in flight."""
+        if self._inflight is None:
+            return succeed(None)
+        idle: Deferred[None] = Deferred()
+        self._idle_waiters.append(idle)
+        return idle
+
+    def _idle_now(self) -> None:
+        waiters, self._idle_waiters = self._idle_waiters, []
+        for idle in waiters:
+            idle.callback(None)
 
     # Retention and checkpoints, in the background
 
-    def prune(self) -> int:
+    def prune(self) -> Deferred[int]:
         """
-        One small step of retention: delete at most :data:`PRUNE_STEP`
-        messages older than ``max_age`` or beyond ``per_room`` in a room.
-        Returns how many.
+        One small step of retention, in the writer: delete at most
+        :data:`PRUNE_STEP` messages older than ``max_age`` or beyond
+        ``per_room`` in a room.  Fires with how many.
         """
-        db = self._db
-        if db is None or self.failing is not None:
-            return 0
-        try:
-            removed = self._prune_old(db)
-            if not removed and self._over:
-                removed = self._prune_room(db, self._over.pop())
-        except sqlite3.Error as error:
-            self.log.warn("history: pruning failed: {error}", error=error)
-            return 0
-        self.pruned += removed
-        return removed
+        if self._db is None or self.failing is not None or self._pruning:
+            return succeed(0)
+        oldest = None if self.max_age is None else self.clock.seconds() - self.max_age
+        room = self._over.pop() if self._over else None
+        excess = self._counts.get(room, 0) - self.per_room if room else 0
+        self._pruning = True
 
-    def _prune_old(self, db: sqlite3.Connection) -> int:
-        if self.max_age is None:
-            return 0
-        oldest = self.clock.seconds() - self.max_age
-        rows = db.execute(
-            "SELECT seq, room, at FROM messages ORDER BY seq LIMIT ?", (PRUNE_STEP,)
-        ).fetchall()
-        old = [(seq, room) for seq, room, at in rows if at < oldest]
-        if not old:
-            return 0
-        db.execute("DELETE FROM messages WHERE seq <= ?", (old[-1][0],))
-        self._uncount(room for _, room in old)
-        return len(old)
+        def pruned(result: tuple[list[str], int]) -> int:
+            old, step = result
+            self._uncount(old)
+            if room is not None:
+                self._uncount([room] * step)
+                if excess > step:
+                    self._over.add(room)
+            removed = len(old) + step
+            self.pruned += removed
+            return removed
 
-    def _prune_room(self, db: sqlite3.Connection, room: str) -> int:
-        excess = self._counts.get(room, 0) - self.per_room
-        if excess <= 0:
+        def failed(failure: Failure) -> int:
+            if room is not None:
+                self._over.add(room)
+            self.log.warn("history: pruning failed: {error}", error=failure.value)
             return 0
-        step = min(excess, PRUNE_STEP)
-        last = db.execute(
-            "SELECT seq FROM messages WHERE room = ? ORDER BY seq LIMIT 1 OFFSET ?",
-            (room, step - 1),
-        ).fetchone()
-        if last is None:
-            return 0
-        db.execute("DELETE FROM messages WHERE room = ? AND seq <= ?", (room, last[0]))
-        self._uncount([room] * step)
-        if excess > step:
-            self._over.add(room)
-        return step
+
+        def done(result: int) -> int:
+            self._pruning = False
+            return result
+
+        step = self.writer.run(partial(prune_step, oldest, room, excess))
+        return step.addCallbacks(pruned, failed).addCallback(done)
 
     def _uncount(self, rooms: Iterable[str]) -> None:
         for room in rooms:
@@ -554,69 +615,60 @@ class SQLiteHistoryStore:
     # Reads
 
     def recent(self, room: str, count: int) -> Deferred[list[events.RoomMessage]]:
-        if count <= 0 or self._db is None:
-            return succeed([])
-        key = fold(room)
-        try:
-            rows = self._db.execute(
-                "SELECT id, room, name, at, nick, text, action, door FROM messages "
-                "WHERE room = ? ORDER BY seq DESC LIMIT ?",
-                (key, count),
-            ).fetchall()
-        except sqlite3.Error as error:
-            self.log.warn(
-                "history: cannot read {path}: {error}", path=self.path, error=error
-            )
-            rows = []
-        rows.reverse()
-        # What is not written yet is newer than everything written.
-        rows.extend(row for row in self._messages if row[1] == key)
-        return succeed([_message(row) for row in rows[-count:]])
+        return self.page(room, count)
 
-    def before(
-        self, room: str, message_id: str, count: int
+    def page(
+        self,
+        room: str,
+        count: int,
+        *,
+        after: Position | None = None,
+        before: Position | None = None,
+        latest: bool = True,
     ) -> Deferred[list[events.RoomMessage]]:
+        """
+        See :meth:`~chatservice.stores.base.HistoryStore.page`: the file's
+        rows, then those not known to be written (in flight, waiting,
+        collected), which are newer than all of them.  A commit that has
+        just returned in the writer's thread, not yet on the reactor, has
+        its rows in both: they are taken from memory only.
+        """
         if count <= 0 or self._db is None:
             return succeed([])
+        # What a read shows is on its way to the file before it is shown
+        # (and what the member is sent waits for it: the gate).
+        self.commit()
         key = fold(room)
-        # What is not written yet is newer than everything written.
-        pending = [row for row in self._messages if row[1] == key]
-        found = [index for index, row in enumerate(pending) if row[0] == message_id]
-        query = (
-            "SELECT id, room, name, at, nick, text, action, door FROM messages "
-            "WHERE room = ? AND seq < ? ORDER BY seq DESC LIMIT ?"
-        )
+        unwritten = [
+            _message(row)
+            for row in chain(self._inflight or (), self._waiting, self._messages)
+            if row[1] == key
+        ]
+        in_flight = {row[0] for row in self._inflight or () if row[1] == key}
+        unwritten_ids = {message.id for message in unwritten}
         try:
-            if found:
-                older = pending[: found[0]][-count:]
-                rows = self._db.execute(
-                    query, (key, 2**63 - 1, count - len(older))
-                ).fetchall()
-            else:
-                older = []
-                # The room's index finds the message among the room's own.
-                seq = self._db.execute(
-                    "SELECT seq FROM messages WHERE room = ? AND id = ?",
-                    (key, message_id),
-                ).fetchone()
-                rows = (
-                    []
-                    if seq is None
-                    else self._db.execute(query, (key, seq[0], count)).fetchall()
-                )
+            more = count + len(in_flight)  # those are taken from memory
+            rows = read_rows(self._db, key, more, after, before, latest, unwritten_ids)
+            recent = newer_page(unwritten, after, before)
+        except UnknownMessageError:
+            return fail()
         except sqlite3.Error as error:
             self.log.warn(
                 "history: cannot read {path}: {error}", path=self.path, error=error
             )
-            return succeed([])
-        rows.reverse()
-        return succeed([_message(row) for row in [*rows, *older]])
+            rows, recent = [], unwritten
+        shown = [_message(row) for row in rows if row[0] not in in_flight] + recent
+        return succeed(shown[-count:] if latest else shown[:count])
+
+    def _unwritten_count(self) -> int:
+        inflight = len(self._inflight) if self._inflight is not None else 0
+        return inflight + len(self._waiting) + len(self._messages)
 
     def figures(self) -> StoreFigures:
         return StoreFigures(
             written=self.written,
             write_failures=self.write_failures,
-            waiting=len(self._messages),
+            waiting=self._unwritten_count(),
             dropped=self.dropped,
         )
 
@@ -630,20 +682,12 @@ class SQLiteHistoryStore:
     def status(self) -> str:
         line = (
             f"sqlite {self.path}: {self.written} written, "
-            f"{len(self._messages)} waiting, {self.dropped} dropped, "
+            f"{self._unwritten_count()} waiting, {self.dropped} dropped, "
             f"{self.pruned} pruned"
         )
         if self.failing is not None:
             line += f"; writing fails: {self.failing}"
         return line
-
-
-def _roll_back(db: sqlite3.Connection) -> None:
-    """Roll back what is left of a failed transaction (SQLite may have already)."""
-    if db.in_transaction:
-        # The first error is the one to report.
-        with contextlib.suppress(sqlite3.Error):
-            db.execute("ROLLBACK")
 
 
 def _message(row: tuple[Any, ...]) -> events.RoomMessage:

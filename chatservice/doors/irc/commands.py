@@ -21,8 +21,16 @@ if TYPE_CHECKING:
 
 Handler = Callable[["IRCProtocol", Message], None]
 
-#: The capabilities the door offers (``docs/irc.rst``).
-CAPABILITIES = ("echo-message", "message-tags", "multi-prefix", "server-time")
+#: The capabilities the door offers (``docs/irc.rst``); ``draft/chathistory``
+#: only with a history store (:attr:`IRCFactory.capabilities`).
+CAPABILITIES = (
+    "batch",
+    "draft/chathistory",
+    "echo-message",
+    "message-tags",
+    "multi-prefix",
+    "server-time",
+)
 
 #: Commands before registration, and those that need it.
 _BEFORE: dict[str, Handler] = {}
@@ -83,7 +91,7 @@ def cap(connection: IRCProtocol, message: Message) -> None:
     if sub == "LS":
         if not connection.registered:
             connection._cap_open = True
-        connection.send("CAP", nick, "LS", " ".join(CAPABILITIES))
+        connection.send("CAP", nick, "LS", " ".join(connection.factory.capabilities))
     elif sub == "LIST":
         connection.send("CAP", nick, "LIST", " ".join(sorted(connection.caps)))
     elif sub == "REQ":
@@ -91,7 +99,8 @@ def cap(connection: IRCProtocol, message: Message) -> None:
             connection._cap_open = True
         wanted = message.params[1] if len(message.params) > 1 else ""
         asked = wanted.split()
-        if asked and all(c.removeprefix("-") in CAPABILITIES for c in asked):
+        offered = connection.factory.capabilities
+        if asked and all(c.removeprefix("-") in offered for c in asked):
             caps = set(connection.caps)
             for c in asked:
                 if c.startswith("-"):

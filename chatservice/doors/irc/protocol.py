@@ -27,9 +27,10 @@ from chatservice.chat.hub import Hub
 from chatservice.chat.model import Session
 from chatservice.chat.names import MAX_NICK_LENGTH, MAX_ROOM_LENGTH
 from chatservice.conn.limits import Limits
-from chatservice.doors.door import Door, DoorContext, seconds
+from chatservice.doors.door import Door, DoorContext, positive_int, seconds
 from chatservice.doors.irc import render as r
 from chatservice.doors.irc.commands import CAPABILITIES, dispatch, joined, lusers, motd
+from chatservice.doors.irc.history import DEFAULT_MAX as DEFAULT_CHATHISTORY_MAX
 from chatservice.doors.irc.message import (
     MAX_MESSAGE,
     MAX_TAGS,
@@ -67,6 +68,8 @@ class IRCSettings:
     auto_join: tuple[str, ...] = ()
     #: The network's name in ISUPPORT.
     network: str = "chatservice"
+    #: Messages one ``CHATHISTORY`` gives at most (ISUPPORT ``CHATHISTORY``).
+    chathistory_max: int = DEFAULT_CHATHISTORY_MAX
 
 
 class IRCProtocol(MemberProtocol):
@@ -311,6 +314,8 @@ class IRCFactory(LineFactory):
         super().__init__(limits, clock)
         self.hub = hub
         self.sync = hub.flush
+        # Nothing is sent ahead of the history's commit of it.
+        self.gate = hub.gate
         self.authenticator = authenticator
         self.operations = operations if operations is not None else Operations(hub)
         server = self.settings.server_name
@@ -321,6 +326,13 @@ class IRCFactory(LineFactory):
             for msgid in (False, True)
         ]
 
+    @property
+    def capabilities(self) -> tuple[str, ...]:
+        """What ``CAP LS`` offers: chat history only if the chat keeps it."""
+        if self.hub.store is None:
+            return tuple(c for c in CAPABILITIES if c != "draft/chathistory")
+        return CAPABILITIES
+
     def style_for(self, caps: frozenset[str]) -> Style:
         """How events are rendered for a client that asked for ``caps``."""
         index = 2 * ("server-time" in caps) + ("message-tags" in caps)
@@ -329,7 +341,7 @@ class IRCFactory(LineFactory):
     def isupport(self) -> list[tuple[str, ...]]:
         """The ISUPPORT tokens, in lines of at most a dozen."""
         config = self.hub.config
-        tokens = (
+        tokens: tuple[str, ...] = (
             "CASEMAPPING=rfc8265",
             f"CHANLIMIT=#:{config.max_rooms_per_member}",
             "CHANMODES=b,,,n",
@@ -342,6 +354,12 @@ class IRCFactory(LineFactory):
             "TARGMAX=PRIVMSG:4,NOTICE:4,JOIN:,PART:,NAMES:1,WHOIS:1,KICK:1",
             f"TOPICLEN={config.max_topic_length}",
         )
+        if self.hub.store is not None:
+            tokens = (
+                f"CHATHISTORY={self.settings.chathistory_max}",
+                *tokens,
+                "MSGREFTYPES=msgid,timestamp",
+            )
         return [tokens]
 
 
@@ -381,6 +399,7 @@ def _build(context: DoorContext) -> IRCFactory:
         ping_interval=options["irc-ping-interval"],
         motd=options.motd,
         auto_join=auto_join,
+        chathistory_max=options["irc-chathistory-max"],
     )
     return IRCFactory(
         chat.hub,
@@ -433,6 +452,14 @@ DOOR = Door(
             None,
             "Channels (comma-separated) every IRC client joins on registration "
             "[default: none; IRC clients auto-join themselves].",
+        ],
+        [
+            "irc-chathistory-max",
+            None,
+            DEFAULT_CHATHISTORY_MAX,
+            "Messages one IRCv3 CHATHISTORY request gives at most "
+            "(ISUPPORT CHATHISTORY).",
+            positive_int,
         ],
     ],
     check=_check,

@@ -1,0 +1,205 @@
+"""
+The SQLite history file's schema, its migrations, and the writes the
+store's writer runs on its connection (:mod:`chatservice.stores.writer`):
+plain functions of a connection, with no state of the store, so that they
+can run in the writer's thread.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any
+
+from chatservice.chat.model import Ban, parse_address_target
+from chatservice.stores.base import Saved, SavedTopic
+
+#: ``PRAGMA application_id`` of a chatservice history file ("chat").
+APPLICATION_ID = 0x63686174
+#: The schema this code writes; :data:`MIGRATIONS` leads to it.
+SCHEMA_VERSION = 1
+#: ``MIGRATIONS[n]`` takes a file from version ``n`` to ``n + 1``.
+MIGRATIONS: tuple[str, ...] = (
+    """
+    CREATE TABLE rooms (
+        key TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        topic TEXT NOT NULL DEFAULT '',
+        topic_by TEXT NOT NULL DEFAULT '',
+        topic_at REAL
+    );
+    CREATE TABLE messages (
+        seq INTEGER PRIMARY KEY,
+        id TEXT NOT NULL,
+        room TEXT NOT NULL,
+        name TEXT NOT NULL,
+        at REAL NOT NULL,
+        nick TEXT NOT NULL,
+        text TEXT NOT NULL,
+        action INTEGER NOT NULL,
+        door TEXT NOT NULL
+    );
+    CREATE INDEX messages_by_room ON messages (room, seq);
+    CREATE TABLE private_messages (
+        seq INTEGER PRIMARY KEY,
+        id TEXT NOT NULL,
+        at REAL NOT NULL,
+        sender TEXT NOT NULL,
+        recipient TEXT NOT NULL,
+        text TEXT NOT NULL,
+        door TEXT NOT NULL
+    );
+    CREATE TABLE bans (
+        key TEXT PRIMARY KEY,
+        target TEXT NOT NULL,
+        until REAL,
+        reason TEXT NOT NULL,
+        by TEXT NOT NULL
+    );
+    """,
+)
+
+INSERT_MESSAGE = (
+    "INSERT INTO messages (id, room, name, at, nick, text, action, door) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+)
+INSERT_ROOM = "INSERT INTO rooms (key, name) VALUES (?, ?) ON CONFLICT DO NOTHING"
+INSERT_PRIVATE = (
+    "INSERT INTO private_messages (id, at, sender, recipient, text, door) "
+    "VALUES (?, ?, ?, ?, ?, ?)"
+)
+SET_TOPIC = (
+    "INSERT INTO rooms (key, name, topic, topic_by, topic_at) VALUES (?, ?, ?, ?, ?) "
+    "ON CONFLICT (key) DO UPDATE SET name = excluded.name, topic = excluded.topic, "
+    "topic_by = excluded.topic_by, topic_at = excluded.topic_at"
+)
+ADD_BAN = (
+    "INSERT OR REPLACE INTO bans (key, target, until, reason, by) "
+    "VALUES (?, ?, ?, ?, ?)"
+)
+REMOVE_BAN = "DELETE FROM bans WHERE key = ?"
+
+#: A message row as :data:`INSERT_MESSAGE` takes it.
+Row = tuple[str, str, str, float, str, str, int, str]
+
+
+#: Rows one step of retention deletes at most.
+PRUNE_STEP = 200
+
+#: Another write: a statement and its parameters.
+Statement = tuple[str, tuple[Any, ...]]
+
+
+def migrate(db: sqlite3.Connection, version: int) -> Iterator[int]:
+    """
+    Take a file from schema ``version`` to :data:`SCHEMA_VERSION`, one
+    version at a time, each in one transaction; yields each version reached.
+    """
+    while version < SCHEMA_VERSION:
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            for statement in MIGRATIONS[version].split(";"):
+                if statement.strip():
+                    db.execute(statement)
+            version += 1
+            db.execute(f"PRAGMA user_version = {version}")
+            db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+            db.execute("COMMIT")
+        except BaseException:
+            roll_back(db)
+            raise
+        yield version
+
+
+def load_saved(db: sqlite3.Connection, now: float) -> Saved:
+    """The topics and the bans still in force at ``now`` (expired ones deleted)."""
+    db.execute("DELETE FROM bans WHERE until IS NOT NULL AND until <= ?", (now,))
+    topics = tuple(
+        SavedTopic(name, topic, by, at or 0.0)
+        for name, topic, by, at in db.execute(
+            "SELECT name, topic, topic_by, topic_at FROM rooms "
+            "WHERE topic != '' ORDER BY key"
+        )
+    )
+    bans = tuple(
+        Ban(target, until, reason, by, parse_address_target(target))
+        for target, until, reason, by in db.execute(
+            "SELECT target, until, reason, by FROM bans ORDER BY rowid"
+        )
+    )
+    return Saved(topics, bans)
+
+
+def writer_connection(path: str) -> sqlite3.Connection:
+    """The writer's own connection to the file (opened in its thread)."""
+    db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    # Never wait for a lock: deliveries wait for this connection's commits,
+    # so a file locked by another process is a failed write (retried), not
+    # a stalled chat.  These are per connection, like the reactor's.
+    db.execute("PRAGMA busy_timeout = 0")
+    db.execute("PRAGMA synchronous = NORMAL")
+    db.execute("PRAGMA wal_autocheckpoint = 0")
+    db.execute("PRAGMA journal_size_limit = 67108864")
+    return db
+
+
+def write_batch(
+    rows: Iterable[Row],
+    others: Iterable[Statement],
+    rooms: Mapping[str, str],
+    db: sqlite3.Connection,
+) -> None:
+    """
+    Write messages, other writes and new rooms (folded name: shown name) in
+    one transaction; on an error, nothing is written and it is raised.
+    """
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        for statement, parameters in others:
+            db.execute(statement, parameters)
+        if rooms:
+            db.executemany(INSERT_ROOM, rooms.items())
+        db.executemany(INSERT_MESSAGE, rows)
+        db.execute("COMMIT")
+    except BaseException:
+        roll_back(db)
+        raise
+
+
+def prune_step(
+    oldest: float | None, room: str | None, excess: int, db: sqlite3.Connection
+) -> tuple[list[str], int]:
+    """
+    Delete at most :data:`PRUNE_STEP` messages: older than ``oldest`` (if
+    given), else the oldest of ``room``, which has ``excess`` too many.
+    Returns the rooms of the old messages deleted, and how many of
+    ``room``'s.
+    """
+    if oldest is not None:
+        rows = db.execute(
+            "SELECT seq, room, at FROM messages ORDER BY seq LIMIT ?", (PRUNE_STEP,)
+        ).fetchall()
+        old = [(seq, key) for seq, key, at in rows if at < oldest]
+        if old:
+            db.execute("DELETE FROM messages WHERE seq <= ?", (old[-1][0],))
+            return [key for _, key in old], 0
+    if room is None or excess <= 0:
+        return [], 0
+    step = min(excess, PRUNE_STEP)
+    last = db.execute(
+        "SELECT seq FROM messages WHERE room = ? ORDER BY seq LIMIT 1 OFFSET ?",
+        (room, step - 1),
+    ).fetchone()
+    if last is None:
+        return [], 0
+    db.execute("DELETE FROM messages WHERE room = ? AND seq <= ?", (room, last[0]))
+    return [], step
+
+
+def roll_back(db: sqlite3.Connection) -> None:
+    """Roll back what is left of a failed transaction (SQLite may have already)."""
+    if db.in_transaction:
+        # The first error is the one to report.
+        with contextlib.suppress(sqlite3.Error):
+            db.execute("ROLLBACK")
