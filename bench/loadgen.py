@@ -31,9 +31,10 @@ Workloads (one per run; the result is one JSON object on standard output):
     member who came first measures its round trips between batches;
     registrations per second, and those round trips.
 ``memory``
-    C idle connections (registered chat members, or echo connections that
-    exchanged one line); the server's VmRSS before and after, in KiB per
-    connection.
+    C idle connections (registered chat members, registered IRC clients in
+    channels, or echo connections that exchanged one line); the server's
+    VmRSS before and after, in KiB per connection.
+
 
 Usage: ``python bench/loadgen.py WORKLOAD --port PORT [options]``; see
 ``--help``.  Loopback (127.0.0.1) only; every phase has a deadline.
@@ -477,6 +478,31 @@ def register_chatters(net: Net, count: int, prefix: str, what: str) -> list[Conn
     )
 
 
+def register_irc(
+    net: Net, count: int, prefix: str, what: str, rooms: Callable[[int], bytes]
+) -> list[Conn]:
+    """
+    Open ``count`` IRC connections that register as ``prefixNNNNN`` (NICK,
+    USER); once all are welcomed (001), each joins the channel ``rooms``
+    names for it (after 001: InspIRCd refuses a JOIN before) and they are
+    drained until each has its end of NAMES (366).
+    """
+    conns = net.open(
+        count,
+        lambda i: (
+            b"NICK %s%05d\r\nUSER %s%05d 0 * :bench\r\n"
+            % (prefix.encode(), i, prefix.encode(), i)
+        ),
+        lambda i: b" 001 %s%05d " % (prefix.encode(), i),
+        what,
+    )
+    for i, conn in enumerate(conns):
+        conn.sock.sendall(b"JOIN %s\r\n" % rooms(i))
+    # A numeric's code follows the server's name: " 366 NICK #room ".
+    net.drain_until(conns, b" 366 ", f"{what} joining")
+    return conns
+
+
 class FanoutCheck:
     """
     What the receivers of a fan-out got, delivery by delivery: for each
@@ -677,6 +703,9 @@ def run_fanout(options: argparse.Namespace) -> dict[str, object]:
             "unexpected_lines": check.unexpected,
             "unexpected_sample": check.sample,
             "drained": not behind,
+            # What fanout_loadgen.c also does over IRC or paced by a receiver.
+            "protocol": "native",
+            "pace": "sender",
             "loadgen": "python",
         }
         result.update(measure.report())
@@ -852,6 +881,7 @@ def run_memory(options: argparse.Namespace) -> dict[str, object]:
     ``--service chat``: registered members, ``--room-members`` of them in
     ``#lobby`` and the rest in rooms of ``--room-size`` (0: all in #lobby).
     ``--service echo``: connections that exchanged one line.
+    ``--service irc``: registered IRC clients, in channels as for chat.
     """
     if options.server_pid is None:
         raise BenchError("memory needs --server-pid")
@@ -870,6 +900,22 @@ def run_memory(options: argparse.Namespace) -> dict[str, object]:
             net.drain_for(0.2, "warming up")
             before = rss_kib(pid)
             net.open(count, lambda i: ECHO_LINE, lambda i: ECHO_LINE, "connections")
+            net.drain_for(0.5, "settling")
+        elif options.service == "irc":
+            register_irc(net, 1, "w", "warm-up", lambda i: b"#lobby")
+            net.drain_for(0.2, "warming up")
+            before = rss_kib(pid)
+            in_lobby = min(count, options.room_members)
+            size = options.room_size or count
+            # Those of small rooms first, while #lobby is nearly empty.
+            register_irc(
+                net,
+                count - in_lobby,
+                "m",
+                "members of small rooms",
+                lambda i: b"#room%04d" % (i // size),
+            )
+            register_irc(net, in_lobby, "l", "members of #lobby", lambda i: b"#lobby")
             net.drain_for(0.5, "settling")
         else:
             (first,) = register_chatters(net, 1, "w", "warm-up")
@@ -1001,7 +1047,7 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         help="seconds between passes over the fan-out receivers",
     )
     parser.add_argument("--rate", type=float, default=200.0, help="messages/s")
-    parser.add_argument("--service", choices=("chat", "echo"), default="chat")
+    parser.add_argument("--service", choices=("chat", "echo", "irc"), default="chat")
     parser.add_argument("--room-members", type=int, default=2000)
     parser.add_argument("--room-size", type=int, default=20)
     parser.add_argument("--drain-timeout", type=float, default=10.0)

@@ -53,6 +53,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import ircd
 import launch_tree
 
 BENCH = Path(__file__).resolve().parent
@@ -92,6 +93,7 @@ LOAD_TEST_OPTIONS = (
     ("--idle-timeout", "0"),
     ("--chat-idle-timeout", "0"),
     ("--flood-rate", "0"),
+    ("--irc-ping-interval", "0"),
     ("--line-timeout", "0"),
     ("--max-rooms", "100000"),
     # History off unless a workload turns it on (HISTORY): the existing
@@ -117,6 +119,13 @@ BASELINE_SCRIPTS = {
 }
 ECHO_SERVERS = (CHATSERVICE, RAW, LINERECEIVER, ASYNCIO)
 CHAT_SERVERS = (CHATSERVICE, NAIVE_CHAT)
+#: The installed chatservice's native chat door, beside its IRC door in the
+#: IRC workloads (the same load, paced the same way).
+NATIVE_DOOR = "chatservice-native"
+INSPIRCD = ircd.INSPIRCD
+NGIRCD = ircd.NGIRCD
+#: chatservice's IRC door, and the IRC daemons it is anchored to.
+IRC_SERVERS = (CHATSERVICE, INSPIRCD, NGIRCD)
 #: The history workloads: chatservice with history off and on.
 HISTORY_SERVERS = (CHATSERVICE, HISTORY)
 #: The least share of a compared tree's figure chatservice must keep, by
@@ -345,16 +354,23 @@ def server_command(
     extra: Sequence[str],
     upper: bool = False,
     trees: Mapping[str, Tree] | None = None,
+    workdir: Path | None = None,
 ) -> ServerCommand:
     """
     The command line of ``server`` listening for ``services`` (echo, upper,
-    chat); a baseline serves one of them, in ``--upper`` mode for upper.
+    chat, irc); a baseline serves one of them, in ``--upper`` mode for
+    upper, and an IRC daemon (:mod:`ircd`) irc, configured in ``workdir``.
     chatservice gets the options ``extra``, and a compared tree (one of
     ``trees``, by name) its own.
     """
     ports = {service: free_port() for service in services}
     tree = (trees or {}).get(server)
-    if server in (CHATSERVICE, HISTORY) or tree is not None:
+    if server in ircd.DAEMONS:
+        if workdir is None:
+            raise BenchError(f"{server} needs a directory for its configuration")
+        (port,) = ports.values()
+        return ServerCommand(ircd.DAEMONS[server].command(port, workdir), ports)
+    if server in (CHATSERVICE, HISTORY, NATIVE_DOOR) or tree is not None:
         command, options = (
             ([str(twistd())], extra) if tree is None else (tree.twistd, tree.options)
         )
@@ -373,6 +389,8 @@ def server_command(
             endpoint(ports.get("upper")),
             "--chat",
             endpoint(ports.get("chat")),
+            # Only when asked for: a compared tree may have no IRC door.
+            *(["--irc", endpoint(ports["irc"])] if "irc" in ports else []),
             *options,
         ]
     else:
@@ -474,13 +492,16 @@ def connect_once(port: int, timeout: float) -> socket.socket | None:
 def first_answer(port: int, service: str, deadline: float) -> None:
     """
     Wait until the service on ``port`` answers: an echo of a line (echo,
-    upper), or the greeting line (chat).
+    upper), the greeting line (chat), or any line (irc: daemons greet no
+    one, they answer a ``PING``).
     """
     while True:
         sock = connect_once(port, 1.0)
         if sock is not None:
             with sock:
-                if service != "chat":
+                if service == "irc":
+                    sock.sendall(b"PING :bench\r\n")
+                elif service != "chat":
                     sock.sendall(b"ping\r\n")
                 data = b""
                 with contextlib.suppress(OSError):
@@ -513,7 +534,7 @@ def running(
     trees: Mapping[str, Tree] | None = None,
 ) -> Iterator[Server]:
     """Start a server pinned to the server core; kill it when done."""
-    command = server_command(server, services, extra, upper, trees)
+    command = server_command(server, services, extra, upper, trees, workdir)
     log = log_file(workdir, server)
     with log.open("wb") as output:
         process = subprocess.Popen(
@@ -731,6 +752,19 @@ WORKLOADS = (
         (Target("≥ 2x naive-chat", NAIVE_CHAT, at_least=2.0),),
     ),
     Workload(
+        "irc-fanout",
+        (CHATSERVICE, NATIVE_DOOR, INSPIRCD, NGIRCD),
+        "irc",
+        "fanout over IRC (1000 receivers of #lobby, 10 senders), windows kept "
+        "by receiver 0; chatservice-native: the same over the native door",
+        True,
+        (
+            Target("≥ 2x inspircd", INSPIRCD, at_least=2.0),
+            Target("≥ 0.8x native door", NATIVE_DOOR, at_least=0.8),
+        ),
+        load="fanout",
+    ),
+    Workload(
         "latency",
         CHAT_SERVERS,
         "chat",
@@ -777,6 +811,15 @@ WORKLOADS = (
         rounds=1,
     ),
     Workload(
+        "memory-irc",
+        IRC_SERVERS,
+        "irc",
+        "server RSS per registered IRC client (10k clients)",
+        False,
+        (Target("≤ 2.5 KiB/conn", at_most=2.5),),
+        rounds=1,
+    ),
+    Workload(
         "memory-echo",
         ECHO_SERVERS,
         "echo",
@@ -815,6 +858,42 @@ def with_compared(workload: Workload, trees: Sequence[Tree]) -> Workload:
         servers=(*workload.servers[:at], *names, *workload.servers[at:]),
         targets=targets,
     )
+
+
+def served(workload: Workload, server: str) -> str:
+    """The service ``server`` is loaded on in ``workload`` (the native
+    door's chat beside the IRC door's irc)."""
+    return "chat" if server == NATIVE_DOOR else workload.service
+
+
+def available(
+    workloads: Sequence[Workload], c_loadgen: bool
+) -> tuple[list[Workload], list[str]]:
+    """
+    ``workloads`` without the IRC daemons that are not installed, and
+    without irc-fanout when there is no C load generator (``c_loadgen``
+    false: loadgen.py speaks the native protocol only); why each was left
+    out.
+    """
+    kept: list[Workload] = []
+    notes: list[str] = []
+    for workload in workloads:
+        if workload.service == "irc" and workload.kind == "fanout" and not c_loadgen:
+            notes.append(f"{workload.name}: skipped, it needs the C load generator")
+            continue
+        missing = [
+            name
+            for name in workload.servers
+            if name in ircd.DAEMONS and ircd.DAEMONS[name].installed() is None
+        ]
+        for name in missing:
+            notes.append(
+                f"{workload.name}: {name} not installed (apt-get install "
+                f"{ircd.DAEMONS[name].package}), run without it"
+            )
+        servers = tuple(name for name in workload.servers if name not in missing)
+        kept.append(dataclasses.replace(workload, servers=servers))
+    return kept, notes
 
 
 def loadgen_args(workload: str, settings: Settings) -> list[str]:
@@ -865,7 +944,7 @@ def loadgen_args(workload: str, settings: Settings) -> list[str]:
             "--connections",
             str(settings.storm_connections),
         ]
-    if workload in ("memory-chat", "memory-echo"):
+    if workload in ("memory-chat", "memory-echo", "memory-irc"):
         return [
             "memory",
             *common,
@@ -959,24 +1038,30 @@ def run_loadgen(
     ``loadgen.py``.
     """
     args = loadgen_args(workload.kind, settings)
+    service = served(workload, server.name)
     if workload.name == "memory-chat" and server.name == NAIVE_CHAT:
         # The naive chat has one room: every member is in it.
         args += ["--room-size", "0"]
-    elif workload.name == "memory-chat":
+    elif workload.name in ("memory-chat", "memory-irc"):
         args += ["--room-size", str(settings.memory_room_size)]
+    if workload.kind == "fanout" and workload.service == "irc":
+        # Over IRC receiver 0 keeps the windows; the native door alike.
+        args += ["--protocol", "irc"] if service == "irc" else ["--pace", "receiver"]
     if workload.name == "storm" and server.name != NAIVE_CHAT:
         # The naive chat has no /who to check the room against.
         args += ["--check-who"]
     c_program = (c_loadgens or {}).get(workload.kind)
     if c_program is not None:
         program = [str(c_program)]
+    elif workload.kind == "fanout" and workload.service == "irc":
+        raise BenchError(f"{workload.name} needs the C load generator")
     else:
         program = [sys.executable, str(LOADGEN)]
     argv = [
         *program,
         *args,
         "--port",
-        str(server.ports[workload.service]),
+        str(server.ports[service]),
         "--server-pid",
         str(server.pid),
     ]
@@ -1145,7 +1230,7 @@ def run_all(
                         else:
                             with running(
                                 server,
-                                (workload.service,),
+                                (served(workload, server),),
                                 where,
                                 workdir,
                                 extra,
@@ -1343,7 +1428,7 @@ def details(records: dict[tuple[str, str], Record]) -> list[str]:
                 f"{med(record, 'per_server_cpu_s', 0)} lines per server "
                 f"CPU-second; {med(record, 'lines_per_read', 1)} lines per read"
             )
-        elif workload == "fanout":
+        elif workload in ("fanout", "irc-fanout"):
             text = (
                 f"{med(record, 'per_server_cpu_s', 0)} deliveries per server "
                 f"CPU-second; {med(record, 'messages_sent', 0)} messages sent, "
@@ -1536,6 +1621,11 @@ def benchmark(options: argparse.Namespace, scratch: Path) -> int:
         print(f"{tree.name}: {tree.module} ({origin}), under {LAUNCHER.name}")
         print(f"{tree.name} options: " + " ".join(tree.options))
         trees.append(tree)
+    selected, skipped = available(
+        selected, c_compiler() is not None and not options.python_loadgen
+    )
+    for note in skipped:
+        print(note)
     workloads = [with_compared(w, trees) for w in selected]
     about = versions()
     print(
@@ -1596,6 +1686,7 @@ def benchmark(options: argparse.Namespace, scratch: Path) -> int:
             "compared": [tree.describe() for tree in trees],
             "versions": about,
             "settings": vars(settings),
+            "skipped": skipped,
             "workloads": {
                 w.name: {"servers": list(w.servers), "description": w.description}
                 for w in workloads
