@@ -32,7 +32,8 @@
  * echo_loadgen.c is in loadgen.h.
  *
  * Usage: fanout_loadgen fanout --port PORT [--server-pid PID] [--cpu N]
- *        [--protocol native|irc] [--pace sender|receiver] [--receivers 1000] [--senders 10] [--window 64]
+ *        [--protocol native|irc] [--pace sender|receiver] [--concurrency 40]
+ *        [--receivers 1000] [--senders 10] [--window 64]
  *        [--receiver-interval 0.005] [--duration 3] [--warmup 0.5]
  *        [--drain-timeout 10] [--timeout 120]
  * Loopback (127.0.0.1) only.
@@ -45,8 +46,10 @@
 #define SAMPLE_SIZE 200
 /* Longest incomplete line kept between reads (a delivery is 62 bytes). */
 #define CARRY_SIZE 512
-/* Connections being set up at once (the server's listen backlog stays short). */
-#define CONCURRENCY 40
+/* Connections being set up at once (the server's listen backlog stays short;
+ * --concurrency for a server that takes its time to register each one,
+ * as InspIRCd, which completes registrations once a second). */
+static int concurrency = 40;
 
 static const char REGISTERED[] = "--- you are ";
 static const char ERROR_LINE[] = "!!! ";
@@ -198,7 +201,7 @@ static int irc_setup(int i, char *data, size_t length)
     return 0;
 }
 
-/* Open every connection, CONCURRENCY at a time; each sends its nickname and
+/* Open every connection, ``concurrency`` at a time; each sends its nickname and
  * is ready once the server confirmed it; the ready ones are drained. */
 static void open_all(int epoll, int port)
 {
@@ -208,7 +211,7 @@ static void open_all(int epoll, int port)
     struct epoll_event events[1024];
     while (ready < total) {
         remaining("opening chat connections", total - ready);
-        while (in_setup < CONCURRENCY && next < total) {
+        while (in_setup < concurrency && next < total) {
             int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
             if (fd < 0)
                 fail("socket: %s", strerror(errno));
@@ -548,6 +551,9 @@ int main(int argc, char **argv)
     double warmup = atof(option(argc, argv, "--warmup", "0.5"));
     double drain_timeout = atof(option(argc, argv, "--drain-timeout", "10"));
     double timeout = atof(option(argc, argv, "--timeout", "120"));
+    concurrency = atoi(option(argc, argv, "--concurrency", "40"));
+    if (concurrency < 1)
+        fail("--concurrency must be positive");
     const char *protocol = option(argc, argv, "--protocol", "native");
     if (strcmp(protocol, "irc") == 0)
         irc = 1;

@@ -45,6 +45,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import errno
+import importlib
 import json
 import os
 import re
@@ -228,6 +229,9 @@ class Net:
         self.conns: list[Conn] = []
         #: Seconds spent waiting in epoll in :meth:`open` and :meth:`drain_until`.
         self.idle = 0.0
+        #: The source address of each new connection, by its index (default:
+        #: the kernel's choice).
+        self.source: Callable[[int], str] | None = None
 
     def _poll(self, timeout: float) -> list[tuple[int, int]]:
         started = time.perf_counter()
@@ -276,6 +280,8 @@ class Net:
                 sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
                 sock.setblocking(False)
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                if self.source is not None:
+                    sock.bind((self.source(len(self.conns)), 0))
                 error = sock.connect_ex(self.address)
                 if error not in (0, errno.EINPROGRESS):
                     sock.close()
@@ -479,7 +485,12 @@ def register_chatters(net: Net, count: int, prefix: str, what: str) -> list[Conn
 
 
 def register_irc(
-    net: Net, count: int, prefix: str, what: str, rooms: Callable[[int], bytes]
+    net: Net,
+    count: int,
+    prefix: str,
+    what: str,
+    rooms: Callable[[int], bytes],
+    concurrency: int = 40,
 ) -> list[Conn]:
     """
     Open ``count`` IRC connections that register as ``prefixNNNNN`` (NICK,
@@ -495,6 +506,7 @@ def register_irc(
         ),
         lambda i: b" 001 %s%05d " % (prefix.encode(), i),
         what,
+        concurrency,
     )
     for i, conn in enumerate(conns):
         conn.sock.sendall(b"JOIN %s\r\n" % rooms(i))
@@ -903,6 +915,7 @@ def run_memory(options: argparse.Namespace) -> dict[str, object]:
             net.drain_for(0.5, "settling")
         elif options.service == "irc":
             register_irc(net, 1, "w", "warm-up", lambda i: b"#lobby")
+            many = options.concurrency
             net.drain_for(0.2, "warming up")
             before = rss_kib(pid)
             in_lobby = min(count, options.room_members)
@@ -914,8 +927,11 @@ def run_memory(options: argparse.Namespace) -> dict[str, object]:
                 "m",
                 "members of small rooms",
                 lambda i: b"#room%04d" % (i // size),
+                many,
             )
-            register_irc(net, in_lobby, "l", "members of #lobby", lambda i: b"#lobby")
+            register_irc(
+                net, in_lobby, "l", "members of #lobby", lambda i: b"#lobby", many
+            )
             net.drain_for(0.5, "settling")
         else:
             (first,) = register_chatters(net, 1, "w", "warm-up")
@@ -1023,6 +1039,8 @@ WORKLOADS = {
     "latency": run_latency,
     "memory": run_memory,
     "storm": run_storm,
+    # bench/attack.py (it uses this module: imported when asked for).
+    "attack": lambda options: importlib.import_module("attack").run_attack(options),
 }
 
 
@@ -1035,6 +1053,12 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--server-pid", type=int, help="for CPU and RSS figures")
     parser.add_argument("--cpu", type=int, help="pin this process to this core")
     parser.add_argument("--connections", type=int, default=100)
+    parser.add_argument(
+        "--concurrency",
+        type=int,
+        default=40,
+        help="memory over IRC: registrations in flight at once",
+    )
     parser.add_argument("--window", type=int, default=64, help="lines in flight")
     parser.add_argument("--duration", type=float, default=3.0, help="seconds")
     parser.add_argument("--warmup", type=float, default=0.5, help="seconds")
@@ -1061,6 +1085,21 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     )
     parser.add_argument(
         "--timeout", type=float, default=120.0, help="hard limit for the run"
+    )
+    attack = parser.add_argument_group("attack (bench/attack.py)")
+    attack.add_argument("--slowloris", type=int, default=1000, help="tricklers")
+    attack.add_argument("--storm", type=int, default=5000, help="silent stormers")
+    attack.add_argument(
+        "--per-address", type=int, default=5, help="attackers per source address"
+    )
+    attack.add_argument(
+        "--trickle-interval", type=float, default=1.0, help="seconds between bytes"
+    )
+    attack.add_argument(
+        "--fresh-interval",
+        type=float,
+        default=0.1,
+        help="seconds between fresh clients registering",
     )
     options = parser.parse_args(argv)
     if options.window < 1 or options.connections < 1 or options.batch < 1:

@@ -124,6 +124,9 @@ CHAT_SERVERS = (CHATSERVICE, NAIVE_CHAT)
 NATIVE_DOOR = "chatservice-native"
 INSPIRCD = ircd.INSPIRCD
 NGIRCD = ircd.NGIRCD
+#: Registrations the load generator has in flight at once with InspIRCd
+#: (its listen backlog is configured to take them: bench/anchors/).
+INSPIRCD_CONCURRENCY = 500
 #: chatservice's IRC door, and the IRC daemons it is anchored to.
 IRC_SERVERS = (CHATSERVICE, INSPIRCD, NGIRCD)
 #: The history workloads: chatservice with history off and on.
@@ -212,6 +215,19 @@ def load_test_options(known: str | None = None) -> list[str]:
         if f"{name}=" in known or f"{name} " in known:
             options += [name, value]
     return options
+
+
+def default_limits(options: Sequence[str]) -> list[str]:
+    """
+    chatservice options (``--name value`` pairs) without those of
+    :data:`LOAD_TEST_OPTIONS` but ``--history``: the server keeps its
+    default limits (the attack workload tries them).
+    """
+    lifting = {name for name, _ in LOAD_TEST_OPTIONS} - {"--history"}
+    pairs = zip(options[::2], options[1::2], strict=True)
+    return [
+        part for name, value in pairs if name not in lifting for part in (name, value)
+    ]
 
 
 def endpoint(port: int | None) -> str:
@@ -355,13 +371,15 @@ def server_command(
     upper: bool = False,
     trees: Mapping[str, Tree] | None = None,
     workdir: Path | None = None,
+    keep_limits: bool = False,
 ) -> ServerCommand:
     """
     The command line of ``server`` listening for ``services`` (echo, upper,
     chat, irc); a baseline serves one of them, in ``--upper`` mode for
     upper, and an IRC daemon (:mod:`ircd`) irc, configured in ``workdir``.
     chatservice gets the options ``extra``, and a compared tree (one of
-    ``trees``, by name) its own.
+    ``trees``, by name) its own; with ``keep_limits``, without those that
+    lift its protective limits (:func:`default_limits`).
     """
     ports = {service: free_port() for service in services}
     tree = (trees or {}).get(server)
@@ -374,6 +392,8 @@ def server_command(
         command, options = (
             ([str(twistd())], extra) if tree is None else (tree.twistd, tree.options)
         )
+        if keep_limits:
+            options = default_limits(options)
         if server == HISTORY:
             # Relative: the server runs in the scratch directory.
             history = f"history-{time.monotonic_ns()}.sqlite3"
@@ -532,9 +552,12 @@ def running(
     extra: Sequence[str],
     upper: bool = False,
     trees: Mapping[str, Tree] | None = None,
+    keep_limits: bool = False,
 ) -> Iterator[Server]:
     """Start a server pinned to the server core; kill it when done."""
-    command = server_command(server, services, extra, upper, trees, workdir)
+    command = server_command(
+        server, services, extra, upper, trees, workdir, keep_limits
+    )
     log = log_file(workdir, server)
     with log.open("wb") as output:
         process = subprocess.Popen(
@@ -626,6 +649,10 @@ class Settings:
     latency_rate: float
     memory_connections: int
     storm_connections: int
+    attack_slowloris: int
+    attack_storm: int
+    attack_members: int
+    attack_duration: float
     memory_room_members: int
     memory_room_size: int
     startup_repeats: int
@@ -646,6 +673,10 @@ FULL = Settings(
     latency_rate=200.0,
     memory_connections=10000,
     storm_connections=2000,
+    attack_slowloris=1000,
+    attack_storm=5000,
+    attack_members=20,
+    attack_duration=25.0,
     memory_room_members=2000,
     memory_room_size=20,
     startup_repeats=5,
@@ -666,6 +697,10 @@ QUICK = Settings(
     latency_rate=100.0,
     memory_connections=1000,
     storm_connections=200,
+    attack_slowloris=50,
+    attack_storm=200,
+    attack_members=5,
+    attack_duration=2.0,
     memory_room_members=100,
     memory_room_size=20,
     startup_repeats=1,
@@ -697,6 +732,8 @@ class Target:
             return None
         if self.at_most is not None:
             return value <= self.at_most
+        if self.at_least is not None:
+            return value >= self.at_least
         return None
 
 
@@ -713,6 +750,9 @@ class Workload:
     rounds: int | None = None
     #: The load generator's workload, when not the same name.
     load: str = ""
+    #: Whether chatservice keeps its default protective limits (the load
+    #: test options that lift them are left out: :func:`default_limits`).
+    keeps_limits: bool = False
 
     @property
     def kind(self) -> str:
@@ -800,6 +840,17 @@ WORKLOADS = (
         "chat",
         "chat registrations/s, 2000 clients connecting in batches of 100",
         True,
+    ),
+    Workload(
+        "attack",
+        (CHATSERVICE,),
+        "chat",
+        "issue 12's attack, default limits: 1000 slowloris + a 5000-connection "
+        "storm (5 per address) while 20 members chat and fresh clients arrive",
+        True,
+        (Target("every fresh client in ≤ 1 s", at_least=100.0),),
+        rounds=1,
+        keeps_limits=True,
     ),
     Workload(
         "memory-chat",
@@ -944,6 +995,23 @@ def loadgen_args(workload: str, settings: Settings) -> list[str]:
             "--connections",
             str(settings.storm_connections),
         ]
+    if workload == "attack":
+        return [
+            "attack",
+            *common,
+            "--slowloris",
+            str(settings.attack_slowloris),
+            "--storm",
+            str(settings.attack_storm),
+            "--receivers",
+            str(settings.attack_members),
+            "--senders",
+            "4",
+            "--rate",
+            "10",
+            "--duration",
+            str(settings.attack_duration),
+        ]
     if workload in ("memory-chat", "memory-echo", "memory-irc"):
         return [
             "memory",
@@ -1047,6 +1115,10 @@ def run_loadgen(
     if workload.kind == "fanout" and workload.service == "irc":
         # Over IRC receiver 0 keeps the windows; the native door alike.
         args += ["--protocol", "irc"] if service == "irc" else ["--pace", "receiver"]
+    if server.name == INSPIRCD:
+        # It completes registrations once a second: many at once, or the
+        # set-up takes minutes.
+        args += ["--concurrency", str(INSPIRCD_CONCURRENCY)]
     if workload.name == "storm" and server.name != NAIVE_CHAT:
         # The naive chat has no /who to check the room against.
         args += ["--check-who"]
@@ -1236,6 +1308,7 @@ def run_all(
                                 extra,
                                 upper=workload.service == "upper",
                                 trees=trees,
+                                keep_limits=workload.keeps_limits,
                             ) as handle:
                                 report = run_loadgen(
                                     workload, handle, where, settings, c_loadgens
@@ -1451,6 +1524,26 @@ def details(records: dict[tuple[str, str], Record]) -> list[str]:
                 f"trips between batches p50 {med(record, 'probe_p50_ms')} / max "
                 f"{med(record, 'probe_max_ms')} ms"
             )
+        elif workload == "attack":
+            run = record.runs[-1]
+            text = (
+                f"fresh clients: {run.get('fresh_admitted')} of "
+                f"{run.get('fresh_tried')} let in (p50 {med(record, 'fresh_p50_ms')} "
+                f"/ max {med(record, 'fresh_max_ms')} ms), refused "
+                f"{run.get('fresh_refused')}; members' chat during the attack: "
+                f"{med(record, 'deliveries', 0)} deliveries, {record.lost} lost, "
+                f"p50 {med(record, 'chat_p50_ms')} / p99 {med(record, 'chat_p99_ms')}"
+                f" / max {med(record, 'chat_max_ms')} ms; slowloris: "
+                f"{run.get('slowloris_connected')} connected, "
+                f"{run.get('slowloris_closed_by_server')} closed by the server "
+                f"(p50 at {run.get('slowloris_closed_p50_s')} s), "
+                f"{run.get('slowloris_open_at_end')} open at the end; storm: "
+                f"{run.get('storm_connected')} connected, "
+                f"{run.get('storm_refused_at_connect')} refused at connect, "
+                f"{run.get('storm_closed_by_server')} closed by the server, "
+                f"{run.get('storm_open_at_end')} open at the end; strangers were "
+                f"told {run.get('storm_said')}"
+            )
         elif workload.startswith("memory"):
             text = (
                 f"RSS {med(record, 'rss_before_kib', 0)} KiB before, "
@@ -1546,6 +1639,15 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         "--storm-connections", type=int, help="clients registering in the storm"
     )
     parser.add_argument(
+        "--attack-slowloris", type=int, help="attack: trickling connections"
+    )
+    parser.add_argument(
+        "--attack-storm", type=int, help="attack: connections of the storm"
+    )
+    parser.add_argument(
+        "--attack-duration", type=float, help="attack: seconds it lasts"
+    )
+    parser.add_argument(
         "--python-loadgen",
         action="store_true",
         help="drive echo, upper and fanout with loadgen.py, not the C load generators",
@@ -1580,6 +1682,9 @@ def benchmark(options: argparse.Namespace, scratch: Path) -> int:
             "echo_window",
             "memory_connections",
             "storm_connections",
+            "attack_slowloris",
+            "attack_storm",
+            "attack_duration",
         )
         if getattr(options, name) is not None
     }
