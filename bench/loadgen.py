@@ -981,11 +981,22 @@ def run_storm(options: argparse.Namespace) -> dict[str, object]:
     per second over the storm, and that member's round trips meanwhile:
     the speed questions ``tests/test_stress.py`` leaves to the benchmark.
     Every member sees every later one join: the storm costs the server
-    O(C²) notices, as it would in a real room.
+    O(C²) notices, as it would in a real room (below the quiet-room size).
+    With ``--probe-room`` the member speaks in a room of its own (still a
+    member of #lobby): its lines are not C more deliveries per batch, and
+    the server's CPU time is the registrations'.
     """
     net = Net(options.port, time.monotonic() + options.timeout)
     try:
-        (probe,) = register_chatters(net, 1, "p", "the probe")
+        if options.probe_room:
+            (probe,) = net.open(
+                1,
+                lambda i: b"p00000\r\n/join #probe\r\n",
+                lambda i: b" has joined #probe",
+                "the probe",
+            )
+        else:
+            (probe,) = register_chatters(net, 1, "p", "the probe")
         trips: list[int] = []
         measure = Window(options.server_pid)
         measure.start()
@@ -1012,7 +1023,7 @@ def run_storm(options: argparse.Namespace) -> dict[str, object]:
         if options.check_who:
             # Every member is in the room's list: the probe and the storm.
             listed = opened + 1
-            probe.sock.sendall(b"/who\r\n")
+            probe.sock.sendall(b"/who #lobby\r\n")
             net.drain_until([probe], b"--- #lobby (%d): " % listed, "the probe's /who")
         trips.sort()
         result: dict[str, object] = {
@@ -1025,6 +1036,8 @@ def run_storm(options: argparse.Namespace) -> dict[str, object]:
             "probe_trips": len(trips),
             "probe_p50_ms": percentile(trips, 0.50) / 1e6,
             "probe_max_ms": trips[-1] / 1e6,
+            "probe_room": "#probe" if options.probe_room else "#lobby",
+            "server_cpu_s": measure.server_cpu,
         }
         result.update(measure.report())
         return result
@@ -1082,6 +1095,11 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         "--check-who",
         action="store_true",
         help="storm: check the room's /who lists every member at the end",
+    )
+    parser.add_argument(
+        "--probe-room",
+        action="store_true",
+        help="storm: the probe speaks in a room of its own, not to the storm",
     )
     parser.add_argument(
         "--timeout", type=float, default=120.0, help="hard limit for the run"

@@ -1120,8 +1120,9 @@ def run_loadgen(
         # set-up takes minutes.
         args += ["--concurrency", str(INSPIRCD_CONCURRENCY)]
     if workload.name == "storm" and server.name != NAIVE_CHAT:
-        # The naive chat has no /who to check the room against.
-        args += ["--check-who"]
+        # The naive chat has no /who to check the room against, nor rooms
+        # but one: there the probe's lines go to the whole storm.
+        args += ["--check-who", "--probe-room"]
     c_program = (c_loadgens or {}).get(workload.kind)
     if c_program is not None:
         program = [str(c_program)]
@@ -1520,9 +1521,10 @@ def details(records: dict[tuple[str, str], Record]) -> list[str]:
             )
         elif workload == "storm":
             text = (
-                f"{med(record, 'connections', 0)} clients; a member's round "
-                f"trips between batches p50 {med(record, 'probe_p50_ms')} / max "
-                f"{med(record, 'probe_max_ms')} ms"
+                f"{med(record, 'connections', 0)} clients in "
+                f"{med(record, 'seconds')} s, {med(record, 'server_cpu_s')} s of "
+                f"server CPU; a member's round trips between batches p50 "
+                f"{med(record, 'probe_p50_ms')} / max {med(record, 'probe_max_ms')} ms"
             )
         elif workload == "attack":
             run = record.runs[-1]
