@@ -83,6 +83,10 @@ MOVED = b"--- now talking in #"
 ERROR_LINE = b"!!! "
 #: The send time in a latency message as the room shows it: ``<sNNNNN> T<ns>``.
 STAMP = re.compile(rb"> T(\d+) ")
+#: The same in an IRC message: ``:sNNNNN!user@host PRIVMSG #lobby :T<ns>``.
+IRC_STAMP = re.compile(rb" :T(\d+) ")
+#: What an IRC client says in #lobby, before its text.
+IRC_SAY = b"PRIVMSG #lobby :"
 EPOLLIN = select.EPOLLIN
 EPOLLOUT = select.EPOLLOUT
 
@@ -753,6 +757,11 @@ def realtime_offset_ns() -> int:
     return best[1]
 
 
+def in_lobby(index: int) -> bytes:
+    """The channel every IRC client of a latency run joins."""
+    return b"#lobby"
+
+
 def run_latency(options: argparse.Namespace) -> dict[str, object]:
     """
     One room, R receivers; S senders send ``rate`` messages per second in
@@ -760,13 +769,31 @@ def run_latency(options: argparse.Namespace) -> dict[str, object]:
     receivers, two ways: until the kernel put the line in the receiver's
     socket (``SO_TIMESTAMPNS``, the server's share), and until this process
     read it (adds the load generator's own delay in reading R sockets).
+    ``--protocol irc``: the same over IRC (NICK, USER, JOIN #lobby, and
+    ``PRIVMSG #lobby``).
     """
     net = Net(options.port, time.monotonic() + options.timeout)
+    irc = options.protocol == "irc"
     try:
-        receivers = register_chatters(net, options.receivers, "r", "receivers")
-        senders = register_chatters(net, options.senders, "s", "senders")
-        everyone = receivers + senders
-        net.barrier(senders[0], everyone, "waiting for the room to settle")
+        if irc:
+            many = options.concurrency
+            receivers = register_irc(
+                net, options.receivers, "r", "receivers", in_lobby, many
+            )
+            senders = register_irc(net, options.senders, "s", "senders", in_lobby, many)
+            everyone = receivers + senders
+            # A sender does not hear itself over IRC.
+            token = b"SYNC%d" % time.perf_counter_ns()
+            senders[0].sock.sendall(IRC_SAY + token + b"\r\n")
+            net.drain_until(
+                everyone[: -len(senders)] + senders[1:], b" :" + token, "settling"
+            )
+        else:
+            receivers = register_chatters(net, options.receivers, "r", "receivers")
+            senders = register_chatters(net, options.senders, "s", "senders")
+            everyone = receivers + senders
+            net.barrier(senders[0], everyone, "waiting for the room to settle")
+        say = IRC_SAY if irc else b""
         count_r = len(receivers)
         kernel_stamps = True
         for conn in receivers:
@@ -788,7 +815,7 @@ def run_latency(options: argparse.Namespace) -> dict[str, object]:
         measure = Window(options.server_pid)
         clock = time.perf_counter
         perf_ns = time.perf_counter_ns
-        stamps = STAMP.findall
+        stamps = (IRC_STAMP if irc else STAMP).findall
         unpack = TIMESPEC.unpack_from
         now = clock()
         warm_end = now + options.warmup
@@ -836,7 +863,7 @@ def run_latency(options: argparse.Namespace) -> dict[str, object]:
                 break
             while now >= next_send:
                 conn = senders[sent % len(senders)]
-                line = b"T%d%s" % (perf_ns(), padding)
+                line = b"%sT%d%s" % (say, perf_ns(), padding)
                 if conn.send(line) != len(line):
                     raise BenchError("the server does not read the senders")
                 sent += 1
@@ -1070,7 +1097,7 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         "--concurrency",
         type=int,
         default=40,
-        help="memory over IRC: registrations in flight at once",
+        help="memory and latency over IRC: registrations in flight at once",
     )
     parser.add_argument("--window", type=int, default=64, help="lines in flight")
     parser.add_argument("--duration", type=float, default=3.0, help="seconds")
@@ -1084,6 +1111,12 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         help="seconds between passes over the fan-out receivers",
     )
     parser.add_argument("--rate", type=float, default=200.0, help="messages/s")
+    parser.add_argument(
+        "--protocol",
+        choices=("native", "irc"),
+        default="native",
+        help="latency: the chat's own protocol or IRC",
+    )
     parser.add_argument("--service", choices=("chat", "echo", "irc"), default="chat")
     parser.add_argument("--room-members", type=int, default=2000)
     parser.add_argument("--room-size", type=int, default=20)
