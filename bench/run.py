@@ -124,9 +124,11 @@ CHAT_SERVERS = (CHATSERVICE, NAIVE_CHAT)
 NATIVE_DOOR = "chatservice-native"
 INSPIRCD = ircd.INSPIRCD
 NGIRCD = ircd.NGIRCD
-#: Registrations the load generator has in flight at once with InspIRCd
-#: (its listen backlog is configured to take them: bench/anchors/).
-INSPIRCD_CONCURRENCY = 500
+#: Registrations the load generator has in flight at once with an IRC
+#: daemon (InspIRCd completes registrations once a second, ngIRCd about 70 a
+#: second at 40 in flight; InspIRCd's listen backlog is configured to take
+#: them: bench/anchors/).
+DAEMON_CONCURRENCY = 500
 #: chatservice's IRC door, and the IRC daemons it is anchored to.
 IRC_SERVERS = (CHATSERVICE, INSPIRCD, NGIRCD)
 #: The history workloads: chatservice with history off and on.
@@ -230,8 +232,16 @@ def default_limits(options: Sequence[str]) -> list[str]:
     ]
 
 
+#: The listen backlog of chatservice's endpoints (``--backlog``; None:
+#: Twisted's default of 50).
+BACKLOG: int | None = None
+
+
 def endpoint(port: int | None) -> str:
-    return "none" if port is None else f"tcp:{port}:interface={LOOPBACK}"
+    if port is None:
+        return "none"
+    backlog = "" if BACKLOG is None else f":backlog={BACKLOG}"
+    return f"tcp:{port}:interface={LOOPBACK}{backlog}"
 
 
 # Compared trees (--compare)
@@ -1127,10 +1137,10 @@ def run_loadgen(
     elif workload.kind == "fanout" and workload.service == "irc":
         # Over IRC receiver 0 keeps the windows: the native door's alike.
         args += ["--pace", "receiver"]
-    if server.name == INSPIRCD:
-        # It completes registrations once a second: many at once, or the
-        # set-up takes minutes.
-        args += ["--concurrency", str(INSPIRCD_CONCURRENCY)]
+    if server.name in ircd.DAEMONS:
+        # They take their time to register each client: many at once, or
+        # the set-up takes minutes.
+        args += ["--concurrency", str(DAEMON_CONCURRENCY)]
     if workload.name == "storm" and server.name != NAIVE_CHAT:
         # The naive chat has no /who to check the room against, nor rooms
         # but one: there the probe's lines go to the whole storm.
@@ -1647,6 +1657,14 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--duration", type=float, help="seconds measured per run")
     parser.add_argument("--echo-window", type=int, help="lines in flight (echo)")
     parser.add_argument(
+        "--fanout-window", type=int, help="messages in flight per sender (fanout)"
+    )
+    parser.add_argument(
+        "--backlog",
+        type=int,
+        help="listen backlog of chatservice's endpoints (default: Twisted's, 50)",
+    )
+    parser.add_argument(
         "--memory-connections", type=int, help="connections for memory-*"
     )
     parser.add_argument(
@@ -1694,6 +1712,7 @@ def benchmark(options: argparse.Namespace, scratch: Path) -> int:
             "rounds",
             "duration",
             "echo_window",
+            "fanout_window",
             "memory_connections",
             "storm_connections",
             "attack_slowloris",
@@ -1703,6 +1722,8 @@ def benchmark(options: argparse.Namespace, scratch: Path) -> int:
         if getattr(options, name) is not None
     }
     settings = dataclasses.replace(QUICK if options.quick else FULL, **overrides)
+    global BACKLOG
+    BACKLOG = options.backlog
     selected = [w for w in WORKLOADS if options.only is None or w.name in options.only]
     where = placement()
     if where.loadgen_cpu is not None:
