@@ -435,6 +435,37 @@ class CapTests(IRCCase):
         said = [m.params[1] for m in quiet.take() if m.command == "PRIVMSG"]
         self.assertEqual(said, ["one", "two"])
 
+    def test_ownMessagesLeftOutOfABatch(self) -> None:
+        """
+        Messages said in one turn reach each member as one batch: without
+        echo-message, each speaker gets the others' messages but not its
+        own; a member who said nothing, or asked for echo-message, gets
+        them all; the next batch, said by others, is judged afresh.
+        """
+        alice = self.registered("alice")
+        bob = self.registered("bob")
+        carol = self.registered("carol")
+        echoed = self.registered("dave", "echo-message")
+        everyone = (alice, bob, carol, echoed)
+        for client in everyone:
+            client.send("JOIN #room")
+        self.clear(*everyone)
+
+        def said(client: Client) -> list[str]:
+            return [m.params[1] for m in client.take() if m.command == "PRIVMSG"]
+
+        alice.send("PRIVMSG #room :one")
+        bob.send("PRIVMSG #room :two")
+        echoed.send("PRIVMSG #room :three")
+        self.assertEqual(said(alice), ["two", "three"])
+        self.assertEqual(said(bob), ["one", "three"])
+        self.assertEqual(said(carol), ["one", "two", "three"])
+        self.assertEqual(said(echoed), ["one", "two", "three"])
+        carol.send("PRIVMSG #room :four")
+        bob.send("PRIVMSG #room :five")
+        self.assertEqual(said(alice), ["four", "five"])
+        self.assertEqual(said(carol), ["five"])
+
     def clear(self, *clients: Client) -> None:
         for client in clients:
             client.take()
