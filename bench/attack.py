@@ -91,7 +91,7 @@ class Tally:
     connected: int = 0
     refused_at_connect: int = 0
     closed_by_server: list[float] = field(default_factory=list)
-    #: The first words the server said to a stranger it closed.
+    #: The last line the server said to the strangers it closed, counted.
     said: dict[str, int] = field(default_factory=dict)
 
     def report(self, kind: str) -> dict[str, object]:
