@@ -580,6 +580,27 @@ class CommandTests(IRCCase):
         self.assertEqual(seen[0], ("353", ["alice", "=", "#a", "alice @bob"]))
         self.assertEqual([c for c, _ in seen], ["353", "366", "366"])
 
+    def test_namesOfALargeChannel(self) -> None:
+        """
+        The names of a large channel come in several 353 lines, each cut
+        once its names pass 400 bytes (a 512-byte line has room for them
+        and the prefix), every member named once, in the order they came.
+        """
+        members = [self.registered(f"member{i:03d}") for i in range(120)]
+        for client in members:
+            client.send("JOIN #big")
+        first = members[0]
+        first.take()
+        first.send("NAMES #big")
+        seen = self.numerics(first.take())
+        lines = [params[-1] for code, params in seen if code == "353"]
+        self.assertEqual([code for code, _ in seen][-1], "366")
+        self.assertEqual(
+            " ".join(lines).split(), [f"member{i:03d}" for i in range(120)]
+        )
+        # 10 bytes a name with its space: cut at the 41st, 41 names a line.
+        self.assertEqual([len(line.split()) for line in lines], [41, 41, 38])
+
     def test_list(self) -> None:
         """LIST shows every channel with its members count and topic."""
         alice = self.registered("alice")

@@ -168,6 +168,17 @@ class IRCProtocol(MemberProtocol):
         if self.closing:
             return
         style = self.style
+        if type(event) is events.RoomMessage:
+            # The commonest event, delivered to every member of a channel:
+            # the match below, taken in one step.
+            session = self.session
+            if (
+                session is None
+                or event.nick != session.nick
+                or "echo-message" in self.caps
+            ):
+                self.queue(event.encoded(style.wire, style.encode))
+            return
         me = self.session.nick if self.session is not None else None
         echo = "echo-message" in self.caps
         match event:
