@@ -14,11 +14,25 @@
  * is no delivery is unexpected (the first 5 quoted).  A final drain checks
  * that every receiver got every message.
  *
+ * With ``--protocol irc`` the same workload runs over IRC (chatservice's
+ * IRC door, InspIRCd, ngIRCd): each client registers with NICK and USER,
+ * joins #lobby once welcomed (001) and is ready at the end of NAMES (366);
+ * senders say ``PRIVMSG #lobby :FNNNNNNNN fan-out ...`` and a delivery is
+ * the line ``:sNNNNN!user@host PRIVMSG #lobby :FNNNNNNNN fan-out ...``.
+ * IRC does not echo a sender's own message (without the echo-message
+ * capability, which not every server has), so the window is kept by
+ * receiver 0 instead (``--pace receiver``, the default over IRC; native
+ * runs may ask for it too, to compare like with like): receiver 0 is read
+ * as soon as it is readable, as senders are, and each delivery it reads
+ * lets its sender send one more.
+ *
  * bench/run.py compiles it with the system's C compiler (``cc -O2``) into a
- * temporary directory and falls back to loadgen.py when it cannot; what it
- * shares with echo_loadgen.c is in loadgen.h.
+ * temporary directory and falls back to loadgen.py when it cannot (not for
+ * IRC: loadgen.py speaks the native protocol only); what it shares with
+ * echo_loadgen.c is in loadgen.h.
  *
  * Usage: fanout_loadgen fanout --port PORT [--server-pid PID] [--cpu N]
+ *        [--protocol native|irc] [--pace sender|receiver] [--concurrency 40]
  *        [--receivers 1000] [--senders 10] [--window 64]
  *        [--receiver-interval 0.005] [--duration 3] [--warmup 0.5]
  *        [--drain-timeout 10] [--timeout 120]
@@ -32,8 +46,10 @@
 #define SAMPLE_SIZE 200
 /* Longest incomplete line kept between reads (a delivery is 62 bytes). */
 #define CARRY_SIZE 512
-/* Connections being set up at once (the server's listen backlog stays short). */
-#define CONCURRENCY 40
+/* Connections being set up at once (the server's listen backlog stays short;
+ * --concurrency for a server that takes its time to register each one,
+ * as InspIRCd, which completes registrations once a second). */
+static int concurrency = 40;
 
 static const char REGISTERED[] = "--- you are ";
 static const char ERROR_LINE[] = "!!! ";
@@ -42,8 +58,25 @@ static const char PREFIX[] = "#lobby <s";
 static const char TEXT[] = " fan-out 0123456789abcdef";
 #define PREFIX_SIZE (sizeof PREFIX - 1)
 #define TEXT_SIZE (sizeof TEXT - 1)
-/* What a sender says: "FNNNNNNNN fan-out 0123456789abcdef\r\n". */
+/* What a sender says: "FNNNNNNNN fan-out 0123456789abcdef\r\n" (after
+ * SAY_IRC over IRC). */
 #define MESSAGE_SIZE (1 + 8 + TEXT_SIZE + 2)
+
+/* IRC (--protocol irc): what a sender's line starts with, what a delivery
+ * has after its prefix (":sNNNNN!user@host"), and the replies that mark a
+ * connection welcomed (001), in #lobby (366) or refused. */
+static int irc;
+/* Whether receiver 0 keeps the senders' windows (--pace receiver). */
+static int paced_by_receiver;
+static const char SAY_IRC[] = "PRIVMSG #lobby :";
+#define SAY_IRC_SIZE (sizeof SAY_IRC - 1)
+static const char IRC_DELIVERY[] = " PRIVMSG #lobby :F";
+#define IRC_DELIVERY_SIZE (sizeof IRC_DELIVERY - 1)
+#define IRC_WELCOMED 1
+#define IRC_JOINED 366
+/* The numerics that refuse a registration or the JOIN (and ERROR: -1). */
+static const int IRC_REFUSALS[] = {-1,  405, 432, 433, 436, 437, 451,
+                                   464, 465, 471, 473, 474, 475};
 
 /* epoll_wait's timeout for a wait of ``seconds`` (rounded up, as Python). */
 static int wait_ms(double seconds)
@@ -59,6 +92,7 @@ struct conn {
     int fd;
     int connected;
     int ready;
+    int welcomed; /* IRC: 001 seen, JOIN sent */
     size_t carry_size;
     char carry[CARRY_SIZE];
 };
@@ -111,7 +145,63 @@ static char *joined(int i, ssize_t size, size_t *joined_size)
     return start;
 }
 
-/* Open every connection, CONCURRENCY at a time; each sends its nickname and
+static int digits(const char *text, int count, long *value)
+{
+    long found = 0;
+    for (int i = 0; i < count; i++) {
+        if (text[i] < '0' || text[i] > '9')
+            return 0;
+        found = found * 10 + (text[i] - '0');
+    }
+    *value = found;
+    return 1;
+}
+
+/* The numeric of an IRC line (":server NNN ..."), -1 for ERROR, else 0. */
+static int irc_code(const char *line, size_t size)
+{
+    if (size >= 5 && memcmp(line, "ERROR", 5) == 0)
+        return -1;
+    if (size == 0 || line[0] != ':')
+        return 0;
+    const char *space = memchr(line, ' ', size);
+    if (space == NULL || (size_t)(line + size - space) < 5 || space[4] != ' ')
+        return 0;
+    long code;
+    return digits(space + 1, 3, &code) ? (int)code : 0;
+}
+
+/* IRC set-up: the complete lines ``i`` read (``data``); it joins #lobby once
+ * welcomed and is ready at the end of its NAMES; a refusal ends the run.
+ * Whether it is ready; the incomplete line is carried. */
+static int irc_setup(int i, char *data, size_t length)
+{
+    struct conn *conn = &conns[i];
+    char *end = data + length, *line = data, *newline;
+    while ((newline = memchr(line, '\n', (size_t)(end - line))) != NULL) {
+        size_t size = (size_t)(newline - line);
+        int code = irc_code(line, size);
+        for (size_t r = 0; r < sizeof IRC_REFUSALS / sizeof *IRC_REFUSALS; r++)
+            if (code == IRC_REFUSALS[r])
+                fail("the server refused %s #%d: %.*s",
+                     i < count_r ? "receivers" : "senders",
+                     i < count_r ? i : i - count_r, (int)(size > 200 ? 200 : size),
+                     line);
+        if (code == IRC_WELCOMED && !conn->welcomed) {
+            /* Some servers (InspIRCd) refuse a JOIN sent before 001. */
+            conn->welcomed = 1;
+            send_data(conn->fd, "JOIN #lobby\r\n", 13);
+        } else if (code == IRC_JOINED && conn->welcomed) {
+            conn->carry_size = 0;
+            return 1;
+        }
+        line = newline + 1;
+    }
+    keep_tail(conn, line, (size_t)(end - line), CARRY_SIZE);
+    return 0;
+}
+
+/* Open every connection, ``concurrency`` at a time; each sends its nickname and
  * is ready once the server confirmed it; the ready ones are drained. */
 static void open_all(int epoll, int port)
 {
@@ -121,7 +211,7 @@ static void open_all(int epoll, int port)
     struct epoll_event events[1024];
     while (ready < total) {
         remaining("opening chat connections", total - ready);
-        while (in_setup < CONCURRENCY && next < total) {
+        while (in_setup < concurrency && next < total) {
             int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
             if (fd < 0)
                 fail("socket: %s", strerror(errno));
@@ -156,10 +246,14 @@ static void open_all(int epoll, int port)
                 conn->connected = 1;
                 struct epoll_event event = {.events = EPOLLIN, .data.u32 = (uint32_t)i};
                 epoll_ctl(epoll, EPOLL_CTL_MOD, conn->fd, &event);
-                char hello[32];
-                int size = snprintf(hello, sizeof hello, "%c%05d\r\n",
-                                    i < count_r ? 'r' : 's',
-                                    i < count_r ? i : i - count_r);
+                char hello[128];
+                char kind = i < count_r ? 'r' : 's';
+                int number = i < count_r ? i : i - count_r;
+                int size = irc ? snprintf(hello, sizeof hello,
+                                          "NICK %c%05d\r\nUSER %c%05d 0 * :bench\r\n",
+                                          kind, number, kind, number)
+                               : snprintf(hello, sizeof hello, "%c%05d\r\n", kind,
+                                          number);
                 send_data(conn->fd, hello, (size_t)size);
                 continue;
             }
@@ -169,11 +263,14 @@ static void open_all(int epoll, int port)
             size_t length;
             char *data = joined(i, size, &length);
             char *error;
-            if (memmem(data, length, REGISTERED, sizeof REGISTERED - 1) != NULL) {
+            if (irc ? irc_setup(i, data, length)
+                    : memmem(data, length, REGISTERED, sizeof REGISTERED - 1) != NULL) {
                 conn->ready = 1;
                 conn->carry_size = 0;
                 ready++;
                 in_setup--;
+            } else if (irc) {
+                continue;
             } else if ((error = memmem(data, length, ERROR_LINE,
                                        sizeof ERROR_LINE - 1)) != NULL) {
                 size_t quoted = (size_t)(data + length - error);
@@ -198,15 +295,21 @@ static void barrier(int epoll)
     struct timespec now;
     clock_gettime(CLOCK_MONOTONIC, &now);
     long long token = (long long)now.tv_sec * 1000000000LL + now.tv_nsec;
-    int size = snprintf(marker, sizeof marker, "SYNC%lld\r\n", token);
+    int size = snprintf(marker, sizeof marker, "%sSYNC%lld\r\n", irc ? SAY_IRC : "",
+                        token);
     send_data(conns[count_r].fd, marker, (size_t)size);
-    snprintf(marker, sizeof marker, " SYNC%lld\r\n", token);
+    snprintf(marker, sizeof marker, "%sSYNC%lld\r\n", irc ? " :" : " ", token);
     size_t marker_size = strlen(marker);
     for (int i = 0; i < total; i++) {
         conns[i].ready = 0;
         conns[i].carry_size = 0;
     }
     int left = total;
+    if (irc) {
+        /* The speaker does not hear itself over IRC. */
+        conns[count_r].ready = 1;
+        left--;
+    }
     struct epoll_event events[1024];
     while (left) {
         remaining("waiting for the room to settle", left);
@@ -235,20 +338,50 @@ static void barrier(int epoll)
 
 /* The checks (loadgen.FanoutCheck). */
 static long *expected; /* [receiver * count_s + sender]: the number next */
+/* IRC: messages each sender may send, from what receiver 0 read. */
+static long *credit;
 static long long delivered, duplicates, out_of_order, unexpected;
 static char samples[SAMPLE_LINES][SAMPLE_SIZE];
 static size_t sample_sizes[SAMPLE_LINES];
 static int sample_count;
 
-static int digits(const char *text, int count, long *value)
+/* Count one delivery of ``sender``'s message ``number`` to ``receiver``. */
+static void count_delivery(int receiver, long sender, long number)
 {
-    long found = 0;
-    for (int i = 0; i < count; i++) {
-        if (text[i] < '0' || text[i] > '9')
-            return 0;
-        found = found * 10 + (text[i] - '0');
+    long *want = &expected[(size_t)receiver * (size_t)count_s + (size_t)sender];
+    if (number == *want) {
+        *want = number + 1;
+        delivered++;
+    } else if (number < *want) {
+        duplicates++;
+        return;
+    } else {
+        out_of_order++;
+        *want = number + 1;
+        delivered++;
     }
-    *value = found;
+    if (paced_by_receiver && receiver == 0)
+        credit[sender]++;
+}
+
+/* An IRC delivery: ":sNNNNN!user@host PRIVMSG #lobby :FNNNNNNNN fan-out ..."
+ * (``body`` bytes, without the line end); whether it is one, counted. */
+static int irc_delivery(int receiver, const char *line, size_t body)
+{
+    long sender, number;
+    if (body < 8 || memcmp(line, ":s", 2) != 0 || !digits(line + 2, 5, &sender) ||
+        line[7] != '!' || sender >= count_s)
+        return 0;
+    const char *space = memchr(line, ' ', body);
+    if (space == NULL)
+        return 0;
+    size_t rest = body - (size_t)(space - line);
+    if (rest != IRC_DELIVERY_SIZE + 8 + TEXT_SIZE ||
+        memcmp(space, IRC_DELIVERY, IRC_DELIVERY_SIZE) != 0 ||
+        !digits(space + IRC_DELIVERY_SIZE, 8, &number) ||
+        memcmp(space + IRC_DELIVERY_SIZE + 8, TEXT, TEXT_SIZE) != 0)
+        return 0;
+    count_delivery(receiver, sender, number);
     return 1;
 }
 
@@ -259,23 +392,16 @@ static void check_line(int receiver, const char *line, size_t size)
     size_t body = size;
     if (body > 0 && line[body - 1] == '\r')
         body--;
-    if (body == PREFIX_SIZE + 5 + 3 + 8 + TEXT_SIZE &&
+    if (irc) {
+        if (irc_delivery(receiver, line, body))
+            return;
+    } else if (body == PREFIX_SIZE + 5 + 3 + 8 + TEXT_SIZE &&
         memcmp(line, PREFIX, PREFIX_SIZE) == 0 &&
         digits(line + PREFIX_SIZE, 5, &sender) &&
         memcmp(line + PREFIX_SIZE + 5, "> F", 3) == 0 &&
         digits(line + PREFIX_SIZE + 8, 8, &number) &&
         memcmp(line + PREFIX_SIZE + 16, TEXT, TEXT_SIZE) == 0 && sender < count_s) {
-        long *want = &expected[(size_t)receiver * (size_t)count_s + (size_t)sender];
-        if (number == *want) {
-            *want = number + 1;
-            delivered++;
-        } else if (number < *want) {
-            duplicates++;
-        } else {
-            out_of_order++;
-            *want = number + 1;
-            delivered++;
-        }
+        count_delivery(receiver, sender, number);
         return;
     }
     unexpected++;
@@ -356,7 +482,8 @@ static size_t payload_room;
 
 static void say(int sender, long count)
 {
-    size_t size = (size_t)count * MESSAGE_SIZE;
+    size_t each = MESSAGE_SIZE + (irc ? SAY_IRC_SIZE : 0);
+    size_t size = (size_t)count * each;
     if (size > payload_room) {
         payload_room = size * 2;
         payload = realloc(payload, payload_room);
@@ -365,6 +492,10 @@ static void say(int sender, long count)
     }
     char *at = payload;
     for (long number = sent[sender]; number < sent[sender] + count; number++) {
+        if (irc) {
+            memcpy(at, SAY_IRC, SAY_IRC_SIZE);
+            at += SAY_IRC_SIZE;
+        }
         *at++ = 'F';
         long rest = number;
         for (int d = 7; d >= 0; d--) {
@@ -420,6 +551,19 @@ int main(int argc, char **argv)
     double warmup = atof(option(argc, argv, "--warmup", "0.5"));
     double drain_timeout = atof(option(argc, argv, "--drain-timeout", "10"));
     double timeout = atof(option(argc, argv, "--timeout", "120"));
+    concurrency = atoi(option(argc, argv, "--concurrency", "40"));
+    if (concurrency < 1)
+        fail("--concurrency must be positive");
+    const char *protocol = option(argc, argv, "--protocol", "native");
+    if (strcmp(protocol, "irc") == 0)
+        irc = 1;
+    else if (strcmp(protocol, "native") != 0)
+        fail("--protocol must be native or irc, not %s", protocol);
+    const char *pace = option(argc, argv, "--pace", irc ? "receiver" : "sender");
+    if (strcmp(pace, "receiver") == 0)
+        paced_by_receiver = 1;
+    else if (strcmp(pace, "sender") != 0 || irc)
+        fail("--pace must be sender or receiver (receiver over IRC), not %s", pace);
     if (port <= 0 || window < 1 || count_r < 1 || count_s < 1)
         fail("--port, --window, --receivers and --senders must be positive");
     if (count_s > 100000)
@@ -447,8 +591,9 @@ int main(int argc, char **argv)
     expected = calloc((size_t)count_r * (size_t)count_s, sizeof *expected);
     overlong = calloc((size_t)count_r, sizeof *overlong);
     sent = calloc((size_t)count_s, sizeof *sent);
+    credit = calloc((size_t)count_s, sizeof *credit);
     struct epoll_event *events = calloc((size_t)total, sizeof *events);
-    if (!conns || !buffer || !expected || !overlong || !sent || !events)
+    if (!conns || !buffer || !expected || !overlong || !sent || !credit || !events)
         fail("out of memory");
 
     deadline = monotonic() + timeout;
@@ -456,7 +601,8 @@ int main(int argc, char **argv)
     int sender_epoll = epoll_create1(0);
     open_all(receiver_epoll, port);
     barrier(receiver_epoll);
-    for (int i = count_r; i < total; i++) {
+    /* Paced by receiver 0: it is served as the senders are. */
+    for (int i = paced_by_receiver ? 0 : count_r; i < total; i = i == 0 ? count_r : i + 1) {
         epoll_ctl(receiver_epoll, EPOLL_CTL_DEL, conns[i].fd, NULL);
         struct epoll_event event = {.events = EPOLLIN, .data.u32 = (uint32_t)i};
         if (epoll_ctl(sender_epoll, EPOLL_CTL_ADD, conns[i].fd, &event) != 0)
@@ -503,16 +649,26 @@ int main(int argc, char **argv)
             fail("epoll_wait: %s", strerror(errno));
         for (int e = 0; e < got; e++) {
             int i = (int)events[e].data.u32;
-            ssize_t size = receive(i, "sender");
+            ssize_t size = receive(i, i < count_r ? "receiver" : "sender");
             if (size < 0)
                 continue;
-            long own = own_messages(i, size);
-            if (own)
-                say(i - count_r, own);
+            if (!paced_by_receiver) {
+                long own = own_messages(i, size);
+                if (own)
+                    say(i - count_r, own);
+            } else if (i < count_r) {
+                take(i, size);
+                for (int s = 0; s < count_s; s++)
+                    if (credit[s]) {
+                        say(s, credit[s]);
+                        credit[s] = 0;
+                    }
+            }
         }
         now = monotonic();
     }
-    for (int i = count_r; i < total; i++) {
+    for (int i = paced_by_receiver ? 0 : count_r; i < total;
+         i = i == 0 ? count_r : i + 1) {
         epoll_ctl(sender_epoll, EPOLL_CTL_DEL, conns[i].fd, NULL);
         struct epoll_event event = {.events = EPOLLIN, .data.u32 = (uint32_t)i};
         epoll_ctl(receiver_epoll, EPOLL_CTL_ADD, conns[i].fd, &event);
@@ -565,7 +721,8 @@ int main(int argc, char **argv)
         json_string(stdout, samples[i], sample_sizes[i]);
         printf("\"");
     }
-    printf("], \"drained\": %s, ", behind ? "false" : "true");
+    printf("], \"drained\": %s, \"protocol\": \"%s\", \"pace\": \"%s\", ",
+           behind ? "false" : "true", irc ? "irc" : "native", pace);
     window_json(&measure);
     printf(", \"loadgen\": \"c\"}\n");
     return 0;

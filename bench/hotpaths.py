@@ -1,7 +1,7 @@
 """
 Where chatservice spends its time under load: a profile of the server
-while the load generator drives one workload (echo, upper, fanout or
-latency), summarised as the functions with the most samples.
+while the load generator drives one workload (echo, upper, fanout,
+latency or storm: registrations), summarised as the functions with the most samples.
 
 With ``py-spy`` installed next to ``sys.executable`` (``pip install
 py-spy``) the server is sampled from outside: it runs at full speed and
@@ -10,8 +10,8 @@ under ``twistd --profile`` (cProfile), which slows every Python call down
 several times, more the smaller the function, so read its ranking with care.
 
 Usage: ``python bench/hotpaths.py [--workload echo] [--workload fanout]
-[--seconds 5] [--top 25] [--raw DIR]``.  Loopback only; every child is
-killed when done.
+[--seconds 5] [--top 25] [--raw DIR] [--storm-connections N]``.
+Loopback only; every child is killed when done.
 """
 
 from __future__ import annotations
@@ -32,7 +32,11 @@ from pathlib import Path
 
 import run as bench
 
-PROFILED_WORKLOADS = ("echo", "upper", "fanout", "latency")
+PROFILED_WORKLOADS = ("echo", "upper", "fanout", "latency", "storm")
+#: The workloads on the chat service.
+CHAT_WORKLOADS = ("fanout", "latency", "storm")
+#: Clients of the storm profiled (``--storm-connections``).
+STORM_CONNECTIONS = bench.FULL.storm_connections
 
 
 def py_spy() -> Path | None:
@@ -47,8 +51,13 @@ ECHO_LOADGEN: Path | None = None
 def loadgen_command(
     workload: str, server: bench.Server, where: bench.Placement, seconds: float
 ) -> list[str]:
-    settings = dataclasses.replace(bench.FULL, duration=seconds, warmup=1.0)
-    service = "chat" if workload in ("fanout", "latency") else workload
+    settings = dataclasses.replace(
+        bench.FULL,
+        duration=seconds,
+        warmup=1.0,
+        storm_connections=STORM_CONNECTIONS,
+    )
+    service = "chat" if workload in CHAT_WORKLOADS else workload
     if ECHO_LOADGEN is not None and workload in ("echo", "upper"):
         program = [str(ECHO_LOADGEN)]
     else:
@@ -107,7 +116,7 @@ def profile_with_py_spy(
     top: int,
     raw: Path | None,
 ) -> list[str]:
-    service = "chat" if workload in ("fanout", "latency") else workload
+    service = "chat" if workload in CHAT_WORKLOADS else workload
     with bench.running(bench.CHATSERVICE, (service,), where, workdir, extra) as server:
         load = subprocess.Popen(
             loadgen_command(workload, server, where, seconds + 1.0),
@@ -178,7 +187,7 @@ def profile_with_cprofile(
     top: int,
     raw: Path | None,
 ) -> list[str]:
-    service = "chat" if workload in ("fanout", "latency") else workload
+    service = "chat" if workload in CHAT_WORKLOADS else workload
     stats_file = workdir / f"{workload}.pstats"
     command = bench.server_command(bench.CHATSERVICE, (service,), extra)
     argv = list(command.argv)
@@ -232,6 +241,7 @@ class _Lines:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    global STORM_CONNECTIONS
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
         "--workload",
@@ -243,10 +253,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--top", type=int, default=25)
     parser.add_argument("--raw", type=Path, help="keep the raw profiles here")
     parser.add_argument(
+        "--storm-connections",
+        type=int,
+        default=STORM_CONNECTIONS,
+        help="clients registering in the storm workload",
+    )
+    parser.add_argument(
         "--cprofile", action="store_true", help="use cProfile even with py-spy"
     )
     options = parser.parse_args(sys.argv[1:] if argv is None else argv)
     workloads = options.workload or ["echo", "fanout"]
+    STORM_CONNECTIONS = options.storm_connections
     where = bench.placement()
     print(where.note)
     extra = bench.load_test_options()

@@ -31,9 +31,10 @@ Workloads (one per run; the result is one JSON object on standard output):
     member who came first measures its round trips between batches;
     registrations per second, and those round trips.
 ``memory``
-    C idle connections (registered chat members, or echo connections that
-    exchanged one line); the server's VmRSS before and after, in KiB per
-    connection.
+    C idle connections (registered chat members, registered IRC clients in
+    channels, or echo connections that exchanged one line); the server's
+    VmRSS before and after, in KiB per connection.
+
 
 Usage: ``python bench/loadgen.py WORKLOAD --port PORT [options]``; see
 ``--help``.  Loopback (127.0.0.1) only; every phase has a deadline.
@@ -44,6 +45,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import errno
+import importlib
 import json
 import os
 import re
@@ -81,6 +83,10 @@ MOVED = b"--- now talking in #"
 ERROR_LINE = b"!!! "
 #: The send time in a latency message as the room shows it: ``<sNNNNN> T<ns>``.
 STAMP = re.compile(rb"> T(\d+) ")
+#: The same in an IRC message: ``:sNNNNN!user@host PRIVMSG #lobby :T<ns>``.
+IRC_STAMP = re.compile(rb" :T(\d+) ")
+#: What an IRC client says in #lobby, before its text.
+IRC_SAY = b"PRIVMSG #lobby :"
 EPOLLIN = select.EPOLLIN
 EPOLLOUT = select.EPOLLOUT
 
@@ -227,6 +233,9 @@ class Net:
         self.conns: list[Conn] = []
         #: Seconds spent waiting in epoll in :meth:`open` and :meth:`drain_until`.
         self.idle = 0.0
+        #: The source address of each new connection, by its index (default:
+        #: the kernel's choice).
+        self.source: Callable[[int], str] | None = None
 
     def _poll(self, timeout: float) -> list[tuple[int, int]]:
         started = time.perf_counter()
@@ -275,6 +284,8 @@ class Net:
                 sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
                 sock.setblocking(False)
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                if self.source is not None:
+                    sock.bind((self.source(len(self.conns)), 0))
                 error = sock.connect_ex(self.address)
                 if error not in (0, errno.EINPROGRESS):
                     sock.close()
@@ -477,6 +488,37 @@ def register_chatters(net: Net, count: int, prefix: str, what: str) -> list[Conn
     )
 
 
+def register_irc(
+    net: Net,
+    count: int,
+    prefix: str,
+    what: str,
+    rooms: Callable[[int], bytes],
+    concurrency: int = 40,
+) -> list[Conn]:
+    """
+    Open ``count`` IRC connections that register as ``prefixNNNNN`` (NICK,
+    USER); once all are welcomed (001), each joins the channel ``rooms``
+    names for it (after 001: InspIRCd refuses a JOIN before) and they are
+    drained until each has its end of NAMES (366).
+    """
+    conns = net.open(
+        count,
+        lambda i: (
+            b"NICK %s%05d\r\nUSER %s%05d 0 * :bench\r\n"
+            % (prefix.encode(), i, prefix.encode(), i)
+        ),
+        lambda i: b" 001 %s%05d " % (prefix.encode(), i),
+        what,
+        concurrency,
+    )
+    for i, conn in enumerate(conns):
+        conn.sock.sendall(b"JOIN %s\r\n" % rooms(i))
+    # A numeric's code follows the server's name: " 366 NICK #room ".
+    net.drain_until(conns, b" 366 ", f"{what} joining")
+    return conns
+
+
 class FanoutCheck:
     """
     What the receivers of a fan-out got, delivery by delivery: for each
@@ -677,6 +719,9 @@ def run_fanout(options: argparse.Namespace) -> dict[str, object]:
             "unexpected_lines": check.unexpected,
             "unexpected_sample": check.sample,
             "drained": not behind,
+            # What fanout_loadgen.c also does over IRC or paced by a receiver.
+            "protocol": "native",
+            "pace": "sender",
             "loadgen": "python",
         }
         result.update(measure.report())
@@ -712,6 +757,11 @@ def realtime_offset_ns() -> int:
     return best[1]
 
 
+def in_lobby(index: int) -> bytes:
+    """The channel every IRC client of a latency run joins."""
+    return b"#lobby"
+
+
 def run_latency(options: argparse.Namespace) -> dict[str, object]:
     """
     One room, R receivers; S senders send ``rate`` messages per second in
@@ -719,13 +769,31 @@ def run_latency(options: argparse.Namespace) -> dict[str, object]:
     receivers, two ways: until the kernel put the line in the receiver's
     socket (``SO_TIMESTAMPNS``, the server's share), and until this process
     read it (adds the load generator's own delay in reading R sockets).
+    ``--protocol irc``: the same over IRC (NICK, USER, JOIN #lobby, and
+    ``PRIVMSG #lobby``).
     """
     net = Net(options.port, time.monotonic() + options.timeout)
+    irc = options.protocol == "irc"
     try:
-        receivers = register_chatters(net, options.receivers, "r", "receivers")
-        senders = register_chatters(net, options.senders, "s", "senders")
-        everyone = receivers + senders
-        net.barrier(senders[0], everyone, "waiting for the room to settle")
+        if irc:
+            many = options.concurrency
+            receivers = register_irc(
+                net, options.receivers, "r", "receivers", in_lobby, many
+            )
+            senders = register_irc(net, options.senders, "s", "senders", in_lobby, many)
+            everyone = receivers + senders
+            # A sender does not hear itself over IRC.
+            token = b"SYNC%d" % time.perf_counter_ns()
+            senders[0].sock.sendall(IRC_SAY + token + b"\r\n")
+            net.drain_until(
+                everyone[: -len(senders)] + senders[1:], b" :" + token, "settling"
+            )
+        else:
+            receivers = register_chatters(net, options.receivers, "r", "receivers")
+            senders = register_chatters(net, options.senders, "s", "senders")
+            everyone = receivers + senders
+            net.barrier(senders[0], everyone, "waiting for the room to settle")
+        say = IRC_SAY if irc else b""
         count_r = len(receivers)
         kernel_stamps = True
         for conn in receivers:
@@ -747,7 +815,7 @@ def run_latency(options: argparse.Namespace) -> dict[str, object]:
         measure = Window(options.server_pid)
         clock = time.perf_counter
         perf_ns = time.perf_counter_ns
-        stamps = STAMP.findall
+        stamps = (IRC_STAMP if irc else STAMP).findall
         unpack = TIMESPEC.unpack_from
         now = clock()
         warm_end = now + options.warmup
@@ -795,7 +863,7 @@ def run_latency(options: argparse.Namespace) -> dict[str, object]:
                 break
             while now >= next_send:
                 conn = senders[sent % len(senders)]
-                line = b"T%d%s" % (perf_ns(), padding)
+                line = b"%sT%d%s" % (say, perf_ns(), padding)
                 if conn.send(line) != len(line):
                     raise BenchError("the server does not read the senders")
                 sent += 1
@@ -852,6 +920,7 @@ def run_memory(options: argparse.Namespace) -> dict[str, object]:
     ``--service chat``: registered members, ``--room-members`` of them in
     ``#lobby`` and the rest in rooms of ``--room-size`` (0: all in #lobby).
     ``--service echo``: connections that exchanged one line.
+    ``--service irc``: registered IRC clients, in channels as for chat.
     """
     if options.server_pid is None:
         raise BenchError("memory needs --server-pid")
@@ -870,6 +939,26 @@ def run_memory(options: argparse.Namespace) -> dict[str, object]:
             net.drain_for(0.2, "warming up")
             before = rss_kib(pid)
             net.open(count, lambda i: ECHO_LINE, lambda i: ECHO_LINE, "connections")
+            net.drain_for(0.5, "settling")
+        elif options.service == "irc":
+            register_irc(net, 1, "w", "warm-up", lambda i: b"#lobby")
+            many = options.concurrency
+            net.drain_for(0.2, "warming up")
+            before = rss_kib(pid)
+            in_lobby = min(count, options.room_members)
+            size = options.room_size or count
+            # Those of small rooms first, while #lobby is nearly empty.
+            register_irc(
+                net,
+                count - in_lobby,
+                "m",
+                "members of small rooms",
+                lambda i: b"#room%04d" % (i // size),
+                many,
+            )
+            register_irc(
+                net, in_lobby, "l", "members of #lobby", lambda i: b"#lobby", many
+            )
             net.drain_for(0.5, "settling")
         else:
             (first,) = register_chatters(net, 1, "w", "warm-up")
@@ -919,11 +1008,22 @@ def run_storm(options: argparse.Namespace) -> dict[str, object]:
     per second over the storm, and that member's round trips meanwhile:
     the speed questions ``tests/test_stress.py`` leaves to the benchmark.
     Every member sees every later one join: the storm costs the server
-    O(C²) notices, as it would in a real room.
+    O(C²) notices, as it would in a real room (below the quiet-room size).
+    With ``--probe-room`` the member speaks in a room of its own (still a
+    member of #lobby): its lines are not C more deliveries per batch, and
+    the server's CPU time is the registrations'.
     """
     net = Net(options.port, time.monotonic() + options.timeout)
     try:
-        (probe,) = register_chatters(net, 1, "p", "the probe")
+        if options.probe_room:
+            (probe,) = net.open(
+                1,
+                lambda i: b"p00000\r\n/join #probe\r\n",
+                lambda i: b" has joined #probe",
+                "the probe",
+            )
+        else:
+            (probe,) = register_chatters(net, 1, "p", "the probe")
         trips: list[int] = []
         measure = Window(options.server_pid)
         measure.start()
@@ -950,7 +1050,7 @@ def run_storm(options: argparse.Namespace) -> dict[str, object]:
         if options.check_who:
             # Every member is in the room's list: the probe and the storm.
             listed = opened + 1
-            probe.sock.sendall(b"/who\r\n")
+            probe.sock.sendall(b"/who #lobby\r\n")
             net.drain_until([probe], b"--- #lobby (%d): " % listed, "the probe's /who")
         trips.sort()
         result: dict[str, object] = {
@@ -963,6 +1063,8 @@ def run_storm(options: argparse.Namespace) -> dict[str, object]:
             "probe_trips": len(trips),
             "probe_p50_ms": percentile(trips, 0.50) / 1e6,
             "probe_max_ms": trips[-1] / 1e6,
+            "probe_room": "#probe" if options.probe_room else "#lobby",
+            "server_cpu_s": measure.server_cpu,
         }
         result.update(measure.report())
         return result
@@ -977,6 +1079,8 @@ WORKLOADS = {
     "latency": run_latency,
     "memory": run_memory,
     "storm": run_storm,
+    # bench/attack.py (it uses this module: imported when asked for).
+    "attack": lambda options: importlib.import_module("attack").run_attack(options),
 }
 
 
@@ -989,6 +1093,12 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--server-pid", type=int, help="for CPU and RSS figures")
     parser.add_argument("--cpu", type=int, help="pin this process to this core")
     parser.add_argument("--connections", type=int, default=100)
+    parser.add_argument(
+        "--concurrency",
+        type=int,
+        default=40,
+        help="memory and latency over IRC: registrations in flight at once",
+    )
     parser.add_argument("--window", type=int, default=64, help="lines in flight")
     parser.add_argument("--duration", type=float, default=3.0, help="seconds")
     parser.add_argument("--warmup", type=float, default=0.5, help="seconds")
@@ -1001,7 +1111,13 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         help="seconds between passes over the fan-out receivers",
     )
     parser.add_argument("--rate", type=float, default=200.0, help="messages/s")
-    parser.add_argument("--service", choices=("chat", "echo"), default="chat")
+    parser.add_argument(
+        "--protocol",
+        choices=("native", "irc"),
+        default="native",
+        help="latency: the chat's own protocol or IRC",
+    )
+    parser.add_argument("--service", choices=("chat", "echo", "irc"), default="chat")
     parser.add_argument("--room-members", type=int, default=2000)
     parser.add_argument("--room-size", type=int, default=20)
     parser.add_argument("--drain-timeout", type=float, default=10.0)
@@ -1014,7 +1130,27 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         help="storm: check the room's /who lists every member at the end",
     )
     parser.add_argument(
+        "--probe-room",
+        action="store_true",
+        help="storm: the probe speaks in a room of its own, not to the storm",
+    )
+    parser.add_argument(
         "--timeout", type=float, default=120.0, help="hard limit for the run"
+    )
+    attack = parser.add_argument_group("attack (bench/attack.py)")
+    attack.add_argument("--slowloris", type=int, default=1000, help="tricklers")
+    attack.add_argument("--storm", type=int, default=5000, help="silent stormers")
+    attack.add_argument(
+        "--per-address", type=int, default=5, help="attackers per source address"
+    )
+    attack.add_argument(
+        "--trickle-interval", type=float, default=1.0, help="seconds between bytes"
+    )
+    attack.add_argument(
+        "--fresh-interval",
+        type=float,
+        default=0.1,
+        help="seconds between fresh clients registering",
     )
     options = parser.parse_args(argv)
     if options.window < 1 or options.connections < 1 or options.batch < 1:

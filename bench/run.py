@@ -53,6 +53,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import ircd
 import launch_tree
 
 BENCH = Path(__file__).resolve().parent
@@ -92,6 +93,7 @@ LOAD_TEST_OPTIONS = (
     ("--idle-timeout", "0"),
     ("--chat-idle-timeout", "0"),
     ("--flood-rate", "0"),
+    ("--irc-ping-interval", "0"),
     ("--line-timeout", "0"),
     ("--max-rooms", "100000"),
     # History off unless a workload turns it on (HISTORY): the existing
@@ -117,6 +119,19 @@ BASELINE_SCRIPTS = {
 }
 ECHO_SERVERS = (CHATSERVICE, RAW, LINERECEIVER, ASYNCIO)
 CHAT_SERVERS = (CHATSERVICE, NAIVE_CHAT)
+#: The installed chatservice's native chat door, beside its IRC door in the
+#: IRC workloads (the same load, paced the same way).
+NATIVE_DOOR = "chatservice-native"
+INSPIRCD = ircd.INSPIRCD
+NGIRCD = ircd.NGIRCD
+#: Registrations the load generator has in flight at once with InspIRCd,
+#: which completes registrations once a second (its listen backlog is
+#: configured to take them: bench/anchors/).  Not with ngIRCd: its short
+#: listen backlog drops connections (SYN retries of seconds) when 500 come
+#: at once.
+INSPIRCD_CONCURRENCY = 500
+#: chatservice's IRC door, and the IRC daemons it is anchored to.
+IRC_SERVERS = (CHATSERVICE, INSPIRCD, NGIRCD)
 #: The history workloads: chatservice with history off and on.
 HISTORY_SERVERS = (CHATSERVICE, HISTORY)
 #: The least share of a compared tree's figure chatservice must keep, by
@@ -205,8 +220,29 @@ def load_test_options(known: str | None = None) -> list[str]:
     return options
 
 
+def default_limits(options: Sequence[str]) -> list[str]:
+    """
+    chatservice options (``--name value`` pairs) without those of
+    :data:`LOAD_TEST_OPTIONS` but ``--history``: the server keeps its
+    default limits (the attack workload tries them).
+    """
+    lifting = {name for name, _ in LOAD_TEST_OPTIONS} - {"--history"}
+    pairs = zip(options[::2], options[1::2], strict=True)
+    return [
+        part for name, value in pairs if name not in lifting for part in (name, value)
+    ]
+
+
+#: The listen backlog of chatservice's endpoints (``--backlog``; None:
+#: Twisted's default of 50).
+BACKLOG: int | None = None
+
+
 def endpoint(port: int | None) -> str:
-    return "none" if port is None else f"tcp:{port}:interface={LOOPBACK}"
+    if port is None:
+        return "none"
+    backlog = "" if BACKLOG is None else f":backlog={BACKLOG}"
+    return f"tcp:{port}:interface={LOOPBACK}{backlog}"
 
 
 # Compared trees (--compare)
@@ -345,19 +381,30 @@ def server_command(
     extra: Sequence[str],
     upper: bool = False,
     trees: Mapping[str, Tree] | None = None,
+    workdir: Path | None = None,
+    keep_limits: bool = False,
 ) -> ServerCommand:
     """
     The command line of ``server`` listening for ``services`` (echo, upper,
-    chat); a baseline serves one of them, in ``--upper`` mode for upper.
+    chat, irc); a baseline serves one of them, in ``--upper`` mode for
+    upper, and an IRC daemon (:mod:`ircd`) irc, configured in ``workdir``.
     chatservice gets the options ``extra``, and a compared tree (one of
-    ``trees``, by name) its own.
+    ``trees``, by name) its own; with ``keep_limits``, without those that
+    lift its protective limits (:func:`default_limits`).
     """
     ports = {service: free_port() for service in services}
     tree = (trees or {}).get(server)
-    if server in (CHATSERVICE, HISTORY) or tree is not None:
+    if server in ircd.DAEMONS:
+        if workdir is None:
+            raise BenchError(f"{server} needs a directory for its configuration")
+        (port,) = ports.values()
+        return ServerCommand(ircd.DAEMONS[server].command(port, workdir), ports)
+    if server in (CHATSERVICE, HISTORY, NATIVE_DOOR) or tree is not None:
         command, options = (
             ([str(twistd())], extra) if tree is None else (tree.twistd, tree.options)
         )
+        if keep_limits:
+            options = default_limits(options)
         if server == HISTORY:
             # Relative: the server runs in the scratch directory.
             history = f"history-{time.monotonic_ns()}.sqlite3"
@@ -373,6 +420,8 @@ def server_command(
             endpoint(ports.get("upper")),
             "--chat",
             endpoint(ports.get("chat")),
+            # Only when asked for: a compared tree may have no IRC door.
+            *(["--irc", endpoint(ports["irc"])] if "irc" in ports else []),
             *options,
         ]
     else:
@@ -474,13 +523,16 @@ def connect_once(port: int, timeout: float) -> socket.socket | None:
 def first_answer(port: int, service: str, deadline: float) -> None:
     """
     Wait until the service on ``port`` answers: an echo of a line (echo,
-    upper), or the greeting line (chat).
+    upper), the greeting line (chat), or any line (irc: daemons greet no
+    one, they answer a ``PING``).
     """
     while True:
         sock = connect_once(port, 1.0)
         if sock is not None:
             with sock:
-                if service != "chat":
+                if service == "irc":
+                    sock.sendall(b"PING :bench\r\n")
+                elif service != "chat":
                     sock.sendall(b"ping\r\n")
                 data = b""
                 with contextlib.suppress(OSError):
@@ -511,9 +563,12 @@ def running(
     extra: Sequence[str],
     upper: bool = False,
     trees: Mapping[str, Tree] | None = None,
+    keep_limits: bool = False,
 ) -> Iterator[Server]:
     """Start a server pinned to the server core; kill it when done."""
-    command = server_command(server, services, extra, upper, trees)
+    command = server_command(
+        server, services, extra, upper, trees, workdir, keep_limits
+    )
     log = log_file(workdir, server)
     with log.open("wb") as output:
         process = subprocess.Popen(
@@ -605,6 +660,10 @@ class Settings:
     latency_rate: float
     memory_connections: int
     storm_connections: int
+    attack_slowloris: int
+    attack_storm: int
+    attack_members: int
+    attack_duration: float
     memory_room_members: int
     memory_room_size: int
     startup_repeats: int
@@ -625,6 +684,10 @@ FULL = Settings(
     latency_rate=200.0,
     memory_connections=10000,
     storm_connections=2000,
+    attack_slowloris=1000,
+    attack_storm=5000,
+    attack_members=20,
+    attack_duration=25.0,
     memory_room_members=2000,
     memory_room_size=20,
     startup_repeats=5,
@@ -645,6 +708,10 @@ QUICK = Settings(
     latency_rate=100.0,
     memory_connections=1000,
     storm_connections=200,
+    attack_slowloris=50,
+    attack_storm=200,
+    attack_members=5,
+    attack_duration=2.0,
     memory_room_members=100,
     memory_room_size=20,
     startup_repeats=1,
@@ -676,6 +743,8 @@ class Target:
             return None
         if self.at_most is not None:
             return value <= self.at_most
+        if self.at_least is not None:
+            return value >= self.at_least
         return None
 
 
@@ -692,6 +761,9 @@ class Workload:
     rounds: int | None = None
     #: The load generator's workload, when not the same name.
     load: str = ""
+    #: Whether chatservice keeps its default protective limits (the load
+    #: test options that lift them are left out: :func:`default_limits`).
+    keeps_limits: bool = False
 
     @property
     def kind(self) -> str:
@@ -731,12 +803,35 @@ WORKLOADS = (
         (Target("≥ 2x naive-chat", NAIVE_CHAT, at_least=2.0),),
     ),
     Workload(
+        "irc-fanout",
+        (CHATSERVICE, NATIVE_DOOR, INSPIRCD, NGIRCD),
+        "irc",
+        "fanout over IRC (1000 receivers of #lobby, 10 senders), windows kept "
+        "by receiver 0; chatservice-native: the same over the native door",
+        True,
+        (
+            Target("≥ 2x inspircd", INSPIRCD, at_least=2.0),
+            Target("≥ 0.8x native door", NATIVE_DOOR, at_least=0.8),
+        ),
+        load="fanout",
+    ),
+    Workload(
         "latency",
         CHAT_SERVERS,
         "chat",
         "p99 delivery latency, 100 receivers, 20k deliveries/s",
         False,
         (Target("p99 ≤ 3 ms", at_most=3.0),),
+    ),
+    Workload(
+        "irc-latency",
+        (CHATSERVICE, NATIVE_DOOR, INSPIRCD, NGIRCD),
+        "irc",
+        "latency over IRC (100 receivers, 20k deliveries/s); "
+        "chatservice-native: the same over the native door",
+        False,
+        (Target("p99 ≤ 3 ms", at_most=3.0),),
+        load="latency",
     ),
     Workload(
         "fanout-history",
@@ -768,12 +863,32 @@ WORKLOADS = (
         True,
     ),
     Workload(
+        "attack",
+        (CHATSERVICE,),
+        "chat",
+        "issue 12's attack, default limits: 1000 slowloris + a 5000-connection "
+        "storm (5 per address) while 20 members chat and fresh clients arrive",
+        True,
+        (Target("every fresh client in ≤ 1 s", at_least=100.0),),
+        rounds=1,
+        keeps_limits=True,
+    ),
+    Workload(
         "memory-chat",
         CHAT_SERVERS,
         "chat",
         "server RSS per registered chat client (10k clients)",
         False,
         (Target("≤ 2 KiB/conn", at_most=2.0),),
+        rounds=1,
+    ),
+    Workload(
+        "memory-irc",
+        IRC_SERVERS,
+        "irc",
+        "server RSS per registered IRC client (10k clients)",
+        False,
+        (Target("≤ 2.5 KiB/conn", at_most=2.5),),
         rounds=1,
     ),
     Workload(
@@ -815,6 +930,42 @@ def with_compared(workload: Workload, trees: Sequence[Tree]) -> Workload:
         servers=(*workload.servers[:at], *names, *workload.servers[at:]),
         targets=targets,
     )
+
+
+def served(workload: Workload, server: str) -> str:
+    """The service ``server`` is loaded on in ``workload`` (the native
+    door's chat beside the IRC door's irc)."""
+    return "chat" if server == NATIVE_DOOR else workload.service
+
+
+def available(
+    workloads: Sequence[Workload], c_loadgen: bool
+) -> tuple[list[Workload], list[str]]:
+    """
+    ``workloads`` without the IRC daemons that are not installed, and
+    without irc-fanout when there is no C load generator (``c_loadgen``
+    false: loadgen.py speaks the native protocol only); why each was left
+    out.
+    """
+    kept: list[Workload] = []
+    notes: list[str] = []
+    for workload in workloads:
+        if workload.service == "irc" and workload.kind == "fanout" and not c_loadgen:
+            notes.append(f"{workload.name}: skipped, it needs the C load generator")
+            continue
+        missing = [
+            name
+            for name in workload.servers
+            if name in ircd.DAEMONS and ircd.DAEMONS[name].installed() is None
+        ]
+        for name in missing:
+            notes.append(
+                f"{workload.name}: {name} not installed (apt-get install "
+                f"{ircd.DAEMONS[name].package}), run without it"
+            )
+        servers = tuple(name for name in workload.servers if name not in missing)
+        kept.append(dataclasses.replace(workload, servers=servers))
+    return kept, notes
 
 
 def loadgen_args(workload: str, settings: Settings) -> list[str]:
@@ -865,7 +1016,24 @@ def loadgen_args(workload: str, settings: Settings) -> list[str]:
             "--connections",
             str(settings.storm_connections),
         ]
-    if workload in ("memory-chat", "memory-echo"):
+    if workload == "attack":
+        return [
+            "attack",
+            *common,
+            "--slowloris",
+            str(settings.attack_slowloris),
+            "--storm",
+            str(settings.attack_storm),
+            "--receivers",
+            str(settings.attack_members),
+            "--senders",
+            "4",
+            "--rate",
+            "10",
+            "--duration",
+            str(settings.attack_duration),
+        ]
+    if workload in ("memory-chat", "memory-echo", "memory-irc"):
         return [
             "memory",
             *common,
@@ -959,24 +1127,36 @@ def run_loadgen(
     ``loadgen.py``.
     """
     args = loadgen_args(workload.kind, settings)
+    service = served(workload, server.name)
     if workload.name == "memory-chat" and server.name == NAIVE_CHAT:
         # The naive chat has one room: every member is in it.
         args += ["--room-size", "0"]
-    elif workload.name == "memory-chat":
+    elif workload.name in ("memory-chat", "memory-irc"):
         args += ["--room-size", str(settings.memory_room_size)]
+    if service == "irc":
+        args += ["--protocol", "irc"]
+    elif workload.kind == "fanout" and workload.service == "irc":
+        # Over IRC receiver 0 keeps the windows: the native door's alike.
+        args += ["--pace", "receiver"]
+    if server.name == INSPIRCD:
+        # Registered once a second: many at once, or the set-up takes minutes.
+        args += ["--concurrency", str(INSPIRCD_CONCURRENCY)]
     if workload.name == "storm" and server.name != NAIVE_CHAT:
-        # The naive chat has no /who to check the room against.
-        args += ["--check-who"]
+        # The naive chat has no /who to check the room against, nor rooms
+        # but one: there the probe's lines go to the whole storm.
+        args += ["--check-who", "--probe-room"]
     c_program = (c_loadgens or {}).get(workload.kind)
     if c_program is not None:
         program = [str(c_program)]
+    elif workload.kind == "fanout" and workload.service == "irc":
+        raise BenchError(f"{workload.name} needs the C load generator")
     else:
         program = [sys.executable, str(LOADGEN)]
     argv = [
         *program,
         *args,
         "--port",
-        str(server.ports[workload.service]),
+        str(server.ports[service]),
         "--server-pid",
         str(server.pid),
     ]
@@ -1145,12 +1325,13 @@ def run_all(
                         else:
                             with running(
                                 server,
-                                (workload.service,),
+                                (served(workload, server),),
                                 where,
                                 workdir,
                                 extra,
                                 upper=workload.service == "upper",
                                 trees=trees,
+                                keep_limits=workload.keeps_limits,
                             ) as handle:
                                 report = run_loadgen(
                                     workload, handle, where, settings, c_loadgens
@@ -1343,7 +1524,7 @@ def details(records: dict[tuple[str, str], Record]) -> list[str]:
                 f"{med(record, 'per_server_cpu_s', 0)} lines per server "
                 f"CPU-second; {med(record, 'lines_per_read', 1)} lines per read"
             )
-        elif workload == "fanout":
+        elif workload in ("fanout", "irc-fanout"):
             text = (
                 f"{med(record, 'per_server_cpu_s', 0)} deliveries per server "
                 f"CPU-second; {med(record, 'messages_sent', 0)} messages sent, "
@@ -1352,7 +1533,7 @@ def details(records: dict[tuple[str, str], Record]) -> list[str]:
                 f"{record.total('out_of_order')} out of order, "
                 f"{record.total('unexpected_lines')} unexpected lines"
             )
-        elif workload == "latency":
+        elif workload in ("latency", "irc-latency"):
             text = (
                 f"in socket p50 {med(record, 'p50_ms')} / p99 "
                 f"{med(record, 'p99_ms')} / max {med(record, 'max_ms')} ms; "
@@ -1362,9 +1543,30 @@ def details(records: dict[tuple[str, str], Record]) -> list[str]:
             )
         elif workload == "storm":
             text = (
-                f"{med(record, 'connections', 0)} clients; a member's round "
-                f"trips between batches p50 {med(record, 'probe_p50_ms')} / max "
-                f"{med(record, 'probe_max_ms')} ms"
+                f"{med(record, 'connections', 0)} clients in "
+                f"{med(record, 'seconds')} s, {med(record, 'server_cpu_s')} s of "
+                f"server CPU; a member's round trips between batches p50 "
+                f"{med(record, 'probe_p50_ms')} / max {med(record, 'probe_max_ms')} ms"
+            )
+        elif workload == "attack":
+            run = record.runs[-1]
+            text = (
+                f"fresh clients: {run.get('fresh_admitted')} of "
+                f"{run.get('fresh_tried')} let in (p50 {med(record, 'fresh_p50_ms')} "
+                f"/ max {med(record, 'fresh_max_ms')} ms), refused "
+                f"{run.get('fresh_refused')}; members' chat during the attack: "
+                f"{med(record, 'deliveries', 0)} deliveries, {record.lost} lost, "
+                f"p50 {med(record, 'chat_p50_ms')} / p99 {med(record, 'chat_p99_ms')}"
+                f" / max {med(record, 'chat_max_ms')} ms; slowloris: "
+                f"{run.get('slowloris_connected')} connected, "
+                f"{run.get('slowloris_closed_by_server')} closed by the server "
+                f"(p50 at {run.get('slowloris_closed_p50_s')} s), "
+                f"{run.get('slowloris_open_at_end')} open at the end; storm: "
+                f"{run.get('storm_connected')} connected, "
+                f"{run.get('storm_refused_at_connect')} refused at connect, "
+                f"{run.get('storm_closed_by_server')} closed by the server, "
+                f"{run.get('storm_open_at_end')} open at the end; strangers were "
+                f"told {run.get('storm_said')}"
             )
         elif workload.startswith("memory"):
             text = (
@@ -1455,10 +1657,27 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--duration", type=float, help="seconds measured per run")
     parser.add_argument("--echo-window", type=int, help="lines in flight (echo)")
     parser.add_argument(
+        "--fanout-window", type=int, help="messages in flight per sender (fanout)"
+    )
+    parser.add_argument(
+        "--backlog",
+        type=int,
+        help="listen backlog of chatservice's endpoints (default: Twisted's, 50)",
+    )
+    parser.add_argument(
         "--memory-connections", type=int, help="connections for memory-*"
     )
     parser.add_argument(
         "--storm-connections", type=int, help="clients registering in the storm"
+    )
+    parser.add_argument(
+        "--attack-slowloris", type=int, help="attack: trickling connections"
+    )
+    parser.add_argument(
+        "--attack-storm", type=int, help="attack: connections of the storm"
+    )
+    parser.add_argument(
+        "--attack-duration", type=float, help="attack: seconds it lasts"
     )
     parser.add_argument(
         "--python-loadgen",
@@ -1493,12 +1712,18 @@ def benchmark(options: argparse.Namespace, scratch: Path) -> int:
             "rounds",
             "duration",
             "echo_window",
+            "fanout_window",
             "memory_connections",
             "storm_connections",
+            "attack_slowloris",
+            "attack_storm",
+            "attack_duration",
         )
         if getattr(options, name) is not None
     }
     settings = dataclasses.replace(QUICK if options.quick else FULL, **overrides)
+    global BACKLOG
+    BACKLOG = options.backlog
     selected = [w for w in WORKLOADS if options.only is None or w.name in options.only]
     where = placement()
     if where.loadgen_cpu is not None:
@@ -1536,6 +1761,11 @@ def benchmark(options: argparse.Namespace, scratch: Path) -> int:
         print(f"{tree.name}: {tree.module} ({origin}), under {LAUNCHER.name}")
         print(f"{tree.name} options: " + " ".join(tree.options))
         trees.append(tree)
+    selected, skipped = available(
+        selected, c_compiler() is not None and not options.python_loadgen
+    )
+    for note in skipped:
+        print(note)
     workloads = [with_compared(w, trees) for w in selected]
     about = versions()
     print(
@@ -1596,6 +1826,7 @@ def benchmark(options: argparse.Namespace, scratch: Path) -> int:
             "compared": [tree.describe() for tree in trees],
             "versions": about,
             "settings": vars(settings),
+            "skipped": skipped,
             "workloads": {
                 w.name: {"servers": list(w.servers), "description": w.description}
                 for w in workloads

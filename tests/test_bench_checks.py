@@ -109,8 +109,10 @@ class FaultyChat:
     sender 1 from its 10th on.
     """
 
-    def __init__(self, faulty: bool) -> None:
+    def __init__(self, faulty: bool, irc: bool = False) -> None:
         self.faulty = faulty
+        #: Speak IRC (:meth:`serve_irc`) rather than the native protocol.
+        self.irc = irc
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.port: int = self.listener.getsockname()[1]
         self.members: dict[bytes, socket.socket] = {}
@@ -131,7 +133,8 @@ class FaultyChat:
             except OSError:
                 return
             client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            threading.Thread(target=self.serve, args=(client,), daemon=True).start()
+            serve = self.serve_irc if self.irc else self.serve
+            threading.Thread(target=serve, args=(client,), daemon=True).start()
 
     def serve(self, client: socket.socket) -> None:
         reader = client.makefile("rb")
@@ -145,12 +148,45 @@ class FaultyChat:
         except OSError:
             pass
 
+    def serve_irc(self, client: socket.socket) -> None:
+        """
+        The same over IRC: ``NICK``, ``USER``, then 001; ``JOIN #lobby``,
+        then 366; a ``PRIVMSG #lobby`` goes to every member but its sender
+        as ``:NICK!NICK@fake PRIVMSG #lobby :TEXT``.
+        """
+        reader = client.makefile("rb")
+        nick = b"*"
+        try:
+            for line in reader:
+                command, _, rest = line.rstrip(b"\r\n").partition(b" ")
+                if command == b"NICK":
+                    nick = rest
+                elif command == b"USER":
+                    client.sendall(b":fake 001 %s :Welcome\r\n" % nick)
+                elif command == b"JOIN":
+                    with self.lock:
+                        self.members[nick] = client
+                        client.sendall(
+                            b":%s!%s@fake JOIN #lobby\r\n"
+                            b":fake 353 %s = #lobby :%s\r\n"
+                            b":fake 366 %s #lobby :End of /NAMES list.\r\n"
+                            % (nick, nick, nick, nick, nick)
+                        )
+                elif command == b"PRIVMSG":
+                    self.say(nick, rest.partition(b" :")[2])
+        except OSError:
+            pass
+
     def say(self, nick: bytes, text: bytes) -> None:
-        line = b"#lobby <%s> %s\r\n" % (nick, text)
+        if self.irc:
+            line = b":%s!%s@fake PRIVMSG #lobby :%s\r\n" % (nick, nick, text)
+        else:
+            line = b"#lobby <%s> %s\r\n" % (nick, text)
         number = int(text[1:9]) if text.startswith(b"F") else -1
         with self.lock:
             for member, conn in self.members.items():
-                conn.sendall(self.broken(member, nick, number, line))
+                if not (self.irc and member == nick):
+                    conn.sendall(self.broken(member, nick, number, line))
 
     def broken(self, member: bytes, nick: bytes, number: int, line: bytes) -> bytes:
         """What ``member`` gets of ``line`` (message ``number`` of ``nick``)."""
@@ -180,9 +216,12 @@ class FanoutLoadGeneratorTests(SynchronousTestCase):
     against :class:`FaultyChat` and report the same violations.
     """
 
-    def fanout(self, program: list[str], faulty: bool) -> dict[str, Any]:
-        """The report of a short fan-out run of ``program`` against a fake."""
-        server = FaultyChat(faulty)
+    def fanout(self, program: list[str], faulty: bool, *options: str) -> dict[str, Any]:
+        """
+        The report of a short fan-out run of ``program`` (with ``options``)
+        against a fake, an IRC one with ``--protocol irc``.
+        """
+        server = FaultyChat(faulty, irc="irc" in options)
         self.addCleanup(server.close)
         argv = [
             *program,
@@ -203,6 +242,7 @@ class FanoutLoadGeneratorTests(SynchronousTestCase):
             "0.5",
             "--timeout",
             "30",
+            *options,
         ]
         done = subprocess.run(argv, capture_output=True, timeout=60, check=False)
         report: dict[str, Any] = json.loads(done.stdout.splitlines()[-1])
@@ -251,6 +291,30 @@ class FanoutLoadGeneratorTests(SynchronousTestCase):
         for faulty in (True, False):
             report = self.fanout(program, faulty)
             self.assertEqual(report["loadgen"], "c")
+            self.assertViolations(report, faulty)
+
+    def test_cLoadGeneratorChecksOverIRC(self) -> None:
+        """
+        Over IRC (``--protocol irc``: registered with NICK and USER, joined
+        once welcomed, deliveries as PRIVMSG lines, windows kept by
+        receiver 0) the C load generator reports the same violations, and
+        none against a correct server.
+        """
+        program = self.c_program()
+        for faulty in (True, False):
+            report = self.fanout(program, faulty, "--protocol", "irc")
+            self.assertEqual((report["protocol"], report["pace"]), ("irc", "receiver"))
+            self.assertViolations(report, faulty)
+
+    def test_cLoadGeneratorPacedByAReceiver(self) -> None:
+        """
+        ``--pace receiver`` over the native protocol (the irc-fanout
+        workload's native door) keeps the checks, and the run goes on.
+        """
+        program = self.c_program()
+        for faulty in (True, False):
+            report = self.fanout(program, faulty, "--pace", "receiver")
+            self.assertEqual(report["pace"], "receiver")
             self.assertViolations(report, faulty)
 
     def test_pythonLoadGeneratorChecks(self) -> None:

@@ -6,11 +6,14 @@ allowed, how they are shown, and when two are the same.
 
 from __future__ import annotations
 
+import itertools
+import string
 import unicodedata
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from chatservice.chat.errors import ChatError
+from chatservice.chat import names
+from chatservice.chat.errors import ChatError, InvalidNick
 from chatservice.chat.names import (
     MAX_NICK_LENGTH,
     MAX_ROOM_LENGTH,
@@ -229,6 +232,32 @@ class CheckNickTests(SynchronousTestCase):
                 self.assertRaises(ChatError, check_nick, wanted)
         self.assertRefused("_\u0301", "a combining mark follows a letter (not U+0301)")
         self.assertEqual(check_nick("e\u0302\u0301"), "\u1ebf")
+
+    def test_plainNicknamesAsTheFullCheckSays(self) -> None:
+        """
+        Nicknames of ASCII letters, digits, _ and - (the ones the short cut
+        of check_nick takes) are exactly the ones the full checks accept
+        unchanged: every such name of one or two characters, every 13th of
+        three, and longer ones; a name with any other character still gets
+        the full checks.
+        """
+        alphabet = string.ascii_letters + string.digits + "_-"
+        short = [
+            "".join(c) for n in (1, 2) for c in itertools.product(alphabet, repeat=n)
+        ]
+        three = ["".join(c) for c in itertools.product(alphabet, repeat=3)][::13]
+        longer = ["r00042", "Alice_-", "_9", "x" * MAX_NICK_LENGTH]
+        for name in short + three + longer:
+            try:
+                expected: str | None = names._check_any_nick(name)
+            except InvalidNick:
+                expected = None
+            try:
+                found: str | None = check_nick(name)
+            except InvalidNick:
+                found = None
+            self.assertEqual(found, expected, name)
+        self.assertRaises(InvalidNick, check_nick, "ab\u200bc")
 
     def test_strip(self) -> None:
         """Blanks around a nickname are dropped."""

@@ -437,6 +437,37 @@ class CapTests(IRCCase):
         said = [m.params[1] for m in quiet.take() if m.command == "PRIVMSG"]
         self.assertEqual(said, ["one", "two"])
 
+    def test_ownMessagesLeftOutOfABatch(self) -> None:
+        """
+        Messages said in one turn reach each member as one batch: without
+        echo-message, each speaker gets the others' messages but not its
+        own; a member who said nothing, or asked for echo-message, gets
+        them all; the next batch, said by others, is judged afresh.
+        """
+        alice = self.registered("alice")
+        bob = self.registered("bob")
+        carol = self.registered("carol")
+        echoed = self.registered("dave", "echo-message")
+        everyone = (alice, bob, carol, echoed)
+        for client in everyone:
+            client.send("JOIN #room")
+        self.clear(*everyone)
+
+        def said(client: Client) -> list[str]:
+            return [m.params[1] for m in client.take() if m.command == "PRIVMSG"]
+
+        alice.send("PRIVMSG #room :one")
+        bob.send("PRIVMSG #room :two")
+        echoed.send("PRIVMSG #room :three")
+        self.assertEqual(said(alice), ["two", "three"])
+        self.assertEqual(said(bob), ["one", "three"])
+        self.assertEqual(said(carol), ["one", "two", "three"])
+        self.assertEqual(said(echoed), ["one", "two", "three"])
+        carol.send("PRIVMSG #room :four")
+        bob.send("PRIVMSG #room :five")
+        self.assertEqual(said(alice), ["four", "five"])
+        self.assertEqual(said(carol), ["five"])
+
     def clear(self, *clients: Client) -> None:
         for client in clients:
             client.take()
@@ -550,6 +581,27 @@ class CommandTests(IRCCase):
         seen = self.numerics(alice.take())
         self.assertEqual(seen[0], ("353", ["alice", "=", "#a", "alice @bob"]))
         self.assertEqual([c for c, _ in seen], ["353", "366", "366"])
+
+    def test_namesOfALargeChannel(self) -> None:
+        """
+        The names of a large channel come in several 353 lines, each cut
+        once its names pass 400 bytes (a 512-byte line has room for them
+        and the prefix), every member named once, in the order they came.
+        """
+        members = [self.registered(f"member{i:03d}") for i in range(120)]
+        for client in members:
+            client.send("JOIN #big")
+        first = members[0]
+        first.take()
+        first.send("NAMES #big")
+        seen = self.numerics(first.take())
+        lines = [params[-1] for code, params in seen if code == "353"]
+        self.assertEqual([code for code, _ in seen][-1], "366")
+        self.assertEqual(
+            " ".join(lines).split(), [f"member{i:03d}" for i in range(120)]
+        )
+        # 10 bytes a name with its space: cut at the 41st, 41 names a line.
+        self.assertEqual([len(line.split()) for line in lines], [41, 41, 38])
 
     def test_list(self) -> None:
         """LIST shows every channel with its members count and topic."""

@@ -300,11 +300,16 @@ def names_of(connection: IRCProtocol, room: Room) -> None:
     channel = f"#{room.name}"
     nicks = [_prefixed(s) for s in room.members if s.nick]
     line: list[str] = []
+    # What the line's names take, kept as they come: every join answers
+    # with the names of its channel, of thousands of members in a large one.
+    size = 0
     for entry in nicks:
         line.append(entry)
-        if sum(len(n) + 1 for n in line) > 400:
+        size += len(entry) + 1
+        if size > 400:
             connection.numeric(r.RPL_NAMREPLY, "=", channel, " ".join(line))
             line = []
+            size = 0
     if line:
         connection.numeric(r.RPL_NAMREPLY, "=", channel, " ".join(line))
     connection.numeric(r.RPL_ENDOFNAMES, channel, "End of /NAMES list")

@@ -171,19 +171,30 @@ class IRCProtocol(MemberProtocol):
         if self.closing:
             return
         style = self.style
+        if type(event) is events.RoomMessage:
+            # The commonest event, delivered to every member of a channel:
+            # the match below, taken in one step.
+            session = self.session
+            if (
+                session is None
+                or event.nick != session.nick
+                or "echo-message" in self.caps
+            ):
+                self.queue(event.encoded(style.wire, style.encode))
+            return
         me = self.session.nick if self.session is not None else None
         echo = "echo-message" in self.caps
         match event:
             case events.RoomMessage(nick=nick) if nick == me and not echo:
                 return
-            case events.RoomMessages(messages=messages) if not echo:
-                mine = [m for m in messages if m.nick == me]
-                if mine:
-                    others = [m for m in messages if m.nick != me]
-                    self.queue(
-                        b"".join(m.encoded(style.wire, style.encode) for m in others)
-                    )
-                    return
+            case events.RoomMessages(messages=messages) if (
+                not echo and me in self.factory.speakers(event)
+            ):
+                others = [m for m in messages if m.nick != me]
+                self.queue(
+                    b"".join(m.encoded(style.wire, style.encode) for m in others)
+                )
+                return
             case events.PrivateMessage(sender=sender, recipient=recipient) if (
                 sender == me and recipient != me and not echo
             ):
@@ -325,6 +336,20 @@ class IRCFactory(LineFactory):
             for time in (False, True)
             for msgid in (False, True)
         ]
+        #: The last batch :meth:`speakers` was asked about, and its answer.
+        self._speakers_of: events.RoomMessages | None = None
+        self._speakers: frozenset[str] = frozenset()
+
+    def speakers(self, batch: events.RoomMessages) -> frozenset[str]:
+        """
+        The nicknames that said the messages of ``batch``.  Each recipient
+        asks in turn (a member does not see its own messages without
+        echo-message): worked out once per batch, not once per recipient.
+        """
+        if batch is not self._speakers_of:
+            self._speakers = frozenset(message.nick for message in batch.messages)
+            self._speakers_of = batch
+        return self._speakers
 
     @property
     def capabilities(self) -> tuple[str, ...]:
