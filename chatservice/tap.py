@@ -19,7 +19,9 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.python import usage
 
+from chatservice.backends.base import HubBackend
 from chatservice.backends.local import LocalBackend
+from chatservice.backends.redis.url import RedisAddress
 from chatservice.chat.durations import parse_duration
 from chatservice.chat.errors import ChatError
 from chatservice.chat.hub import Hub
@@ -127,6 +129,36 @@ _COMMON_PARAMETERS: list[list[object]] = [
         None,
         "30d",
         "How long messages are kept (30s, 10m, 2h, 30d, forever).",
+    ],
+    [
+        "redis",
+        None,
+        None,
+        "Share the chat with every node started with the same Redis: "
+        "redis://[:PASSWORD@]HOST:PORT/DB, or rediss://... for TLS "
+        "(docs/scaling.rst) [default: none, this node alone].",
+    ],
+    [
+        "redis-password-file",
+        None,
+        None,
+        "File whose first line is the Redis password (instead of one in the URL).",
+    ],
+    [
+        "redis-liveness",
+        None,
+        30.0,
+        "Seconds without a heartbeat after which a node is dead: its members "
+        "are announced gone and their nicknames freed.",
+        seconds,
+    ],
+    [
+        "redis-replay",
+        None,
+        1000,
+        "Turns of messages kept while Redis is unreachable, sent to the other "
+        "nodes when it is back (older ones are not).",
+        positive_int,
     ],
     [
         "max-line-length",
@@ -258,6 +290,8 @@ class Options(usage.Options):
     motd: tuple[str, ...] = ()
     #: The IRC door's server password, once read (``--irc-password[-file]``).
     irc_password: str | None = None
+    #: ``--redis``, once read: where the nodes share the chat.
+    redis: RedisAddress | None = None
     longdesc = (
         "Runs the chatservice doors. Each ENDPOINT is a Twisted "
         "endpoint string (tcp:PORT, tcp:PORT:interface=127.0.0.1, "
@@ -334,6 +368,7 @@ class Options(usage.Options):
             raise usage.UsageError(f"--history-max-age: {error}") from None
         if self["history-max-messages"] < 1:
             raise usage.UsageError("--history-max-messages must be at least 1")
+        self.redis = _redis_address(self)
         if self["max-line-length"] < 16:
             raise usage.UsageError("--max-line-length must be at least 16")
         if self["max-clients"] == AUTO:
@@ -457,6 +492,49 @@ def _check_endpoint(service: str, description: str) -> None:
         ) from None
 
 
+def _redis_address(config: Options) -> RedisAddress | None:
+    """``--redis`` and ``--redis-password-file`` read, or ``None``."""
+    if not config["redis"]:
+        if config["redis-password-file"]:
+            raise usage.UsageError("--redis-password-file needs --redis URL")
+        return None
+    from chatservice.backends.redis.url import parse_redis_url
+
+    try:
+        address = parse_redis_url(config["redis"])
+    except ValueError as error:
+        raise usage.UsageError(f"--redis: {error}") from None
+    path = config["redis-password-file"]
+    if path:
+        try:
+            with open(path, encoding="utf-8") as file:
+                password = file.readline().strip()
+        except OSError as error:
+            raise usage.UsageError(
+                f"--redis-password-file {path}: {error.strerror}"
+            ) from None
+        address = address.with_password(password)
+    if config["redis-liveness"] < 3:
+        raise usage.UsageError("--redis-liveness must be at least 3 seconds")
+    return address
+
+
+def make_backend(config: Options, reactor: IReactorTime) -> HubBackend:
+    """The hub's backend: this node alone, or shared through ``--redis``."""
+    call_soon = end_of_turn(reactor).soon
+    if config.redis is None:
+        return LocalBackend(call_soon=call_soon)
+    from chatservice.backends.redis import RedisBackend
+
+    return RedisBackend(
+        config.redis,
+        reactor,
+        call_soon,
+        liveness=config["redis-liveness"],
+        replay_limit=config["redis-replay"],
+    )
+
+
 def make_store(config: Options, reactor: IReactorTime) -> HistoryStore | None:
     """The history store ``--history`` asks for (not opened yet), or ``None``."""
     kind, path = config.history
@@ -508,9 +586,12 @@ def makeService(config: Options, reactor: IReactorTime | None = None) -> IServic
             quiet_room_size=config["quiet-room-size"],
         ),
         clock=reactor.seconds,
-        backend=LocalBackend(call_soon=end_of_turn(reactor).soon),
+        backend=make_backend(config, reactor),
         store=make_store(config, reactor),
     )
+    attach = getattr(hub.backend, "attach", None)
+    if attach is not None:
+        attach(hub)  # a shared backend mirrors the other nodes into the hub
     authenticator = None
     if config["credentials"]:
         from chatservice.auth import Authenticator

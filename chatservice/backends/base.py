@@ -89,6 +89,28 @@ class HubBackend(Protocol):
         received; what is still on its way may then arrive after a reply.
         """
 
+    # Who is where: what other nodes must know of this node's members.
+    # The hub tells the backend after each change, before the event that
+    # announces it; the local backend has nobody to tell.
+
+    def member_registered(self, session: Session) -> None:
+        """``session`` got its first nickname (it is a member of the chat now)."""
+
+    def member_renamed(self, session: Session) -> None:
+        """``session`` has a new nickname (``session.nick``)."""
+
+    def member_joined(self, session: Session, room: Room) -> None:
+        """``session`` joined ``room``."""
+
+    def member_left(self, session: Session, room: Room) -> None:
+        """``session`` left ``room`` (and is still in the chat)."""
+
+    def member_gone(self, session: Session) -> None:
+        """``session`` left the chat (quit, kicked, banned), its rooms with it."""
+
+    def limit_changed(self, limit: int) -> None:
+        """An operator changed the client limit: every node takes it."""
+
     # Bans, shared by every node.
 
     def add_ban(self, ban: Ban) -> None:

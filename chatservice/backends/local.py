@@ -129,6 +129,26 @@ class LocalBackend:
         for session in room.members:
             session.member.deliver(event)
 
+    # Who is where: nobody else to tell.
+
+    def member_registered(self, session: Session) -> None:
+        pass
+
+    def member_renamed(self, session: Session) -> None:
+        pass
+
+    def member_joined(self, session: Session, room: Room) -> None:
+        pass
+
+    def member_left(self, session: Session, room: Room) -> None:
+        pass
+
+    def member_gone(self, session: Session) -> None:
+        pass
+
+    def limit_changed(self, limit: int) -> None:
+        pass
+
     # Bans
 
     def add_ban(self, ban: Ban) -> None:
