@@ -47,6 +47,7 @@ class _ProtocolFactory(Factory):
     # What txredisapi's protocol calls on its factory when AUTH or SELECT
     # fails (it then drops the connection, and ClientService tries again).
     isLazy = True
+    noisy = False  # no "Starting factory" at each reconnection
 
     def __init__(
         self,
