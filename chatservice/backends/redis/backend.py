@@ -136,6 +136,10 @@ class RedisBackend:
         self._barrier: Callable[[], None] | None = None
         #: Redis commands sent, by name (``/stats`` and the benchmark).
         self.commands: dict[str, int] = {}
+        #: Replies still awaited, and this node's frames published but not
+        #: back yet: both 0 when all this node said has come back.
+        self.waiting = 0
+        self.in_flight = 0
 
     @property
     def hub(self) -> Hub:
@@ -155,12 +159,31 @@ class RedisBackend:
         """A Redis command, counted."""
         name = str(args[0])
         self.commands[name] = self.commands.get(name, 0) + 1
-        return self.link.command(*args)
+        return self._awaited(self.link.command(*args))
 
     def evaluate(self, script: str, keys: list[str], args: list[str]) -> Deferred[Any]:
         """A Lua script, counted."""
         self.commands["EVALSHA"] = self.commands.get("EVALSHA", 0) + 1
-        return self.link.evaluate(script, keys, args)
+        return self._awaited(self.link.evaluate(script, keys, args))
+
+    def _awaited(self, reply: Deferred[Any]) -> Deferred[Any]:
+        self.waiting += 1
+
+        def answered(result: object) -> object:
+            self.waiting -= 1
+            return result
+
+        return reply.addBoth(answered)
+
+    @property
+    def idle(self) -> bool:
+        """Whether everything this node said has come back from Redis."""
+        return (
+            not self._frame
+            and self.waiting == 0
+            and self.in_flight == 0
+            and self.held is None
+        )
 
     # Start and stop
 
@@ -372,6 +395,7 @@ class RedisBackend:
         items, self._frame = self._frame, []
         frame = {"n": self.node, "i": items}
         if self.liveness.usable:
+            self.in_flight += 1
             self.command("PUBLISH", self.link.channel, json.dumps(frame)).addErrback(
                 self._publish_failed, frame
             )
@@ -381,6 +405,7 @@ class RedisBackend:
 
     def _publish_failed(self, failure: Failure, frame: dict[str, Any]) -> None:
         # Lost on the way: delivered here, and kept for the others.
+        self.in_flight -= 1
         self._apply_alone(frame)
 
     def _apply_alone(self, frame: dict[str, Any]) -> None:
@@ -442,6 +467,8 @@ class RedisBackend:
         except ValueError as error:
             self.log.warn("shared state: dropped a bad frame: {error}", error=error)
             return
+        if frame.get("n") == self.node and not frame.get("x"):
+            self.in_flight = max(0, self.in_flight - 1)
         if self.held is not None:
             self.held.append(frame)
             return

@@ -13,13 +13,19 @@ one on the asyncio reactor) would replace this module only.
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Callable
 from typing import Any
 
 import txredisapi  # type: ignore[import-untyped]
 from twisted.application.internet import ClientService, backoffPolicy
 from twisted.internet.defer import Deferred, fail, gatherResults
-from twisted.internet.endpoints import HostnameEndpoint, wrapClientTLS
+from twisted.internet.endpoints import (
+    HostnameEndpoint,
+    TCP4ClientEndpoint,
+    TCP6ClientEndpoint,
+    wrapClientTLS,
+)
 from twisted.internet.interfaces import IReactorTime, IStreamClientEndpoint
 from twisted.internet.protocol import Factory, Protocol
 from twisted.logger import Logger
@@ -94,9 +100,17 @@ class _ProtocolFactory(Factory):
 
 def endpoint_for(reactor: Any, address: RedisAddress) -> IStreamClientEndpoint:
     """A client endpoint to the Redis at ``address`` (TLS for ``rediss://``)."""
-    endpoint: IStreamClientEndpoint = HostnameEndpoint(
-        reactor, address.host, address.port, timeout=CONNECT_TIMEOUT
-    )
+    endpoint: IStreamClientEndpoint
+    try:
+        ip = ipaddress.ip_address(address.host)
+    except ValueError:
+        endpoint = HostnameEndpoint(
+            reactor, address.host, address.port, timeout=CONNECT_TIMEOUT
+        )
+    else:
+        # An address: nothing to resolve (no thread pool needed).
+        kind = TCP6ClientEndpoint if ip.version == 6 else TCP4ClientEndpoint
+        endpoint = kind(reactor, address.host, address.port, timeout=CONNECT_TIMEOUT)
     if address.tls:
         from twisted.internet.ssl import optionsForClientTLS
 
