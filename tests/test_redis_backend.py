@@ -23,6 +23,8 @@ from chatservice.chat.errors import NickInUse, NickLookalike, Unavailable
 from chatservice.chat.hub import Hub
 from chatservice.chat.model import Session
 from chatservice.conn.turns import end_of_turn
+from chatservice.stores.base import HistoryStore
+from chatservice.stores.memory import MemoryHistoryStore
 from chatservice.testing import FakeMember
 from tests.redis_support import RedisServer, command_counts
 
@@ -58,14 +60,20 @@ def texts(member: FakeMember) -> list[str]:
 class Node:
     """A hub whose backend is a :class:`RedisBackend` on the test's Redis."""
 
-    def __init__(self, case: TestCase, url: str, liveness: float = 30.0) -> None:
+    def __init__(
+        self,
+        case: TestCase,
+        url: str,
+        liveness: float = 30.0,
+        store: HistoryStore | None = None,
+    ) -> None:
         self.backend = RedisBackend(
             parse_redis_url(url),
             reactor,
             end_of_turn(reactor).soon,
             liveness=liveness,
         )
-        self.hub = Hub(clock=reactor.seconds, backend=self.backend)
+        self.hub = Hub(clock=reactor.seconds, backend=self.backend, store=store)
         self.backend.attach(self.hub)
         self.stopped = False
         case.addCleanup(self.stop)
@@ -348,6 +356,32 @@ class RedisBackendTests(TestCase):
         (failure,) = yield _failure(two.hub.set_nick(session, "Amy"))
         self.assertTrue(failure.check(NickInUse), failure)
         yield two.member("zed")
+
+    @inlineCallbacks
+    def test_historyHasEveryNodesMessages(
+        self,
+    ) -> Generator[Deferred[Any], Any, None]:
+        """
+        With history on, each node stores the room messages said on the
+        other nodes too: replay on join, on either node, shows the room's
+        messages from both, in the order said.
+        """
+        nodes = [
+            Node(self, self.redis.url, store=MemoryHistoryStore(100)) for _ in range(2)
+        ]
+        yield gatherResults([node.start() for node in nodes])
+        one, two = nodes
+        alice, _ = yield one.member("alice")
+        bob, bob_member = yield two.member("bob")
+        yield until(lambda: "bob" in one.hub.nicks, "bob known on one")
+        one.hub.say(alice, "from one")
+        yield until(lambda: "from one" in texts(bob_member), "bob heard it")
+        two.hub.say(bob, "from two")
+        yield until(lambda: "from two" in texts(bob_member), "bob heard himself")
+        yield task.deferLater(reactor, 0.05, lambda: None)
+        for node in nodes:
+            kept = yield node.hub.history("lobby", 10)
+            self.assertEqual([m.text for m in kept], ["from one", "from two"])
 
     @inlineCallbacks
     def test_commandsPerMessage(self) -> Generator[Deferred[Any], Any, None]:

@@ -96,6 +96,14 @@ def _say(backend: RedisBackend, item: Item, own: bool) -> None:
         sender = backend.holder(fold(messages[-1].nick))
         if sender is not None:
             sender.last_active = messages[-1].at
+        store = backend.hub.store
+        if store is not None:
+            # Every node's history has the room's messages from every node
+            # (the sender's node stored its own in Hub.say), stored before
+            # they are shown.
+            for message in messages:
+                store.append(message)
+            backend.before_delivery()
     event: events.Event = (
         messages[0]
         if len(messages) == 1
