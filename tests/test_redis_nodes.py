@@ -25,12 +25,10 @@ from tests.support import (
     LOOPBACK,
     Process,
     chat_twistd,
-    describe_run,
+    credentials_file,
     free_port,
     loopback_endpoint,
     receive_until,
-    run,
-    script,
     temp_dir,
     wait_for,
 )
@@ -152,18 +150,7 @@ class NodesTests(SynchronousTestCase):
     def setUp(self) -> None:
         self.redis = RedisServer(self)
         self.directory = temp_dir(self)
-        self.credentials = self.directory / "passwd"
-        made = run(
-            [
-                script("chatservice-passwd"),
-                "--file",
-                self.credentials,
-                "--stdin",
-                "root",
-            ],
-            input=f"{PASSWORD}\n".encode(),
-        )
-        self.assertEqual(made.returncode, 0, describe_run(made))
+        self.credentials = credentials_file(self, self.directory, PASSWORD)
 
     def nodes(self, count: int) -> list[Node]:
         started = [

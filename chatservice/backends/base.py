@@ -18,7 +18,31 @@ from typing import Protocol
 from twisted.internet.defer import Deferred
 
 from chatservice.chat import events
+from chatservice.chat.errors import ChatError, NickInUse, NickLookalike
 from chatservice.chat.model import Ban, Room, Session
+
+
+def nick_refusal(
+    nicks: Mapping[str, Session],
+    lookalikes: Mapping[str, Session],
+    session: Session,
+    nick: str,
+    key: str,
+    looks: str,
+) -> ChatError | None:
+    """
+    Why ``session`` cannot have ``nick`` (folded ``key``, skeleton
+    ``looks``) given who holds what, or ``None``.
+    """
+    holder = nicks.get(key)
+    if holder is not None and holder is not session:
+        return NickInUse(nick)
+    twin = lookalikes.get(looks)
+    if twin is not None and twin is not session:
+        # A twin whose own claim is still being answered has no nickname
+        # yet: name what it looks like.
+        return NickLookalike(nick, twin.nick or looks)
+    return None
 
 
 class HubBackend(Protocol):

@@ -18,8 +18,8 @@ from collections.abc import Callable, Collection, Mapping
 
 from twisted.internet.defer import Deferred, fail, succeed
 
+from chatservice.backends.base import nick_refusal
 from chatservice.chat import events
-from chatservice.chat.errors import NickInUse, NickLookalike
 from chatservice.chat.model import Ban, Room, Session
 from chatservice.chat.names import fold
 
@@ -63,14 +63,9 @@ class LocalBackend:
     def claim_nick(
         self, session: Session, nick: str, key: str, looks: str
     ) -> Deferred[None]:
-        holder = self._nicks.get(key)
-        if holder is not None and holder is not session:
-            return fail(NickInUse(nick))
-        twin = self.lookalikes.get(looks)
-        if twin is not None and twin is not session:
-            # A twin whose own claim is still being answered has no nickname
-            # yet: name what it looks like.
-            return fail(NickLookalike(nick, twin.nick or looks))
+        refusal = nick_refusal(self._nicks, self.lookalikes, session, nick, key, looks)
+        if refusal is not None:
+            return fail(refusal)
         self._nicks[key] = session
         self.lookalikes[looks] = session
         return succeed(None)

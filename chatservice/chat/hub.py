@@ -147,11 +147,15 @@ class Hub:
         """Forget a connection that is gone; its rooms hear that it quit."""
         if session not in self.sessions:
             return
+        self._announce_quit(session, reason)
+        self._remove(session)
+
+    def _announce_quit(self, session: Session, reason: str) -> None:
+        """Those who share a room with a member hear that it quit."""
         if session.nick is not None:
             event_id, at = self._stamp()
             quit_event = events.Quit(session.nick, visible(reason), id=event_id, at=at)
             self._deliver(self._neighbours(session, presence=True), quit_event)
-        self._remove(session)
 
     def _full(self) -> bool:
         return bool(self.max_clients) and self.registered >= self.max_clients
@@ -549,10 +553,7 @@ class Hub:
         """
         if session not in self.remote:
             return
-        if session.nick is not None:
-            event_id, at = self._stamp()
-            quit_event = events.Quit(session.nick, visible(reason), id=event_id, at=at)
-            self._deliver(self._neighbours(session, presence=True), quit_event)
+        self._announce_quit(session, reason)
         self.backend.member_gone(session)
         self.forget(session)
 

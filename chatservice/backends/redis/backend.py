@@ -35,6 +35,7 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from chatservice.backends.base import nick_refusal
 from chatservice.backends.redis import codec, scripts
 from chatservice.backends.redis.link import RedisLink
 from chatservice.backends.redis.liveness import Liveness
@@ -249,12 +250,10 @@ class RedisBackend:
     def claim_nick(
         self, session: Session, nick: str, key: str, looks: str
     ) -> Deferred[None]:
-        holder = self._nicks.get(key)
-        if holder is not None and holder is not session:
-            return fail(NickInUse(nick))
-        twin = self.lookalikes.get(looks)
-        if twin is not None and twin is not session:
-            return fail(NickLookalike(nick, twin.nick or looks))
+        # Refused here when this node knows already (no round trip).
+        refusal = nick_refusal(self._nicks, self.lookalikes, session, nick, key, looks)
+        if refusal is not None:
+            return fail(refusal)
         if not self.liveness.usable:
             return fail(Unavailable())
         sid = self.sid_for(session)

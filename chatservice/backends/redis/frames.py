@@ -28,8 +28,14 @@ if TYPE_CHECKING:
 _log = Logger()
 
 
-def apply(backend: RedisBackend, frame: dict[str, Any]) -> None:
-    """Apply one frame; a bad item is logged and skipped."""
+def apply(
+    backend: RedisBackend, frame: dict[str, Any], *, deliveries_only: bool = False
+) -> None:
+    """
+    Apply one frame; a bad item is logged and skipped.  ``deliveries_only``:
+    only deliver its events (a replayed frame read again at a
+    resynchronisation, whose changes the snapshot has already).
+    """
     own = frame.get("n") == backend.node
     if own and frame.get("x"):
         return  # said while Redis was away: applied here then
@@ -44,6 +50,8 @@ def apply(backend: RedisBackend, frame: dict[str, Any]) -> None:
                     delivering = True
                     backend.before_delivery()
                 _DELIVERIES[kind](backend, item, own)
+            elif deliveries_only:
+                continue
             elif own:
                 _OWN.get(kind, _nothing)(backend, item)
             else:

@@ -48,6 +48,11 @@ NICK_TAKEN = (
 )
 #: Why a dead node's members quit.
 NODE_LOST = "node lost"
+#: Frames said during an outage are also kept in a stream, for the nodes
+#: that come back after they were published: this many at most, for this
+#: many seconds after the last.
+REPLAYED_KEPT = "10000"
+REPLAYED_FOR = "600"
 
 
 def pairs(flat: list[Any]) -> dict[str, str]:
@@ -218,11 +223,22 @@ class Liveness:
             b.queue(b.describe(session))
             for room in session.rooms:
                 b.queue({"k": "j", "s": b.sid_for(session), "r": room.name})
+        # What other nodes said during the outage and published before this
+        # node was back (pub/sub keeps nothing for a node not subscribed).
+        replayed = yield b.command("XRANGE", b.key("replayed"), "-", "+")
         replay, dropped = list(b.replay), b.replay_dropped
         b.replay.clear()
         b.replay_dropped = 0
         for text in replay:
             b.command("PUBLISH", b.link.channel, text).addErrback(lambda _: None)
+            # Kept a while for the nodes that are not back yet.
+            b.command(
+                "XADD", b.key("replayed"), "MAXLEN", "~", REPLAYED_KEPT, "*", "f", text
+            ).addErrback(lambda _: None)
+        if replay:
+            b.command("EXPIRE", b.key("replayed"), REPLAYED_FOR).addErrback(
+                lambda _: None
+            )
         if replay or dropped:
             self.log.info(
                 "shared state: {count} frame(s) said while Redis was away sent "
@@ -233,6 +249,12 @@ class Liveness:
         self.syncing = False
         self.up_since = b.reactor.seconds()
         held, b.held = b.held or [], None
+        for _entry_id, fields in replayed or []:
+            try:
+                frame = json.loads(pairs(fields)["f"])
+                frames.apply(b, frame, deliveries_only=True)
+            except (KeyError, TypeError, ValueError):
+                continue
         for frame in held:
             frames.apply(b, frame)
 
