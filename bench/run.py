@@ -104,6 +104,11 @@ CHATSERVICE = "chatservice"
 #: new file in the run's scratch directory), beside the same workload with
 #: ``--history none``.
 HISTORY = "chatservice+history"
+#: The installed chatservice with ``--redis`` (a redis-server of the run's
+#: own), alone; and two such nodes, half the receivers on the second.
+ONE_NODE_REDIS = "chatservice+redis"
+TWO_NODES_REDIS = "2-nodes+redis"
+SHARED_SERVERS = (ONE_NODE_REDIS, TWO_NODES_REDIS)
 RAW = "twisted-protocol"
 LINERECEIVER = "twisted-linereceiver"
 ASYNCIO = "asyncio-streams"
@@ -538,6 +543,117 @@ def running(
         stop(process)
 
 
+def redis_command(port: int, *args: str) -> str:
+    """One command to the run's redis-server; its reply, as text."""
+    with socket.create_connection((LOOPBACK, port), timeout=10) as connection:
+        connection.sendall(
+            (
+                f"*{len(args)}\r\n"
+                + "".join(f"${len(a.encode())}\r\n{a}\r\n" for a in args)
+            ).encode()
+        )
+        reader = connection.makefile("rb")
+        first = reader.readline()
+        if first.startswith(b"$"):
+            return reader.read(int(first[1:]) + 2)[:-2].decode()
+        return first[1:].strip().decode()
+
+
+def redis_costs(port: int, report: dict[str, object]) -> dict[str, object]:
+    """
+    Redis commands per room message, from ``INFO commandstats`` (reset
+    before the load generator started: its registrations count too).
+    """
+    calls: dict[str, int] = {}
+    for line in redis_command(port, "INFO", "commandstats").splitlines():
+        if line.startswith("cmdstat_"):
+            name, _, stats = line[len("cmdstat_") :].partition(":")
+            calls[name] = int(stats.split(",")[0].split("=")[1])
+    ours = {"config|resetstat", "info"}
+    total = sum(n for name, n in calls.items() if name not in ours)
+    messages = number(report.get("messages_sent", 0))
+    return {
+        "redis_commands": total,
+        "redis_publishes": calls.get("publish", 0),
+        "redis_commands_per_message": total / messages if messages else None,
+    }
+
+
+@contextlib.contextmanager
+def running_shared(
+    server: str, where: Placement, workdir: Path, extra: Sequence[str]
+) -> Iterator[Server]:
+    """
+    A redis-server of the run's own and one node (``chatservice+redis``) or
+    two (``2-nodes+redis``) with ``--redis`` on it, all on the server core;
+    the handle is the first node's, with ``chat2`` (the second node's
+    port) and ``redis`` among its ports.
+    """
+    binary = shutil.which("redis-server")
+    if binary is None:
+        raise BenchError("redis-server is not installed (apt-get install redis-server)")
+    redis_port = free_port()
+    redis_argv = [binary, "--port", str(redis_port), "--bind", LOOPBACK]
+    redis_argv += ["--save", "", "--appendonly", "no", "--dir", str(workdir)]
+    processes: list[subprocess.Popen[bytes]] = []
+    log = log_file(workdir, server)
+    try:
+        with log.open("wb") as output:
+            processes.append(
+                subprocess.Popen(
+                    redis_argv,
+                    cwd=workdir,
+                    stdin=subprocess.DEVNULL,
+                    stdout=output,
+                    stderr=subprocess.STDOUT,
+                    preexec_fn=_child_setup(where.server_cpu),
+                )
+            )
+        deadline = time.monotonic() + START_TIMEOUT
+        while True:
+            try:
+                if redis_command(redis_port, "PING") == "PONG":
+                    break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise BenchError("redis-server did not answer")
+            time.sleep(0.05)
+        url = f"redis://{LOOPBACK}:{redis_port}/0"
+        nodes = 2 if server == TWO_NODES_REDIS else 1
+        commands = [
+            server_command(CHATSERVICE, ("chat",), [*extra, "--redis", url])
+            for _ in range(nodes)
+        ]
+        with log.open("ab") as output:
+            for command in commands:
+                processes.append(
+                    subprocess.Popen(
+                        command.argv,
+                        cwd=workdir,
+                        stdin=subprocess.DEVNULL,
+                        stdout=output,
+                        stderr=subprocess.STDOUT,
+                        preexec_fn=_child_setup(where.server_cpu),
+                    )
+                )
+        ports = {"chat": commands[0].ports["chat"], "redis": redis_port}
+        if nodes == 2:
+            ports["chat2"] = commands[1].ports["chat"]
+        handle = Server(server, processes[1], ports, log)
+        for command in commands:
+            first_answer(command.ports["chat"], "chat", deadline)
+        # Every node connected to Redis before anyone registers.
+        while log.read_text(errors="replace").count("connected to Redis") < nodes:
+            if time.monotonic() > deadline:
+                raise BenchError("the nodes did not connect to Redis")
+            time.sleep(0.05)
+        yield handle
+    finally:
+        for process in reversed(processes):
+            stop(process)
+
+
 def measure_startup(
     server: str,
     where: Placement,
@@ -746,6 +862,17 @@ WORKLOADS = (
         True,
         # cs / this ≤ 1.25: history on keeps ≥ 0.8x of history off.
         (Target("history on ≥ 0.8x off", HISTORY, at_most=1.25),),
+        load="fanout",
+    ),
+    Workload(
+        "fanout-redis",
+        (CHATSERVICE, *SHARED_SERVERS),
+        "chat",
+        "fanout (Python load generator) without Redis, with --redis, and on "
+        "two nodes sharing a Redis (receivers split, senders on the first)",
+        True,
+        # cs / this ≤ 1/0.6: a node with --redis keeps ≥ 0.6x of one without.
+        (Target("--redis ≥ 0.6x without", ONE_NODE_REDIS, at_most=1 / 0.6),),
         load="fanout",
     ),
     Workload(
@@ -968,6 +1095,13 @@ def run_loadgen(
         # The naive chat has no /who to check the room against.
         args += ["--check-who"]
     c_program = (c_loadgens or {}).get(workload.kind)
+    if workload.name == "fanout-redis":
+        # One load generator for all three (the C one has no second node).
+        c_program = None
+        if "chat2" in server.ports:
+            args += ["--second-port", str(server.ports["chat2"])]
+        if "redis" in server.ports:
+            redis_command(server.ports["redis"], "CONFIG", "RESETSTAT")
     if c_program is not None:
         program = [str(c_program)]
     else:
@@ -1008,6 +1142,8 @@ def run_loadgen(
         raise BenchError(f"{workload.name} against {server.name}: {why}{server_state}")
     server.check_alive()
     report.pop("workload", None)
+    if "redis" in server.ports:
+        report.update(redis_costs(server.ports["redis"], report))
     return server.noted(report)
 
 
@@ -1143,14 +1279,18 @@ def run_all(
                                 server, where, workdir, extra, trees
                             )
                         else:
-                            with running(
-                                server,
-                                (workload.service,),
-                                where,
-                                workdir,
-                                extra,
-                                upper=workload.service == "upper",
-                                trees=trees,
+                            with (
+                                running_shared(server, where, workdir, extra)
+                                if server in SHARED_SERVERS
+                                else running(
+                                    server,
+                                    (workload.service,),
+                                    where,
+                                    workdir,
+                                    extra,
+                                    upper=workload.service == "upper",
+                                    trees=trees,
+                                )
                             ) as handle:
                                 report = run_loadgen(
                                     workload, handle, where, settings, c_loadgens
@@ -1337,7 +1477,7 @@ def details(records: dict[tuple[str, str], Record]) -> list[str]:
     for (name, server), record in records.items():
         if not record.runs:
             continue
-        workload = name.removesuffix("-history")
+        workload = name.removesuffix("-history").removesuffix("-redis")
         if workload in ("echo", "upper"):
             text = (
                 f"{med(record, 'per_server_cpu_s', 0)} lines per server "
@@ -1352,6 +1492,11 @@ def details(records: dict[tuple[str, str], Record]) -> list[str]:
                 f"{record.total('out_of_order')} out of order, "
                 f"{record.total('unexpected_lines')} unexpected lines"
             )
+            if record.median_of("redis_commands_per_message") is not None:
+                text += (
+                    f"; Redis {med(record, 'redis_commands_per_message', 3)} "
+                    "commands per message"
+                )
         elif workload == "latency":
             text = (
                 f"in socket p50 {med(record, 'p50_ms')} / p99 "

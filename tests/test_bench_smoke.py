@@ -60,6 +60,8 @@ EXPECTED = {
     "memory-chat": CHAT_SERVERS,
     "memory-echo": ECHO_SERVERS,
     "startup": (*ECHO_SERVERS, "naive-chat"),
+    # One node without Redis, one with --redis, two sharing a Redis.
+    "fanout-redis": ("chatservice", "chatservice+redis", "2-nodes+redis"),
 }
 
 
