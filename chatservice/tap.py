@@ -21,6 +21,7 @@ from twisted.python import usage
 
 from chatservice.backends.base import HubBackend
 from chatservice.backends.local import LocalBackend
+from chatservice.backends.redis.options import REDIS_PARAMETERS, redis_address
 from chatservice.backends.redis.url import RedisAddress
 from chatservice.chat.durations import parse_duration
 from chatservice.chat.errors import ChatError
@@ -130,36 +131,7 @@ _COMMON_PARAMETERS: list[list[object]] = [
         "30d",
         "How long messages are kept (30s, 10m, 2h, 30d, forever).",
     ],
-    [
-        "redis",
-        None,
-        None,
-        "Share the chat with every node started with the same Redis: "
-        "redis://[:PASSWORD@]HOST:PORT/DB, or rediss://... for TLS "
-        "(docs/scaling.rst) [default: none, this node alone].",
-    ],
-    [
-        "redis-password-file",
-        None,
-        None,
-        "File whose first line is the Redis password (instead of one in the URL).",
-    ],
-    [
-        "redis-liveness",
-        None,
-        30.0,
-        "Seconds without a heartbeat after which a node is dead: its members "
-        "are announced gone and their nicknames freed.",
-        seconds,
-    ],
-    [
-        "redis-replay",
-        None,
-        1000,
-        "Turns of messages kept while Redis is unreachable, sent to the other "
-        "nodes when it is back (older ones are not).",
-        positive_int,
-    ],
+    *REDIS_PARAMETERS,
     [
         "max-line-length",
         None,
@@ -368,7 +340,7 @@ class Options(usage.Options):
             raise usage.UsageError(f"--history-max-age: {error}") from None
         if self["history-max-messages"] < 1:
             raise usage.UsageError("--history-max-messages must be at least 1")
-        self.redis = _redis_address(self)
+        self.redis = redis_address(self)
         if self["max-line-length"] < 16:
             raise usage.UsageError("--max-line-length must be at least 16")
         if self["max-clients"] == AUTO:
@@ -490,33 +462,6 @@ def _check_endpoint(service: str, description: str) -> None:
         raise usage.UsageError(
             f"--{service} {description!r} is not a valid endpoint: {error}"
         ) from None
-
-
-def _redis_address(config: Options) -> RedisAddress | None:
-    """``--redis`` and ``--redis-password-file`` read, or ``None``."""
-    if not config["redis"]:
-        if config["redis-password-file"]:
-            raise usage.UsageError("--redis-password-file needs --redis URL")
-        return None
-    from chatservice.backends.redis.url import parse_redis_url
-
-    try:
-        address = parse_redis_url(config["redis"])
-    except ValueError as error:
-        raise usage.UsageError(f"--redis: {error}") from None
-    path = config["redis-password-file"]
-    if path:
-        try:
-            with open(path, encoding="utf-8") as file:
-                password = file.readline().strip()
-        except OSError as error:
-            raise usage.UsageError(
-                f"--redis-password-file {path}: {error.strerror}"
-            ) from None
-        address = address.with_password(password)
-    if config["redis-liveness"] < 3:
-        raise usage.UsageError("--redis-liveness must be at least 3 seconds")
-    return address
 
 
 def make_backend(config: Options, reactor: IReactorTime) -> HubBackend:

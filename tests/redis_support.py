@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import shutil
 import socket
+import ssl
+import subprocess
 import time
 from pathlib import Path
 
@@ -31,9 +33,15 @@ def redis_server_path(case: SynchronousTestCase) -> str:
     return path
 
 
-def command(port: int, *args: str, timeout: float = 5.0) -> object:
+def command(port: int, *args: str, timeout: float = 5.0, tls: bool = False) -> object:
     """One command to the Redis on ``port``; its answer (errors raised)."""
-    with socket.create_connection((LOOPBACK, port), timeout=timeout) as connection:
+    with socket.create_connection((LOOPBACK, port), timeout=timeout) as plain:
+        connection = plain
+        if tls:
+            context = ssl.create_default_context()
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+            connection = context.wrap_socket(plain)
         request = f"*{len(args)}\r\n" + "".join(
             f"${len(arg.encode())}\r\n{arg}\r\n" for arg in args
         )
@@ -81,20 +89,50 @@ def command_counts(port: int) -> dict[str, int]:
 class RedisServer:
     """One ``redis-server`` of a test, on its own port and directory."""
 
-    def __init__(self, case: SynchronousTestCase, name: str = "redis") -> None:
+    def __init__(
+        self, case: SynchronousTestCase, name: str = "redis", tls: bool = False
+    ) -> None:
         self.case = case
         self.name = name
+        #: With ``tls``: a self-signed certificate for localhost (its own
+        #: authority), and the server on TLS only.
+        self.tls = tls
         self.binary = redis_server_path(case)
         self.directory = temp_dir(case)
         self.port = free_port()
         self.process: Process | None = None
         self.starts = 0
+        if tls:
+            self._make_certificate()
         self.start()
         case.addCleanup(self.stop)
 
     @property
     def url(self) -> str:
+        if self.tls:
+            return f"rediss://localhost:{self.port}/0"
         return f"redis://{LOOPBACK}:{self.port}/0"
+
+    @property
+    def certificate(self) -> Path:
+        return self.directory / "cert.pem"
+
+    def _make_certificate(self) -> None:
+        openssl = shutil.which("openssl")
+        if openssl is None:
+            raise self.case.skipTest("openssl is not installed")
+        request = [openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes"]
+        request += ["-days", "1", "-subj", "/CN=localhost"]
+        request += ["-addext", "subjectAltName=DNS:localhost"]
+        request += ["-keyout", str(self.directory / "key.pem")]
+        request += ["-out", str(self.certificate)]
+        made = subprocess.run(
+            request,
+            capture_output=True,
+            check=False,
+        )
+        if made.returncode != 0:
+            raise AssertionError(made.stderr.decode(errors="replace"))
 
     def start(self) -> None:
         """Start it (again, on the same port) and wait until it answers."""
@@ -103,8 +141,7 @@ class RedisServer:
             self.case,
             [
                 self.binary,
-                "--port",
-                str(self.port),
+                *self._port_arguments(),
                 "--bind",
                 LOOPBACK,
                 "--save",
@@ -123,11 +160,29 @@ class RedisServer:
             if process.popen.poll() is not None:
                 raise AssertionError(f"redis-server exited:\n{process.describe()}")
             try:
-                return command(self.port, "PING") == "PONG"
+                return command(self.port, "PING", tls=self.tls) == "PONG"
             except OSError:
                 return False
 
         wait_for(answers, START_TIMEOUT, process.describe)
+
+    def _port_arguments(self) -> list[str]:
+        if not self.tls:
+            return ["--port", str(self.port)]
+        return [
+            "--port",
+            "0",
+            "--tls-port",
+            str(self.port),
+            "--tls-cert-file",
+            str(self.certificate),
+            "--tls-key-file",
+            str(self.directory / "key.pem"),
+            "--tls-ca-cert-file",
+            str(self.certificate),
+            "--tls-auth-clients",
+            "no",
+        ]
 
     def stop(self) -> None:
         """Stop it (its data goes: no persistence)."""
@@ -138,7 +193,7 @@ class RedisServer:
             time.sleep(0.05)
 
     def command(self, *args: str) -> object:
-        return command(self.port, *args)
+        return command(self.port, *args, tls=self.tls)
 
     def path(self) -> Path:
         return self.directory

@@ -66,9 +66,13 @@ class Node:
         url: str,
         liveness: float = 30.0,
         store: HistoryStore | None = None,
+        authorities: str | None = None,
     ) -> None:
+        address = parse_redis_url(url)
+        if authorities is not None:
+            address = address.with_authorities(authorities)
         self.backend = RedisBackend(
-            parse_redis_url(url),
+            address,
             reactor,
             end_of_turn(reactor).soon,
             liveness=liveness,
@@ -405,6 +409,31 @@ class RedisBackendTests(TestCase):
         yield until(lambda: len(texts(member)) == 120, "20 more delivered")
         counts = command_counts(self.redis.port)
         self.assertLessEqual(_total(counts), 20 + counts.get("config", 0), counts)
+
+
+class RedisTLSTests(TestCase):
+    """``rediss://``: the nodes talk to Redis over TLS."""
+
+    timeout = 60
+
+    @inlineCallbacks
+    def test_twoNodesOverTLS(self) -> Generator[Deferred[Any], Any, None]:
+        """
+        Two nodes reach a Redis that speaks TLS only, checking its
+        certificate against the authority given (``--redis-ca-file``), and
+        are one chat: a member of each hears the other.
+        """
+        redis = RedisServer(self, tls=True)
+        authority = redis.certificate.read_text()
+        nodes = [Node(self, redis.url, authorities=authority) for _ in range(2)]
+        yield gatherResults([node.start() for node in nodes])
+        one, two = nodes
+        alice, alice_member = yield one.member("alice")
+        _, bob_member = yield two.member("bob")
+        yield until(lambda: "bob" in one.hub.nicks, "bob known on one")
+        one.hub.say(alice, "over TLS")
+        yield until(lambda: "over TLS" in texts(bob_member), "bob heard it")
+        self.assertEqual(texts(alice_member), ["over TLS"])
 
 
 def _total(counts: dict[str, int]) -> int:

@@ -8,7 +8,6 @@ against a real one (``tests/test_redis_backend.py``).
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import cast
 
 from hypothesis import given
@@ -110,15 +109,22 @@ class OptionsTests(SynchronousTestCase):
     def test_refusals(self) -> None:
         """
         A bad URL, an unreadable password file, a password file without
-        ``--redis`` and a liveness under 3 s are usage errors naming the
-        option.
+        ``--redis``, a liveness under 3 s, an authorities file for a
+        ``redis://`` URL, missing or with no certificate are usage errors
+        naming the option or the file.
         """
-        missing = str(Path(temp_dir(self)) / "nope")
+        directory = temp_dir(self)
+        missing = str(directory / "nope")
+        garbage = directory / "garbage.pem"
+        garbage.write_text("not a certificate\n")
         for arguments, says in [
             (["--redis", "http://x"], "--redis:"),
             (["--redis", "redis://h", "--redis-password-file", missing], missing),
             (["--redis-password-file", missing], "needs --redis"),
             (["--redis", "redis://h", "--redis-liveness", "1"], "at least 3"),
+            (["--redis", "redis://h", "--redis-ca-file", missing], "rediss://"),
+            (["--redis", "rediss://h", "--redis-ca-file", missing], missing),
+            (["--redis", "rediss://h", "--redis-ca-file", str(garbage)], "no PEM"),
         ]:
             with self.assertRaises(usage.UsageError) as caught:
                 self.parse(*arguments)

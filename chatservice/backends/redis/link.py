@@ -112,10 +112,30 @@ def endpoint_for(reactor: Any, address: RedisAddress) -> IStreamClientEndpoint:
         kind = TCP6ClientEndpoint if ip.version == 6 else TCP4ClientEndpoint
         endpoint = kind(reactor, address.host, address.port, timeout=CONNECT_TIMEOUT)
     if address.tls:
-        from twisted.internet.ssl import optionsForClientTLS
+        from twisted.internet.ssl import (
+            Certificate,
+            optionsForClientTLS,
+            trustRootFromCertificates,
+        )
 
-        endpoint = wrapClientTLS(optionsForClientTLS(address.host), endpoint)
+        trust = None
+        if address.ca_certificates is not None:
+            trust = trustRootFromCertificates(
+                [
+                    Certificate.loadPEM(pem.encode("ascii"))
+                    for pem in _pem_blocks(address.ca_certificates)
+                ]
+            )
+        endpoint = wrapClientTLS(
+            optionsForClientTLS(address.host, trustRoot=trust), endpoint
+        )
     return endpoint
+
+
+def _pem_blocks(text: str) -> list[str]:
+    """Each ``-----BEGIN CERTIFICATE-----`` block of a PEM file."""
+    end = "-----END CERTIFICATE-----"
+    return [block + end for block in text.split(end) if "-----BEGIN" in block]
 
 
 class RedisLink:

@@ -6,7 +6,7 @@ system's authorities and the host name).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from urllib.parse import unquote, urlsplit
 
 DEFAULT_PORT = 6379
@@ -22,10 +22,17 @@ class RedisAddress:
     tls: bool = False
     username: str | None = None
     password: str | None = None
+    #: PEM certificates of the authorities to trust for ``rediss://``
+    #: (``--redis-ca-file``; ``None``: the system's).
+    ca_certificates: str | None = field(default=None, repr=False, compare=False)
 
     def with_password(self, password: str) -> RedisAddress:
         """The same address with this password (``--redis-password-file``)."""
         return replace(self, password=password)
+
+    def with_authorities(self, pem: str) -> RedisAddress:
+        """The same address trusting these authorities (``--redis-ca-file``)."""
+        return replace(self, ca_certificates=pem)
 
     def __str__(self) -> str:
         """The URL without its password: what logs show."""
