@@ -739,9 +739,12 @@ def run_latency(options: argparse.Namespace) -> dict[str, object]:
     socket (``SO_TIMESTAMPNS``, the server's share), and until this process
     read it (adds the load generator's own delay in reading R sockets).
     """
-    net = Net(options.port, time.monotonic() + options.timeout)
+    net = Net(options.port, time.monotonic() + options.timeout, options.second_port)
     try:
-        receivers = register_chatters(net, options.receivers, "r", "receivers")
+        # With a second node, half the receivers there (cross-node latency).
+        receivers = register_chatters(
+            net, options.receivers, "r", "receivers", split=True
+        )
         senders = register_chatters(net, options.senders, "s", "senders")
         everyone = receivers + senders
         net.barrier(senders[0], everyone, "waiting for the room to settle")
@@ -1008,8 +1011,8 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument(
         "--second-port",
         type=int,
-        help="fanout: a second node of the same chat (--redis); half the "
-        "receivers connect there",
+        help="fanout, latency: a second node of the same chat (--redis); half "
+        "the receivers connect there",
     )
     parser.add_argument("--server-pid", type=int, help="for CPU and RSS figures")
     parser.add_argument("--cpu", type=int, help="pin this process to this core")

@@ -876,6 +876,16 @@ WORKLOADS = (
         load="fanout",
     ),
     Workload(
+        "latency-redis",
+        (CHATSERVICE, TWO_NODES_REDIS),
+        "chat",
+        "latency at 20k deliveries/s, one node beside two sharing a Redis "
+        "(half the receivers on the second node)",
+        False,
+        (Target("p99 ≤ 5 ms across nodes", at_most=5.0, server=TWO_NODES_REDIS),),
+        load="latency",
+    ),
+    Workload(
         "latency-history",
         HISTORY_SERVERS,
         "chat",
@@ -1095,8 +1105,8 @@ def run_loadgen(
         # The naive chat has no /who to check the room against.
         args += ["--check-who"]
     c_program = (c_loadgens or {}).get(workload.kind)
-    if workload.name == "fanout-redis":
-        # One load generator for all three (the C one has no second node).
+    if workload.name in ("fanout-redis", "latency-redis"):
+        # One load generator for all (the C one has no second node).
         c_program = None
         if "chat2" in server.ports:
             args += ["--second-port", str(server.ports["chat2"])]

@@ -62,6 +62,7 @@ EXPECTED = {
     "startup": (*ECHO_SERVERS, "naive-chat"),
     # One node without Redis, one with --redis, two sharing a Redis.
     "fanout-redis": ("chatservice", "chatservice+redis", "2-nodes+redis"),
+    "latency-redis": ("chatservice", "2-nodes+redis"),
 }
 
 
