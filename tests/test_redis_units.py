@@ -22,6 +22,7 @@ from chatservice.backends.redis import RedisBackend, codec, parse_redis_url
 from chatservice.backends.redis.url import RedisAddress
 from chatservice.chat import events
 from chatservice.chat.hub import Hub
+from chatservice.chat.text import visible
 from chatservice.testing import FakeMember
 from tests.support import temp_dir
 
@@ -142,8 +143,9 @@ class CodecTests(SynchronousTestCase):
     def test_roundTrip(self, text: str, nick: str, at: float) -> None:
         """
         Every kind of event comes back equal, with its id, time and door; a
-        text ``42`` stays text.
+        text ``42`` stays text.  (Texts as the hub makes them: visible.)
         """
+        text, nick = visible(text), visible(nick)
         message = events.RoomMessage("lobby", nick, text, id="n.1", at=at, door="irc")
         for event in [
             message,
@@ -163,6 +165,22 @@ class CodecTests(SynchronousTestCase):
         back_message = codec.decode(json.loads(json.dumps(codec.encode(message))))
         assert isinstance(back_message, events.RoomMessage)
         self.assertEqual(back_message.door, "irc")
+
+    def test_escapesShownSafely(self) -> None:
+        """
+        A frame written to Redis by anyone but a node cannot carry a
+        terminal escape sequence to members: texts read back are made
+        visible (``ESC`` shown as ``^[``).
+        """
+        data = {
+            "t": "RoomMessage",
+            "room": "lobby",
+            "nick": "x\x1b]0;",
+            "text": "\x1b[2J",
+        }
+        back = codec.decode(data)
+        assert isinstance(back, events.RoomMessage)
+        self.assertEqual((back.nick, back.text), ("x^[]0;", "^[[2J"))
 
     def test_refused(self) -> None:
         """What is no event of ours raises ValueError, whatever it is."""

@@ -4,7 +4,10 @@ ids and times included, nested room messages as lists of the same.
 
 Only the hub's own event types are read back; anything else (a node of a
 newer version, a corrupt frame) raises :class:`ValueError`, which the
-backend logs and drops.
+backend logs and drops.  Every text read back is made safe to show
+again (:func:`~chatservice.chat.text.visible`): the sending node did it
+already, but whatever can write to Redis cannot send a terminal escape
+sequence to members through it.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import dataclasses
 from typing import Any
 
 from chatservice.chat import events
+from chatservice.chat.text import visible
 
 #: Every event type a node may send, by name.
 TYPES: dict[str, type[events.Event]] = {
@@ -55,6 +59,8 @@ def decode(data: object) -> events.Event:
             if not isinstance(value, list):
                 raise ValueError("messages: not a list")
             value = tuple(_message(item) for item in value)
+        elif isinstance(value, str):
+            value = visible(value)
         arguments[name] = value
     try:
         return kind(**arguments)
