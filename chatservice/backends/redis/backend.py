@@ -141,6 +141,10 @@ class RedisBackend:
         #: back yet: both 0 when all this node said has come back.
         self.waiting = 0
         self.in_flight = 0
+        #: Room messages received this turn for one room, not delivered yet.
+        self._heard_in: str | None = None
+        self._heard: list[events.RoomMessage] = []
+        self._heard_asked = False
 
     @property
     def hub(self) -> Hub:
@@ -181,6 +185,7 @@ class RedisBackend:
         """Whether everything this node said has come back from Redis."""
         return (
             not self._frame
+            and not self._heard
             and self.waiting == 0
             and self.in_flight == 0
             and self.held is None
@@ -199,6 +204,7 @@ class RedisBackend:
 
     def stop(self) -> Deferred[None]:
         self._turn_ended()
+        self.deliver_heard()
         self.liveness.stop()
         leaving: Deferred[Any] = (
             self.liveness.leave() if self.link.up else succeed(None)
@@ -383,9 +389,43 @@ class RedisBackend:
 
     def flush(self) -> None:
         """
-        Nothing to do: deliveries come back from Redis, in its order; what is
-        on its way arrives after a reply the door sends now (``base``).
+        Deliver the room messages received and collected (:meth:`hear`);
+        what is still on its way through Redis arrives after a reply the
+        door sends now (``base``).
         """
+        self.deliver_heard()
+
+    def hear(self, room_key: str, messages: list[events.RoomMessage]) -> None:
+        """
+        Room messages back from Redis, collected as the local backend
+        collects what is said: what a turn receives for one room, in one
+        frame or several, reaches each member as one event.
+        """
+        if self._heard_in != room_key:
+            self.deliver_heard()
+            self._heard_in = room_key
+        self._heard.extend(messages)
+        if not self._heard_asked:
+            self._heard_asked = True
+            self._call_soon(self._heard_turn_ended)
+
+    def _heard_turn_ended(self) -> None:
+        self._heard_asked = False
+        self.deliver_heard()
+
+    def deliver_heard(self) -> None:
+        """Deliver the collected room messages (before anything else happens)."""
+        key = self._heard_in
+        if key is None:
+            return
+        heard, self._heard, self._heard_in = self._heard, [], None
+        event: events.Event = (
+            heard[0]
+            if len(heard) == 1
+            else events.RoomMessages(heard[0].room, tuple(heard))
+        )
+        for session in list(self.audience.get(key, ())):
+            session.member.deliver(event)
 
     def _turn_ended(self) -> None:
         self._turn_asked = False

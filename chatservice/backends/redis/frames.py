@@ -44,6 +44,10 @@ def apply(
         if not isinstance(item, dict):
             continue
         kind = str(item.get("k"))
+        if kind != "say":
+            # Anything else, a change of who hears a room included, comes
+            # after the room messages collected before it.
+            backend.deliver_heard()
         try:
             if kind in _DELIVERIES:
                 if not delivering:
@@ -112,12 +116,7 @@ def _say(backend: RedisBackend, item: Item, own: bool) -> None:
             for message in messages:
                 store.append(message)
             backend.before_delivery()
-    event: events.Event = (
-        messages[0]
-        if len(messages) == 1
-        else events.RoomMessages(messages[0].room, tuple(messages))
-    )
-    _deliver(backend.audience.get(item["r"], {}), event)
+    backend.hear(str(item["r"]), messages)
 
 
 def _send(backend: RedisBackend, item: Item, own: bool) -> None:
