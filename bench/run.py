@@ -507,6 +507,21 @@ def log_file(workdir: Path, name: str) -> Path:
     return workdir / f"{name.replace('/', '_')}-{time.monotonic_ns()}.log"
 
 
+def start_pinned(
+    argv: Sequence[str], workdir: Path, log: Path, where: Placement
+) -> subprocess.Popen[bytes]:
+    """A server process on the server core, its output added to ``log``."""
+    with log.open("ab") as output:
+        return subprocess.Popen(
+            argv,
+            cwd=workdir,
+            stdin=subprocess.DEVNULL,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            preexec_fn=_child_setup(where.server_cpu),
+        )
+
+
 @contextlib.contextmanager
 def running(
     server: str,
@@ -520,15 +535,7 @@ def running(
     """Start a server pinned to the server core; kill it when done."""
     command = server_command(server, services, extra, upper, trees)
     log = log_file(workdir, server)
-    with log.open("wb") as output:
-        process = subprocess.Popen(
-            command.argv,
-            cwd=workdir,
-            stdin=subprocess.DEVNULL,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-            preexec_fn=_child_setup(where.server_cpu),
-        )
+    process = start_pinned(command.argv, workdir, log, where)
     handle = Server(server, process, command.ports, log)
     try:
         deadline = time.monotonic() + START_TIMEOUT
@@ -602,17 +609,7 @@ def running_shared(
     processes: list[subprocess.Popen[bytes]] = []
     log = log_file(workdir, server)
     try:
-        with log.open("wb") as output:
-            processes.append(
-                subprocess.Popen(
-                    redis_argv,
-                    cwd=workdir,
-                    stdin=subprocess.DEVNULL,
-                    stdout=output,
-                    stderr=subprocess.STDOUT,
-                    preexec_fn=_child_setup(where.server_cpu),
-                )
-            )
+        processes.append(start_pinned(redis_argv, workdir, log, where))
         deadline = time.monotonic() + START_TIMEOUT
         while True:
             try:
@@ -629,18 +626,8 @@ def running_shared(
             server_command(CHATSERVICE, ("chat",), [*extra, "--redis", url])
             for _ in range(nodes)
         ]
-        with log.open("ab") as output:
-            for command in commands:
-                processes.append(
-                    subprocess.Popen(
-                        command.argv,
-                        cwd=workdir,
-                        stdin=subprocess.DEVNULL,
-                        stdout=output,
-                        stderr=subprocess.STDOUT,
-                        preexec_fn=_child_setup(where.server_cpu),
-                    )
-                )
+        for command in commands:
+            processes.append(start_pinned(command.argv, workdir, log, where))
         ports = {"chat": commands[0].ports["chat"], "redis": redis_port}
         if nodes == 2:
             ports["chat2"] = commands[1].ports["chat"]

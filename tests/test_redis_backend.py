@@ -373,11 +373,8 @@ class RedisBackendTests(TestCase):
         nodes = [
             Node(self, self.redis.url, store=MemoryHistoryStore(100)) for _ in range(2)
         ]
-        yield gatherResults([node.start() for node in nodes])
         one, two = nodes
-        alice, _ = yield one.member("alice")
-        bob, bob_member = yield two.member("bob")
-        yield until(lambda: "bob" in one.hub.nicks, "bob known on one")
+        (alice, _), (bob, bob_member) = yield alice_and_bob(one, two)
         one.hub.say(alice, "from one")
         yield until(lambda: "from one" in texts(bob_member), "bob heard it")
         two.hub.say(bob, "from two")
@@ -425,15 +422,23 @@ class RedisTLSTests(TestCase):
         """
         redis = RedisServer(self, tls=True)
         authority = redis.certificate.read_text()
-        nodes = [Node(self, redis.url, authorities=authority) for _ in range(2)]
-        yield gatherResults([node.start() for node in nodes])
-        one, two = nodes
-        alice, alice_member = yield one.member("alice")
-        _, bob_member = yield two.member("bob")
-        yield until(lambda: "bob" in one.hub.nicks, "bob known on one")
+        one, two = (Node(self, redis.url, authorities=authority) for _ in range(2))
+        (alice, alice_member), (_, bob_member) = yield alice_and_bob(one, two)
         one.hub.say(alice, "over TLS")
         yield until(lambda: "over TLS" in texts(bob_member), "bob heard it")
         self.assertEqual(texts(alice_member), ["over TLS"])
+
+
+@inlineCallbacks
+def alice_and_bob(
+    one: Node, two: Node
+) -> Generator[Deferred[Any], Any, list[tuple[Session, FakeMember]]]:
+    """Start two nodes; alice on the first, bob on the second, known to both."""
+    yield gatherResults([one.start(), two.start()])
+    alice = yield one.member("alice")
+    bob = yield two.member("bob")
+    yield until(lambda: "bob" in one.hub.nicks, "bob known on one")
+    return [alice, bob]
 
 
 def _total(counts: dict[str, int]) -> int:

@@ -22,6 +22,11 @@ from chatservice.chat.errors import ChatError, NickInUse, NickLookalike
 from chatservice.chat.model import Ban, Room, Session
 
 
+def one_event(room: str, said: list[events.RoomMessage]) -> events.Event:
+    """What a turn said in a room, as one event (one message: itself)."""
+    return said[0] if len(said) == 1 else events.RoomMessages(room, tuple(said))
+
+
 def nick_refusal(
     nicks: Mapping[str, Session],
     lookalikes: Mapping[str, Session],

@@ -18,7 +18,7 @@ from collections.abc import Callable, Collection, Mapping
 
 from twisted.internet.defer import Deferred, fail, succeed
 
-from chatservice.backends.base import nick_refusal
+from chatservice.backends.base import nick_refusal, one_event
 from chatservice.chat import events
 from chatservice.chat.model import Ban, Room, Session
 from chatservice.chat.names import fold
@@ -118,9 +118,7 @@ class LocalBackend:
         said, self._said, self._said_in = self._said, [], None
         if self._barrier is not None:
             self._barrier()  # stored before anyone sees it
-        event: events.Event = (
-            said[0] if len(said) == 1 else events.RoomMessages(room.name, tuple(said))
-        )
+        event = one_event(room.name, said)
         for session in room.members:
             session.member.deliver(event)
 

@@ -35,7 +35,7 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from chatservice.backends.base import nick_refusal
+from chatservice.backends.base import nick_refusal, one_event
 from chatservice.backends.redis import codec, scripts
 from chatservice.backends.redis.link import RedisLink
 from chatservice.backends.redis.liveness import Liveness
@@ -419,11 +419,7 @@ class RedisBackend:
         if key is None:
             return
         heard, self._heard, self._heard_in = self._heard, [], None
-        event: events.Event = (
-            heard[0]
-            if len(heard) == 1
-            else events.RoomMessages(heard[0].room, tuple(heard))
-        )
+        event = one_event(heard[0].room, heard)
         for session in list(self.audience.get(key, ())):
             session.member.deliver(event)
 
