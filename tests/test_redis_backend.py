@@ -385,6 +385,25 @@ class RedisBackendTests(TestCase):
             self.assertEqual([m.text for m in kept], ["from one", "from two"])
 
     @inlineCallbacks
+    def test_startedWithoutRedis(self) -> Generator[Deferred[Any], Any, None]:
+        """
+        A node started while Redis is down starts all the same, refusing
+        nicknames as temporarily unavailable, and joins the chat once Redis
+        answers.
+        """
+        self.redis.stop()
+        node = Node(self, self.redis.url)
+        node.backend.start()
+        session = node.hub.connect(FakeMember())
+        self.failureResultOf(node.hub.set_nick(session, "early"), Unavailable)
+        self.redis.start()
+        yield until(node.ready, "the node connected once Redis answered")
+        yield node.hub.set_nick(session, "early")
+        self.assertEqual(
+            self.redis.command("KEYS", "chatservice:nick:*"), ["chatservice:nick:early"]
+        )
+
+    @inlineCallbacks
     def test_commandsPerMessage(self) -> Generator[Deferred[Any], Any, None]:
         """
         Room messages cost at most one Redis command each (a PUBLISH per

@@ -233,7 +233,8 @@ class NodesTests(SynchronousTestCase):
     def test_redisStoppedAndStarted(self) -> None:
         """
         Redis stops: members of one node keep chatting among themselves and
-        a newcomer is told the chat is temporarily unavailable; Redis
+        a newcomer is told the chat is temporarily unavailable (over IRC,
+        numeric 400), each node logging it once; Redis
         starts again (empty): what was said meanwhile reaches the other
         node, nicknames are unique again, and the nodes chat as before.
         """
@@ -250,6 +251,11 @@ class NodesTests(SynchronousTestCase):
         newcomer.expect("/help lists commands")
         newcomer.send("zed")
         newcomer.expect("temporarily unavailable")
+        irc_newcomer = LineClient(self, two.irc)
+        irc_newcomer.send("NICK yves")
+        irc_newcomer.send("USER yves 0 * :yves")
+        irc_newcomer.expect(" 400 ")
+        irc_newcomer.expect("temporarily unavailable")
         self.assertEqual(one.process.stdout.count("lost Redis"), 1)
 
         self.redis.start()
