@@ -31,7 +31,7 @@
  * IRC: loadgen.py speaks the native protocol only); what it shares with
  * echo_loadgen.c is in loadgen.h.
  *
- * Usage: fanout_loadgen fanout --port PORT [--server-pid PID] [--cpu N]
+ * Usage: fanout_loadgen fanout --port PORT [--second-port PORT] [--server-pid PID] [--cpu N]
  *        [--protocol native|irc] [--pace sender|receiver] [--concurrency 40]
  *        [--receivers 1000] [--senders 10] [--window 64]
  *        [--receiver-interval 0.005] [--duration 3] [--warmup 0.5]
@@ -202,11 +202,15 @@ static int irc_setup(int i, char *data, size_t length)
 }
 
 /* Open every connection, ``concurrency`` at a time; each sends its nickname and
- * is ready once the server confirmed it; the ready ones are drained. */
-static void open_all(int epoll, int port)
+ * is ready once the server confirmed it; the ready ones are drained.  With
+ * a second node of the same chat (second_port > 0, --redis), every other
+ * receiver connects there. */
+static void open_all(int epoll, int port, int second_port)
 {
     struct sockaddr_in address = {.sin_family = AF_INET, .sin_port = htons(port)};
     inet_pton(AF_INET, "127.0.0.1", &address.sin_addr);
+    struct sockaddr_in second = address;
+    second.sin_port = htons(second_port);
     int next = 0, in_setup = 0, ready = 0;
     struct epoll_event events[1024];
     while (ready < total) {
@@ -217,7 +221,9 @@ static void open_all(int epoll, int port)
                 fail("socket: %s", strerror(errno));
             int one = 1;
             setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-            if (connect(fd, (struct sockaddr *)&address, sizeof address) != 0 &&
+            struct sockaddr_in *to =
+                second_port > 0 && next < count_r && next % 2 ? &second : &address;
+            if (connect(fd, (struct sockaddr *)to, sizeof *to) != 0 &&
                 errno != EINPROGRESS)
                 fail("connecting to 127.0.0.1:%d: %s", port, strerror(errno));
             conns[next].fd = fd;
@@ -541,6 +547,7 @@ int main(int argc, char **argv)
         return 2;
     }
     int port = atoi(option(argc, argv, "--port", "0"));
+    int second_port = atoi(option(argc, argv, "--second-port", "0"));
     long server_pid = atol(option(argc, argv, "--server-pid", "0"));
     int cpu = atoi(option(argc, argv, "--cpu", "-1"));
     count_r = atoi(option(argc, argv, "--receivers", "1000"));
@@ -599,7 +606,7 @@ int main(int argc, char **argv)
     deadline = monotonic() + timeout;
     int receiver_epoll = epoll_create1(0);
     int sender_epoll = epoll_create1(0);
-    open_all(receiver_epoll, port);
+    open_all(receiver_epoll, port, second_port);
     barrier(receiver_epoll);
     /* Paced by receiver 0: it is served as the senders are. */
     for (int i = paced_by_receiver ? 0 : count_r; i < total; i = i == 0 ? count_r : i + 1) {

@@ -225,8 +225,12 @@ _LINGER_RESET = struct.pack("ii", 1, 0)
 class Net:
     """Client connections to one loopback port, on one epoll."""
 
-    def __init__(self, port: int, deadline: float) -> None:
+    def __init__(
+        self, port: int, deadline: float, second_port: int | None = None
+    ) -> None:
         self.address = (LOOPBACK, port)
+        #: A second node of the same chat (``--redis``), for split openings.
+        self.second = (LOOPBACK, second_port) if second_port else None
         self.deadline = deadline
         self.epoll = select.epoll()
         self.by_fd: dict[int, Conn] = {}
@@ -266,12 +270,14 @@ class Net:
         marker: Callable[[int], bytes],
         what: str,
         concurrency: int = 40,
+        split: bool = False,
     ) -> list[Conn]:
         """
         Open ``count`` connections, at most ``concurrency`` of them being set
         up at once (the server's listen backlog stays short); each sends its
         ``hello`` once connected and is ready when ``marker`` has arrived.
         Connections that are ready are drained of whatever else arrives.
+        ``split``: every other one to the second node, if there is one.
         """
         opened: list[Conn] = []
         next_index = 0
@@ -286,7 +292,10 @@ class Net:
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
                 if self.source is not None:
                     sock.bind((self.source(len(self.conns)), 0))
-                error = sock.connect_ex(self.address)
+                address = self.address
+                if split and self.second is not None and next_index % 2:
+                    address = self.second
+                error = sock.connect_ex(address)
                 if error not in (0, errno.EINPROGRESS):
                     sock.close()
                     raise BenchError(
@@ -478,13 +487,19 @@ def run_echo(options: argparse.Namespace, upper: bool) -> dict[str, object]:
         net.close()
 
 
-def register_chatters(net: Net, count: int, prefix: str, what: str) -> list[Conn]:
-    """Open ``count`` chat connections that take the nicknames ``prefixNNNNN``."""
+def register_chatters(
+    net: Net, count: int, prefix: str, what: str, split: bool = False
+) -> list[Conn]:
+    """
+    Open ``count`` chat connections that take the nicknames ``prefixNNNNN``
+    (``split``: half of them on the second node, if any).
+    """
     return net.open(
         count,
         lambda i: b"%s%05d\r\n" % (prefix.encode(), i),
         lambda i: REGISTERED,
         what,
+        split=split,
     )
 
 
@@ -604,10 +619,14 @@ def run_fanout(options: argparse.Namespace) -> dict[str, object]:
     brings), but reading 1000 sockets as eagerly as the senders would make
     this process, not the server, set the pace.
     """
-    net = Net(options.port, time.monotonic() + options.timeout)
+    net = Net(options.port, time.monotonic() + options.timeout, options.second_port)
     sender_epoll = select.epoll()
     try:
-        receivers = register_chatters(net, options.receivers, "r", "receivers")
+        # With a second node, half the receivers are there; the senders
+        # all on the first.
+        receivers = register_chatters(
+            net, options.receivers, "r", "receivers", split=True
+        )
         senders = register_chatters(net, options.senders, "s", "senders")
         everyone = receivers + senders
         net.barrier(senders[0], everyone, "waiting for the room to settle")
@@ -772,7 +791,7 @@ def run_latency(options: argparse.Namespace) -> dict[str, object]:
     ``--protocol irc``: the same over IRC (NICK, USER, JOIN #lobby, and
     ``PRIVMSG #lobby``).
     """
-    net = Net(options.port, time.monotonic() + options.timeout)
+    net = Net(options.port, time.monotonic() + options.timeout, options.second_port)
     irc = options.protocol == "irc"
     try:
         if irc:
@@ -789,7 +808,10 @@ def run_latency(options: argparse.Namespace) -> dict[str, object]:
                 everyone[: -len(senders)] + senders[1:], b" :" + token, "settling"
             )
         else:
-            receivers = register_chatters(net, options.receivers, "r", "receivers")
+            # With a second node, half the receivers there (cross-node latency).
+            receivers = register_chatters(
+                net, options.receivers, "r", "receivers", split=True
+            )
             senders = register_chatters(net, options.senders, "s", "senders")
             everyone = receivers + senders
             net.barrier(senders[0], everyone, "waiting for the room to settle")
@@ -1090,6 +1112,12 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     )
     parser.add_argument("workload", choices=sorted(WORKLOADS))
     parser.add_argument("--port", type=int, required=True)
+    parser.add_argument(
+        "--second-port",
+        type=int,
+        help="fanout, latency: a second node of the same chat (--redis); half "
+        "the receivers connect there",
+    )
     parser.add_argument("--server-pid", type=int, help="for CPU and RSS figures")
     parser.add_argument("--cpu", type=int, help="pin this process to this core")
     parser.add_argument("--connections", type=int, default=100)

@@ -106,6 +106,11 @@ CHATSERVICE = "chatservice"
 #: new file in the run's scratch directory), beside the same workload with
 #: ``--history none``.
 HISTORY = "chatservice+history"
+#: The installed chatservice with ``--redis`` (a redis-server of the run's
+#: own), alone; and two such nodes, half the receivers on the second.
+ONE_NODE_REDIS = "chatservice+redis"
+TWO_NODES_REDIS = "2-nodes+redis"
+SHARED_SERVERS = (ONE_NODE_REDIS, TWO_NODES_REDIS)
 RAW = "twisted-protocol"
 LINERECEIVER = "twisted-linereceiver"
 ASYNCIO = "asyncio-streams"
@@ -554,6 +559,21 @@ def log_file(workdir: Path, name: str) -> Path:
     return workdir / f"{name.replace('/', '_')}-{time.monotonic_ns()}.log"
 
 
+def start_pinned(
+    argv: Sequence[str], workdir: Path, log: Path, where: Placement
+) -> subprocess.Popen[bytes]:
+    """A server process on the server core, its output added to ``log``."""
+    with log.open("ab") as output:
+        return subprocess.Popen(
+            argv,
+            cwd=workdir,
+            stdin=subprocess.DEVNULL,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            preexec_fn=_child_setup(where.server_cpu),
+        )
+
+
 @contextlib.contextmanager
 def running(
     server: str,
@@ -570,15 +590,7 @@ def running(
         server, services, extra, upper, trees, workdir, keep_limits
     )
     log = log_file(workdir, server)
-    with log.open("wb") as output:
-        process = subprocess.Popen(
-            command.argv,
-            cwd=workdir,
-            stdin=subprocess.DEVNULL,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-            preexec_fn=_child_setup(where.server_cpu),
-        )
+    process = start_pinned(command.argv, workdir, log, where)
     handle = Server(server, process, command.ports, log)
     try:
         deadline = time.monotonic() + START_TIMEOUT
@@ -591,6 +603,101 @@ def running(
         yield handle
     finally:
         stop(process)
+
+
+def redis_command(port: int, *args: str) -> str:
+    """One command to the run's redis-server; its reply, as text."""
+    with socket.create_connection((LOOPBACK, port), timeout=10) as connection:
+        connection.sendall(
+            (
+                f"*{len(args)}\r\n"
+                + "".join(f"${len(a.encode())}\r\n{a}\r\n" for a in args)
+            ).encode()
+        )
+        reader = connection.makefile("rb")
+        first = reader.readline()
+        if first.startswith(b"$"):
+            return reader.read(int(first[1:]) + 2)[:-2].decode()
+        return first[1:].strip().decode()
+
+
+def redis_costs(port: int, report: dict[str, object]) -> dict[str, object]:
+    """
+    Redis commands per room message, from ``INFO commandstats`` (reset
+    before the load generator started).  Its registrations came first,
+    each turn of them one ``PUBLISH`` and one ``HSET``, its messages one
+    ``PUBLISH`` per turn: the messages' commands are the ``PUBLISH`` calls
+    beyond the ``HSET`` calls.
+    """
+    calls: dict[str, int] = {}
+    for line in redis_command(port, "INFO", "commandstats").splitlines():
+        if line.startswith("cmdstat_"):
+            name, _, stats = line[len("cmdstat_") :].partition(":")
+            calls[name] = int(stats.split(",")[0].split("=")[1])
+    ours = {"config|resetstat", "info"}
+    total = sum(n for name, n in calls.items() if name not in ours)
+    messages = number(report.get("messages_sent", 0))
+    for_messages = calls.get("publish", 0) - calls.get("hset", 0)
+    return {
+        "redis_commands": total,
+        "redis_publishes": calls.get("publish", 0),
+        "redis_commands_per_message": for_messages / messages if messages else None,
+    }
+
+
+@contextlib.contextmanager
+def running_shared(
+    server: str, where: Placement, workdir: Path, extra: Sequence[str]
+) -> Iterator[Server]:
+    """
+    A redis-server of the run's own and one node (``chatservice+redis``) or
+    two (``2-nodes+redis``) with ``--redis`` on it, all on the server core;
+    the handle is the first node's, with ``chat2`` (the second node's
+    port) and ``redis`` among its ports.
+    """
+    binary = shutil.which("redis-server")
+    if binary is None:
+        raise BenchError("redis-server is not installed (apt-get install redis-server)")
+    redis_port = free_port()
+    redis_argv = [binary, "--port", str(redis_port), "--bind", LOOPBACK]
+    redis_argv += ["--save", "", "--appendonly", "no", "--dir", str(workdir)]
+    processes: list[subprocess.Popen[bytes]] = []
+    log = log_file(workdir, server)
+    try:
+        processes.append(start_pinned(redis_argv, workdir, log, where))
+        deadline = time.monotonic() + START_TIMEOUT
+        while True:
+            try:
+                if redis_command(redis_port, "PING") == "PONG":
+                    break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise BenchError("redis-server did not answer")
+            time.sleep(0.05)
+        url = f"redis://{LOOPBACK}:{redis_port}/0"
+        nodes = 2 if server == TWO_NODES_REDIS else 1
+        commands = [
+            server_command(CHATSERVICE, ("chat",), [*extra, "--redis", url])
+            for _ in range(nodes)
+        ]
+        for command in commands:
+            processes.append(start_pinned(command.argv, workdir, log, where))
+        ports = {"chat": commands[0].ports["chat"], "redis": redis_port}
+        if nodes == 2:
+            ports["chat2"] = commands[1].ports["chat"]
+        handle = Server(server, processes[1], ports, log)
+        for command in commands:
+            first_answer(command.ports["chat"], "chat", deadline)
+        # Every node connected to Redis before anyone registers.
+        while log.read_text(errors="replace").count("connected to Redis") < nodes:
+            if time.monotonic() > deadline:
+                raise BenchError("the nodes did not connect to Redis")
+            time.sleep(0.05)
+        yield handle
+    finally:
+        for process in reversed(processes):
+            stop(process)
 
 
 def measure_startup(
@@ -842,6 +949,27 @@ WORKLOADS = (
         # cs / this ≤ 1.25: history on keeps ≥ 0.8x of history off.
         (Target("history on ≥ 0.8x off", HISTORY, at_most=1.25),),
         load="fanout",
+    ),
+    Workload(
+        "fanout-redis",
+        (CHATSERVICE, *SHARED_SERVERS),
+        "chat",
+        "fanout without Redis, with --redis, and on two nodes sharing a "
+        "Redis (receivers split, senders on the first)",
+        True,
+        # cs / this ≤ 1/0.6: a node with --redis keeps ≥ 0.6x of one without.
+        (Target("--redis ≥ 0.6x without", ONE_NODE_REDIS, at_most=1 / 0.6),),
+        load="fanout",
+    ),
+    Workload(
+        "latency-redis",
+        (CHATSERVICE, TWO_NODES_REDIS),
+        "chat",
+        "latency at 20k deliveries/s, one node beside two sharing a Redis "
+        "(half the receivers on the second node)",
+        False,
+        (Target("p99 ≤ 5 ms across nodes", at_most=5.0, server=TWO_NODES_REDIS),),
+        load="latency",
     ),
     Workload(
         "latency-history",
@@ -1146,6 +1274,13 @@ def run_loadgen(
         # but one: there the probe's lines go to the whole storm.
         args += ["--check-who", "--probe-room"]
     c_program = (c_loadgens or {}).get(workload.kind)
+    if workload.name in ("fanout-redis", "latency-redis"):
+        if workload.name == "latency-redis":
+            c_program = None  # latency is measured by loadgen.py only
+        if "chat2" in server.ports:
+            args += ["--second-port", str(server.ports["chat2"])]
+        if "redis" in server.ports:
+            redis_command(server.ports["redis"], "CONFIG", "RESETSTAT")
     if c_program is not None:
         program = [str(c_program)]
     elif workload.kind == "fanout" and workload.service == "irc":
@@ -1188,6 +1323,8 @@ def run_loadgen(
         raise BenchError(f"{workload.name} against {server.name}: {why}{server_state}")
     server.check_alive()
     report.pop("workload", None)
+    if "redis" in server.ports:
+        report.update(redis_costs(server.ports["redis"], report))
     return server.noted(report)
 
 
@@ -1323,15 +1460,19 @@ def run_all(
                                 server, where, workdir, extra, trees
                             )
                         else:
-                            with running(
-                                server,
-                                (served(workload, server),),
-                                where,
-                                workdir,
-                                extra,
-                                upper=workload.service == "upper",
-                                trees=trees,
-                                keep_limits=workload.keeps_limits,
+                            with (
+                                running_shared(server, where, workdir, extra)
+                                if server in SHARED_SERVERS
+                                else running(
+                                    server,
+                                    (served(workload, server),),
+                                    where,
+                                    workdir,
+                                    extra,
+                                    upper=workload.service == "upper",
+                                    trees=trees,
+                                    keep_limits=workload.keeps_limits,
+                                )
                             ) as handle:
                                 report = run_loadgen(
                                     workload, handle, where, settings, c_loadgens
@@ -1518,7 +1659,7 @@ def details(records: dict[tuple[str, str], Record]) -> list[str]:
     for (name, server), record in records.items():
         if not record.runs:
             continue
-        workload = name.removesuffix("-history")
+        workload = name.removesuffix("-history").removesuffix("-redis")
         if workload in ("echo", "upper"):
             text = (
                 f"{med(record, 'per_server_cpu_s', 0)} lines per server "
@@ -1533,6 +1674,11 @@ def details(records: dict[tuple[str, str], Record]) -> list[str]:
                 f"{record.total('out_of_order')} out of order, "
                 f"{record.total('unexpected_lines')} unexpected lines"
             )
+            if record.median_of("redis_commands_per_message") is not None:
+                text += (
+                    f"; Redis {med(record, 'redis_commands_per_message', 3)} "
+                    "commands per message"
+                )
         elif workload in ("latency", "irc-latency"):
             text = (
                 f"in socket p50 {med(record, 'p50_ms')} / p99 "

@@ -21,7 +21,10 @@ from twisted.logger import Logger
 from twisted.python import usage
 
 from chatservice.activation import check_inherited, is_inherited_endpoint
+from chatservice.backends.base import HubBackend
 from chatservice.backends.local import LocalBackend
+from chatservice.backends.redis.options import REDIS_PARAMETERS, redis_address
+from chatservice.backends.redis.url import RedisAddress
 from chatservice.chat.durations import parse_duration
 from chatservice.chat.errors import ChatError
 from chatservice.chat.hub import Hub
@@ -153,6 +156,7 @@ _COMMON_PARAMETERS: list[list[object]] = [
         "30d",
         "How long messages are kept (30s, 10m, 2h, 30d, forever).",
     ],
+    *REDIS_PARAMETERS,
     [
         "max-line-length",
         None,
@@ -292,6 +296,8 @@ class Options(usage.Options):
     reloading = False
     #: The web door's allowed origins, once parsed (``--web-allow-origin``).
     web_origins: tuple[str, ...] = ()
+    #: ``--redis``, once read: where the nodes share the chat.
+    redis: RedisAddress | None = None
     longdesc = (
         "Runs the chatservice doors. Each ENDPOINT is a Twisted "
         "endpoint string (tcp:PORT, tcp:PORT:interface=127.0.0.1, "
@@ -405,6 +411,7 @@ class Options(usage.Options):
             raise usage.UsageError(f"--history-max-age: {error}") from None
         if self["history-max-messages"] < 1:
             raise usage.UsageError("--history-max-messages must be at least 1")
+        self.redis = redis_address(self)
         if self["max-line-length"] < 16:
             raise usage.UsageError("--max-line-length must be at least 16")
         if self["max-clients"] == AUTO:
@@ -558,6 +565,22 @@ def _metrics_endpoint(description: str, allow_remote: bool) -> str | None:
     return description
 
 
+def make_backend(config: Options, reactor: IReactorTime) -> HubBackend:
+    """The hub's backend: this node alone, or shared through ``--redis``."""
+    call_soon = end_of_turn(reactor).soon
+    if config.redis is None:
+        return LocalBackend(call_soon=call_soon)
+    from chatservice.backends.redis import RedisBackend
+
+    return RedisBackend(
+        config.redis,
+        reactor,
+        call_soon,
+        liveness=config["redis-liveness"],
+        replay_limit=config["redis-replay"],
+    )
+
+
 def make_store(config: Options, reactor: IReactorTime) -> HistoryStore | None:
     """The history store ``--history`` asks for (not opened yet), or ``None``."""
     kind, path = config.history
@@ -609,9 +632,12 @@ def makeService(config: Options, reactor: IReactorTime | None = None) -> IServic
             quiet_room_size=config["quiet-room-size"],
         ),
         clock=reactor.seconds,
-        backend=LocalBackend(call_soon=end_of_turn(reactor).soon),
+        backend=make_backend(config, reactor),
         store=make_store(config, reactor),
     )
+    attach = getattr(hub.backend, "attach", None)
+    if attach is not None:
+        attach(hub)  # a shared backend mirrors the other nodes into the hub
     authenticator = None
     if config["credentials"]:
         from chatservice.auth import Authenticator

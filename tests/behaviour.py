@@ -165,6 +165,11 @@ class ChatBehaviourTests(_TestCase):
     )
     #: What a server transport buffers for a client that stops reading.
     send_buffer = 4096
+    #: Whether a door's reply comes after the room messages said before it.
+    #: In one process it does; over Redis a room message goes to Redis and
+    #: back while the reply does not wait (``docs/scaling.rst``): then both
+    #: still arrive once, and the messages in order.
+    replies_after_messages = True
 
     def setUp(self) -> None:
         super().setUp()
@@ -639,11 +644,14 @@ class ChatBehaviourTests(_TestCase):
         alice, bob = self.clients("alice", "bob")
         self.driver.say(alice, self.lobby, "first")
         self.driver.whisper(bob, "nobody", "hi")
-        self.assertInOrder(
-            self.seen(bob),
-            self.message(self.lobby, "alice", "first"),
-            self.error(NoSuchNick, nick="nobody"),
-        )
+        first = self.message(self.lobby, "alice", "first")
+        refused = self.error(NoSuchNick, nick="nobody")
+        seen = self.seen(bob)
+        if self.replies_after_messages:
+            self.assertInOrder(seen, first, refused)
+        else:
+            self.assertOnce(seen, first)
+            self.assertOnce(seen, refused)
 
     def test_ownMessageBeforeOwnReply(self) -> None:
         """
@@ -657,7 +665,12 @@ class ChatBehaviourTests(_TestCase):
         self.driver.say(alice, self.lobby, "bye")
         hi, bye = (self.message(self.lobby, "alice", t) for t in ("hi", "bye"))
         refused = self.error(NoSuchNick, nick="nobody")
-        self.assertInOrder(self.seen(alice), hi, refused, bye)
+        seen = self.seen(alice)
+        if self.replies_after_messages:
+            self.assertInOrder(seen, hi, refused, bye)
+        else:
+            self.assertInOrder(seen, hi, bye)
+            self.assertOnce(seen, refused)
         seen = self.seen(bob)
         self.assertInOrder(seen, hi, bye)
         self.assertNever(seen, refused)

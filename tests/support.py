@@ -79,6 +79,19 @@ def temp_dir(case: SynchronousTestCase) -> Path:
     return path
 
 
+def credentials_file(
+    case: SynchronousTestCase, directory: Path, password: str, account: str = "root"
+) -> Path:
+    """A credentials file with one account, made by ``chatservice-passwd``."""
+    path = directory / "passwd"
+    made = run(
+        [script("chatservice-passwd"), "--file", path, "--stdin", account],
+        input=f"{password}\n".encode(),
+    )
+    case.assertEqual(made.returncode, 0, describe_run(made))
+    return path
+
+
 def free_port() -> int:
     """
     A TCP port on loopback that nothing listened on a moment ago: bind to

@@ -65,6 +65,9 @@ EXPECTED = {
     "irc-latency": ("chatservice", "chatservice-native"),
     "memory-irc": ("chatservice",),
     "attack": ("chatservice",),
+    # One node without Redis, one with --redis, two sharing a Redis.
+    "fanout-redis": ("chatservice", "chatservice+redis", "2-nodes+redis"),
+    "latency-redis": ("chatservice", "2-nodes+redis"),
 }
 
 

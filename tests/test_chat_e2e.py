@@ -18,12 +18,12 @@ from tests.support import (
     Process,
     chat_twistd,
     connect,
+    credentials_file,
     describe_run,
     free_port,
     read_text,
     receive_until,
     run,
-    script,
     temp_dir,
     wait_for,
 )
@@ -71,18 +71,7 @@ class ChatEndToEndTests(SynchronousTestCase):
 
     def setUp(self) -> None:
         self.directory = temp_dir(self)
-        self.credentials = self.directory / "passwd"
-        made = run(
-            [
-                script("chatservice-passwd"),
-                "--file",
-                self.credentials,
-                "--stdin",
-                "root",
-            ],
-            input=f"{PASSWORD}\n".encode(),
-        )
-        self.assertEqual(made.returncode, 0, describe_run(made))
+        self.credentials = credentials_file(self, self.directory, PASSWORD)
         self.assertNotIn(PASSWORD, self.credentials.read_text())
         self.port = free_port()
         self.admin_socket = self.directory / "admin.sock"

@@ -18,7 +18,36 @@ from typing import Protocol
 from twisted.internet.defer import Deferred
 
 from chatservice.chat import events
+from chatservice.chat.errors import ChatError, NickInUse, NickLookalike
 from chatservice.chat.model import Ban, Room, Session
+
+
+def one_event(room: str, said: list[events.RoomMessage]) -> events.Event:
+    """What a turn said in a room, as one event (one message: itself)."""
+    return said[0] if len(said) == 1 else events.RoomMessages(room, tuple(said))
+
+
+def nick_refusal(
+    nicks: Mapping[str, Session],
+    lookalikes: Mapping[str, Session],
+    session: Session,
+    nick: str,
+    key: str,
+    looks: str,
+) -> ChatError | None:
+    """
+    Why ``session`` cannot have ``nick`` (folded ``key``, skeleton
+    ``looks``) given who holds what, or ``None``.
+    """
+    holder = nicks.get(key)
+    if holder is not None and holder is not session:
+        return NickInUse(nick)
+    twin = lookalikes.get(looks)
+    if twin is not None and twin is not session:
+        # A twin whose own claim is still being answered has no nickname
+        # yet: name what it looks like.
+        return NickLookalike(nick, twin.nick or looks)
+    return None
 
 
 class HubBackend(Protocol):
@@ -90,6 +119,28 @@ class HubBackend(Protocol):
         deliveries come back from a remote server delivers what it has
         received; what is still on its way may then arrive after a reply.
         """
+
+    # Who is where: what other nodes must know of this node's members.
+    # The hub tells the backend after each change, before the event that
+    # announces it; the local backend has nobody to tell.
+
+    def member_registered(self, session: Session) -> None:
+        """``session`` got its first nickname (it is a member of the chat now)."""
+
+    def member_renamed(self, session: Session) -> None:
+        """``session`` has a new nickname (``session.nick``)."""
+
+    def member_joined(self, session: Session, room: Room) -> None:
+        """``session`` joined ``room``."""
+
+    def member_left(self, session: Session, room: Room) -> None:
+        """``session`` left ``room`` (and is still in the chat)."""
+
+    def member_gone(self, session: Session) -> None:
+        """``session`` left the chat (quit, kicked, banned), its rooms with it."""
+
+    def limit_changed(self, limit: int) -> None:
+        """An operator changed the client limit: every node takes it."""
 
     # Bans, shared by every node.
 

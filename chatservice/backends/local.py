@@ -18,8 +18,8 @@ from collections.abc import Callable, Collection, Mapping
 
 from twisted.internet.defer import Deferred, fail, succeed
 
+from chatservice.backends.base import nick_refusal, one_event
 from chatservice.chat import events
-from chatservice.chat.errors import NickInUse, NickLookalike
 from chatservice.chat.model import Ban, Room, Session
 from chatservice.chat.names import fold
 from chatservice.metrics.counters import Histogram
@@ -80,14 +80,9 @@ class LocalBackend:
     def claim_nick(
         self, session: Session, nick: str, key: str, looks: str
     ) -> Deferred[None]:
-        holder = self._nicks.get(key)
-        if holder is not None and holder is not session:
-            return fail(NickInUse(nick))
-        twin = self.lookalikes.get(looks)
-        if twin is not None and twin is not session:
-            # A twin whose own claim is still being answered has no nickname
-            # yet: name what it looks like.
-            return fail(NickLookalike(nick, twin.nick or looks))
+        refusal = nick_refusal(self._nicks, self.lookalikes, session, nick, key, looks)
+        if refusal is not None:
+            return fail(refusal)
         self._nicks[key] = session
         self.lookalikes[looks] = session
         return succeed(None)
@@ -140,13 +135,31 @@ class LocalBackend:
         said, self._said, self._said_in = self._said, [], None
         if self._barrier is not None:
             self._barrier()  # stored before anyone sees it
-        event: events.Event = (
-            said[0] if len(said) == 1 else events.RoomMessages(room.name, tuple(said))
-        )
+        event = one_event(room.name, said)
         if self._latency is not None and self._clock is not None:
             self._latency.observe(self._clock() - said[0].at)
         for session in room.members:
             session.member.deliver(event)
+
+    # Who is where: nobody else to tell.
+
+    def member_registered(self, session: Session) -> None:
+        pass
+
+    def member_renamed(self, session: Session) -> None:
+        pass
+
+    def member_joined(self, session: Session, room: Room) -> None:
+        pass
+
+    def member_left(self, session: Session, room: Room) -> None:
+        pass
+
+    def member_gone(self, session: Session) -> None:
+        pass
+
+    def limit_changed(self, limit: int) -> None:
+        pass
 
     # Bans
 

@@ -202,3 +202,13 @@ class NickBanned(ChatError):
         self.nick = nick
         self.remaining = remaining
         self.reason = reason
+
+
+class Unavailable(ChatError):
+    """
+    What the chat's nodes share (Redis) cannot be reached just now: what
+    needs it (a new nickname) is refused until it is back.
+    """
+
+    def __init__(self) -> None:
+        super().__init__("the chat is temporarily unavailable; please try again soon")

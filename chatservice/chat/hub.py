@@ -91,6 +91,9 @@ class Hub:
         self.ids = events.EventIds(node)
         self.max_clients = self.config.max_clients
         self.sessions: dict[Session, None] = {}
+        #: Those of :attr:`sessions` connected to other nodes (a shared
+        #: backend's mirror): not counted in :attr:`registered`.
+        self.remote: dict[Session, None] = {}
         #: Sessions with a nickname: what ``max_clients`` limits.
         self.registered = 0
         self.rooms: dict[str, Room] = {}
@@ -161,22 +164,28 @@ class Hub:
         """Forget a connection that is gone; its rooms hear that it quit."""
         if session not in self.sessions:
             return
+        self._announce_quit(session, reason)
+        self._remove(session)
+
+    def _announce_quit(self, session: Session, reason: str) -> None:
+        """Those who share a room with a member hear that it quit."""
         if session.nick is not None:
             event_id, at = self._stamp()
             quit_event = events.Quit(session.nick, visible(reason), id=event_id, at=at)
             self._deliver(self._neighbours(session, presence=True), quit_event)
-        self._remove(session)
 
     def _full(self) -> bool:
         return bool(self.max_clients) and self.registered >= self.max_clients
 
     def _remove(self, session: Session) -> None:
         del self.sessions[session]
-        if session.nick is not None:
+        if session.nick is not None and session not in self.remote:
             self.registered -= 1
+        self.remote.pop(session, None)
         for room in session.rooms:
             self._leave(session, room)
         if session.key is not None:
+            self.backend.member_gone(session)
             self.backend.release_nick(session, session.key, skeleton(session.key))
         session.rooms = ()
         session.current = None
@@ -242,9 +251,11 @@ class Hub:
         session.nick, session.key = nick, key
         if old is None:
             self.registered += 1
+            self.backend.member_registered(session)
             if join_default:
                 self.join(session, self.default_room)
         else:
+            self.backend.member_renamed(session)
             event_id, at = self._stamp()
             self._deliver(
                 self._neighbours(session, include_self=True),
@@ -297,6 +308,7 @@ class Hub:
         room.members[session] = None
         session.rooms = (*session.rooms, room)
         session.current = room
+        self.backend.member_joined(session, room)
         event_id, at = self._stamp()
         joined = events.Joined(room.name, nick, id=event_id, at=at)
         if self._quiet(room):
@@ -316,6 +328,7 @@ class Hub:
         else:
             self._publish(room, parted)
         self._leave(session, room)
+        self.backend.member_left(session, room)
         return room
 
     def _quiet(self, room: Room) -> bool:
@@ -542,10 +555,69 @@ class Hub:
         if limit < 0:
             raise InvalidLimit(limit)
         self.max_clients = limit
+        self.backend.limit_changed(limit)
 
     def connections(self) -> list[Session]:
         """Every connected session, oldest first."""
         return list(self.sessions)
+
+    # Members of other nodes, as a shared backend mirrors them: listed by
+    # /who, /whois, /list and /stats, and found by /msg and /kick, but
+    # delivered to by their own node.  No event: their node announced them.
+
+    def add_remote(self, session: Session) -> None:
+        """Take in a member registered on another node."""
+        self.sessions[session] = None
+        self.remote[session] = None
+
+    def place(self, session: Session, name: str) -> Room:
+        """Put a member of another node in a room (created if need be)."""
+        key = fold(name)
+        room = self.rooms.get(key)
+        if room is None:
+            room = self.rooms[key] = Room(name, self.clock())
+            kept = self.topics.get(key)
+            if kept is not None:
+                room.topic = kept.topic
+        if session not in room.members:
+            room.members[session] = None
+            session.rooms = (*session.rooms, room)
+            session.current = room
+        return room
+
+    def displace(self, session: Session, room: Room) -> None:
+        """Take a member of another node out of a room."""
+        self._leave(session, room)
+
+    def forget(self, session: Session) -> None:
+        """Forget a member of another node that left the chat."""
+        self.sessions.pop(session, None)
+        self.remote.pop(session, None)
+        for room in session.rooms:
+            self._leave(session, room)
+        session.rooms = ()
+        session.current = None
+
+    def lost(self, session: Session, reason: str) -> None:
+        """
+        A member of another node whose node is gone (it stopped
+        heartbeating): its rooms hear that it quit, and it is forgotten.
+        """
+        if session not in self.remote:
+            return
+        self._announce_quit(session, reason)
+        self.backend.member_gone(session)
+        self.forget(session)
+
+    def drop(self, session: Session, reason: str) -> None:
+        """
+        Remove a member of this node that another node removed (an
+        operator there kicked or banned it): already announced there.
+        """
+        if session not in self.sessions:
+            return
+        self._remove(session)
+        session.member.disconnect(reason)
 
     # Helpers
 

@@ -1,0 +1,14 @@
+"""
+Several nodes, one chat: :class:`~.backend.RedisBackend` shares rooms,
+members, nicknames, topics and bans through Redis (``docs/scaling.rst``).
+
+``link`` holds the connections (txredisapi), ``backend`` what the hub
+calls, ``frames`` what a node does with what Redis returns, ``liveness``
+heartbeats, dead nodes and resynchronisation, ``scripts`` the Lua
+scripts, ``codec`` events as JSON, ``url`` the ``--redis`` URL.
+"""
+
+from chatservice.backends.redis.backend import RedisBackend
+from chatservice.backends.redis.url import RedisAddress, parse_redis_url
+
+__all__ = ["RedisAddress", "RedisBackend", "parse_redis_url"]

@@ -1,0 +1,75 @@
+"""
+Events as JSON, as they travel between nodes: ``{"t": type, ...fields}``,
+ids and times included, nested room messages as lists of the same.
+
+Only the hub's own event types are read back; anything else (a node of a
+newer version, a corrupt frame) raises :class:`ValueError`, which the
+backend logs and drops.  Every text read back is made safe to show
+again (:func:`~chatservice.chat.text.visible`): the sending node did it
+already, but whatever can write to Redis cannot send a terminal escape
+sequence to members through it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from chatservice.chat import events
+from chatservice.chat.text import visible
+
+#: Every event type a node may send, by name.
+TYPES: dict[str, type[events.Event]] = {
+    kind.__name__: kind
+    for kind in vars(events).values()
+    if isinstance(kind, type) and issubclass(kind, events.Event)
+}
+
+#: Each type's fields given to its constructor (not its wire-format cache).
+_FIELDS: dict[type[events.Event], tuple[str, ...]] = {
+    kind: tuple(f.name for f in dataclasses.fields(kind) if f.init)
+    for kind in TYPES.values()
+}
+
+
+def encode(event: events.Event) -> dict[str, Any]:
+    """An event as a JSON-able dictionary."""
+    data: dict[str, Any] = {"t": type(event).__name__}
+    for name in _FIELDS[type(event)]:
+        value = getattr(event, name)
+        if name == "messages":
+            value = [encode(message) for message in value]
+        data[name] = value
+    return data
+
+
+def decode(data: object) -> events.Event:
+    """An event back from :func:`encode`'s dictionary, or :class:`ValueError`."""
+    if not isinstance(data, dict):
+        raise ValueError(f"not an event: {data!r:.80}")
+    kind = TYPES.get(data.get("t"))  # type: ignore[arg-type]
+    if kind is None:
+        raise ValueError(f"unknown event type: {data.get('t')!r:.80}")
+    arguments: dict[str, Any] = {}
+    for name in _FIELDS[kind]:
+        if name not in data:
+            continue  # its default
+        value = data[name]
+        if name == "messages":
+            if not isinstance(value, list):
+                raise ValueError("messages: not a list")
+            value = tuple(_message(item) for item in value)
+        elif isinstance(value, str):
+            value = visible(value)
+        arguments[name] = value
+    try:
+        return kind(**arguments)
+    except TypeError as error:
+        raise ValueError(f"{kind.__name__}: {error}") from None
+
+
+def _message(data: object) -> events.RoomMessage:
+    message = decode(data)
+    if not isinstance(message, events.RoomMessage):
+        raise ValueError("messages: not room messages")
+    return message
