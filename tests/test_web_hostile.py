@@ -19,9 +19,9 @@ from twisted.internet.error import ConnectionLost
 from twisted.logger import ILogObserver, LogEvent, globalLogPublisher
 
 from chatservice.conn.limits import Limits
-from chatservice.doors.web.gate import HTTPVisitor, WebChannel
+from chatservice.doors.web.gate import MAX_PIPELINED, HTTPVisitor, WebChannel
 from chatservice.doors.web.protocol import WebFactory, WebMember, WebSettings
-from chatservice.doors.web.site import WebSite
+from chatservice.doors.web.site import WebSite, read_static
 from chatservice.testing import Connection
 from tests.test_web import DoorTestCase, RawHTTP
 from tests.web_client import JSONClient, client_factory
@@ -308,6 +308,38 @@ class PageLoadTests(WebHostileTestCase):
         self.assertTrue(all(c.closed for c in loads))
         self.assertFalse(page.closed or other.closed)
         self.assertEqual(self.factory.admission.count, 2)
+
+
+class SlowHTTPReaderTests(WebHostileTestCase):
+    """A client that asks and asks over HTTP and never reads the answers."""
+
+    def test_pipelinedRequestsNotRead(self) -> None:
+        """
+        Hundreds of requests pipelined in one read by a client that reads
+        nothing: only the first few are answered, then the connection is
+        closed, so what waits for the client stays bounded.
+        """
+        connection = self.raw()
+        connection.stop_reading()
+        request = "GET /chat.js HTTP/1.1\r\nHost: chat.test\r\n\r\n"
+        self.send(connection, request * 500)
+        waiting = b"".join(connection.pump.serverIO.stream)
+        self.assertEqual(waiting.count(b"HTTP/1.1 200 "), MAX_PIPELINED)
+        self.assertTrue(connection.pump.serverIO.disconnecting)
+        self.assertLessEqual(
+            len(waiting), MAX_PIPELINED * (len(read_static("chat.js")) + 1024)
+        )
+
+    def test_fewPipelinedAnswered(self) -> None:
+        """A few requests pipelined in one read are all answered, in order."""
+        connection = self.raw()
+        paths = ("/", "/chat.js", "/chat.css")
+        self.send(
+            connection,
+            "".join(f"GET {p} HTTP/1.1\r\nHost: chat.test\r\n\r\n" for p in paths),
+        )
+        self.assertEqual(connection.client.data.count(b"HTTP/1.1 200 "), 3)
+        self.assertFalse(connection.closed)
 
 
 class BadRequestTests(WebHostileTestCase):

@@ -41,6 +41,12 @@ if TYPE_CHECKING:
 #: by the reason it was closed.
 _STATUS = {"registration timeout": b"408 Request Timeout"}
 _UNAVAILABLE = b"503 Service Unavailable"
+#: Requests answered from one read; the one that reaches it is answered and
+#: the connection closed.  Browsers do not pipeline requests; a client that
+#: sends hundreds in one read, not reading the answers, would otherwise have
+#: every answer queued at once (Twisted stops reading from a connection that
+#: does not read, but answers all it has read).
+MAX_PIPELINED = 8
 
 
 class HTTPVisitor(Connection):
@@ -145,6 +151,8 @@ class WebChannel(HTTPChannel):
     visitor: HTTPVisitor
     #: Whether part of a request has been read and not answered yet.
     receiving = False
+    #: Requests answered from the read being handled.
+    _answered = 0
 
     def __init__(self, door: WebFactory) -> None:
         super().__init__()
@@ -160,6 +168,7 @@ class WebChannel(HTTPChannel):
             return  # refused, evicted or timed out: nothing more is read
         if data:
             self.receiving = True
+        self._answered = 0
         super().dataReceived(data)
 
     def lineLengthExceeded(self, line: bytes) -> None:
@@ -174,6 +183,9 @@ class WebChannel(HTTPChannel):
 
     def requestDone(self, request: Any) -> None:
         self.receiving = False  # a pipelined request read next sets it again
+        self._answered += 1
+        if self._answered >= MAX_PIPELINED:
+            self.persistent = False  # answered, then closed: nothing more read
         super().requestDone(request)
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
