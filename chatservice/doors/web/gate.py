@@ -37,9 +37,10 @@ from chatservice.conn.peers import peer_host
 if TYPE_CHECKING:
     from chatservice.doors.web.protocol import WebFactory
 
-#: The status of an HTTP connection closed while it was sending a request,
-#: by the reason it was closed.
-_STATUS = {"registration timeout": b"408 Request Timeout"}
+#: The status of the answer to a request half sent when the connection is
+#: closed: past the deadline, or for any other reason (refused, evicted,
+#: shutdown).
+_TIMEOUT = b"408 Request Timeout"
 _UNAVAILABLE = b"503 Service Unavailable"
 #: Requests answered from one read; the one that reaches it is answered and
 #: the connection closed.  Browsers do not pipeline requests; a client that
@@ -54,11 +55,11 @@ class HTTPVisitor(Connection):
     The connection policy's view of a web connection before its WebSocket
     has a member: counted, on the strangers' budget, closed at the
     deadline, on eviction and on shutdown.  It has no outbox: what it says
-    is one HTTP response, written by :class:`WebChannel`.
+    is one HTTP response, written on the channel's transport.
     """
 
     factory: WebFactory
-    late_message = "no WebSocket and nickname within {timeout:g} s; closing"
+    late_message = "no nickname chosen within {timeout:g} s of connecting; closing"
 
     def __init__(self, channel: WebChannel, factory: WebFactory) -> None:
         self.channel = channel
@@ -82,7 +83,7 @@ class HTTPVisitor(Connection):
         return True
 
     def registrationTimedOut(self) -> None:
-        self._status = _STATUS["registration timeout"]
+        self._status = _TIMEOUT
         super().registrationTimedOut()
 
     def refuse(self, status: bytes, why: str) -> None:
