@@ -226,7 +226,8 @@ _COMMON_PARAMETERS: list[list[object]] = [
         "line-timeout",
         None,
         _DEFAULT_LIMITS.line_timeout,
-        "Seconds a started line may take to end (0: no limit).",
+        "Seconds a started line may take to end (0: no limit); on the web "
+        "door, an HTTP request to arrive whole.",
         seconds,
     ],
     [

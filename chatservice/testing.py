@@ -236,11 +236,16 @@ class Network:
         self._numbers = count(1)
 
     def connect(
-        self, factory: IProtocolFactory, client: ClientT
+        self, factory: IProtocolFactory, client: ClientT, host: str | None = None
     ) -> Connection[ClientT]:
-        """Connect ``client`` to a new protocol of ``factory`` (not pumped yet)."""
+        """
+        Connect ``client`` to a new protocol of ``factory`` (not pumped yet),
+        from ``host`` if given (several connections from one address).
+        """
         number = next(self._numbers)
-        peer = IPv4Address("TCP", f"10.0.{number // 256}.{number % 256}", 40000)
+        if host is None:
+            host = f"10.0.{number // 256}.{number % 256}"
+        peer = IPv4Address("TCP", host, 40000 + number % 20000)
         server = factory.buildProtocol(peer)
         assert server is not None, f"{factory} refused to build a protocol"
         transport = ServerTransport(server, peer, self.buffer_size)

@@ -1,19 +1,26 @@
 """
 The strangers' budget over real loopback sockets, from many source
 addresses (127.0.x.y, under the per-address limit): connections that
-trickle bytes and never register cannot lock fresh clients out of the chat
-or the echo service.  Bounded in count (a few hundred sockets) and time.
+trickle bytes and never register cannot lock fresh clients out of the chat,
+the echo service or the web door (whose trickling connections send part of
+an HTTP request and never finish it).  Bounded in count (a few hundred
+sockets) and time.
 """
 
 from __future__ import annotations
 
+import json
+import select
 import socket
-from typing import cast
+from typing import Any, cast
 
 from twisted.internet import reactor
 from twisted.internet.address import IPv4Address
+from twisted.internet.protocol import ServerFactory
 from twisted.internet.threads import deferToThread
 from twisted.trial.unittest import TestCase
+from wsproto import ConnectionType, WSConnection
+from wsproto.events import AcceptConnection, Request, TextMessage
 
 from chatservice.backends.local import LocalBackend
 from chatservice.chat.hub import Hub
@@ -23,6 +30,7 @@ from chatservice.conn.turns import end_of_turn
 from chatservice.doors.echo import EchoFactory
 from chatservice.doors.line import LineFactory
 from chatservice.doors.native.protocol import ChatFactory
+from chatservice.doors.web import WebFactory, WebSettings, WebSite
 
 LOOPBACK = "127.0.0.1"
 #: Stormers, from this many addresses, each under the per-address limit.
@@ -32,7 +40,11 @@ ADDRESSES = 50
 TIMEOUT = 10.0
 
 
-def trickle(port: int) -> list[socket.socket]:
+#: What a trickling web connection sends: part of a request's headers.
+PARTIAL_REQUEST = b"GET / HTTP/1.1\r\nHost: chat\r\nX-Slow: "
+
+
+def trickle(port: int, data: bytes = b"x") -> list[socket.socket]:
     """Connections from 127.0.1.x that send a few bytes and never a line."""
     held = []
     for index in range(STORMERS):
@@ -40,7 +52,7 @@ def trickle(port: int) -> list[socket.socket]:
         sock = socket.create_connection(
             (LOOPBACK, port), timeout=TIMEOUT, source_address=(source, 0)
         )
-        sock.sendall(b"x")
+        sock.sendall(data)
         held.append(sock)
     return held
 
@@ -74,17 +86,73 @@ def fresh_echo_client(port: int) -> bytes:
         return receive_until(sock, b"ping\r\n")
 
 
+def answered(held: list[socket.socket], expected: int) -> int:
+    """
+    How many of ``held`` the server has answered or closed (readable),
+    waiting up to the timeout for ``expected`` of them.
+    """
+    readable: set[socket.socket] = set()
+    for _ in range(int(TIMEOUT * 10)):
+        ready, _, _ = select.select([s for s in held if s not in readable], [], [], 0.1)
+        readable.update(ready)
+        if len(readable) >= expected:
+            break
+    return len(readable)
+
+
+def fresh_web_client(port: int, nick: str) -> list[Any]:
+    """
+    A browser from an address of its own: loads the page, opens the
+    WebSocket, chooses a nickname and says hello; what the door sent it.
+    """
+    source = ("127.0.2.3", 0)
+    with socket.create_connection(
+        (LOOPBACK, port), timeout=TIMEOUT, source_address=source
+    ) as sock:
+        sock.sendall(b"GET / HTTP/1.1\r\nHost: chat\r\nConnection: close\r\n\r\n")
+        page = receive_until(sock, b"</html>")
+        assert page.startswith(b"HTTP/1.1 200 "), page[:100]
+    with socket.create_connection(
+        (LOOPBACK, port), timeout=TIMEOUT, source_address=source
+    ) as sock:
+        ws = WSConnection(ConnectionType.CLIENT)
+        sock.sendall(ws.send(Request(host="chat", target="/ws")))
+        received: list[Any] = []
+        said = False
+        while not any(
+            m.get("type") == "message" and m.get("nick") == nick for m in received
+        ):
+            data = sock.recv(65536)
+            if not data:
+                raise AssertionError(f"closed; received {received}")
+            ws.receive_data(data)
+            for event in ws.events():
+                if isinstance(event, AcceptConnection):
+                    sock.sendall(
+                        ws.send(TextMessage(json.dumps({"type": "nick", "nick": nick})))
+                    )
+                elif isinstance(event, TextMessage):
+                    received.append(json.loads(event.data))
+            if not said and any(m.get("type") == "registered" for m in received):
+                said = True
+                message = {"type": "say", "room": "lobby", "text": f"hello from {nick}"}
+                sock.sendall(ws.send(TextMessage(json.dumps(message))))
+        return received
+
+
 class TrickleStormTests(TestCase):
     """Fresh clients get in while a trickle storm holds connections open."""
 
-    def listen(self, factory: LineFactory) -> int:
-        port = reactor.listenTCP(0, factory, interface=LOOPBACK)
+    def listen(self, factory: LineFactory | WebSite) -> int:
+        # Either a line door's factory or the web door's Site.
+        server = cast("ServerFactory[Any]", factory)
+        port = reactor.listenTCP(0, server, interface=LOOPBACK)
         self.addCleanup(port.stopListening)
         self.addCleanup(factory.closeAll)
         return cast(IPv4Address, port.getHost()).port
 
-    async def storm(self, port: int) -> list[socket.socket]:
-        held = await deferToThread(trickle, port)
+    async def storm(self, port: int, data: bytes = b"x") -> list[socket.socket]:
+        held = await deferToThread(trickle, port, data)
 
         def close_all() -> None:
             for sock in held:
@@ -126,3 +194,34 @@ class TrickleStormTests(TestCase):
         answer = await deferToThread(fresh_echo_client, port)
         self.assertEqual(answer, b"ping\r\n")
         self.assertLessEqual(len(factory.strangers), 50)
+
+    async def test_web(self) -> None:
+        """
+        The same storm on the web door, each connection stuck in its HTTP
+        request's headers: fresh browsers keep loading the page, opening
+        the WebSocket, registering and chatting, and the door never holds
+        more strangers than its budget.
+        """
+        hub = Hub(
+            ChatConfig(max_clients=100),
+            clock=reactor.seconds,
+            backend=LocalBackend(call_soon=end_of_turn(reactor).soon),
+        )
+        door = WebFactory(
+            hub,
+            Limits(max_strangers=50, max_per_address=5, flood_rate=0),
+            reactor,
+            settings=WebSettings(ping_interval=0),
+        )
+        port = self.listen(WebSite(door))
+        for wave in range(2):
+            held = await self.storm(port, PARTIAL_REQUEST)
+            # All but the budget's worth were closed to make room.
+            closed = await deferToThread(answered, held, STORMERS - 50)
+            self.assertGreaterEqual(closed, STORMERS - 50)
+            nick = f"fresh{wave}"
+            received = await deferToThread(fresh_web_client, port, nick)
+            self.assertIn(
+                {"type": "registered", "nick": nick, "room": "lobby"}, received
+            )
+            self.assertLessEqual(len(door.strangers), 50)

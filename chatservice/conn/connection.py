@@ -541,6 +541,33 @@ class ConnectionFactory(ServerFactory):
         self._watchStrangers()
         return None
 
+    def handOver(self, old: Connection, new: Connection) -> None:
+        """
+        ``new`` carries on ``old``'s connection (the web door's HTTP
+        connection, upgraded to a WebSocket): it takes its admission, in
+        total and per address, and its place on the strangers' budget with
+        the time it came, so that the registration deadline and the order of
+        eviction run on from the connection, not from the hand-over.  ``old``
+        is no longer admitted (its ``connectionLost`` releases nothing).
+        """
+        self.connections.discard(old)
+        self.connections.add(new)
+        old.admitted = False
+        if not old.stranger:
+            return
+        del old.stranger
+        new.stranger = True
+        strangers = self.strangers
+        if next(reversed(strangers)) is old:
+            strangers[new] = strangers.pop(old)  # the newest: stays last
+            return
+        # Oldest first, as the deadline sweep and eviction read them: the
+        # list is rebuilt with ``new`` in ``old``'s place (at most the
+        # budget's length).
+        entries = [(new if c is old else c, since) for c, since in strangers.items()]
+        strangers.clear()
+        strangers.update(entries)
+
     def _watchStrangers(self) -> None:
         """Make sure the registration deadline of the oldest stranger is due."""
         timeout = self.limits.registration_timeout

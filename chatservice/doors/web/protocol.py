@@ -38,6 +38,7 @@ from chatservice.chat.errors import ChatError, NickRequired, NotInRoom, UsageErr
 from chatservice.chat.hub import Hub
 from chatservice.chat.model import Room
 from chatservice.chat.names import check_room, fold
+from chatservice.conn.admission import Refusal
 from chatservice.conn.connection import Authenticator, ConnectionFactory
 from chatservice.conn.connection import Connection as ConnectionPolicy
 from chatservice.conn.limits import Limits
@@ -374,6 +375,9 @@ class WebWire(WebSocketServerProtocol):
 
     factory: WebSocketFactory
     member: WebMember | None = None
+    #: The HTTP connection's admission until the member takes it over
+    #: (:mod:`.gate`): released if the connection ends before that.
+    visitor: ConnectionPolicy | None = None
 
     def onOpen(self) -> None:
         member = self.member = WebMember(self, self.factory.door)
@@ -393,6 +397,8 @@ class WebWire(WebSocketServerProtocol):
         super().connectionLost(reason)
         if self.member is not None:
             self.member.connectionLost(reason)
+        elif self.visitor is not None:  # the handshake failed
+            self.visitor.connectionLost(reason)
 
 
 class WebSocketFactory(WebSocketServerFactory):
@@ -452,6 +458,20 @@ class WebFactory(HubFactory, ConnectionFactory):
         self._watch()
         return wire
 
+    def admit(self, connection: ConnectionPolicy) -> Refusal | None:
+        """
+        Count a new connection (an HTTP one: :mod:`.gate`); a page's member
+        takes over its HTTP connection's place instead, already counted.
+        """
+        if isinstance(connection, WebMember):
+            wire = connection.wire
+            visitor = wire.visitor
+            if visitor is not None:
+                del wire.visitor  # no reference left: memory per client
+                self.handOver(visitor, connection)
+                return None
+        return super().admit(connection)
+
     def _watch(self) -> None:
         interval = self.settings.ping_interval
         if interval > 0 and self._ping_call is None:
@@ -461,8 +481,9 @@ class WebFactory(HubFactory, ConnectionFactory):
         """Close the members that did not answer the last ping; ping the rest."""
         self._ping_call = None
         for member in list(self.connections):
-            assert isinstance(member, WebMember)
-            if member.closing:
+            if not isinstance(member, WebMember) or member.closing:
+                # HTTP connections have no WebSocket yet: their deadline
+                # closes them (chatservice.doors.web.gate).
                 continue
             if member.awaiting_pong:
                 member.log.info(

@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Iterable
+from functools import partial
 from importlib import resources
 from typing import Any
 from urllib.parse import urlsplit
@@ -29,6 +30,7 @@ from twisted.internet.defer import Deferred
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request, Site
 
+from chatservice.doors.web.gate import WebChannel
 from chatservice.doors.web.protocol import WebFactory
 
 #: The files of the page, by path, with their media types.
@@ -207,6 +209,10 @@ class WebSocketResource(DoorResource):
         if transport is None:
             return self._refuse(request, 400, "the connection is gone")
         wire = self.door.buildWire(transport.getPeer())
+        if isinstance(channel, WebChannel):
+            # The connection's admission goes on with the WebSocket: its
+            # member takes the place (WebFactory.admit), deadline running.
+            wire.visitor = channel.visitor
         # The connection is the WebSocket's from now on: the HTTP channel
         # lets go of it (its producer registration and timeout), and is
         # left to the garbage collector with this unfinished request.
@@ -258,11 +264,19 @@ class WebSite(Site):
     """The web door's factory (a ``DoorFactory``): HTTP, upgraded to WebSocket."""
 
     noisy = False
-    #: An HTTP connection that sends nothing for this long is closed.
-    timeOut = 60
 
     def __init__(self, door: WebFactory, allowed_origins: Iterable[str] = ()) -> None:
-        super().__init__(WebRoot(door, allowed_origins))
+        # HTTP's timeout is the time a request has to arrive whole, from
+        # the connection or the previous response (chatservice.doors.web.gate).
+        super().__init__(
+            WebRoot(door, allowed_origins),
+            timeout=door.limits.line_timeout or None,
+            reactor=door.clock,
+        )
+        # Every connection is admitted by the door when it is made.  (Twisted
+        # types ``protocol`` as its own HTTP/2-switching proxy; any callable
+        # making a channel is what ServerFactory.buildProtocol calls.)
+        self.protocol = partial(WebChannel, door)  # type: ignore[method-assign,assignment]
         self.door = door
         self.name = door.name
         # No access log: the chat logs members, not every page load.
