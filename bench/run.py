@@ -54,6 +54,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import launch_tree
+import web_workloads as web
 
 BENCH = Path(__file__).resolve().parent
 #: The checkout whose revisions ``--compare REV`` means.
@@ -73,6 +74,7 @@ FANOUT_LOADGEN_SOURCE = BENCH / "fanout_loadgen.c"
 C_LOADGENS = (
     (ECHO_LOADGEN_SOURCE, ("echo", "upper")),
     (FANOUT_LOADGEN_SOURCE, ("fanout",)),
+    (web.LOADGEN_SOURCE, web.KINDS),
 )
 LOOPBACK = "127.0.0.1"
 #: Seconds a server gets to accept its first connection.
@@ -352,8 +354,13 @@ def server_command(
     chatservice gets the options ``extra``, and a compared tree (one of
     ``trees``, by name) its own.
     """
-    ports = {service: free_port() for service in services}
     tree = (trees or {}).get(server)
+    if tuple(services) == (web.SERVICE,):
+        command, options = (
+            ([str(twistd())], extra) if tree is None else (tree.twistd, tree.options)
+        )
+        return ServerCommand(*web.server_command(server, command, options, free_port()))
+    ports = {service: free_port() for service in services}
     if server in (CHATSERVICE, HISTORY) or tree is not None:
         command, options = (
             ([str(twistd())], extra) if tree is None else (tree.twistd, tree.options)
@@ -474,9 +481,13 @@ def connect_once(port: int, timeout: float) -> socket.socket | None:
 def first_answer(port: int, service: str, deadline: float) -> None:
     """
     Wait until the service on ``port`` answers: an echo of a line (echo,
-    upper), or the greeting line (chat).
+    upper), the greeting line (chat), or a WebSocket upgrade (web).
     """
-    while True:
+    while service == web.SERVICE and not web.answered(port):
+        if time.monotonic() > deadline:
+            raise BenchError(f"no WebSocket upgrade answered on port {port} in time")
+        time.sleep(0.01)
+    while service != web.SERVICE:
         sock = connect_once(port, 1.0)
         if sock is not None:
             with sock:
@@ -785,6 +796,34 @@ WORKLOADS = (
         rounds=1,
     ),
     Workload(
+        "web-fanout",
+        web.FANOUT_SERVERS,
+        web.SERVICE,
+        "deliveries/s to 1000 WebSocket receivers of one room, 10 senders",
+        True,
+        (
+            Target("≥ 3x autobahn", web.AUTOBAHN, at_least=3.0),
+            Target("≥ 0.3x native door", web.NATIVE, at_least=0.3),
+        ),
+    ),
+    Workload(
+        "web-latency",
+        web.LATENCY_SERVERS,
+        web.SERVICE,
+        "p99 latency over WebSocket, 100 receivers, 20k deliveries/s",
+        False,
+        (Target("p99 ≤ 5 ms", at_most=5.0),),
+    ),
+    Workload(
+        "memory-web",
+        web.MEMORY_SERVERS,
+        web.SERVICE,
+        "server RSS per registered web client (10k clients)",
+        False,
+        (Target("≤ 5 KiB/conn", at_most=5.0),),
+        rounds=1,
+    ),
+    Workload(
         "startup",
         (CHATSERVICE, RAW, LINERECEIVER, ASYNCIO, NAIVE_CHAT),
         "",
@@ -815,6 +854,20 @@ def with_compared(workload: Workload, trees: Sequence[Tree]) -> Workload:
         servers=(*workload.servers[:at], *names, *workload.servers[at:]),
         targets=targets,
     )
+
+
+def without_missing(workload: Workload) -> Workload:
+    """
+    ``workload`` without the baselines that cannot run here (a library or
+    Node's ``ws`` missing), saying which and why.
+    """
+    missing = web.missing_servers(workload.servers)
+    for server, why in missing.items():
+        print(f"{workload.name}: {server} left out: {why}")
+    if not missing:
+        return workload
+    servers = tuple(s for s in workload.servers if s not in missing)
+    return dataclasses.replace(workload, servers=servers)
 
 
 def loadgen_args(workload: str, settings: Settings) -> list[str]:
@@ -858,6 +911,8 @@ def loadgen_args(workload: str, settings: Settings) -> list[str]:
             "--rate",
             str(settings.latency_rate),
         ]
+    if workload in web.KINDS:
+        return web.loadgen_args(workload, settings)
     if workload == "storm":
         return [
             "storm",
@@ -929,6 +984,7 @@ def build_loadgens(
     built, by the workload (``Workload.kind``) each drives.
     """
     kinds = {w.kind for w in workloads}
+    kinds |= web.also_needed(kinds)
     programs: dict[str, Path] = {}
     for source, drives in C_LOADGENS:
         wanted = [kind for kind in drives if kind in kinds]
@@ -958,7 +1014,8 @@ def run_loadgen(
     ``c_loadgens`` has for the workload's kind (echo, upper, fanout), else
     ``loadgen.py``.
     """
-    args = loadgen_args(workload.kind, settings)
+    kind = web.loadgen_kind(workload.kind, server.name)
+    args = loadgen_args(kind, settings)
     if workload.name == "memory-chat" and server.name == NAIVE_CHAT:
         # The naive chat has one room: every member is in it.
         args += ["--room-size", "0"]
@@ -967,7 +1024,7 @@ def run_loadgen(
     if workload.name == "storm" and server.name != NAIVE_CHAT:
         # The naive chat has no /who to check the room against.
         args += ["--check-who"]
-    c_program = (c_loadgens or {}).get(workload.kind)
+    c_program = (c_loadgens or {}).get(kind)
     if c_program is not None:
         program = [str(c_program)]
     else:
@@ -976,7 +1033,8 @@ def run_loadgen(
         *program,
         *args,
         "--port",
-        str(server.ports[workload.service]),
+        # One port per server; the native door in web-fanout has "chat".
+        str(next(iter(server.ports.values()))),
         "--server-pid",
         str(server.pid),
     ]
@@ -1337,7 +1395,7 @@ def details(records: dict[tuple[str, str], Record]) -> list[str]:
     for (name, server), record in records.items():
         if not record.runs:
             continue
-        workload = name.removesuffix("-history")
+        workload = name.removesuffix("-history").removeprefix("web-")
         if workload in ("echo", "upper"):
             text = (
                 f"{med(record, 'per_server_cpu_s', 0)} lines per server "
@@ -1537,6 +1595,7 @@ def benchmark(options: argparse.Namespace, scratch: Path) -> int:
         print(f"{tree.name} options: " + " ".join(tree.options))
         trees.append(tree)
     workloads = [with_compared(w, trees) for w in selected]
+    workloads = [without_missing(w) for w in workloads]
     about = versions()
     print(
         f"Python {about['python']}, Twisted {about['twisted']}, chatservice "
