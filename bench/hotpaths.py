@@ -31,8 +31,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import run as bench
+import web_workloads as web
 
-PROFILED_WORKLOADS = ("echo", "upper", "fanout", "latency")
+PROFILED_WORKLOADS = ("echo", "upper", "fanout", "latency", "web-fanout")
 
 
 def py_spy() -> Path | None:
@@ -42,15 +43,28 @@ def py_spy() -> Path | None:
 
 #: The C load generator for echo and upper, once built (``main``).
 ECHO_LOADGEN: Path | None = None
+#: The WebSocket load generator (web-fanout), once built (``main``).
+WS_LOADGEN: Path | None = None
+
+
+def service_of(workload: str) -> str:
+    """The service a workload drives: chat, the web door, echo or upper."""
+    if workload in web.KINDS:
+        return web.SERVICE
+    return "chat" if workload in ("fanout", "latency") else workload
 
 
 def loadgen_command(
     workload: str, server: bench.Server, where: bench.Placement, seconds: float
 ) -> list[str]:
     settings = dataclasses.replace(bench.FULL, duration=seconds, warmup=1.0)
-    service = "chat" if workload in ("fanout", "latency") else workload
+    service = service_of(workload)
     if ECHO_LOADGEN is not None and workload in ("echo", "upper"):
         program = [str(ECHO_LOADGEN)]
+    elif workload in web.KINDS:
+        if WS_LOADGEN is None:
+            raise bench.BenchError("the WebSocket load generator did not build")
+        program = [str(WS_LOADGEN)]
     else:
         program = [sys.executable, str(bench.LOADGEN)]
     argv = [
@@ -107,7 +121,7 @@ def profile_with_py_spy(
     top: int,
     raw: Path | None,
 ) -> list[str]:
-    service = "chat" if workload in ("fanout", "latency") else workload
+    service = service_of(workload)
     with bench.running(bench.CHATSERVICE, (service,), where, workdir, extra) as server:
         load = subprocess.Popen(
             loadgen_command(workload, server, where, seconds + 1.0),
@@ -178,7 +192,7 @@ def profile_with_cprofile(
     top: int,
     raw: Path | None,
 ) -> list[str]:
-    service = "chat" if workload in ("fanout", "latency") else workload
+    service = service_of(workload)
     stats_file = workdir / f"{workload}.pstats"
     command = bench.server_command(bench.CHATSERVICE, (service,), extra)
     argv = list(command.argv)
@@ -263,6 +277,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             global ECHO_LOADGEN
             ECHO_LOADGEN, how = bench.build_echo_loadgen(Path(tmp))
             print(f"echo and upper load generator: {how}")
+        if set(web.KINDS) & set(workloads):
+            global WS_LOADGEN
+            WS_LOADGEN, how = bench.build_c_loadgen(Path(tmp), web.LOADGEN_SOURCE)
+            print(f"WebSocket load generator: {how}")
         for workload in workloads:
             print()
             print(f"=== {workload} ===")
