@@ -8,12 +8,14 @@ web door): what runs them, apart from run.py's machinery.
   autobahn, ``twisted.web.websocket``, ``websockets`` and Node's ``ws``
   (``bench/baselines/ws_*``), in the same rounds;
 - ``web-latency``: the latency workload over WebSocket (100 receivers,
-  20k deliveries/s), the door beside autobahn's broadcast;
+  20k deliveries/s), the door beside the native door under the native
+  latency workload and autobahn's broadcast;
 - ``memory-web``: server RSS per registered web client (10k), the door
   beside the broadcast servers (connected, with a nickname).
 
 Every one is driven by ``bench/ws_loadgen.c`` (the C load generator that
-speaks WebSocket); the native door by ``bench/fanout_loadgen.c``.  A
+speaks WebSocket); the native door by its own load generators
+(``bench/fanout_loadgen.c``, ``bench/loadgen.py latency``).  A
 baseline whose library or runtime is missing is left out, and the run says
 so (:func:`missing_servers`).
 """
@@ -60,7 +62,7 @@ BASELINE_SCRIPTS = {
     NODE: "ws_node_broadcast.js",
 }
 FANOUT_SERVERS = (CHATSERVICE, NATIVE, AUTOBAHN, TWISTED, WEBSOCKETS, NODE)
-LATENCY_SERVERS = (CHATSERVICE, AUTOBAHN)
+LATENCY_SERVERS = (CHATSERVICE, NATIVE, AUTOBAHN)
 MEMORY_SERVERS = (CHATSERVICE, AUTOBAHN, TWISTED, WEBSOCKETS, NODE)
 
 #: The web door's options for a load test, beyond run.py's: no pings, no
@@ -181,10 +183,15 @@ def answered(port: int, timeout: float = 1.0) -> bool:
     return False
 
 
+#: The native door's own workload, for each web workload it runs beside.
+NATIVE_KINDS = {"web-fanout": "fanout", "web-latency": "latency"}
+
+
 def loadgen_kind(kind: str, server: str) -> str:
     """What drives ``server`` in workload ``kind``: the native door is
-    driven by the native fan-out (``fanout``), the rest as the workload."""
-    return "fanout" if server == NATIVE and kind == "web-fanout" else kind
+    driven by the native workload (``fanout``, ``latency``), the rest by
+    the web one."""
+    return NATIVE_KINDS.get(kind, kind) if server == NATIVE else kind
 
 
 def also_needed(kinds: set[str]) -> set[str]:

@@ -141,12 +141,23 @@ static int number_at(const char *text, const char *end, int count, long long *va
     return 1;
 }
 
-/* The value of ``"name":"`` in an event (``event`` .. ``end``), or NULL. */
+/* The value of ``"name":"`` in an event (``event`` .. ``end``), or NULL.
+ * Found by its first letter (memchr) and checked whole: several times
+ * cheaper than memmem on events this short, and parsing is most of what
+ * this process does. */
 static const char *field(const char *event, const char *end, const char *name)
 {
     size_t size = strlen(name);
-    const char *at = memmem(event, (size_t)(end - event), name, size);
-    return at == NULL ? NULL : at + size;
+    const char *at = event + 1;
+    while (end - at >= (long)size - 1) {
+        at = memchr(at, name[1], (size_t)(end - at) - (size - 2));
+        if (at == NULL)
+            return NULL;
+        if (memcmp(at - 1, name, size) == 0)
+            return at - 1 + size;
+        at++;
+    }
+    return NULL;
 }
 
 /* Latency samples (nanoseconds), kept only once measuring. */
@@ -233,10 +244,13 @@ static void text_frame(int i, const char *text, size_t size)
     static const char TYPE[] = "\"type\":\"";
     const char *at = text;
     int events = 0;
-    while ((at = memmem(at, (size_t)(end - at), TYPE, sizeof TYPE - 1)) != NULL) {
-        at += sizeof TYPE - 1;
+    /* One object is one event; an array (a batch) is split at each type. */
+    int batch = size > 0 && text[0] == '[';
+    while ((at = field(at, end, TYPE)) != NULL) {
         events++;
-        const char *next = memmem(at, (size_t)(end - at), TYPE, sizeof TYPE - 1);
+        const char *next = batch ? field(at, end, TYPE) : NULL;
+        if (next != NULL)
+            next -= sizeof TYPE - 1;
         const char *stop = next == NULL ? end : next;
         if ((size_t)(stop - at) > 8 && memcmp(at, "message\"", 8) == 0)
             message_event(i, at, stop);

@@ -69,7 +69,7 @@ EXPECTED = {
         "autobahn",
         "twisted-websocket",
     ),
-    "web-latency": ("chatservice", "autobahn"),
+    "web-latency": ("chatservice", "chatservice-native", "autobahn"),
     "memory-web": ("chatservice", "autobahn", "twisted-websocket"),
 }
 #: Baselines a quick run may leave out, saying why.
