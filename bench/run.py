@@ -254,6 +254,8 @@ class Tree:
     commit: str | None
     module: str
     options: tuple[str, ...]
+    #: Whether its chatservice has the web door (``--web`` in its help).
+    has_web_door: bool = False
 
     @property
     def twistd(self) -> list[str]:
@@ -330,7 +332,15 @@ def compared_tree(spec: str, scratch: Path) -> Tree:
     module = reported_module(known)
     if module is None:
         raise BenchError(f"{LAUNCHER.name} did not say what it imported:\n{known}")
-    return Tree(name, spec, root, commit, module, tuple(load_test_options(known)))
+    return Tree(
+        name,
+        spec,
+        root,
+        commit,
+        module,
+        tuple(load_test_options(known)),
+        has_web_door="--web=" in known,
+    )
 
 
 @dataclass
@@ -856,12 +866,17 @@ def with_compared(workload: Workload, trees: Sequence[Tree]) -> Workload:
     )
 
 
-def without_missing(workload: Workload) -> Workload:
+def without_missing(workload: Workload, trees: Sequence[Tree] = ()) -> Workload:
     """
     ``workload`` without the baselines that cannot run here (a library or
-    Node's ``ws`` missing), saying which and why.
+    Node's ``ws`` missing), nor, in a web workload, compared trees that
+    have no web door; saying which and why.
     """
     missing = web.missing_servers(workload.servers)
+    if workload.service == web.SERVICE:
+        for tree in trees:
+            if tree.name in workload.servers and not tree.has_web_door:
+                missing[tree.name] = "this version has no web door (--web)"
     for server, why in missing.items():
         print(f"{workload.name}: {server} left out: {why}")
     if not missing:
@@ -1595,7 +1610,7 @@ def benchmark(options: argparse.Namespace, scratch: Path) -> int:
         print(f"{tree.name} options: " + " ".join(tree.options))
         trees.append(tree)
     workloads = [with_compared(w, trees) for w in selected]
-    workloads = [without_missing(w) for w in workloads]
+    workloads = [without_missing(w, trees) for w in workloads]
     about = versions()
     print(
         f"Python {about['python']}, Twisted {about['twisted']}, chatservice "
