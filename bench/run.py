@@ -927,7 +927,12 @@ def loadgen_args(workload: str, settings: Settings) -> list[str]:
             str(settings.latency_rate),
         ]
     if workload in web.KINDS:
-        return web.loadgen_args(workload, settings)
+        # The native workload's arguments: its first is the load generator's
+        # mode (fanout, latency, memory); memory-web's rooms as memory-chat's.
+        native = loadgen_args(web.NATIVE_LIKE[workload], settings)
+        if workload == "memory-web":
+            native += ["--room-size", str(settings.memory_room_size)]
+        return native
     if workload == "storm":
         return [
             "storm",

@@ -31,7 +31,6 @@ import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 BENCH = Path(__file__).resolve().parent
 BASELINES = BENCH / "baselines"
@@ -41,10 +40,12 @@ LOADGEN_SOURCE = BENCH / "ws_loadgen.c"
 SERVICE = "web"
 #: The load generator's workloads, by ``Workload.kind``.
 KINDS = ("web-fanout", "web-latency", "memory-web")
-LOADGEN_MODES = {
+#: The native workload whose options each web workload takes (the
+#: WebSocket load generator has the same options, and ignores the others).
+NATIVE_LIKE = {
     "web-fanout": "fanout",
     "web-latency": "latency",
-    "memory-web": "memory",
+    "memory-web": "memory-chat",
 }
 
 CHATSERVICE = "chatservice"
@@ -197,44 +198,3 @@ def loadgen_kind(kind: str, server: str) -> str:
 def also_needed(kinds: set[str]) -> set[str]:
     """The load generators web workloads need beyond their own: ``fanout``."""
     return {"fanout"} if "web-fanout" in kinds else set()
-
-
-def loadgen_args(kind: str, settings: Any) -> list[str]:
-    """The WebSocket load generator's arguments for a web workload."""
-    args = [
-        LOADGEN_MODES[kind],
-        "--duration",
-        str(settings.duration),
-        "--warmup",
-        str(settings.warmup),
-        "--timeout",
-        str(settings.loadgen_timeout),
-    ]
-    if kind == "web-fanout":
-        args += [
-            "--receivers",
-            str(settings.fanout_receivers),
-            "--senders",
-            str(settings.fanout_senders),
-            "--window",
-            str(settings.fanout_window),
-        ]
-    elif kind == "web-latency":
-        args += [
-            "--receivers",
-            str(settings.latency_receivers),
-            "--senders",
-            str(settings.latency_senders),
-            "--rate",
-            str(settings.latency_rate),
-        ]
-    else:
-        args += [
-            "--connections",
-            str(settings.memory_connections),
-            "--room-members",
-            str(settings.memory_room_members),
-            "--room-size",
-            str(settings.memory_room_size),
-        ]
-    return args
