@@ -1010,7 +1010,8 @@ def build_loadgens(
         wanted = [kind for kind in drives if kind in kinds]
         if not wanted:
             continue
-        if python_loadgen:
+        # There is no Python WebSocket load generator: the C one always.
+        if python_loadgen and source != web.LOADGEN_SOURCE:
             how = "Python (bench/loadgen.py), as asked"
         else:
             program, how = build_c_loadgen(workdir, source)
@@ -1045,6 +1046,8 @@ def run_loadgen(
         # The naive chat has no /who to check the room against.
         args += ["--check-who"]
     c_program = (c_loadgens or {}).get(kind)
+    if c_program is None and kind in web.KINDS:
+        raise BenchError(f"{kind} needs bench/{web.LOADGEN_SOURCE.name}, not built")
     if c_program is not None:
         program = [str(c_program)]
     else:
