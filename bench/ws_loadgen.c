@@ -11,7 +11,8 @@
  * frame fails the run).  A text frame holds one JSON event or, for a
  * server that batches, an array of them: events are counted, not frames.
  *
- * The JSON (docs/web.rst): {"type":"nick","nick":N} is answered by
+ * The JSON (docs/web.rst), compact (no spaces between tokens) as the door
+ * and the baselines send it: {"type":"nick","nick":N} is answered by
  * {"type":"registered",...}; {"type":"say","room":"lobby","text":T} makes
  * {"type":"message",...,"nick":N,"text":T,...} for every member;
  * {"type":"ping"} is answered by {"type":"pong"}.
@@ -380,8 +381,14 @@ static int pump(int i)
             return 1;
         }
         size_t head = (size_t)(head_end - data) + 4;
+        /* Header names are case-insensitive: search a NUL-ended copy. */
+        char answer[8200];
+        if (head >= sizeof answer)
+            fail("an upgrade answer over 8 KiB (connection #%d)", i);
+        memcpy(answer, data, head);
+        answer[head] = '\0';
         if (length < 12 || memcmp(data, "HTTP/1.1 101", 12) != 0 ||
-            memmem(data, head, ACCEPT, sizeof ACCEPT - 1) == NULL)
+            strcasestr(answer, ACCEPT) == NULL)
             fail("the server refused the upgrade (connection #%d): %.*s", i,
                  (int)(head > 300 ? 300 : head), data);
         conn->phase = OPEN;
