@@ -1,7 +1,8 @@
 """
 Where chatservice spends its time under load: a profile of the server
-while the load generator drives one workload (echo, upper, fanout or
-latency), summarised as the functions with the most samples.
+while the load generator drives one workload (echo, upper, fanout,
+latency, or web-fanout: the web door under bench/ws_loadgen.c), summarised
+as the functions with the most samples.
 
 With ``py-spy`` installed next to ``sys.executable`` (``pip install
 py-spy``) the server is sampled from outside: it runs at full speed and
