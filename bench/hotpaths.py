@@ -1,7 +1,8 @@
 """
 Where chatservice spends its time under load: a profile of the server
 while the load generator drives one workload (echo, upper, fanout,
-latency or storm: registrations), summarised as the functions with the most samples.
+latency, storm (registrations) or web-fanout (the web door under
+bench/ws_loadgen.c), summarised as the functions with the most samples.
 
 With ``py-spy`` installed next to ``sys.executable`` (``pip install
 py-spy``) the server is sampled from outside: it runs at full speed and
@@ -31,8 +32,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import run as bench
+import web_workloads as web
 
-PROFILED_WORKLOADS = ("echo", "upper", "fanout", "latency", "storm")
+PROFILED_WORKLOADS = ("echo", "upper", "fanout", "latency", "storm", "web-fanout")
 #: The workloads on the chat service.
 CHAT_WORKLOADS = ("fanout", "latency", "storm")
 #: Clients of the storm profiled (``--storm-connections``).
@@ -46,6 +48,15 @@ def py_spy() -> Path | None:
 
 #: The C load generator for echo and upper, once built (``main``).
 ECHO_LOADGEN: Path | None = None
+#: The WebSocket load generator (web-fanout), once built (``main``).
+WS_LOADGEN: Path | None = None
+
+
+def service_of(workload: str) -> str:
+    """The service a workload drives: chat, the web door, echo or upper."""
+    if workload in web.KINDS:
+        return web.SERVICE
+    return "chat" if workload in CHAT_WORKLOADS else workload
 
 
 def loadgen_command(
@@ -57,9 +68,13 @@ def loadgen_command(
         warmup=1.0,
         storm_connections=STORM_CONNECTIONS,
     )
-    service = "chat" if workload in CHAT_WORKLOADS else workload
+    service = service_of(workload)
     if ECHO_LOADGEN is not None and workload in ("echo", "upper"):
         program = [str(ECHO_LOADGEN)]
+    elif workload in web.KINDS:
+        if WS_LOADGEN is None:
+            raise bench.BenchError("the WebSocket load generator did not build")
+        program = [str(WS_LOADGEN)]
     else:
         program = [sys.executable, str(bench.LOADGEN)]
     argv = [
@@ -116,7 +131,7 @@ def profile_with_py_spy(
     top: int,
     raw: Path | None,
 ) -> list[str]:
-    service = "chat" if workload in CHAT_WORKLOADS else workload
+    service = service_of(workload)
     with bench.running(bench.CHATSERVICE, (service,), where, workdir, extra) as server:
         load = subprocess.Popen(
             loadgen_command(workload, server, where, seconds + 1.0),
@@ -187,7 +202,7 @@ def profile_with_cprofile(
     top: int,
     raw: Path | None,
 ) -> list[str]:
-    service = "chat" if workload in CHAT_WORKLOADS else workload
+    service = service_of(workload)
     stats_file = workdir / f"{workload}.pstats"
     command = bench.server_command(bench.CHATSERVICE, (service,), extra)
     argv = list(command.argv)
@@ -280,6 +295,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             global ECHO_LOADGEN
             ECHO_LOADGEN, how = bench.build_echo_loadgen(Path(tmp))
             print(f"echo and upper load generator: {how}")
+        if set(web.KINDS) & set(workloads):
+            global WS_LOADGEN
+            WS_LOADGEN, how = bench.build_c_loadgen(Path(tmp), web.LOADGEN_SOURCE)
+            print(f"WebSocket load generator: {how}")
         for workload in workloads:
             print()
             print(f"=== {workload} ===")

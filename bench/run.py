@@ -55,6 +55,7 @@ from pathlib import Path
 
 import ircd
 import launch_tree
+import web_workloads as web
 
 BENCH = Path(__file__).resolve().parent
 #: The checkout whose revisions ``--compare REV`` means.
@@ -74,6 +75,7 @@ FANOUT_LOADGEN_SOURCE = BENCH / "fanout_loadgen.c"
 C_LOADGENS = (
     (ECHO_LOADGEN_SOURCE, ("echo", "upper")),
     (FANOUT_LOADGEN_SOURCE, ("fanout",)),
+    (web.LOADGEN_SOURCE, web.KINDS),
 )
 LOOPBACK = "127.0.0.1"
 #: Seconds a server gets to accept its first connection.
@@ -293,6 +295,8 @@ class Tree:
     commit: str | None
     module: str
     options: tuple[str, ...]
+    #: Whether its chatservice has the web door (``--web`` in its help).
+    has_web_door: bool = False
 
     @property
     def twistd(self) -> list[str]:
@@ -369,7 +373,15 @@ def compared_tree(spec: str, scratch: Path) -> Tree:
     module = reported_module(known)
     if module is None:
         raise BenchError(f"{LAUNCHER.name} did not say what it imported:\n{known}")
-    return Tree(name, spec, root, commit, module, tuple(load_test_options(known)))
+    return Tree(
+        name,
+        spec,
+        root,
+        commit,
+        module,
+        tuple(load_test_options(known)),
+        has_web_door="--web=" in known,
+    )
 
 
 @dataclass
@@ -397,8 +409,13 @@ def server_command(
     ``trees``, by name) its own; with ``keep_limits``, without those that
     lift its protective limits (:func:`default_limits`).
     """
-    ports = {service: free_port() for service in services}
     tree = (trees or {}).get(server)
+    if tuple(services) == (web.SERVICE,):
+        command, options = (
+            ([str(twistd())], extra) if tree is None else (tree.twistd, tree.options)
+        )
+        return ServerCommand(*web.server_command(server, command, options, free_port()))
+    ports = {service: free_port() for service in services}
     if server in ircd.DAEMONS:
         if workdir is None:
             raise BenchError(f"{server} needs a directory for its configuration")
@@ -528,10 +545,14 @@ def connect_once(port: int, timeout: float) -> socket.socket | None:
 def first_answer(port: int, service: str, deadline: float) -> None:
     """
     Wait until the service on ``port`` answers: an echo of a line (echo,
-    upper), the greeting line (chat), or any line (irc: daemons greet no
-    one, they answer a ``PING``).
+    upper), the greeting line (chat), a WebSocket upgrade (web), or any
+    line (irc: daemons greet no one, they answer a ``PING``).
     """
-    while True:
+    while service == web.SERVICE and not web.answered(port):
+        if time.monotonic() > deadline:
+            raise BenchError(f"no WebSocket upgrade answered on port {port} in time")
+        time.sleep(0.01)
+    while service != web.SERVICE:
         sock = connect_once(port, 1.0)
         if sock is not None:
             with sock:
@@ -1028,6 +1049,34 @@ WORKLOADS = (
         rounds=1,
     ),
     Workload(
+        "web-fanout",
+        web.FANOUT_SERVERS,
+        web.SERVICE,
+        "deliveries/s to 1000 WebSocket receivers of one room, 10 senders",
+        True,
+        (
+            Target("≥ 3x autobahn", web.AUTOBAHN, at_least=3.0),
+            Target("≥ 0.3x native door", web.NATIVE, at_least=0.3),
+        ),
+    ),
+    Workload(
+        "web-latency",
+        web.LATENCY_SERVERS,
+        web.SERVICE,
+        "p99 latency over WebSocket, 100 receivers, 20k deliveries/s",
+        False,
+        (Target("p99 ≤ 5 ms", at_most=5.0),),
+    ),
+    Workload(
+        "memory-web",
+        web.MEMORY_SERVERS,
+        web.SERVICE,
+        "server RSS per registered web client (10k clients)",
+        False,
+        (Target("≤ 5 KiB/conn", at_most=5.0),),
+        rounds=1,
+    ),
+    Workload(
         "startup",
         (CHATSERVICE, RAW, LINERECEIVER, ASYNCIO, NAIVE_CHAT),
         "",
@@ -1096,6 +1145,25 @@ def available(
     return kept, notes
 
 
+def without_missing(workload: Workload, trees: Sequence[Tree] = ()) -> Workload:
+    """
+    ``workload`` without the baselines that cannot run here (a library or
+    Node's ``ws`` missing), nor, in a web workload, compared trees that
+    have no web door; saying which and why.
+    """
+    missing = web.missing_servers(workload.servers)
+    if workload.service == web.SERVICE:
+        for tree in trees:
+            if tree.name in workload.servers and not tree.has_web_door:
+                missing[tree.name] = "this version has no web door (--web)"
+    for server, why in missing.items():
+        print(f"{workload.name}: {server} left out: {why}")
+    if not missing:
+        return workload
+    servers = tuple(s for s in workload.servers if s not in missing)
+    return dataclasses.replace(workload, servers=servers)
+
+
 def loadgen_args(workload: str, settings: Settings) -> list[str]:
     """The load generator's command-line arguments for one workload."""
     common = [
@@ -1137,6 +1205,13 @@ def loadgen_args(workload: str, settings: Settings) -> list[str]:
             "--rate",
             str(settings.latency_rate),
         ]
+    if workload in web.KINDS:
+        # The native workload's arguments: its first is the load generator's
+        # mode (fanout, latency, memory); memory-web's rooms as memory-chat's.
+        native = loadgen_args(web.NATIVE_LIKE[workload], settings)
+        if workload == "memory-web":
+            native += ["--room-size", str(settings.memory_room_size)]
+        return native
     if workload == "storm":
         return [
             "storm",
@@ -1225,12 +1300,14 @@ def build_loadgens(
     built, by the workload (``Workload.kind``) each drives.
     """
     kinds = {w.kind for w in workloads}
+    kinds |= web.also_needed(kinds)
     programs: dict[str, Path] = {}
     for source, drives in C_LOADGENS:
         wanted = [kind for kind in drives if kind in kinds]
         if not wanted:
             continue
-        if python_loadgen:
+        # There is no Python WebSocket load generator: the C one always.
+        if python_loadgen and source != web.LOADGEN_SOURCE:
             how = "Python (bench/loadgen.py), as asked"
         else:
             program, how = build_c_loadgen(workdir, source)
@@ -1254,7 +1331,8 @@ def run_loadgen(
     ``c_loadgens`` has for the workload's kind (echo, upper, fanout), else
     ``loadgen.py``.
     """
-    args = loadgen_args(workload.kind, settings)
+    kind = web.loadgen_kind(workload.kind, server.name)
+    args = loadgen_args(kind, settings)
     service = served(workload, server.name)
     if workload.name == "memory-chat" and server.name == NAIVE_CHAT:
         # The naive chat has one room: every member is in it.
@@ -1273,7 +1351,7 @@ def run_loadgen(
         # The naive chat has no /who to check the room against, nor rooms
         # but one: there the probe's lines go to the whole storm.
         args += ["--check-who", "--probe-room"]
-    c_program = (c_loadgens or {}).get(workload.kind)
+    c_program = (c_loadgens or {}).get(kind)
     if workload.name in ("fanout-redis", "latency-redis"):
         if workload.name == "latency-redis":
             c_program = None  # latency is measured by loadgen.py only
@@ -1281,6 +1359,8 @@ def run_loadgen(
             args += ["--second-port", str(server.ports["chat2"])]
         if "redis" in server.ports:
             redis_command(server.ports["redis"], "CONFIG", "RESETSTAT")
+    if c_program is None and kind in web.KINDS:
+        raise BenchError(f"{kind} needs bench/{web.LOADGEN_SOURCE.name}, not built")
     if c_program is not None:
         program = [str(c_program)]
     elif workload.kind == "fanout" and workload.service == "irc":
@@ -1659,7 +1739,9 @@ def details(records: dict[tuple[str, str], Record]) -> list[str]:
     for (name, server), record in records.items():
         if not record.runs:
             continue
-        workload = name.removesuffix("-history").removesuffix("-redis")
+        workload = (
+            name.removesuffix("-history").removesuffix("-redis").removeprefix("web-")
+        )
         if workload in ("echo", "upper"):
             text = (
                 f"{med(record, 'per_server_cpu_s', 0)} lines per server "
@@ -1913,6 +1995,7 @@ def benchmark(options: argparse.Namespace, scratch: Path) -> int:
     for note in skipped:
         print(note)
     workloads = [with_compared(w, trees) for w in selected]
+    workloads = [without_missing(w, trees) for w in workloads]
     about = versions()
     print(
         f"Python {about['python']}, Twisted {about['twisted']}, chatservice "

@@ -68,6 +68,22 @@ EXPECTED = {
     # One node without Redis, one with --redis, two sharing a Redis.
     "fanout-redis": ("chatservice", "chatservice+redis", "2-nodes+redis"),
     "latency-redis": ("chatservice", "2-nodes+redis"),
+    # The web door's workloads (bench/web_workloads.py): the baselines on
+    # websockets and Node's ws are expected only where they can run, and
+    # the run must say why when they cannot (checked below).
+    "web-fanout": (
+        "chatservice",
+        "chatservice-native",
+        "autobahn",
+        "twisted-websocket",
+    ),
+    "web-latency": ("chatservice", "chatservice-native", "autobahn"),
+    "memory-web": ("chatservice", "autobahn", "twisted-websocket"),
+}
+#: Baselines of the web workloads a quick run may leave out, saying why.
+OPTIONAL = {
+    "web-fanout": ("websockets", "node-ws"),
+    "memory-web": ("websockets", "node-ws"),
 }
 
 
@@ -127,7 +143,9 @@ class QuickBenchmarkTests(SynchronousTestCase):
         """
         ``python bench/run.py --quick --json FILE`` exits with status 0 and
         saves, for every workload, a positive figure for chatservice and for
-        each baseline server it is compared with; echo, upper and fanout
+        each baseline server it is compared with (the web workloads' optional
+        baselines, websockets and Node's ws, have one where they ran, and
+        the run says why where they did not); echo, upper and fanout
         were driven by the C load generators whenever there is a C compiler
         (and by the Python one otherwise, a skip that fails under CI).
         The IRC workloads run against the IRC door and the native one, and
@@ -142,6 +160,16 @@ class QuickBenchmarkTests(SynchronousTestCase):
             if name != "irc-fanout" or compiler() is not None
         }
         self.assertFigures(document, expected, transcript)
+        ran = {name: w["servers"] for name, w in document["workloads"].items()}
+        for name, servers in OPTIONAL.items():
+            for server in servers:
+                if server not in ran[name]:
+                    self.assertIn(f"{name}: {server} left out: ", transcript)
+        optional = {
+            name: tuple(s for s in servers if s in ran[name])
+            for name, servers in OPTIONAL.items()
+        }
+        self.assertFigures(document, optional, transcript)
         c_loadgens = {
             run.get("loadgen")
             for result in document["results"]
