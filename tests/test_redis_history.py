@@ -8,11 +8,11 @@ whose stores keep room history in Redis streams.
 from __future__ import annotations
 
 from collections.abc import Callable, Generator
-from typing import Any
+from typing import Any, cast
 
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred, inlineCallbacks
-from twisted.logger import LogEvent, formatEvent, globalLogPublisher
+from twisted.logger import ILogObserver, LogEvent, formatEvent, globalLogPublisher
 from twisted.trial.unittest import TestCase
 
 from chatservice.backends.redis.history import HistoryCap, RedisHistoryStore
@@ -46,7 +46,13 @@ class SharedHistoryNode(Node):
         self.backend.set_barrier(self.store.commit)
 
 
+def heard(member: FakeMember, text: str) -> Callable[[], bool]:
+    """Whether ``member`` has been delivered ``text``, to wait for."""
+    return lambda: text in texts(member)
+
+
 def said(messages: list[events.RoomMessage]) -> list[str]:
+    """The texts of these messages, in order."""
     return [m.text for m in messages]
 
 
@@ -86,7 +92,7 @@ class SharedHistoryTests(TestCase):
         for n in range(3):
             one.hub.say(alice, f"alice {n}")
             two.hub.say(bob, f"bob {n}", action=n == 1)
-            yield until(lambda n=n: f"bob {n}" in texts(alice_member), "heard")
+            yield until(heard(alice_member, f"bob {n}"), "heard")
         yield until(lambda: len(texts(bob_member)) == 6, "bob heard all six")
         seen = texts(bob_member)
         self.assertEqual(texts(alice_member), seen)
@@ -125,7 +131,7 @@ class SharedHistoryTests(TestCase):
         bob, bob_member = yield two.member("bob")
         for n in range(10):
             (one if n % 2 else two).hub.say(alice if n % 2 else bob, f"m{n}")
-            yield until(lambda n=n: f"m{n}" in texts(bob_member), f"m{n} heard")
+            yield until(heard(bob_member, f"m{n}"), f"m{n} heard")
         everything = yield one.store.page("lobby", 100)
         self.assertEqual(said(everything), [f"m{n}" for n in range(10)])
         middle = everything[6]
@@ -246,11 +252,12 @@ class SharedHistoryTests(TestCase):
         alice, member = yield one.member("alice")
         lines: list[str] = []
 
-        def observe(event: LogEvent) -> None:
+        def record(event: LogEvent) -> None:
             text = formatEvent(event)
             if "shared history" in text:
                 lines.append(text)
 
+        observe = cast(ILogObserver, record)
         globalLogPublisher.addObserver(observe)
         self.addCleanup(globalLogPublisher.removeObserver, observe)
         self.redis.stop()
