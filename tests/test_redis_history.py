@@ -250,16 +250,7 @@ class SharedHistoryTests(TestCase):
         """
         (one,) = yield self.started(1)
         alice, member = yield one.member("alice")
-        lines: list[str] = []
-
-        def record(event: LogEvent) -> None:
-            text = formatEvent(event)
-            if "shared history" in text:
-                lines.append(text)
-
-        observe = cast(ILogObserver, record)
-        globalLogPublisher.addObserver(observe)
-        self.addCleanup(globalLogPublisher.removeObserver, observe)
+        lines = self.logged("shared history")
         self.redis.stop()
         yield until(lambda: not one.backend.link.up, "Redis gone")
         one.hub.say(alice, "during")
@@ -276,3 +267,41 @@ class SharedHistoryTests(TestCase):
             "the replay kept",
         )
         self.assertEqual(said((yield one.hub.history("lobby", 10))), ["during"])
+
+    @inlineCallbacks
+    def test_redisFullChatGoesOn(self) -> Generator[Deferred[Any], Any, None]:
+        """
+        A Redis that refuses to keep messages (out of memory, with
+        ``noeviction``): the messages still reach every node, unkept, with
+        one log line however many; once it has room again they are kept.
+        """
+        one, two = yield self.started(2)
+        alice, _ = yield one.member("alice")
+        _, bob_member = yield two.member("bob")
+        yield until(lambda: "bob" in one.hub.nicks, "bob known")
+        lines = self.logged("refused to keep")
+        self.redis.command("CONFIG", "SET", "maxmemory-policy", "noeviction")
+        self.redis.command("CONFIG", "SET", "maxmemory", "1")
+        for n in range(3):
+            one.hub.say(alice, f"full {n}")
+            yield until(heard(bob_member, f"full {n}"), f"bob heard full {n}")
+        self.assertEqual(len(lines), 1, lines)
+        self.assertEqual(one.backend.history_refused, 3)
+        self.redis.command("CONFIG", "SET", "maxmemory", "0")
+        one.hub.say(alice, "room again")
+        yield until(heard(bob_member, "room again"), "bob heard it")
+        self.assertEqual(said((yield two.hub.history("lobby", 10))), ["room again"])
+
+    def logged(self, text: str) -> list[str]:
+        """The log lines containing ``text`` from now on, as they come."""
+        lines: list[str] = []
+
+        def record(event: LogEvent) -> None:
+            line = formatEvent(event)
+            if text in line:
+                lines.append(line)
+
+        observe = cast(ILogObserver, record)
+        globalLogPublisher.addObserver(observe)
+        self.addCleanup(globalLogPublisher.removeObserver, observe)
+        return lines
