@@ -7,6 +7,7 @@ whose stores keep room history in Redis streams.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Generator
 from typing import Any, cast
 
@@ -15,6 +16,7 @@ from twisted.internet.defer import Deferred, inlineCallbacks
 from twisted.logger import ILogObserver, LogEvent, formatEvent, globalLogPublisher
 from twisted.trial.unittest import TestCase
 
+from chatservice.backends.redis import codec
 from chatservice.backends.redis.history import HistoryCap, RedisHistoryStore
 from chatservice.chat import events
 from chatservice.stores.base import Position, UnknownMessageError
@@ -305,3 +307,29 @@ class SharedHistoryTests(TestCase):
         globalLogPublisher.addObserver(observe)
         self.addCleanup(globalLogPublisher.removeObserver, observe)
         return lines
+
+    @inlineCallbacks
+    def test_replayedFrameKeptOnce(self) -> Generator[Deferred[Any], Any, None]:
+        """
+        A frame sent again as a replay after Redis had kept it (its reply
+        lost with the connection) adds nothing to the history, and the
+        other node delivers its message once.
+        """
+        one, two = yield self.started(2)
+        yield one.member("alice")
+        _, bob_member = yield two.member("bob")
+        yield until(lambda: two.backend.idle, "bob in the room on two")
+        message = events.RoomMessage(
+            "lobby", "alice", "once", id=f"{one.backend.node}.999", at=1.0
+        )
+        frame: dict[str, Any] = {
+            "n": one.backend.node,
+            "i": [{"k": "say", "r": "lobby", "m": [codec.encode(message)]}],
+        }
+        yield one.backend.send_frame(frame, json.dumps(frame))
+        frame["x"] = 1
+        yield one.backend.send_frame(frame, json.dumps(frame))
+        yield until(heard(bob_member, "once"), "bob heard it")
+        yield until(lambda: two.backend.idle, "two idle")
+        self.assertEqual(self.redis.command("XLEN", "chatservice:history:lobby"), 1)
+        self.assertEqual(texts(bob_member), ["once"])

@@ -466,7 +466,8 @@ class RedisBackend:
         script, before the publish: one command either way.
         """
         if self.history is not None:
-            keys, arguments = keep_arguments(self, self.history, frame["i"])
+            replayed = bool(frame.get("x"))
+            keys, arguments = keep_arguments(self, self.history, frame["i"], replayed)
             if keys:
                 arguments = [self.link.channel, text, *arguments]
                 kept = self.evaluate(scripts.KEEP_AND_PUBLISH, keys, arguments)

@@ -61,7 +61,7 @@ class HistoryCap:
 
 
 def keep_arguments(
-    backend: RedisBackend, cap: HistoryCap, items: list[Item]
+    backend: RedisBackend, cap: HistoryCap, items: list[Item], replayed: bool
 ) -> tuple[list[str], list[str]]:
     """
     The stream keys and the arguments after the first two (channel, frame)
@@ -76,6 +76,7 @@ def keep_arguments(
     arguments = [
         str(cap.per_room),
         "" if oldest is None else f"{max(0, int(oldest * 1000))}-0",
+        "1" if replayed else "0",
     ]
     keys = []
     for room, said in by_room.items():

@@ -60,20 +60,35 @@ return 1
 
 #: KEYS: one history stream per room of the frame; ARGV: the channel, the
 #: frame, the cap (messages per room), the oldest stream id kept (``""``:
-#: any age), then for each key how many messages and, for each, its id,
-#: time, room, nickname, text, action (``1``/``0``) and door.  Appends them
-#: and then publishes the frame, at once: a node that gets the frame finds
-#: its messages in the history already.  Answers PUBLISH's answer.
+#: any age), ``1`` for a replayed frame (``0``: not), then for each key how
+#: many messages and, for each, its id, time, room, nickname, text, action
+#: (``1``/``0``) and door.  Appends them and then publishes the frame, at
+#: once: a node that gets the frame finds its messages in the history
+#: already.  A replayed frame may have been kept already (its reply lost
+#: with the connection): its messages whose id the stream's newest entries
+#: have are not appended again.  Answers PUBLISH's answer.
 KEEP_AND_PUBLISH = """
-local at = 5
+local at = 6
 for k = 1, #KEYS do
   local n = tonumber(ARGV[at])
   at = at + 1
+  local kept = {}
+  if ARGV[5] == '1' then
+    for _, entry in ipairs(redis.call('XREVRANGE', KEYS[k], '+', '-',
+                                      'COUNT', ARGV[3])) do
+      local fields = entry[2]
+      for j = 1, #fields, 2 do
+        if fields[j] == 'id' then kept[fields[j + 1]] = true end
+      end
+    end
+  end
   for _ = 1, n do
-    redis.call('XADD', KEYS[k], 'MAXLEN', '~', ARGV[3], '*',
-      'id', ARGV[at], 'at', ARGV[at + 1], 'room', ARGV[at + 2],
-      'nick', ARGV[at + 3], 'text', ARGV[at + 4], 'action', ARGV[at + 5],
-      'door', ARGV[at + 6])
+    if not kept[ARGV[at]] then
+      redis.call('XADD', KEYS[k], 'MAXLEN', '~', ARGV[3], '*',
+        'id', ARGV[at], 'at', ARGV[at + 1], 'room', ARGV[at + 2],
+        'nick', ARGV[at + 3], 'text', ARGV[at + 4], 'action', ARGV[at + 5],
+        'door', ARGV[at + 6])
+    end
     at = at + 7
   end
   if ARGV[4] ~= '' then redis.call('XTRIM', KEYS[k], 'MINID', '~', ARGV[4]) end
