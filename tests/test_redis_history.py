@@ -19,7 +19,7 @@ from twisted.trial.unittest import TestCase
 from chatservice.backends.redis import codec
 from chatservice.backends.redis.history import HistoryCap, RedisHistoryStore
 from chatservice.chat import events
-from chatservice.stores.base import Position, UnknownMessageError
+from chatservice.stores.base import Position, UnknownMessageError, page_of
 from chatservice.stores.memory import MemoryHistoryStore
 from chatservice.testing import FakeMember
 from tests.redis_support import RedisServer, command_counts
@@ -333,3 +333,49 @@ class SharedHistoryTests(TestCase):
         yield until(lambda: two.backend.idle, "two idle")
         self.assertEqual(self.redis.command("XLEN", "chatservice:history:lobby"), 1)
         self.assertEqual(texts(bob_member), ["once"])
+
+    @inlineCallbacks
+    def test_pagesAsEveryStore(self) -> Generator[Deferred[Any], Any, None]:
+        """
+        The page script selects what every store selects
+        (``stores.base.page_of``): for every pair of bounds (none, a message
+        id, a time between, before or after the messages, an unknown id),
+        every size, newest or oldest, the same page or the same error.
+        """
+        (one,) = yield self.started(1)
+        epoch = 1_700_000_000.0
+        kept = [
+            events.RoomMessage("Lobby", "alice", f"m{n}", id=f"t.{n}", at=epoch + n)
+            for n in range(8)
+        ]
+        frame: dict[str, Any] = {
+            "n": one.backend.node,
+            "i": [{"k": "say", "r": "lobby", "m": [codec.encode(m) for m in kept]}],
+        }
+        yield one.backend.send_frame(frame, json.dumps(frame))
+        bounds: list[Position | None] = [None, Position(id="nope")]
+        bounds += [Position(id=f"t.{n}") for n in (0, 3, 7)]
+        bounds += [Position(at=epoch + at) for at in (-1, 2, 4.5, 30)]
+        for after in bounds:
+            for before in bounds:
+                for count in (1, 3, 20):
+                    for latest in (True, False):
+                        try:
+                            expected = said(page_of(kept, count, after, before, latest))
+                        except UnknownMessageError:
+                            expected = ["unknown"]
+                        try:
+                            got = said(
+                                (
+                                    yield one.store.page(
+                                        "LOBBY",
+                                        count,
+                                        after=after,
+                                        before=before,
+                                        latest=latest,
+                                    )
+                                )
+                            )
+                        except UnknownMessageError:
+                            got = ["unknown"]
+                        self.assertEqual(got, expected, (after, before, count, latest))
