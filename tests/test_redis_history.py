@@ -289,6 +289,7 @@ class SharedHistoryTests(TestCase):
             yield until(heard(bob_member, f"full {n}"), f"bob heard full {n}")
         self.assertEqual(len(lines), 1, lines)
         self.assertEqual(one.backend.history_refused, 3)
+        self.assertEqual(one.store.figures().write_failures, 3)
         self.redis.command("CONFIG", "SET", "maxmemory", "0")
         one.hub.say(alice, "room again")
         yield until(heard(bob_member, "room again"), "bob heard it")

@@ -226,13 +226,18 @@ class RedisHistoryStore:
         return []
 
     def figures(self) -> StoreFigures:
+        """
+        Room messages this node's members said (sent to Redis with the
+        frames); write failures: the local store's, and the turns whose
+        messages Redis refused to keep.
+        """
         local: Any = getattr(self.local, "figures", None)
         figures = local() if local is not None else StoreFigures()
         return StoreFigures(
             written=self.written,
-            write_failures=figures.write_failures,
+            write_failures=figures.write_failures + self.backend.history_refused,
             waiting=figures.waiting,
-            dropped=self.backend.replay_dropped,
+            dropped=figures.dropped,
         )
 
     def health(self) -> str | None:
