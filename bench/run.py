@@ -112,7 +112,10 @@ HISTORY = "chatservice+history"
 #: own), alone; and two such nodes, half the receivers on the second.
 ONE_NODE_REDIS = "chatservice+redis"
 TWO_NODES_REDIS = "2-nodes+redis"
-SHARED_SERVERS = (ONE_NODE_REDIS, TWO_NODES_REDIS)
+#: Two such nodes with history on (``--history memory``): the room history
+#: is kept in Redis, appended by the script that publishes each turn.
+TWO_NODES_SHARED_HISTORY = "2-nodes+redis+history"
+SHARED_SERVERS = (ONE_NODE_REDIS, TWO_NODES_REDIS, TWO_NODES_SHARED_HISTORY)
 RAW = "twisted-protocol"
 LINERECEIVER = "twisted-linereceiver"
 ASYNCIO = "asyncio-streams"
@@ -648,7 +651,10 @@ def redis_costs(port: int, report: dict[str, object]) -> dict[str, object]:
     before the load generator started).  Its registrations came first,
     each turn of them one ``PUBLISH`` and one ``HSET``, its messages one
     ``PUBLISH`` per turn: the messages' commands are the ``PUBLISH`` calls
-    beyond the ``HSET`` calls.
+    beyond the ``HSET`` calls.  With the history in Redis, each turn's
+    ``PUBLISH`` is in the one script (``EVALSHA``) that appends its
+    messages (``XADD``, counted by Redis too, not round trips): the same
+    count.
     """
     calls: dict[str, int] = {}
     for line in redis_command(port, "INFO", "commandstats").splitlines():
@@ -662,6 +668,7 @@ def redis_costs(port: int, report: dict[str, object]) -> dict[str, object]:
     return {
         "redis_commands": total,
         "redis_publishes": calls.get("publish", 0),
+        "redis_xadds": calls.get("xadd", 0),
         "redis_commands_per_message": for_messages / messages if messages else None,
     }
 
@@ -697,10 +704,12 @@ def running_shared(
                 raise BenchError("redis-server did not answer")
             time.sleep(0.05)
         url = f"redis://{LOOPBACK}:{redis_port}/0"
-        nodes = 2 if server == TWO_NODES_REDIS else 1
+        nodes = 1 if server == ONE_NODE_REDIS else 2
+        options = [*extra, "--redis", url]
+        if server == TWO_NODES_SHARED_HISTORY:
+            options += ["--history", "memory"]  # the last one counts
         commands = [
-            server_command(CHATSERVICE, ("chat",), [*extra, "--redis", url])
-            for _ in range(nodes)
+            server_command(CHATSERVICE, ("chat",), options) for _ in range(nodes)
         ]
         for command in commands:
             processes.append(start_pinned(command.argv, workdir, log, where))
@@ -976,7 +985,8 @@ WORKLOADS = (
         (CHATSERVICE, *SHARED_SERVERS),
         "chat",
         "fanout without Redis, with --redis, and on two nodes sharing a "
-        "Redis (receivers split, senders on the first)",
+        "Redis (receivers split, senders on the first), without and with "
+        "the room history kept in Redis",
         True,
         # cs / this ≤ 1/0.6: a node with --redis keeps ≥ 0.6x of one without.
         (Target("--redis ≥ 0.6x without", ONE_NODE_REDIS, at_most=1 / 0.6),),
@@ -1676,6 +1686,8 @@ SATURATED: the load generator used 90% or more of its core (CPU or busy
   target that rests on a saturated run is n/a, never a pass.
 chatservice+history: the installed chatservice with --history sqlite:FILE
   (a new file each run; the other chatservice runs have --history none).
+2-nodes+redis+history: two nodes sharing a Redis, with --history memory:
+  the room history is kept in Redis (docs/scaling.rst, "Shared history").
 DUPLICATES, OUT_OF_ORDER, UNEXPECTED_LINES: fan-out deliveries received
   twice, out of a sender's order, or lines that are no delivery: the run
   fails (exit status 1).

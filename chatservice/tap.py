@@ -606,6 +606,28 @@ def make_store(config: Options, reactor: IReactorTime) -> HistoryStore | None:
     return None
 
 
+def shared_history(
+    config: Options,
+    reactor: IReactorTime,
+    backend: HubBackend,
+    store: HistoryStore | None,
+) -> HistoryStore | None:
+    """
+    With ``--redis`` and history on, room history is kept in Redis, shared
+    by every node; ``store`` keeps the rest (docs/scaling.rst).
+    """
+    if config.redis is None or store is None:
+        return store
+    from chatservice.backends.redis import RedisBackend
+    from chatservice.backends.redis.history import HistoryCap, RedisHistoryStore
+
+    assert isinstance(backend, RedisBackend)
+    cap = HistoryCap(
+        config["history-max-messages"], config.history_max_age, reactor.seconds
+    )
+    return RedisHistoryStore(backend, store, cap)
+
+
 def makeService(config: Options, reactor: IReactorTime | None = None) -> IService:
     """Build the service tree: the chat, and one listening service per endpoint."""
     if reactor is None:
@@ -624,6 +646,7 @@ def makeService(config: Options, reactor: IReactorTime | None = None) -> IServic
             clients=limits.max_clients,
             strangers=limits.max_strangers,
         )
+    backend = make_backend(config, reactor)
     hub = Hub(
         ChatConfig(
             default_room=config["default-room"],
@@ -633,8 +656,8 @@ def makeService(config: Options, reactor: IReactorTime | None = None) -> IServic
             quiet_room_size=config["quiet-room-size"],
         ),
         clock=reactor.seconds,
-        backend=make_backend(config, reactor),
-        store=make_store(config, reactor),
+        backend=backend,
+        store=shared_history(config, reactor, backend, make_store(config, reactor)),
     )
     attach = getattr(hub.backend, "attach", None)
     if attach is not None:

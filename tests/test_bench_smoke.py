@@ -65,8 +65,14 @@ EXPECTED = {
     "irc-latency": ("chatservice", "chatservice-native"),
     "memory-irc": ("chatservice",),
     "attack": ("chatservice",),
-    # One node without Redis, one with --redis, two sharing a Redis.
-    "fanout-redis": ("chatservice", "chatservice+redis", "2-nodes+redis"),
+    # One node without Redis, one with --redis, two sharing a Redis (and
+    # the room history).
+    "fanout-redis": (
+        "chatservice",
+        "chatservice+redis",
+        "2-nodes+redis",
+        "2-nodes+redis+history",
+    ),
     "latency-redis": ("chatservice", "2-nodes+redis"),
     # The web door's workloads (bench/web_workloads.py): the baselines on
     # websockets and Node's ws are expected only where they can run, and

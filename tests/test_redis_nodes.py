@@ -108,6 +108,7 @@ class Node:
         name: str,
         redis: str,
         credentials: Path,
+        history: str = "none",
     ) -> None:
         self.name = name
         self.chat = free_port()
@@ -119,7 +120,7 @@ class Node:
                 "--irc",
                 loopback_endpoint(self.irc),
                 "--history",
-                "none",
+                history,
                 "--credentials",
                 credentials,
                 "--redis",
@@ -152,10 +153,17 @@ class NodesTests(SynchronousTestCase):
         self.directory = temp_dir(self)
         self.credentials = credentials_file(self, self.directory, PASSWORD)
 
-    def nodes(self, count: int) -> list[Node]:
+    def nodes(self, count: int, history: str = "none", first: int = 0) -> list[Node]:
         started = [
-            Node(self, self.directory, f"node{n}", self.redis.url, self.credentials)
-            for n in range(count)
+            Node(
+                self,
+                self.directory,
+                f"node{n}",
+                self.redis.url,
+                self.credentials,
+                history,
+            )
+            for n in range(first, first + count)
         ]
         for node in started:
             node.wait_started()
@@ -229,6 +237,35 @@ class NodesTests(SynchronousTestCase):
         alice.expect("bob has joined #lobby")
         alice.send("/who")
         alice.expect("--- #lobby (3): alice bob erin")
+
+    def test_sharedHistoryReplayedByALaterNode(self) -> None:
+        """
+        With history on, the room history is in Redis: a node started after
+        messages were said on two others replays them all to a member who
+        joins there, in the order said, each once, and ``/history`` on it
+        shows them too.
+        """
+        one, two = self.nodes(2, history="memory")
+        alice = native(self, one.chat, "alice")
+        bob = native(self, two.chat, "bob")
+        alice.expect("bob has joined #lobby")
+        said = [(alice, "alice", "from one"), (bob, "bob", "from two")]
+        said.append((alice, "alice", "one again"))
+        for client, _, text in said:
+            client.send(text)
+            for other in (alice, bob):
+                other.expect(f"> {text}")
+        (three,) = self.nodes(1, history="memory", first=2)
+        carol = native(self, three.chat, "carol")
+        for _, nick, text in said:
+            carol.expect(f"] <{nick}> {text}")
+        carol.send("/history")
+        for _, nick, text in said:
+            carol.expect(f"] <{nick}> {text}")
+        carol.send("/who")
+        carol.expect("--- #lobby (3)")
+        for _, _, text in said:
+            self.assertEqual(carol.received.count(f"> {text}".encode()), 2)
 
     def test_redisStoppedAndStarted(self) -> None:
         """

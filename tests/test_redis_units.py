@@ -97,6 +97,33 @@ class OptionsTests(SynchronousTestCase):
         self.assertEqual(backend.liveness.liveness, 9)
         self.assertEqual(backend.replay.maxlen, 5)
 
+    def test_sharedHistoryWired(self) -> None:
+        """
+        ``--redis`` with history on keeps room history in Redis (the
+        backend appends each frame's room messages, within the caps asked
+        for) and the rest in the ``--history`` store; ``--history none``
+        keeps none anywhere.
+        """
+        from chatservice.backends.redis.history import RedisHistoryStore
+        from chatservice.stores.memory import MemoryHistoryStore
+
+        options = tap.Options()
+        options.parseOptions(
+            ["--history", "memory", "--redis", "redis://127.0.0.1:1/0",
+             "--history-max-messages", "7", "--history-max-age", "2h"]
+        )  # fmt: skip
+        hub = tap.makeService(options, Clock()).hub  # type: ignore[attr-defined]
+        self.assertIsInstance(hub.store, RedisHistoryStore)
+        self.assertIsInstance(hub.store.local, MemoryHistoryStore)
+        self.assertIs(hub.store.backend, hub.backend)
+        self.assertEqual(hub.backend.history.per_room, 7)
+        self.assertEqual(hub.backend.history.max_age, 7200)
+        self.assertIn("shared", hub.store.status())
+        options = self.parse("--redis", "redis://127.0.0.1:1/0")
+        hub = tap.makeService(options, Clock()).hub  # type: ignore[attr-defined]
+        self.assertIsNone(hub.store)
+        self.assertIsNone(hub.backend.history)
+
     def test_passwordFile(self) -> None:
         """``--redis-password-file``: its first line is the password."""
         path = temp_dir(self) / "redis.pass"

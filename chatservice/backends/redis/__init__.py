@@ -4,8 +4,9 @@ members, nicknames, topics and bans through Redis (``docs/scaling.rst``).
 
 ``link`` holds the connections (txredisapi), ``backend`` what the hub
 calls, ``frames`` what a node does with what Redis returns, ``liveness``
-heartbeats, dead nodes and resynchronisation, ``scripts`` the Lua
-scripts, ``codec`` events as JSON, ``url`` the ``--redis`` URL.
+heartbeats, dead nodes and resynchronisation, ``history`` the rooms'
+history in Redis streams, ``scripts`` the Lua scripts, ``codec`` events
+as JSON, ``url`` the ``--redis`` URL.
 """
 
 from chatservice.backends.redis.backend import RedisBackend

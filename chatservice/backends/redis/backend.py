@@ -37,7 +37,8 @@ from twisted.python.failure import Failure
 
 from chatservice.backends.base import nick_refusal, one_event
 from chatservice.backends.redis import codec, scripts
-from chatservice.backends.redis.link import RedisLink
+from chatservice.backends.redis.history import HistoryCap, keep_arguments
+from chatservice.backends.redis.link import RedisLink, is_refusal
 from chatservice.backends.redis.liveness import Liveness
 from chatservice.backends.redis.url import RedisAddress
 from chatservice.chat import events
@@ -145,6 +146,12 @@ class RedisBackend:
         self._heard_in: str | None = None
         self._heard: list[events.RoomMessage] = []
         self._heard_asked = False
+        #: Room history kept in Redis (:mod:`.history`), with each frame's
+        #: room messages appended by the script that publishes it.
+        self.history: HistoryCap | None = None
+        #: Turns whose messages Redis refused to keep (published all the same).
+        self.history_refused = 0
+        self._said_refused = False
 
     @property
     def hub(self) -> Hub:
@@ -440,12 +447,56 @@ class RedisBackend:
         frame = {"n": self.node, "i": items}
         if self.liveness.usable:
             self.in_flight += 1
-            self.command("PUBLISH", self.link.channel, json.dumps(frame)).addErrback(
+            self.send_frame(frame, json.dumps(frame)).addErrback(
                 self._publish_failed, frame
             )
             self._write_presence()
             return
         self._apply_alone(frame)
+
+    def send_frame_now(self) -> None:
+        """Send this turn's frame now, ahead of a command that must follow it."""
+        if self._frame:
+            self._turn_ended()
+
+    def send_frame(self, frame: dict[str, Any], text: str) -> Deferred[Any]:
+        """
+        Publish a frame (``text``, its JSON); with the history in Redis, its
+        room messages are appended to their rooms' streams by the same
+        script, before the publish: one command either way.
+        """
+        if self.history is not None:
+            replayed = bool(frame.get("x"))
+            keys, arguments = keep_arguments(self, self.history, frame["i"], replayed)
+            if keys:
+                arguments = [self.link.channel, text, *arguments]
+                kept = self.evaluate(scripts.KEEP_AND_PUBLISH, keys, arguments)
+                return kept.addCallbacks(
+                    self._kept, self._keep_refused, errbackArgs=(text,)
+                )
+        return self.command("PUBLISH", self.link.channel, text)
+
+    def _kept(self, result: object) -> object:
+        self._said_refused = False
+        return result
+
+    def _keep_refused(self, failure: Failure, text: str) -> Deferred[Any]:
+        """
+        Redis answered the script with an error (out of memory, say): the
+        chat goes on, the turn's messages delivered everywhere without
+        being kept, and one line says so until Redis keeps them again.
+        """
+        if not is_refusal(failure):
+            return fail(failure)
+        self.history_refused += 1
+        if not self._said_refused:
+            self._said_refused = True
+            self.log.warn(
+                "history: Redis refused to keep room messages ({why}); they are "
+                "delivered without being kept until it takes them again",
+                why=failure.getErrorMessage(),
+            )
+        return self.command("PUBLISH", self.link.channel, text)
 
     def _publish_failed(self, failure: Failure, frame: dict[str, Any]) -> None:
         # Lost on the way: delivered here, and kept for the others.

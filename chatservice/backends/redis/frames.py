@@ -109,10 +109,11 @@ def _say(backend: RedisBackend, item: Item, own: bool) -> None:
         if sender is not None:
             sender.last_active = messages[-1].at
         store = backend.hub.store
-        if store is not None:
+        if store is not None and backend.history is None:
             # Every node's history has the room's messages from every node
             # (the sender's node stored its own in Hub.say), stored before
-            # they are shown.
+            # they are shown.  (With the history in Redis, the sender's
+            # node has put them there, before publishing them.)
             for message in messages:
                 store.append(message)
             backend.before_delivery()

@@ -138,6 +138,11 @@ def _pem_blocks(text: str) -> list[str]:
     return [block + end for block in text.split(end) if "-----BEGIN" in block]
 
 
+def is_refusal(failure: Failure) -> bool:
+    """Whether a command failed because Redis answered with an error (not lost)."""
+    return failure.check(txredisapi.ResponseError) is not None
+
+
 class RedisLink:
     """
     A command connection and a subscription to one channel, kept up.

@@ -230,7 +230,7 @@ class Liveness:
         b.replay.clear()
         b.replay_dropped = 0
         for text in replay:
-            b.command("PUBLISH", b.link.channel, text).addErrback(lambda _: None)
+            b.send_frame(json.loads(text), text).addErrback(lambda _: None)
             # Kept a while for the nodes that are not back yet.
             b.command(
                 "XADD", b.key("replayed"), "MAXLEN", "~", REPLAYED_KEPT, "*", "f", text

@@ -57,3 +57,92 @@ end
 redis.call('DEL', KEYS[1])
 return 1
 """
+
+#: KEYS: one history stream per room of the frame; ARGV: the channel, the
+#: frame, the cap (messages per room), the oldest stream id kept (``""``:
+#: any age), ``1`` for a replayed frame (``0``: not), then for each key how
+#: many messages and, for each, its id, time, room, nickname, text, action
+#: (``1``/``0``) and door.  Appends them and then publishes the frame, at
+#: once: a node that gets the frame finds its messages in the history
+#: already.  A replayed frame may have been kept already (its reply lost
+#: with the connection): its messages whose id the stream's newest entries
+#: have are not appended again.  Answers PUBLISH's answer.
+KEEP_AND_PUBLISH = """
+local at = 6
+for k = 1, #KEYS do
+  local n = tonumber(ARGV[at])
+  at = at + 1
+  local kept = {}
+  if ARGV[5] == '1' then
+    for _, entry in ipairs(redis.call('XREVRANGE', KEYS[k], '+', '-',
+                                      'COUNT', ARGV[3])) do
+      local fields = entry[2]
+      for j = 1, #fields, 2 do
+        if fields[j] == 'id' then kept[fields[j + 1]] = true end
+      end
+    end
+  end
+  for _ = 1, n do
+    if not kept[ARGV[at]] then
+      redis.call('XADD', KEYS[k], 'MAXLEN', '~', ARGV[3], '*',
+        'id', ARGV[at], 'at', ARGV[at + 1], 'room', ARGV[at + 2],
+        'nick', ARGV[at + 3], 'text', ARGV[at + 4], 'action', ARGV[at + 5],
+        'door', ARGV[at + 6])
+    end
+    at = at + 7
+  end
+  if ARGV[4] ~= '' then redis.call('XTRIM', KEYS[k], 'MINID', '~', ARGV[4]) end
+end
+return redis.call('PUBLISH', ARGV[1], ARGV[2])
+"""
+
+#: KEYS: a room's history stream; ARGV: how many of the newest entries to
+#: look at, the page's size, ``1`` for its newest messages (``0``: oldest),
+#: the ``after`` message id and time, the ``before`` id and time, the
+#: oldest time kept (``""``: none for each).  Answers ``{'ok', entries}``
+#: (each entry's fields, oldest first) or ``{'unknown', id}``.  The same
+#: selection as ``chatservice.stores.base.page_of``, in Redis: only the
+#: page travels.
+PAGE = """
+local entries = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', ARGV[1])
+local oldest = tonumber(ARGV[8])
+local list = {}
+for i = #entries, 1, -1 do
+  local fields = entries[i][2]
+  local m = {}
+  for j = 1, #fields, 2 do m[fields[j]] = fields[j + 1] end
+  local t = tonumber(m['at']) or 0
+  if not oldest or t >= oldest then list[#list + 1] = {m['id'], t, fields} end
+end
+local function find(id)
+  for i = #list, 1, -1 do if list[i][1] == id then return i end end
+  return nil
+end
+local start, stop = 1, #list + 1
+if ARGV[4] ~= '' then
+  local i = find(ARGV[4])
+  if not i then return {'unknown', ARGV[4]} end
+  start = i + 1
+elseif ARGV[5] ~= '' then
+  local t = tonumber(ARGV[5])
+  start = #list + 1
+  for i = 1, #list do if list[i][2] > t then start = i break end end
+end
+if ARGV[6] ~= '' then
+  local i = find(ARGV[6])
+  if not i then return {'unknown', ARGV[6]} end
+  stop = i
+elseif ARGV[7] ~= '' then
+  local t = tonumber(ARGV[7])
+  stop = #list + 1
+  for i = 1, #list do if list[i][2] >= t then stop = i break end end
+end
+local chosen = {}
+local first, last = start, stop - 1
+local n = tonumber(ARGV[2])
+if last - first + 1 > n then
+  if ARGV[3] == '1' then first = last - n + 1 else last = first + n - 1 end
+end
+for i = first, last do chosen[#chosen + 1] = list[i][3] end
+return {'ok', chosen}
+"""
