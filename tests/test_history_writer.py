@@ -220,6 +220,22 @@ class HeldOutboxTests(SynchronousTestCase):
         self.gate.close(second)
         self.assertEqual(self.transport.value(), b"first\r\nsecond\r\n")
 
+    def test_batchedTurnsLeaveInOneWrite(self) -> None:
+        """
+        Turns whose commits are closed together (batched behind the one in
+        flight) reach the member in one write, in order, not one per turn.
+        """
+        writes: list[bytes] = []
+        self.patch(self.transport, "write", writes.append)
+        for text in (b"one\r\n", b"two\r\n", b"three\r\n"):
+            last = self.gate.open()
+            self.outbox.deliver(text)
+            self.clock.advance(0)
+        self.assertEqual(writes, [])
+        self.gate.close(last)
+        self.assertEqual(writes, [b"one\r\ntwo\r\nthree\r\n"])
+        self.assertIsNone(self.outbox.held)
+
     def test_nothingInFlightNothingHeld(self) -> None:
         """Without a commit in flight, a turn's deliveries leave at its end."""
         self.outbox.deliver(b"free\r\n")
