@@ -32,6 +32,7 @@ from chatservice.conn.turns import end_of_turn
 from chatservice.doors.native.protocol import ChatFactory, ChatSettings
 from chatservice.stores.base import Position
 from chatservice.stores.gate import DeliveryGate
+from chatservice.stores.schema import ROWS_PER_STATEMENT
 from chatservice.stores.sqlite import (
     RETRY_EVERY,
     STALL_AFTER,
@@ -324,6 +325,24 @@ class LaterWriterStoreTests(SynchronousTestCase):
         self.assertEqual(on_disk(self.path), ["a", "b", "c"])
         self.assertFalse(self.store.gate.busy())
         self.assertEqual(self.writer.jobs, [])
+
+    def test_turnsOfEverySizeWritten(self) -> None:
+        """
+        Turns of one message, of a few, and of more than one statement
+        inserts (:data:`ROWS_PER_STATEMENT`), in a room the file knows, are
+        written whole and in order, and their epochs close.
+        """
+        self.say("first")  # the room's first message: the room is written too
+        self.writer.run_all()
+        sizes = (1, 3, ROWS_PER_STATEMENT, ROWS_PER_STATEMENT + 5)
+        texts = [[f"{size}.{n}" for n in range(size)] for size in sizes]
+        for turn in texts:
+            self.say(*turn)
+            self.writer.run_all()
+            self.assertFalse(self.store.gate.busy())
+        expected = ["first", *itertools.chain.from_iterable(texts)]
+        self.assertEqual(on_disk(self.path), expected)
+        self.assertEqual(self.recent(), expected[-50:])
 
     def test_readsSeeInFlight(self) -> None:
         """
