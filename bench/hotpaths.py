@@ -39,6 +39,9 @@ PROFILED_WORKLOADS = ("echo", "upper", "fanout", "latency", "storm", "web-fanout
 CHAT_WORKLOADS = ("fanout", "latency", "storm")
 #: Clients of the storm profiled (``--storm-connections``).
 STORM_CONNECTIONS = bench.FULL.storm_connections
+#: The server profiled: chatservice, or with ``--history`` chatservice with
+#: SQLite history on (a new file in the scratch directory).
+SERVER = bench.CHATSERVICE
 
 
 def py_spy() -> Path | None:
@@ -132,7 +135,7 @@ def profile_with_py_spy(
     raw: Path | None,
 ) -> list[str]:
     service = service_of(workload)
-    with bench.running(bench.CHATSERVICE, (service,), where, workdir, extra) as server:
+    with bench.running(SERVER, (service,), where, workdir, extra) as server:
         load = subprocess.Popen(
             loadgen_command(workload, server, where, seconds + 1.0),
             stdout=subprocess.PIPE,
@@ -204,7 +207,7 @@ def profile_with_cprofile(
 ) -> list[str]:
     service = service_of(workload)
     stats_file = workdir / f"{workload}.pstats"
-    command = bench.server_command(bench.CHATSERVICE, (service,), extra)
+    command = bench.server_command(SERVER, (service,), extra)
     argv = list(command.argv)
     # twistd's own options go before the plugin name.
     at = argv.index("chatservice")
@@ -219,7 +222,7 @@ def profile_with_cprofile(
             stderr=subprocess.STDOUT,
             preexec_fn=bench._child_setup(where.server_cpu),
         )
-    server = bench.Server(bench.CHATSERVICE, process, command.ports, log)
+    server = bench.Server(SERVER, process, command.ports, log)
     try:
         bench.first_answer(
             command.ports[service], service, time.monotonic() + bench.START_TIMEOUT
@@ -256,7 +259,7 @@ class _Lines:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    global STORM_CONNECTIONS
+    global STORM_CONNECTIONS, SERVER
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
         "--workload",
@@ -276,7 +279,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--cprofile", action="store_true", help="use cProfile even with py-spy"
     )
+    parser.add_argument(
+        "--history",
+        action="store_true",
+        help="profile chatservice with SQLite history on (--history sqlite:FILE)",
+    )
     options = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    if options.history:
+        SERVER = bench.HISTORY
     workloads = options.workload or ["echo", "fanout"]
     STORM_CONNECTIONS = options.storm_connections
     where = bench.placement()

@@ -32,6 +32,7 @@ from chatservice.conn.turns import end_of_turn
 from chatservice.doors.native.protocol import ChatFactory, ChatSettings
 from chatservice.stores.base import Position
 from chatservice.stores.gate import DeliveryGate
+from chatservice.stores.schema import ROWS_PER_STATEMENT
 from chatservice.stores.sqlite import (
     RETRY_EVERY,
     STALL_AFTER,
@@ -220,6 +221,22 @@ class HeldOutboxTests(SynchronousTestCase):
         self.gate.close(second)
         self.assertEqual(self.transport.value(), b"first\r\nsecond\r\n")
 
+    def test_batchedTurnsLeaveInOneWrite(self) -> None:
+        """
+        Turns whose commits are closed together (batched behind the one in
+        flight) reach the member in one write, in order, not one per turn.
+        """
+        writes: list[bytes] = []
+        self.patch(self.transport, "write", writes.append)
+        for text in (b"one\r\n", b"two\r\n", b"three\r\n"):
+            last = self.gate.open()
+            self.outbox.deliver(text)
+            self.clock.advance(0)
+        self.assertEqual(writes, [])
+        self.gate.close(last)
+        self.assertEqual(writes, [b"one\r\ntwo\r\nthree\r\n"])
+        self.assertIsNone(self.outbox.held)
+
     def test_nothingInFlightNothingHeld(self) -> None:
         """Without a commit in flight, a turn's deliveries leave at its end."""
         self.outbox.deliver(b"free\r\n")
@@ -308,6 +325,24 @@ class LaterWriterStoreTests(SynchronousTestCase):
         self.assertEqual(on_disk(self.path), ["a", "b", "c"])
         self.assertFalse(self.store.gate.busy())
         self.assertEqual(self.writer.jobs, [])
+
+    def test_turnsOfEverySizeWritten(self) -> None:
+        """
+        Turns of one message, of a few, and of more than one statement
+        inserts (:data:`ROWS_PER_STATEMENT`), in a room the file knows, are
+        written whole and in order, and their epochs close.
+        """
+        self.say("first")  # the room's first message: the room is written too
+        self.writer.run_all()
+        sizes = (1, 3, ROWS_PER_STATEMENT, ROWS_PER_STATEMENT + 5)
+        texts = [[f"{size}.{n}" for n in range(size)] for size in sizes]
+        for turn in texts:
+            self.say(*turn)
+            self.writer.run_all()
+            self.assertFalse(self.store.gate.busy())
+        expected = ["first", *itertools.chain.from_iterable(texts)]
+        self.assertEqual(on_disk(self.path), expected)
+        self.assertEqual(self.recent(), expected[-50:])
 
     def test_readsSeeInFlight(self) -> None:
         """

@@ -20,7 +20,11 @@ With a ``gate`` (the history store's, :mod:`chatservice.stores.gate`),
 nothing leaves while a commit of the store is in flight: what the turn
 would write is *held*, and written, in order, once the newest commit of
 the turn has returned (the :class:`TurnWriter` asks the gate once for all
-the outboxes of its turn); what comes meanwhile goes behind it.
+the outboxes of its turn); what comes meanwhile goes behind it.  Each
+chunk held is tagged with the epoch it waits for: once the gate closes
+epochs, an outbox writes every chunk they cover in one write, so when the
+commits batch turns (one in flight, the next collecting), a member gets
+those turns in one ``send`` too, as without history.
 So a member is never sent a message that is not in the history file yet,
 and the reactor does not wait for the disk.
 
@@ -184,9 +188,9 @@ class Outbox:
         #: Writes wait at it for the history's commits (``None``: no store).
         self.gate = gate
         #: What waits for commits in flight, oldest first, one chunk per
-        #: turn (``None`` when nothing does): the gate releases them, in
-        #: order, through :meth:`release_one`.
-        self.held: deque[bytes] | None = None
+        #: turn with the epoch it waits for (``None`` when nothing does):
+        #: the gate releases them, in order, through :meth:`release`.
+        self.held: deque[tuple[int, bytes]] | None = None
         #: Called once nothing is held (closing the connection).
         self._after_held: list[Callable[[], object]] | None = None
 
@@ -286,9 +290,9 @@ class Outbox:
         """
         Write the deliveries waiting for the end of the turn; ``True`` if
         they were held instead, for a commit in flight (or behind what is
-        held): the caller then has the gate call :meth:`release_one` once
-        the newest commit is closed (:meth:`TurnWriter.write` does, for
-        every outbox of its turn at once).
+        held): the caller then has the gate call :meth:`release` once the
+        newest commit is closed (:meth:`TurnWriter.write` does, for every
+        outbox of its turn at once).
         """
         queued, self.queued = self.queued, None
         if not queued:
@@ -299,17 +303,26 @@ class Outbox:
         if gate is not None and (self.held is not None or gate.closed < gate.opened):
             if self.held is None:
                 self.held = deque()
-            self.held.append(data)
+            self.held.append((gate.opened, data))
             return True
         self.write(data)
         return False
 
-    def release_one(self) -> None:
-        """Write the oldest chunk held: its commit has returned."""
+    def release(self, closed: int) -> None:
+        """
+        Write, in one write, every chunk held for an epoch up to ``closed``
+        (the gate has closed them: their commits have returned).
+        """
         held = self.held
-        if not held:
+        if not held or held[0][0] > closed:
             return
-        data = held.popleft()
+        data = held.popleft()[1]
+        if held and held[0][0] <= closed:
+            # Several turns released at once (their commits batched).
+            chunks = [data]
+            while held and held[0][0] <= closed:
+                chunks.append(held.popleft()[1])
+            data = b"".join(chunks)
         if not held:
             self.held = None
         if self.blocked:
@@ -339,7 +352,7 @@ class Outbox:
         if self.write_queued():
             gate = self.gate
             assert gate is not None
-            gate.wait(gate.opened, lambda closed: self.release_one())
+            gate.wait(gate.opened, self.release)
 
     def discard(self) -> None:
         """The connection is gone: nothing more can be sent."""
@@ -429,11 +442,12 @@ class TurnWriter:
             # The outboxes of one factory share its gate.
             gate = held[0].gate
             assert gate is not None
-            gate.wait(gate.opened, lambda closed: self._release(held))
+            gate.wait(gate.opened, lambda closed: self._release(held, closed))
 
-    def _release(self, outboxes: list[Outbox]) -> None:
+    def _release(self, outboxes: list[Outbox], closed: int) -> None:
         for outbox in outboxes:
             try:
-                outbox.release_one()
+                if outbox.held is not None:  # else released with an earlier turn
+                    outbox.release(closed)
             except Exception:
                 self.log.failure("{service}: writing a delivery", service=self._name)
