@@ -444,6 +444,32 @@ class ResetTests(WebHostileTestCase):
         self.chatter("bob", "192.0.2.3")
 
 
+class BanTests(WebHostileTestCase):
+    """Banned addresses are refused at TCP accept, as at the other doors."""
+
+    def test_bannedRefusedAtAccept(self) -> None:
+        """
+        A connection from a banned network is answered ``403`` with the
+        ban's terms before it sends a byte, and closed; it takes no place
+        (no stranger evicted, nothing counted) and the hub counts the
+        refusal; other addresses still get the page.
+        """
+        self.factory.set_limits(Limits(max_strangers=1))
+        waiting = self.raw("192.0.2.1", PARTIAL)
+        self.hub.ban("198.51.100.0/24", None, "op", "storming")
+        refused_before = self.hub.stats.refused_banned
+        banned = self.raw("198.51.100.7")
+        self.assertTrue(banned.closed)
+        status, _, body = banned.client.response()
+        self.assertEqual(status, 403)
+        self.assertEqual(body, b"you are banned until unbanned: storming\n")
+        self.assertEqual(self.hub.stats.refused_banned, refused_before + 1)
+        self.assertFalse(waiting.closed)
+        self.assertEqual(self.factory.admission.count, 1)
+        page = self.raw("203.0.113.5", "GET / HTTP/1.1\r\nHost: chat.test\r\n\r\n")
+        self.assertEqual(page.client.response()[0], 200)
+
+
 class OldestFirst(random.Random):
     """The eviction's choice among the older half made the oldest, always."""
 
