@@ -360,6 +360,7 @@ class IdleTimeoutTests(SynchronousTestCase):
         last connection.
         """
         others = [connect(self.factory) for _ in range(50)]
+        self.clock.advance(0)  # the turn ends (its strangers are counted)
         self.assertEqual(len(self.clock.getDelayedCalls()), 1)
         for protocol, _ in others:
             protocol.connectionLost(Failure(ConnectionDone()))
