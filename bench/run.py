@@ -243,8 +243,9 @@ def default_limits(options: Sequence[str]) -> list[str]:
     ]
 
 
-#: The listen backlog of chatservice's endpoints (``--backlog``; None:
-#: Twisted's default of 50).
+#: The listen backlog of chatservice's endpoints (``--backlog``; None: the
+#: tree's own default: chatservice.tap.DEFAULT_BACKLOG, or Twisted's 50 in
+#: trees before it).
 BACKLOG: int | None = None
 
 
@@ -1902,7 +1903,7 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument(
         "--backlog",
         type=int,
-        help="listen backlog of chatservice's endpoints (default: Twisted's, 50)",
+        help="listen backlog of chatservice's endpoints (default: each tree's own)",
     )
     parser.add_argument(
         "--memory-connections", type=int, help="connections for memory-*"

@@ -28,7 +28,6 @@ from twisted.python import usage
 
 from chatservice.auth.checker import CredentialsFileChecker
 from chatservice.auth.credentials import CredentialsFileError, read_credentials
-from chatservice.conn.connection import ConnectionFactory
 from chatservice.conn.limits import Limits
 from chatservice.doors.door import Door, DoorContext
 from chatservice.service import ChatService, ListeningService
@@ -165,12 +164,16 @@ class Reloader:
             # What the door would be built with now: its own options
             # (chat-idle-timeout, ...) on the shared limits.
             fresh = door.build(context)
+            # A ConnectionFactory, or a door's factory that passes them on to
+            # its own (the web door's Site).
+            limits = getattr(fresh, "limits", None)
+            set_limits = getattr(factory, "set_limits", None)
             if (
-                isinstance(factory, ConnectionFactory)
-                and isinstance(fresh, ConnectionFactory)
-                and fresh.limits != factory.limits
+                isinstance(limits, Limits)
+                and set_limits is not None
+                and limits != factory.limits
             ):
-                factory.set_limits(fresh.limits)
+                set_limits(limits)
             settings = getattr(factory, "settings", None)
             motd = getattr(getattr(fresh, "settings", None), "motd", None)
             if settings is not None and motd is not None and settings.motd != motd:

@@ -66,6 +66,13 @@ DOORS: tuple[Door, ...] = (
 #: off unless asked for).
 DEFAULT_ENDPOINTS = {door.name: door.default_endpoint for door in DOORS}
 
+#: The listen backlog of a door's ``tcp:``, ``tcp6:`` and ``ssl:`` endpoints
+#: that do not give one (``backlog=N`` in the string wins): Twisted's 50 is
+#: full within a millisecond of a connection storm, and a client whose
+#: handshake meets a full queue is retried by the kernel after a second
+#: (``docs/limits.rst``).  Linux caps it at ``net.core.somaxconn``.
+DEFAULT_BACKLOG = 1024
+
 #: ``--history`` unless told: a file in the directory twistd runs in.
 DEFAULT_HISTORY = "sqlite:chatservice.sqlite3"
 
@@ -524,6 +531,28 @@ def is_private_endpoint(description: str) -> bool:
         return False
 
 
+#: Positional fields after the type up to the backlog's, by endpoint type
+#: (``tcp:PORT:INTERFACE:BACKLOG``; ``ssl:`` has its keys and method first).
+_BACKLOG_POSITION = {"tcp": 3, "tcp6": 3, "ssl": 6}
+
+
+def with_backlog(description: str) -> str:
+    """
+    A door's endpoint string with ``backlog=`` :data:`DEFAULT_BACKLOG`
+    added when it is a TCP or TLS one that gives no backlog of its own
+    (by key or by position); any other string as given.
+    """
+    fields = _endpoint_fields(description)
+    if not fields:
+        return description
+    position = _BACKLOG_POSITION.get(_kind(fields))
+    if position is None or any(key == "backlog" for key, _ in fields):
+        return description
+    if sum(1 for key, _ in fields[1:] if key is None) >= position:
+        return description
+    return f"{description}:backlog={DEFAULT_BACKLOG}"
+
+
 def _check_endpoint(service: str, description: str, adopted: bool = False) -> None:
     """
     Raise a usage error for an endpoint string Twisted cannot parse, or a
@@ -676,7 +705,7 @@ def makeService(config: Options, reactor: IReactorTime | None = None) -> IServic
         factory = door.build(context)
         remote = not door.private or config[f"{door.name}-allow-remote"]
         for description in descriptions:
-            endpoint = serverFromString(reactor, description)
+            endpoint = serverFromString(reactor, with_backlog(description))
             # A private door in plain text checks where it really listens.
             loopback_only = not (remote or is_encrypted_endpoint(description))
             ListeningService(

@@ -124,6 +124,8 @@ class RegistrationTests(IRCHostileTestCase):
         """
         factory = self.irc(max_strangers=20, max_per_address=5)
         storm = [Peer(factory, f"198.51.100.{n // 5}") for n in range(100)]
+        # A burst in one turn is counted once it has had a turn to be read.
+        self.clock.advance(factory.recount_delay)
         self.assertEqual(sum(not peer.closing for peer in storm), 20)
         fresh = self.registered(factory, "fresh", "203.0.113.9")
         self.assertFalse(fresh.closing)

@@ -360,6 +360,7 @@ class IdleTimeoutTests(SynchronousTestCase):
         last connection.
         """
         others = [connect(self.factory) for _ in range(50)]
+        self.clock.advance(0)  # the turn ends (its strangers are counted)
         self.assertEqual(len(self.clock.getDelayedCalls()), 1)
         for protocol, _ in others:
             protocol.connectionLost(Failure(ConnectionDone()))
@@ -418,6 +419,7 @@ class CloseTests(SynchronousTestCase):
         protocol.close("bye")
         self.assertEqual(transport.value(), b"bye\r\n")
         self.assertFalse(transport.connected)
+        clock.advance(0)  # the turn ends
         self.assertEqual(clock.getDelayedCalls(), [])
         clock.advance(60)
         self.assertFalse(transport.disconnected)
@@ -464,6 +466,7 @@ class CloseTests(SynchronousTestCase):
         self.assertEqual(factory.connections, set())
         self.assertEqual(protocol.closed_count, 1)
         self.assertEqual(protocol.received, [])
+        clock.advance(0)  # the turn ends
         self.assertEqual(clock.getDelayedCalls(), [])
         lose(protocol, ConnectionLost)
         self.assertEqual(protocol.closed_count, 1)
@@ -736,6 +739,7 @@ class CloseAllTests(SynchronousTestCase):
         for _ in range(3):
             connect(factory, StringTransportWithDisconnection(peerAddress=fresh_peer()))
         self.assertIsNone(self.successResultOf(factory.closeAll()))
+        clock.advance(0)  # the turn ends
         self.assertEqual(clock.getDelayedCalls(), [])
 
     def test_peersThatDoNotReadAreAborted(self) -> None:

@@ -23,8 +23,11 @@ from chatservice.auth.credentials import write_credentials
 from chatservice.auth.hashing import hash_password
 from chatservice.doors.irc.protocol import IRCFactory
 from chatservice.doors.native.protocol import ChatFactory
+from chatservice.doors.web import DEFAULT_WEB_IDLE_TIMEOUT
+from chatservice.doors.web.site import WebSite
 from chatservice.reload import Reload, Reloader, ReloadService
 from chatservice.service import ChatService, ListeningService
+from chatservice.testing import Network
 from tests.support import (
     Process,
     chat_twistd,
@@ -34,6 +37,7 @@ from tests.support import (
     temp_dir,
 )
 from tests.test_hostile import HostileTestCase, Peer
+from tests.test_web import RawHTTP
 
 FAST_LN = 4
 
@@ -137,6 +141,43 @@ class ReloadTests(ReloadTestCase):
         self.assertEqual(chat.limits.registration_timeout, 20.0)
         self.assertEqual(irc.limits.idle_timeout, 120.0)
         self.assertEqual(self.chat.hub.max_clients, 7)
+
+    def test_webDoorLimitsReloaded(self) -> None:
+        """
+        Changed limits reach the web door, whose listening factory is a
+        ``twisted.web`` Site: its members' factory keeps its own options
+        (the page's idle timeout, the nickname deadline), HTTP's request
+        timeout follows ``line-timeout``, and a newly lowered per-address
+        limit refuses the next HTTP connection from an address at accept.
+        """
+        self.base += 'web = "tcp:8080:interface=127.0.0.1"\n'
+        self.start("max-clients = 50\nmax-per-address = 16\n")
+        site = self.factory(WebSite)
+        self.write(
+            "max-clients = 50\nmax-per-address = 2\nline-timeout = 7\n"
+            "max-strangers = 9\n"
+        )
+        result, _ = self.reload()
+        assert result is not None
+        self.assertEqual(
+            result.reloaded, ("line-timeout", "max-per-address", "max-strangers")
+        )
+        door = site.door
+        self.assertEqual(door.limits.max_per_address, 2)
+        self.assertEqual(door.limits.max_strangers, 9)
+        self.assertIs(door.admission.limits, door.limits)
+        self.assertEqual(door.limits.idle_timeout, DEFAULT_WEB_IDLE_TIMEOUT)
+        self.assertEqual(door.limits.registration_timeout, 20.0)
+        self.assertEqual(site.timeOut, 7)
+        network = Network(self.reactor)
+        connections = [
+            network.connect(site, RawHTTP(), host="192.0.2.1") for _ in range(3)
+        ]
+        network.settle()
+        self.assertEqual([c.closed for c in connections], [False, False, True])
+        status, _, body = connections[2].client.response()
+        self.assertEqual(status, 503)
+        self.assertIn(b"too many connections from 192.0.2.1 (limit 2)", body)
 
     def test_unchangedMaxClientsKeepsLimitCommand(self) -> None:
         """A reload that leaves max-clients alone keeps what /limit set."""

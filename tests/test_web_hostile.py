@@ -13,6 +13,7 @@ held and cut).
 
 from __future__ import annotations
 
+import random
 from typing import Any, cast
 
 from twisted.internet.error import ConnectionLost
@@ -131,17 +132,20 @@ class AdmissionTests(WebHostileTestCase):
         other = self.raw("198.51.100.1", "GET / HTTP/1.1\r\nHost: chat.test\r\n\r\n")
         self.assertEqual(self.status(other), 200)
 
-    def test_strangersBudgetEvictsOldest(self) -> None:
+    def test_strangersBudgetEvictsOlder(self) -> None:
         """
         With the budget full of connections trickling request headers, a
-        newcomer is admitted and the oldest is answered 503 and closed; the
-        budget never holds more than its size.
+        newcomer is admitted and one of the older half is answered 503 and
+        closed; the budget holds its size once each turn has ended.
         """
         storm = [self.raw(f"198.51.100.{n}", PARTIAL) for n in range(12)]
-        self.assertEqual([c.closed for c in storm], [True] * 4 + [False] * 8)
-        status, _, body = storm[0].client.response()
-        self.assertEqual(status, 503)
-        self.assertIn(b"too many connections are registering", body)
+        closed = [c for c in storm if c.closed]
+        self.assertEqual(len(closed), 4)
+        self.assertFalse(any(c.closed for c in storm[8:]))
+        for connection in closed:
+            status, _, body = connection.client.response()
+            self.assertEqual(status, 503)
+            self.assertIn(b"too many connections are registering", body)
         self.assertEqual(len(self.factory.strangers), 8)
 
     def test_freshPageChatsThroughAStorm(self) -> None:
@@ -440,14 +444,49 @@ class ResetTests(WebHostileTestCase):
         self.chatter("bob", "192.0.2.3")
 
 
+class BanTests(WebHostileTestCase):
+    """Banned addresses are refused at TCP accept, as at the other doors."""
+
+    def test_bannedRefusedAtAccept(self) -> None:
+        """
+        A connection from a banned network is answered ``403`` with the
+        ban's terms before it sends a byte, and closed; it takes no place
+        (no stranger evicted, nothing counted) and the hub counts the
+        refusal; other addresses still get the page.
+        """
+        self.factory.set_limits(Limits(max_strangers=1))
+        waiting = self.raw("192.0.2.1", PARTIAL)
+        self.hub.ban("198.51.100.0/24", None, "op", "storming")
+        refused_before = self.hub.stats.refused_banned
+        banned = self.raw("198.51.100.7")
+        self.assertTrue(banned.closed)
+        status, _, body = banned.client.response()
+        self.assertEqual(status, 403)
+        self.assertEqual(body, b"you are banned until unbanned: storming\n")
+        self.assertEqual(self.hub.stats.refused_banned, refused_before + 1)
+        self.assertFalse(waiting.closed)
+        self.assertEqual(self.factory.admission.count, 1)
+        page = self.raw("203.0.113.5", "GET / HTTP/1.1\r\nHost: chat.test\r\n\r\n")
+        self.assertEqual(page.client.response()[0], 200)
+
+
+class OldestFirst(random.Random):
+    """The eviction's choice among the older half made the oldest, always."""
+
+    def randrange(self, *args: Any, **kwargs: Any) -> int:
+        return 0
+
+
 class HandOverTests(WebHostileTestCase):
     """The upgrade hands the HTTP connection's place to the page's member."""
 
     def test_placeInLineKept(self) -> None:
         """
         A page that upgrades keeps its place among the strangers, oldest
-        first: evicted before the strangers that came after it, not after.
+        first: evicted before the strangers that came after it, not after
+        (with the eviction's choice among the older half made the oldest).
         """
+        self.factory.chooser = OldestFirst()
         first = self.raw("198.51.100.1", PARTIAL)
         page = self.ws("198.51.100.2")
         later = [self.raw(f"198.51.100.{n}", PARTIAL) for n in range(3, 9)]

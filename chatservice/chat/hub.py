@@ -145,10 +145,7 @@ class Hub:
         budget, ``chatservice.conn``); ``max_clients`` counts registered
         members, and is checked again when one registers.
         """
-        ban = self._address_ban(address)
-        if ban is not None:
-            self.stats.refused_banned += 1
-            raise Banned(ban.remaining(self.clock()), ban.reason)
+        self.check_address(address)
         if self._full():
             self.stats.refused_full += 1
             raise ServerFull(self.max_clients)
@@ -159,6 +156,18 @@ class Hub:
             self.stats.connections_peak, len(self.sessions)
         )
         return session
+
+    def check_address(self, address: str | None) -> None:
+        """
+        Raise :class:`~chatservice.chat.errors.Banned` (counted as a refusal)
+        if ``address`` is banned: what :meth:`connect` checks first, for a
+        door to refuse a connection at accept, before it takes any place
+        (the web door's HTTP connections, before any WebSocket).
+        """
+        ban = self._address_ban(address)
+        if ban is not None:
+            self.stats.refused_banned += 1
+            raise Banned(ban.remaining(self.clock()), ban.reason)
 
     def disconnect(self, session: Session, reason: str = "") -> None:
         """Forget a connection that is gone; its rooms hear that it quit."""

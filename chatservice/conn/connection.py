@@ -20,6 +20,7 @@ A door subclasses both and supplies its framing: what to do once admitted
 from __future__ import annotations
 
 import math
+import random
 import sys
 from collections.abc import Callable
 from typing import Any, ClassVar, Protocol, TypeVar
@@ -37,6 +38,7 @@ from chatservice.conn.idle import IdleSweep
 from chatservice.conn.limits import Limits
 from chatservice.conn.outbox import Gate, Outbox, TurnWriter
 from chatservice.conn.peers import describe_peer, is_tls, peer_host
+from chatservice.conn.turns import end_of_turn
 from chatservice.metrics.counters import DoorCounters
 
 T = TypeVar("T")
@@ -109,6 +111,13 @@ class Connection:
     #: before the handshake (a welcome line), and holding input for that
     #: would stop the handshake itself (an instance attribute only then).
     handshaking: bool = False
+    #: The factory's turn (:attr:`ConnectionFactory.turn`) when a stranger
+    #: was accepted, and when it last sent a complete line or message: a
+    #: stranger is not evicted before it has had a turn to be read, nor in
+    #: the turn it is registering (instance attributes only while a
+    #: stranger).
+    arrived_turn: int = 0
+    line_turn: int = -1
 
     def admitConnection(self) -> None:
         """
@@ -166,7 +175,19 @@ class Connection:
             self.close(str(refusal), error=True)
             return False
         del self.stranger  # back to the class's False, and no instance entry
+        self.__dict__.pop("arrived_turn", None)
+        self.__dict__.pop("line_turn", None)
         return True
+
+    def inputCompleted(self) -> None:
+        """
+        A stranger's complete line (or message) was read: it may be
+        registering, so it is not evicted in this turn.  Only this turn:
+        what it sends cannot buy it a longer stay.
+        """
+        if self.stranger:
+            self.line_turn = self.factory.turn
+            self.factory.endTurnSoon()
 
     #: What a connection not registered in time is told (``{timeout}``: the
     #: deadline in seconds).
@@ -185,8 +206,8 @@ class Connection:
     def evicted(self) -> None:
         """Closed to make room for a newcomer on the strangers' budget."""
         self.close(
-            "too many connections are registering; closing the one that "
-            "waited longest (yours): please connect again",
+            "too many connections are registering; closing one of those "
+            "that waited longest (yours): please connect again",
             error=True,
             reason="evicted",
         )
@@ -459,6 +480,10 @@ class ConnectionFactory(ServerFactory):
     #: Where every connection's outbox holds its writes while the history
     #: store commits (:mod:`chatservice.stores.gate`); ``None``: no store.
     gate: Gate | None = None
+    #: Seconds after which strangers over the budget, spared because none
+    #: could be evicted yet, are counted again when nothing else ends the
+    #: turn (a reactor turn ends with the next poll's reads).
+    recount_delay: ClassVar[float] = 0.01
 
     def __init__(
         self, limits: Limits | None = None, clock: IReactorTime | None = None
@@ -473,6 +498,13 @@ class ConnectionFactory(ServerFactory):
         #: Connections still registering, oldest first, with when they came.
         self.strangers: dict[Connection, float] = {}
         self._deadline_call: IDelayedCall | None = None
+        #: Reactor turns with strangers' activity, counted at their end
+        #: (:meth:`_turnEnded`): what spares newcomers from eviction.
+        self.turn = 0
+        self._turn_ending = False
+        self._recount_call: IDelayedCall | None = None
+        #: Chooses whom to evict among the older half (tests seed it).
+        self.chooser = random.Random()
         self.admission = Admission(self.limits)
         #: Refusals and evictions, logged at most once per interval each.
         self.refusals = RateLimitedLog(clock, self.name, "refused")
@@ -527,19 +559,65 @@ class ConnectionFactory(ServerFactory):
         self.connections.add(connection)
         self.idle.watch()
         connection.stranger = True
+        connection.arrived_turn = self.turn
         self.strangers[connection] = self.clock.seconds()
-        budget = self.limits.max_strangers
-        if budget and len(self.strangers) > budget:
-            # Room for the newcomer: the one that waited longest goes, so
-            # that a flood of connections that never register cannot keep
-            # everyone else out (OpenSSH's MaxStartups closes one at random).
-            oldest = next(iter(self.strangers))
-            del self.strangers[oldest]
-            self.counters.evicted += 1
-            self.evictions.note(oldest.peer, f"strangers' budget of {budget} full")
-            oldest.evicted()
+        self.endTurnSoon()
+        self._trimStrangers()
         self._watchStrangers()
         return None
+
+    def endTurnSoon(self) -> None:
+        """Count the end of this turn (once, however many strangers came)."""
+        if not self._turn_ending:
+            self._turn_ending = True
+            end_of_turn(self.clock).soon(self._turnEnded)
+
+    def _turnEnded(self) -> None:
+        self._turn_ending = False
+        self.turn += 1
+        self._trimStrangers()
+
+    def _evictable(self) -> list[Connection]:
+        """
+        Strangers that may be evicted, oldest first: not accepted in this
+        turn or the previous one (the reactor accepts many connections in
+        one turn and reads them in the next: a newcomer's first line may be
+        waiting), nor registering in this turn (a complete line read).
+        """
+        turn = self.turn
+        evictable = []
+        for connection in self.strangers:
+            if connection.arrived_turn >= turn - 1:
+                break  # in arrival order: the rest are newer still
+            if connection.line_turn != turn:
+                evictable.append(connection)
+        return evictable
+
+    def _trimStrangers(self) -> None:
+        """
+        Back to the strangers' budget: close as many as are over it, each
+        chosen at random among the older half of those that may be evicted
+        (as OpenSSH's ``MaxStartups``: an attacker cannot tell which goes;
+        what a connection sends does not spare it).  Strangers spared now
+        are counted again at the end of the turn.
+        """
+        budget = self.limits.max_strangers
+        over = len(self.strangers) - budget
+        if not budget or over <= 0:
+            return
+        evictable = self._evictable()
+        for _ in range(min(over, len(evictable))):
+            victim = evictable.pop(self.chooser.randrange(max(1, len(evictable) // 2)))
+            del self.strangers[victim]
+            self.counters.evicted += 1
+            self.evictions.note(victim.peer, f"strangers' budget of {budget} full")
+            victim.evicted()
+        if len(self.strangers) > budget and self._recount_call is None:
+            self._recount_call = self.clock.callLater(self.recount_delay, self._recount)
+
+    def _recount(self) -> None:
+        self._recount_call = None
+        self.endTurnSoon()
 
     def handOver(self, old: Connection, new: Connection) -> None:
         """
@@ -557,6 +635,9 @@ class ConnectionFactory(ServerFactory):
             return
         del old.stranger
         new.stranger = True
+        new.arrived_turn = old.arrived_turn
+        # The upgrade request was just read whole: registering now.
+        new.line_turn = self.turn
         strangers = self.strangers
         if next(reversed(strangers)) is old:
             strangers[new] = strangers.pop(old)  # the newest: stays last
@@ -598,6 +679,10 @@ class ConnectionFactory(ServerFactory):
             if self._deadline_call.active():
                 self._deadline_call.cancel()
             self._deadline_call = None
+        if not self.strangers and self._recount_call is not None:
+            if self._recount_call.active():
+                self._recount_call.cancel()
+            self._recount_call = None
         if not self.connections:
             self.idle.stop()
             waiting, self._all_closed = self._all_closed, []

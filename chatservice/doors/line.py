@@ -144,13 +144,10 @@ class LineProtocol(Connection, LineReceiver):
             complete, self._partial = buffer, b""
         else:
             complete, self._partial = buffer[:end], buffer[end:]
-        if (
-            complete
-            and self.stranger
-            and self.first_line_registers
-            and not self.register()
-        ):
-            return
+        if complete and self.stranger:
+            self.inputCompleted()
+            if self.first_line_registers and not self.register():
+                return
         factory = self.factory
         flood = self._flood
         flood_controlled = flood is not None

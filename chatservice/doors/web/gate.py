@@ -31,6 +31,8 @@ from twisted.internet.protocol import connectionDone
 from twisted.python.failure import Failure
 from twisted.web.http import HTTPChannel
 
+from chatservice.chat.errors import Banned
+from chatservice.chat.hub import ban_terms
 from chatservice.conn.connection import Connection
 from chatservice.conn.peers import peer_host
 
@@ -42,6 +44,7 @@ if TYPE_CHECKING:
 #: shutdown).
 _TIMEOUT = b"408 Request Timeout"
 _UNAVAILABLE = b"503 Service Unavailable"
+_FORBIDDEN = b"403 Forbidden"
 #: Requests answered from one read; the one that reaches it is answered and
 #: the connection closed.  Browsers do not pipeline requests; a client that
 #: sends hundreds in one read, not reading the answers, would otherwise have
@@ -74,6 +77,19 @@ class HTTPVisitor(Connection):
         factory = self.factory
         self.last_input = factory.clock.seconds()
         self.host = peer_host(self.transport)
+        try:
+            # A banned address is refused before it takes any place (it
+            # would evict a stranger from the budget), as the other doors
+            # refuse it at accept.
+            factory.hub.check_address(self.host)
+        except Banned as banned:
+            self._status = _FORBIDDEN
+            self.close(
+                str(banned) + ban_terms(banned.remaining, banned.reason),
+                error=True,
+                reason="banned",
+            )
+            return False
         refusal = factory.admit(self)
         if refusal is not None:
             factory.refusals.note(self.peer, refusal)

@@ -161,6 +161,7 @@ class WebMember(ChatCommands, HubMember, ConnectionPolicy):
         if self.closing:
             return
         self.last_input = self.factory.clock.seconds()
+        self.inputCompleted()
         self._inbox.append(payload)
         self.inputReleased()
 

@@ -30,6 +30,7 @@ from twisted.internet.defer import Deferred
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request, Site
 
+from chatservice.conn.limits import Limits
 from chatservice.doors.web.gate import WebChannel
 from chatservice.doors.web.protocol import WebFactory
 
@@ -281,6 +282,22 @@ class WebSite(Site):
         self.name = door.name
         # No access log: the chat logs members, not every page load.
         self.logFile: Any = None
+
+    @property
+    def limits(self) -> Limits:
+        """The door's limits: its members' and its HTTP connections'."""
+        return self.door.limits
+
+    def set_limits(self, limits: Limits) -> None:
+        """
+        Limits changed at run time (a reload): the door applies them to its
+        members and its HTTP connections alike
+        (:meth:`~chatservice.conn.connection.ConnectionFactory.set_limits`);
+        HTTP's request timeout (``--line-timeout``) to connections made from
+        now on.
+        """
+        self.door.set_limits(limits)
+        self.timeOut = limits.line_timeout or None
 
     def log(self, request: Any) -> None:
         """No access log line per request."""
