@@ -385,3 +385,88 @@ class RunVerdictTests(SynchronousTestCase):
             _, verdicts = run.table(records, [fanout])
             expected = None if saturated else True
             self.assertEqual(verdicts, [("fanout ≥ 2x naive-chat", expected)])
+
+    def test_busyMachineLatencyIsNoVerdict(self) -> None:
+        """
+        A latency run that began with the machine busy (load average above
+        ``BUSY_LOAD``) is flagged BUSY and its target is n/a, whether its
+        figure met the target or not; the same figures on a quiet machine
+        pass or fail.
+        """
+        latency = next(w for w in run.WORKLOADS if w.name == "latency")
+        for p99, load, expected in (
+            (2.0, run.BUSY_LOAD + 1, None),
+            (9.0, run.BUSY_LOAD + 1, None),
+            (2.0, 0.5, True),
+            (9.0, 0.5, False),
+        ):
+            records = {
+                ("latency", "chatservice"): run.Record(
+                    "latency",
+                    "chatservice",
+                    [{"value": p99, "unit": "ms p99", "load_average": load}],
+                )
+            }
+            rows, verdicts = run.table(records, [latency])
+            self.assertEqual(verdicts, [("latency p99 ≤ 3 ms", expected)])
+            self.assertEqual("BUSY" in rows[1][-1], expected is None)
+
+    def test_busyIsOnlyForLatency(self) -> None:
+        """A throughput workload's verdict does not depend on the load average."""
+        fanout = next(w for w in run.WORKLOADS if w.name == "fanout")
+        records = {
+            ("fanout", server): run.Record(
+                "fanout",
+                server,
+                [{"value": value, "unit": "deliveries/s", "load_average": 9.0}],
+            )
+            for server, value in (("chatservice", 300.0), ("naive-chat", 100.0))
+        }
+        _, verdicts = run.table(records, [fanout])
+        self.assertEqual(verdicts, [("fanout ≥ 2x naive-chat", True)])
+
+
+class PlacementTests(SynchronousTestCase):
+    """How bench/run.py places and schedules the processes it measures."""
+
+    def test_realtimeOnlyForLatency(self) -> None:
+        """
+        Asked for, real-time priority is given to the latency workloads
+        (latency, irc-latency, web-latency, latency-history, latency-redis)
+        and to no other; not asked for, to none.
+        """
+        where = run.Placement(0, 1, "test")
+        chosen = {
+            w.name
+            for w in run.WORKLOADS
+            if run.realtime_for(w, where, True).realtime == run.REALTIME_PRIORITY
+        }
+        self.assertEqual(
+            chosen,
+            {
+                "latency",
+                "irc-latency",
+                "web-latency",
+                "latency-history",
+                "latency-redis",
+            },
+        )
+        self.assertFalse(
+            any(run.realtime_for(w, where, False).realtime for w in run.WORKLOADS)
+        )
+
+    def test_stealShare(self) -> None:
+        """
+        The hypervisor's share is its ticks over all ticks in between; no
+        ticks in between is no figure rather than a division by zero.
+        """
+        self.assertEqual(run.steal_share((1000, 10), (2000, 60)), 5.0)
+        self.assertIsNone(run.steal_share((1000, 10), (1000, 10)))
+
+    def test_cpuTimesRead(self) -> None:
+        """On Linux, /proc/stat gives a total and a steal no larger than it."""
+        if not Path("/proc/stat").exists():
+            raise SkipTest("no /proc/stat: not Linux")
+        total, steal = run.cpu_times()
+        self.assertGreater(total, 0)
+        self.assertLessEqual(steal, total)
