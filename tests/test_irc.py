@@ -244,6 +244,7 @@ class RegistrationTests(IRCCase):
             "CASEMAPPING=rfc8265",
             "CHANLIMIT=#:20",
             "NETWORK=chatservice",
+            "WHOX",
         ):
             self.assertIn(token, tokens)
         self.assertEqual(self.only(seen, "001").prefix, SERVER)
@@ -635,6 +636,73 @@ class CommandTests(IRCCase):
             ],
         )
         self.assertEqual([p[1] for c, p in seen if c == "315"], ["#a", "BO*"])
+
+    def test_whoOperatorsOnly(self) -> None:
+        """``WHO mask o`` lists only operators."""
+        alice, bob = self.registered("alice"), self.registered("bob")
+        bob.send("OPER root s3cret", "JOIN #a")
+        alice.send("JOIN #a")
+        alice.take()
+        alice.send("WHO #a o")
+        seen = self.numerics(alice.take())
+        self.assertEqual([p[5] for c, p in seen if c == "352"], ["bob"])
+
+    def test_whox(self) -> None:
+        """
+        WHOX (``WHO #a %fields,token``), advertised in ISUPPORT: one ``354``
+        per user with the fields asked for, in WHOX's order whatever the
+        order asked, the token first; addresses hidden, no accounts, the
+        idle seconds from the hub's clock; then ``315`` with the mask.
+        """
+        alice, bob = self.registered("alice"), self.registered("bob")
+        bob.send("OPER root s3cret", "JOIN #a")
+        alice.send("JOIN #a")
+        alice.take()
+        self.clock.advance(7)
+        alice.send("WHO #a %nafcuhitslrdo,42")
+        seen = self.numerics(alice.take())
+        replies = [p[1:] for c, p in seen if c == "354"]
+        hidden = "255.255.255.255"
+
+        def tail(nick: str) -> list[str]:
+            # hop count, idle seconds, account, op level, real name
+            return ["0", "7", "0", "n/a", nick]
+
+        self.assertEqual(
+            replies,
+            [
+                ["42", "#a", "bob", hidden, SERVER, SERVER, "bob", "H*@", *tail("bob")],
+                [
+                    "42",
+                    "#a",
+                    "alice",
+                    hidden,
+                    SERVER,
+                    SERVER,
+                    "alice",
+                    "H",
+                    *tail("alice"),
+                ],
+            ],
+        )
+        self.assertEqual([p[1] for c, p in seen if c == "315"], ["#a"])
+
+    def test_whoxFieldsAndToken(self) -> None:
+        """
+        WHOX gives just the fields asked for; a token that is not 1-3 digits
+        is left out (never echoed); ``o`` before ``%`` keeps operators only;
+        a mask of nicks works as in the classic form.
+        """
+        alice, bob = self.registered("alice"), self.registered("bob")
+        bob.send("OPER root s3cret")
+        alice.take()
+        alice.send("WHO bo* %nf", "WHO * %tn,evil text", "WHO * o%n")
+        seen = self.numerics(alice.take())
+        self.assertEqual(
+            [p[1:] for c, p in seen if c == "354"],
+            [["bob", "H*@"], ["alice"], ["bob"], ["bob"]],
+        )
+        self.assertEqual([p[1] for c, p in seen if c == "315"], ["bo*", "*", "*"])
 
     def test_whois(self) -> None:
         """WHOIS: 311, 319, 312, 313 for an operator, 317, 318; 401 for nobody."""

@@ -29,6 +29,7 @@ from chatservice.chat.names import MAX_NICK_LENGTH, MAX_ROOM_LENGTH
 from chatservice.conn.limits import Limits
 from chatservice.doors.door import Door, DoorContext, positive_int, seconds
 from chatservice.doors.irc import render as r
+from chatservice.doors.irc import who  # noqa: F401  (adds WHO and WHOIS)
 from chatservice.doors.irc.commands import CAPABILITIES, dispatch, joined, lusers, motd
 from chatservice.doors.irc.history import DEFAULT_MAX as DEFAULT_CHATHISTORY_MAX
 from chatservice.doors.irc.message import (
@@ -378,6 +379,7 @@ class IRCFactory(LineFactory):
             "SAFELIST",
             "TARGMAX=PRIVMSG:4,NOTICE:4,JOIN:,PART:,NAMES:1,WHOIS:1,KICK:1",
             f"TOPICLEN={config.max_topic_length}",
+            "WHOX",
         )
         if self.hub.store is not None:
             tokens = (
