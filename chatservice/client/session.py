@@ -15,12 +15,7 @@ from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.python.failure import Failure
 
 from chatservice.client.endpoints import describe_connect_error
-from chatservice.client.exits import (
-    EXIT_FAILURE,
-    EXIT_INTERRUPTED,
-    EXIT_OK,
-    PROG,
-)
+from chatservice.client.exits import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, PROG
 from chatservice.client.protocols import (
     FlowControl,
     NetworkProtocol,
