@@ -6,32 +6,33 @@ and ``python -m twisted chatservice`` both call :func:`makeService`.
 The doors are listed once, in :data:`DOORS`: each brings its option
 ``--<door> ENDPOINT`` (repeatable, ``none`` to turn it off), its own
 options, and how to build its factory (:class:`chatservice.doors.door.Door`).
+The options every door shares are in :mod:`chatservice.common_options`, what
+is judged of an endpoint string in :mod:`chatservice.endpoints`.
 """
 
 from __future__ import annotations
 
-import ipaddress
 import sys
 from collections.abc import Callable, Sequence
 
 from twisted.application.service import IService
-from twisted.internet.endpoints import AdoptedStreamServerEndpoint, serverFromString
+from twisted.internet.endpoints import serverFromString
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.python import usage
 
-from chatservice.activation import check_inherited, is_inherited_endpoint
+from chatservice.activation import is_inherited_endpoint
 from chatservice.backends.base import HubBackend
 from chatservice.backends.local import LocalBackend
-from chatservice.backends.redis.options import REDIS_PARAMETERS, redis_address
+from chatservice.backends.redis.options import redis_address
 from chatservice.backends.redis.url import RedisAddress
 from chatservice.chat.durations import parse_duration
 from chatservice.chat.errors import ChatError
 from chatservice.chat.hub import Hub
 from chatservice.chat.model import ChatConfig
 from chatservice.chat.names import check_room
+from chatservice.common_options import AUTO, COMMON_PARAMETERS, parse_history
 from chatservice.config import (
-    CONFIG_OPTION,
     ConfigFile,
     command_line_options,
     file_arguments,
@@ -43,12 +44,17 @@ from chatservice.conn import fdlimit
 from chatservice.conn.limits import Limits
 from chatservice.conn.turns import end_of_turn
 from chatservice.doors import admin, echo, irc, upper, web
-from chatservice.doors.door import OFF, Door, DoorContext, positive_int, seconds
+from chatservice.doors.door import OFF, Door, DoorContext
 from chatservice.doors.native import protocol as native
+from chatservice.endpoints import DEFAULT_BACKLOG as DEFAULT_BACKLOG
+from chatservice.endpoints import check_endpoint, metrics_endpoint
+from chatservice.endpoints import is_encrypted_endpoint as is_encrypted_endpoint
+from chatservice.endpoints import is_private_endpoint as is_private_endpoint
+from chatservice.endpoints import with_backlog as with_backlog
 from chatservice.service import ChatService, ListeningService
 from chatservice.stores.base import HistoryStore
 from chatservice.stores.memory import MemoryHistoryStore
-from chatservice.stores.sqlite import DEFAULT_MAX_MESSAGES, SQLiteHistoryStore
+from chatservice.stores.sqlite import SQLiteHistoryStore
 
 _log = Logger()
 
@@ -65,215 +71,6 @@ DOORS: tuple[Door, ...] = (
 #: Each door's default endpoint (unprivileged ports; the admin console is
 #: off unless asked for).
 DEFAULT_ENDPOINTS = {door.name: door.default_endpoint for door in DOORS}
-
-#: The listen backlog of a door's ``tcp:``, ``tcp6:`` and ``ssl:`` endpoints
-#: that do not give one (``backlog=N`` in the string wins): Twisted's 50 is
-#: full within a millisecond of a connection storm, and a client whose
-#: handshake meets a full queue is retried by the kernel after a second
-#: (``docs/limits.rst``).  Linux caps it at ``net.core.somaxconn``.
-DEFAULT_BACKLOG = 1024
-
-#: ``--history`` unless told: a file in the directory twistd runs in.
-DEFAULT_HISTORY = "sqlite:chatservice.sqlite3"
-
-_DEFAULT_LIMITS = Limits()
-_DEFAULT_CHAT = ChatConfig()
-
-#: ``--max-clients auto``: from the file-descriptor limit (``conn.fdlimit``).
-AUTO = "auto"
-
-
-def _clients(value: str) -> int | str:
-    """A count of clients, or ``auto``."""
-    if value.strip().lower() == AUTO:
-        return AUTO
-    return positive_int(value)
-
-
-#: Options of the chat itself (every chat door shares them) and the limits
-#: every door shares.
-_COMMON_PARAMETERS: list[list[object]] = [
-    [
-        CONFIG_OPTION,
-        None,
-        None,
-        "TOML file of options (docs/options.rst); the command line overrides "
-        "it, SIGHUP reloads it [default: none].",
-    ],
-    [
-        "credentials",
-        None,
-        None,
-        "Credentials file of administrators and operators "
-        "(made with chatservice-passwd); needed by --admin and /oper "
-        "[default: none].",
-    ],
-    [
-        "default-room",
-        None,
-        _DEFAULT_CHAT.default_room,
-        "Room every chat client joins once it has a nickname.",
-    ],
-    [
-        "quiet-room-size",
-        None,
-        _DEFAULT_CHAT.quiet_room_size,
-        "Chat rooms with more members than this show joins, parts and quits "
-        "only to the member concerned (0: every room shows them to all).",
-        positive_int,
-    ],
-    [
-        "max-rooms",
-        None,
-        _DEFAULT_CHAT.max_rooms,
-        "Chat rooms that may exist at once (at least 1: the default room).",
-        positive_int,
-    ],
-    [
-        "max-rooms-per-client",
-        None,
-        _DEFAULT_CHAT.max_rooms_per_member,
-        "Chat rooms one client may be in at once.",
-        positive_int,
-    ],
-    [
-        "history",
-        None,
-        DEFAULT_HISTORY,
-        "Where the chat keeps room history, topics and bans: sqlite:PATH "
-        "(a file, created if new), memory (lost at exit) or none.",
-    ],
-    [
-        "history-replay",
-        None,
-        50,
-        "Messages of a room replayed to a member who joins it (0: none).",
-        positive_int,
-    ],
-    [
-        "history-max-messages",
-        None,
-        DEFAULT_MAX_MESSAGES,
-        "Messages kept per room; older ones are pruned.",
-        positive_int,
-    ],
-    [
-        "history-max-age",
-        None,
-        "30d",
-        "How long messages are kept (30s, 10m, 2h, 30d, forever).",
-    ],
-    *REDIS_PARAMETERS,
-    [
-        "max-line-length",
-        None,
-        _DEFAULT_LIMITS.max_line_length,
-        "Longest accepted line in bytes; a longer one closes the connection.",
-        positive_int,
-    ],
-    [
-        "idle-timeout",
-        None,
-        _DEFAULT_LIMITS.idle_timeout,
-        "Seconds without input before a connection is closed (0: never).",
-        seconds,
-    ],
-    [
-        "max-clients",
-        None,
-        AUTO,
-        "Registered connections each service holds at once (chat clients "
-        "with a nickname, logged-in administrators, echo and uppercase "
-        "clients that sent a line); the chat's can be changed at run time "
-        "with /limit (0: no limit; auto: what the file-descriptor limit "
-        "leaves room for).",
-        _clients,
-    ],
-    [
-        "max-strangers",
-        None,
-        _DEFAULT_LIMITS.max_strangers,
-        "Connections still registering (no nickname, no login, no first "
-        "line yet) each service holds at once; past it the one that waited "
-        "longest is closed to make room (0: no limit).",
-        positive_int,
-    ],
-    [
-        "registration-timeout",
-        None,
-        _DEFAULT_LIMITS.registration_timeout,
-        "Seconds a new echo, uppercase or admin connection has to register "
-        "(send a first line, log in) whatever it sends meanwhile (0: no "
-        "limit); the chat has its own nick timeout.",
-        seconds,
-    ],
-    [
-        "max-per-address",
-        None,
-        _DEFAULT_LIMITS.max_per_address,
-        "Connections one IP address may hold on each service (0: no limit).",
-        positive_int,
-    ],
-    [
-        "close-grace",
-        None,
-        _DEFAULT_LIMITS.close_grace,
-        "Seconds a closing client gets to read its last line before it is cut.",
-        seconds,
-    ],
-    [
-        "max-send-queue",
-        None,
-        _DEFAULT_LIMITS.max_send_queue,
-        "Bytes that may wait for a client that does not read (beyond the "
-        "transport's 64 KiB) before it is cut off.",
-        positive_int,
-    ],
-    [
-        "line-timeout",
-        None,
-        _DEFAULT_LIMITS.line_timeout,
-        "Seconds a started line may take to end (0: no limit); on the web "
-        "door, an HTTP request to arrive whole.",
-        seconds,
-    ],
-    [
-        "flood-burst",
-        None,
-        _DEFAULT_LIMITS.flood_burst,
-        "Lines a chat or admin client may send at once before it is slowed down.",
-        positive_int,
-    ],
-    [
-        "flood-rate",
-        None,
-        _DEFAULT_LIMITS.flood_rate,
-        "Lines per second a chat or admin client may send in the long run "
-        "(0: no flood control).",
-        seconds,
-    ],
-    [
-        "flood-disconnect",
-        None,
-        _DEFAULT_LIMITS.flood_disconnect,
-        "Seconds a client may keep flooding before it is disconnected.",
-        seconds,
-    ],
-]
-
-
-def parse_history(value: str) -> tuple[str, str | None]:
-    """
-    ``--history``: ``("sqlite", PATH)``, ``("memory", None)`` or
-    ``("none", None)``.
-    """
-    kind, colon, path = value.strip().partition(":")
-    kind = kind.lower()
-    if kind == "sqlite" and colon and path:
-        return "sqlite", path
-    if kind in ("memory", OFF) and not colon:
-        return kind, None
-    raise usage.UsageError(f"--history {value!r}: expected sqlite:PATH, memory or none")
 
 
 def _allow_remote_flag(door: Door) -> list[object]:
@@ -330,7 +127,7 @@ class Options(usage.Options):
         ],
     ]
     optParameters = [
-        *_COMMON_PARAMETERS,
+        *COMMON_PARAMETERS,
         [
             "metrics",
             None,
@@ -378,7 +175,7 @@ class Options(usage.Options):
         for door in DOORS:
             given = self.endpoints[door.name]
             for description in given:
-                _check_endpoint(door.name, description, adopted=self.reloading)
+                check_endpoint(door.name, description, adopted=self.reloading)
             if given and door.needs_credentials and not self["credentials"]:
                 raise usage.UsageError(f"--{door.name} needs --credentials FILE")
             if door.private and not self[f"{door.name}-allow-remote"]:
@@ -395,7 +192,7 @@ class Options(usage.Options):
                             "tcp:PORT:interface=127.0.0.1 or ssl:..., "
                             f"or add --{door.name}-allow-remote"
                         )
-        self.metrics = _metrics_endpoint(self["metrics"], self["metrics-allow-remote"])
+        self.metrics = metrics_endpoint(self["metrics"], self["metrics-allow-remote"])
         if self["max-rooms"] < 1:
             raise usage.UsageError(
                 "--max-rooms must be at least 1 (the default room is one)"
@@ -457,142 +254,6 @@ def _endpoint_option(door: Door) -> Callable[[Options, str], None]:
 # One --<door> ENDPOINT option per door (usage.Options finds opt_ methods).
 for _door in DOORS:
     setattr(Options, f"opt_{_door.name.replace('-', '_')}", _endpoint_option(_door))
-
-
-_LOOPBACK_NAMES = {"localhost", "ip6-localhost"}
-
-
-def _endpoint_fields(description: str) -> list[tuple[str | None, str]] | None:
-    """
-    The fields of an endpoint string as Twisted reads them: split at each
-    ``:`` not escaped by a backslash, each ``key=value`` or a bare value,
-    escapes resolved.  ``None`` for a field with a second unescaped ``=``
-    (whatever Twisted makes of it, it is not judged private).
-    """
-    fields: list[tuple[str | None, str]] = []
-    key: str | None = None
-    text: list[str] = []
-    chars = iter(description)
-    for char in chars:
-        if char == "\\":
-            text.append(next(chars, ""))
-        elif char == ":":
-            fields.append((key, "".join(text)))
-            key, text = None, []
-        elif char == "=":
-            if key is not None:
-                return None
-            key, text = "".join(text), []
-        else:
-            text.append(char)
-    fields.append((key, "".join(text)))
-    return fields
-
-
-def _kind(fields: list[tuple[str | None, str]]) -> str:
-    return fields[0][1].strip().lower() if fields and fields[0][0] is None else ""
-
-
-def is_encrypted_endpoint(description: str) -> bool:
-    """Whether a server endpoint is ``ssl:`` (TLS)."""
-    return _kind(_endpoint_fields(description) or []) == "ssl"
-
-
-def is_private_endpoint(description: str) -> bool:
-    """
-    Whether a server endpoint is reachable only from this machine (a UNIX
-    socket, or TCP bound to a loopback address) or encrypted (``ssl:``),
-    judged as Twisted reads the string: the last ``interface=`` counts (as
-    in Twisted), and a TCP endpoint with any positional field besides the
-    port (where each endpoint type puts an interface or a backlog) is not
-    judged private.  Only a guess before listening: the listening service
-    checks the address it actually got (``ListeningService``).
-    """
-    fields = _endpoint_fields(description)
-    if not fields:
-        return False
-    kind = _kind(fields)
-    if kind in ("unix", "ssl"):
-        return True
-    if kind not in ("tcp", "tcp6"):
-        return False
-    positional = [value for key, value in fields[1:] if key is None]
-    if len(positional) > 1:
-        return False
-    interfaces = [value for key, value in fields[1:] if key == "interface"]
-    if not interfaces:
-        return False
-    interface = interfaces[-1]
-    if interface.lower() in _LOOPBACK_NAMES:
-        return True
-    try:
-        return ipaddress.ip_address(interface).is_loopback
-    except ValueError:
-        return False
-
-
-#: Positional fields after the type up to the backlog's, by endpoint type
-#: (``tcp:PORT:INTERFACE:BACKLOG``; ``ssl:`` has its keys and method first).
-_BACKLOG_POSITION = {"tcp": 3, "tcp6": 3, "ssl": 6}
-
-
-def with_backlog(description: str) -> str:
-    """
-    A door's endpoint string with ``backlog=`` :data:`DEFAULT_BACKLOG`
-    added when it is a TCP or TLS one that gives no backlog of its own
-    (by key or by position); any other string as given.
-    """
-    fields = _endpoint_fields(description)
-    if not fields:
-        return description
-    position = _BACKLOG_POSITION.get(_kind(fields))
-    if position is None or any(key == "backlog" for key, _ in fields):
-        return description
-    if sum(1 for key, _ in fields[1:] if key is None) >= position:
-        return description
-    return f"{description}:backlog={DEFAULT_BACKLOG}"
-
-
-def _check_endpoint(service: str, description: str, adopted: bool = False) -> None:
-    """
-    Raise a usage error for an endpoint string Twisted cannot parse, or a
-    socket from systemd that is not what it says (unless ``adopted``
-    already: its descriptor is closed then, and may be another file's).
-    """
-    from twisted.internet import reactor
-
-    try:
-        endpoint = serverFromString(reactor, description)
-    except (IndexError, KeyError) as error:
-        if not is_inherited_endpoint(description):
-            raise usage.UsageError(
-                f"--{service} {description!r} is not a valid endpoint: {error}"
-            ) from None
-        # systemd passed no socket of that index or name (LISTEN_FDS).
-        raise usage.UsageError(
-            f"--{service} {description!r}: systemd passed no such socket "
-            "(start it from a socket unit: contrib/chatservice.socket)"
-        ) from None
-    except (ValueError, TypeError, ImportError, OSError) as error:
-        raise usage.UsageError(
-            f"--{service} {description!r} is not a valid endpoint: {error}"
-        ) from None
-    if isinstance(endpoint, AdoptedStreamServerEndpoint) and not adopted:
-        check_inherited(service, description, endpoint)
-
-
-def _metrics_endpoint(description: str, allow_remote: bool) -> str | None:
-    """``--metrics``: the endpoint, or ``None`` for none; checked like a door's."""
-    if description.strip().lower() == OFF:
-        return None
-    _check_endpoint("metrics", description)
-    if not allow_remote and not is_private_endpoint(description):
-        raise usage.UsageError(
-            f"--metrics {description} would listen beyond loopback; use "
-            "tcp:PORT:interface=127.0.0.1, unix:PATH or ssl:..., or add "
-            "--metrics-allow-remote"
-        )
-    return description
 
 
 def make_backend(config: Options, reactor: IReactorTime) -> HubBackend:

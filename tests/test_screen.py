@@ -1,5 +1,5 @@
 """
-Tests for :mod:`chatservice.screen` without a terminal: the screen model
+Tests for :mod:`chatservice.client.screen` without a terminal: the screen model
 (:class:`ChatView`) line by line, the input line through
 ``prompt_toolkit``'s own test input and output (``create_pipe_input``,
 ``DummyOutput``), and the reconnection over in-memory transports.
@@ -25,9 +25,8 @@ from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import implementer
 
-from chatservice import screen
-from chatservice.client import NetworkProtocol, nick_color
-from chatservice.screen import (
+from chatservice.client import NetworkProtocol, nick_color, screen
+from chatservice.client.screen import (
     ChatView,
     Connection,
     InputHistory,
