@@ -22,7 +22,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import directlyProvides
 
 from chatservice.auth.credentials import write_credentials
-from chatservice.client import TLS_WAIT_FACTOR
+from chatservice.client import TLS_WAIT_FACTOR, NetworkProtocol
 from tests.certificates import Authority, ServerFiles
 from tests.support import (
     LOOPBACK,
@@ -149,6 +149,84 @@ class HandshakeTests(HostileTestCase):
         self.assertFalse(peer.protocol.handshaking)
         peer.protocol.pauseProducing()
         self.assertFalse(peer.reading)
+
+
+class HandshakeDeadlineTests(SynchronousTestCase):
+    """
+    A TLS handshake that never completes (``--tls`` against a plain-text
+    port, whose server waits for a line) ends the client with a message
+    instead of a silent wait for ever.
+    """
+
+    def harness(self, wire: StringTransport, timeout: float = 5.0) -> SessionHarness:
+        self.clock = Clock()
+        harness = SessionHarness(network_transport=wire, clock=self.clock)
+        harness.network = NetworkProtocol(harness.session, self.clock, timeout)
+        harness.connect()
+        return harness
+
+    def test_noHandshakeEndsTheClient(self) -> None:
+        """
+        No handshake in ``--tls-timeout`` seconds: the connection is aborted
+        and the client exits 1 saying what is likely wrong.
+        """
+        wire = TLSTransport()
+        harness = self.harness(wire)
+        self.clock.advance(4.9)
+        self.assertFalse(wire.disconnecting)
+        self.clock.advance(0.1)
+        self.assertTrue(wire.disconnecting)
+        harness.network.connectionLost(Failure(neterror.ConnectionAborted()))
+        harness.stdioFlushed()
+        self.assertEqual(harness.results, [1])
+        (report,) = harness.reports
+        self.assertIn("no TLS handshake from the server in 5 s", report)
+        self.assertIn("leave out --tls", report)
+
+    def test_handshakeCancelsTheDeadline(self) -> None:
+        """A completed handshake leaves nothing scheduled, and nothing ends."""
+        wire = TLSTransport()
+        harness = self.harness(wire)
+        harness.network.handshakeCompleted()
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+        self.clock.advance(60)
+        self.assertFalse(wire.disconnecting)
+        self.assertEqual(harness.results, [])
+
+    def test_plainConnectionHasNoDeadline(self) -> None:
+        """A plain TCP connection does no handshake and gets no deadline."""
+        self.harness(StringTransport())
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_zeroWaitsForEver(self) -> None:
+        """``--tls-timeout 0`` sets no deadline."""
+        self.harness(TLSTransport(), timeout=0)
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_realClientAgainstPlainPort(self) -> None:
+        """
+        The real ``chatservice-client --tls`` against a port that accepts
+        and never answers (as a plain-text chat waiting for a line): exit 1
+        with the message, after ``--tls-timeout``, not a hang.
+        """
+        listener = socket.socket()
+        self.addCleanup(listener.close)
+        listener.bind((LOOPBACK, 0))
+        listener.listen(4)
+        port = listener.getsockname()[1]
+        result = run(
+            [
+                script("chatservice-client"),
+                "--tls",
+                "--tls-timeout",
+                "0.5",
+                f"{LOOPBACK}:{port}",
+            ],
+            input=b"hello\n",
+        )
+        err = result.stderr.decode("utf-8", "replace")
+        self.assertEqual(result.returncode, 1, err)
+        self.assertIn("no TLS handshake from the server in 0.5 s", err)
 
 
 class TLSServerTests(SynchronousTestCase):

@@ -27,7 +27,11 @@ from chatservice.client.exits import (
 )
 from chatservice.client.login import LoginError, ask_credentials
 from chatservice.client.options import build_parser
-from chatservice.client.protocols import NetworkProtocol, TerminalProtocol
+from chatservice.client.protocols import (
+    TLS_HANDSHAKE_TIMEOUT,
+    NetworkProtocol,
+    TerminalProtocol,
+)
 from chatservice.client.render import ColorMode, Renderer, choose_color
 from chatservice.client.session import DEFAULT_TLS_QUIET, Session
 
@@ -49,6 +53,8 @@ class Config:
     bell: bool = True
     #: After the input ends on TLS: how long the server must be quiet.
     tls_quiet: float = DEFAULT_TLS_QUIET
+    #: How long the TLS handshake may take.
+    tls_timeout: float = TLS_HANDSHAKE_TIMEOUT
 
 
 def _report(line: str) -> None:
@@ -90,6 +96,7 @@ async def run(reactor: Any, config: Config) -> None:
             bell=config.bell,
             report=_report,
             environ=os.environ,
+            tls_timeout=config.tls_timeout,
         )
         if status:
             raise SystemExit(status)
@@ -108,7 +115,9 @@ async def run(reactor: Any, config: Config) -> None:
     reactor.addSystemEventTrigger("before", "shutdown", session.interrupted)
     StandardIO(TerminalProtocol(session), reactor=reactor)
     try:
-        await connectProtocol(config.endpoint, NetworkProtocol(session))
+        await connectProtocol(
+            config.endpoint, NetworkProtocol(session, reactor, config.tls_timeout)
+        )
     except Exception as problem:
         session.connectFailed(config.name, problem)
     code = await session.done
@@ -205,6 +214,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         reconnect=not options.no_reconnect,
         bell=not options.no_bell,
         tls_quiet=options.tls_quiet,
+        tls_timeout=options.tls_timeout,
     )
     from twisted.internet import task
 

@@ -10,6 +10,7 @@ from typing import NoReturn
 
 from chatservice import __version__
 from chatservice.client.exits import EXIT_USAGE, PROG
+from chatservice.client.protocols import TLS_HANDSHAKE_TIMEOUT
 from chatservice.client.session import DEFAULT_TLS_QUIET
 
 
@@ -114,6 +115,15 @@ def build_parser() -> argparse.ArgumentParser:
         default=DEFAULT_TLS_QUIET,
         help=f"after the input ends on TLS, close once the server has been "
         f"quiet this long (default {DEFAULT_TLS_QUIET:g})",
+    )
+    tls.add_argument(
+        "--tls-timeout",
+        metavar="SECONDS",
+        type=_seconds,
+        default=TLS_HANDSHAKE_TIMEOUT,
+        help="give up when the TLS handshake has not completed in this long "
+        "(a plain-text port never answers it; 0: wait for ever; default "
+        f"{TLS_HANDSHAKE_TIMEOUT:g})",
     )
     admin = parser.add_argument_group(
         "admin console",

@@ -10,13 +10,20 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Protocol
 
-from twisted.internet.interfaces import IHalfCloseableProtocol, IPushProducer
+from twisted.internet.interfaces import (
+    IDelayedCall,
+    IHalfCloseableProtocol,
+    IHandshakeListener,
+    IPushProducer,
+    IReactorTime,
+)
 from twisted.internet.protocol import connectionDone
 from twisted.protocols.basic import LineReceiver
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from chatservice.client.exits import EXIT_FAILURE
+from chatservice.conn.peers import is_tls
 from chatservice.doors.answers import is_quit_word
 
 if TYPE_CHECKING:
@@ -63,6 +70,12 @@ class FlowControl:
 #: What every line sent to the server ends with.
 LINE_END = b"\r\n"
 
+#: Seconds a TLS connection may take to complete its handshake.  A server
+#: that speaks plain text (``--tls`` given for a plain port) waits for a
+#: line and never answers the client's hello: without a deadline the
+#: client would wait for ever, saying nothing.
+TLS_HANDSHAKE_TIMEOUT = 10.0
+
 
 def _strip_cr(line: bytes) -> bytes:
     return line[:-1] if line.endswith(b"\r") else line
@@ -85,22 +98,59 @@ class NetworkSide(Protocol):
     def finish(self, code: int, message: str | None = None) -> None: ...
 
 
+@implementer(IHandshakeListener)
 class NetworkProtocol(LineReceiver):
     """
     The connection to the server: lines end with ``\\n`` or ``\\r\\n`` on
     the way in and with ``\\r\\n`` on the way out; everything else is the
-    :class:`Session`'s business.
+    :class:`Session`'s business.  Over TLS, with a ``clock``, a handshake
+    that has not completed within ``handshake_timeout`` seconds ends the
+    client with a message that says what is likely wrong.
     """
 
     delimiter = b"\n"
     MAX_LENGTH = MAX_LINE_LENGTH
     transport: Transport  # type: ignore[assignment]
 
-    def __init__(self, session: NetworkSide) -> None:
+    def __init__(
+        self,
+        session: NetworkSide,
+        clock: IReactorTime | None = None,
+        handshake_timeout: float = TLS_HANDSHAKE_TIMEOUT,
+    ) -> None:
         self.session = session
+        self.clock = clock
+        self.handshake_timeout = handshake_timeout
+        self._handshake_call: IDelayedCall | None = None
 
     def connectionMade(self) -> None:
+        clock = self.clock
+        if clock is not None and self.handshake_timeout > 0 and is_tls(self.transport):
+            self._handshake_call = clock.callLater(
+                self.handshake_timeout, self._handshakeTimedOut
+            )
         self.session.networkConnected(self)
+
+    def handshakeCompleted(self) -> None:
+        self._cancel_handshake_deadline()
+
+    def _handshakeTimedOut(self) -> None:
+        self._handshake_call = None
+        self.session.finish(
+            EXIT_FAILURE,
+            f"no TLS handshake from the server in {self.handshake_timeout:g} s: "
+            "is this a TLS port? (for a plain one, leave out --tls)",
+        )
+        abort = getattr(self.transport, "abortConnection", None)
+        if abort is not None:
+            abort()
+        else:
+            self.transport.loseConnection()
+
+    def _cancel_handshake_deadline(self) -> None:
+        call, self._handshake_call = self._handshake_call, None
+        if call is not None and call.active():
+            call.cancel()
 
     def lineReceived(self, line: bytes) -> None:
         self.session.serverLine(_strip_cr(line))
@@ -115,6 +165,7 @@ class NetworkProtocol(LineReceiver):
         self.transport.write(line + LINE_END)
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
+        self._cancel_handshake_deadline()
         self.session.networkLost(reason)
 
 

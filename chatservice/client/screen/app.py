@@ -24,6 +24,7 @@ from prompt_toolkit.styles import Style
 from twisted.internet.interfaces import IStreamClientEndpoint
 
 from chatservice.client.exits import EXIT_INTERRUPTED, EXIT_OK, PROG
+from chatservice.client.protocols import TLS_HANDSHAKE_TIMEOUT
 from chatservice.client.screen.inputline import (
     ChatCompleter,
     InputHistory,
@@ -200,6 +201,7 @@ async def run_screen(
     bell: bool,
     report: Callable[[str], None],
     environ: Mapping[str, str],
+    tls_timeout: float = TLS_HANDSHAKE_TIMEOUT,
 ) -> int:
     """
     Run the full-screen client until it ends; its exit status.  Messages
@@ -230,6 +232,7 @@ async def run_screen(
         login=login,
         reconnect=reconnect,
         reactor=reactor,
+        tls_timeout=tls_timeout,
     )
     screen = Screen(
         chat,

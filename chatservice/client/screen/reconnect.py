@@ -18,7 +18,11 @@ from twisted.python.failure import Failure
 
 from chatservice.client.endpoints import describe_connect_error
 from chatservice.client.exits import EXIT_FAILURE, EXIT_OK
-from chatservice.client.protocols import NetworkProtocol, is_quit_line
+from chatservice.client.protocols import (
+    TLS_HANDSHAKE_TIMEOUT,
+    NetworkProtocol,
+    is_quit_line,
+)
 from chatservice.client.screen.view import ChatView
 
 #: The longest nickname the chat accepts (``docs/protocol.rst``).
@@ -57,6 +61,7 @@ class Connection:
         reconnect: bool = True,
         reactor: Any = None,
         max_delay: float = 30.0,
+        tls_timeout: float = TLS_HANDSHAKE_TIMEOUT,
     ) -> None:
         self.chat = chat
         self.endpoint = endpoint
@@ -78,7 +83,7 @@ class Connection:
         self.sent_away: str | None = None
         self.service = ClientService(
             endpoint,
-            Factory.forProtocol(lambda: NetworkProtocol(self)),
+            Factory.forProtocol(lambda: NetworkProtocol(self, reactor, tls_timeout)),
             retryPolicy=backoffPolicy(initialDelay=0.5, maxDelay=max_delay),
             clock=reactor,
         )
