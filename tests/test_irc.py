@@ -534,12 +534,15 @@ class CommandTests(IRCCase):
         self.assertEqual(alice.take(), [])
 
     def test_privateAndNotice(self) -> None:
-        """PRIVMSG and NOTICE to a nick reach it; a CTCP ACTION is a /me."""
+        """
+        PRIVMSG and NOTICE to a nick reach it, each as what it was sent as;
+        a CTCP ACTION is a /me.
+        """
         alice, bob = self.registered("alice"), self.registered("bob")
         alice.send("PRIVMSG bob :hi", "NOTICE BOB :there")
         self.assertEqual(
-            [m.params for m in bob.take() if m.command == "PRIVMSG"],
-            [["bob", "hi"], ["bob", "there"]],
+            [(m.command, m.params) for m in bob.take()],
+            [("PRIVMSG", ["bob", "hi"]), ("NOTICE", ["bob", "there"])],
         )
         alice.send("JOIN #a")
         bob.send("JOIN #a")

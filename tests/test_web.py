@@ -118,6 +118,7 @@ class RenderTests(SynchronousTestCase):
                 "nick": "bob",
                 "text": "<b>hi</b>",
                 "action": False,
+                "notice": False,
             },
         )
 
