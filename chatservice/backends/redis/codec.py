@@ -62,10 +62,11 @@ def decode(data: object) -> events.Event:
             if not isinstance(value, list):
                 raise ValueError("messages: not a list")
             value = tuple(_message(item) for item in value)
+        elif name in _FLAGS:
+            if not isinstance(value, bool):
+                raise ValueError(f"{name}: not true or false: {value!r:.80}")
         elif isinstance(value, str):
             value = visible(value)
-        elif name in _FLAGS and not isinstance(value, bool):
-            raise ValueError(f"{name}: not true or false: {value!r:.80}")
         arguments[name] = value
     try:
         return kind(**arguments)
