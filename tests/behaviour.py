@@ -83,6 +83,12 @@ class DoorDriver(Protocol[ClientT, SeenT]):
     def whisper(self, client: ClientT, nick: str, text: str) -> None:
         """Send a private message."""
 
+    def notice(self, client: ClientT, room: str, text: str) -> None:
+        """Send a notice to a room the client is in."""
+
+    def private_notice(self, client: ClientT, nick: str, text: str) -> None:
+        """Send a notice to a member."""
+
     def quit(self, client: ClientT, reason: str) -> None:
         """Leave the chat, saying why."""
 
@@ -118,6 +124,17 @@ class DoorDriver(Protocol[ClientT, SeenT]):
         """
         ... that ``sender`` sent ``text`` privately to ``recipient`` (the
         recipient's message or the sender's copy).
+        """
+
+    def is_notice(self, seen: SeenT, room: str, nick: str, text: str) -> bool:
+        """... that ``nick`` sent the notice ``text`` to ``room``."""
+
+    def is_private_notice(
+        self, seen: SeenT, sender: str, recipient: str, text: str
+    ) -> bool:
+        """
+        ... that ``sender`` sent the notice ``text`` to ``recipient`` (the
+        recipient's notice or the sender's copy).
         """
 
     def is_joined(self, seen: SeenT, room: str, nick: str) -> bool:
@@ -255,6 +272,12 @@ class ChatBehaviourTests(_TestCase):
 
     def private(self, sender: str, recipient: str, text: str) -> Recognised:
         return lambda seen: self.driver.is_private(seen, sender, recipient, text)
+
+    def noticed(self, room: str, nick: str, text: str) -> Recognised:
+        return lambda seen: self.driver.is_notice(seen, room, nick, text)
+
+    def private_noticed(self, sender: str, recipient: str, text: str) -> Recognised:
+        return lambda seen: self.driver.is_private_notice(seen, sender, recipient, text)
 
     def joined(self, room: str, nick: str) -> Recognised:
         return lambda seen: self.driver.is_joined(seen, room, nick)
@@ -458,6 +481,50 @@ class ChatBehaviourTests(_TestCase):
         alice, bob, carol = self.clients("alice", "bob", "carol")
         self.driver.whisper(alice, "bob", "psst")
         self.assertAudience(self.private("alice", "bob", "psst"), [bob, alice], [carol])
+
+    def test_notice(self) -> None:
+        """
+        A notice sent to a room reaches every member of the room once as a
+        notice, the sender included, never as a plain message, and nobody
+        outside the room.
+        """
+        alice, bob, carol = self.clients("alice", "bob", "carol")
+        self.gather("games", alice, bob)
+        self.driver.notice(alice, "games", "server restarts at noon")
+        for member in (alice, bob):
+            seen = self.seen(member)
+            self.assertOnce(
+                seen, self.noticed("games", "alice", "server restarts at noon")
+            )
+            self.assertNever(
+                seen, self.message("games", "alice", "server restarts at noon")
+            )
+        self.assertEqual(self.seen(carol), [])
+
+    def test_messageIsNoNotice(self) -> None:
+        """A line said in a room is a message, never shown as a notice."""
+        alice, bob = self.clients("alice", "bob")
+        self.gather("games", alice, bob)
+        self.driver.say(alice, "games", "plain")
+        seen = self.seen(bob)
+        self.assertOnce(seen, self.message("games", "alice", "plain"))
+        self.assertNever(seen, self.noticed("games", "alice", "plain"))
+
+    def test_privateNotice(self) -> None:
+        """
+        A notice sent to a member reaches it once and, as its copy, the
+        sender once, both as a notice and never as a private message, and
+        nobody else.
+        """
+        alice, bob, carol = self.clients("alice", "bob", "carol")
+        self.driver.private_notice(alice, "bob", "your build is done")
+        for member in (bob, alice):
+            seen = self.seen(member)
+            self.assertOnce(
+                seen, self.private_noticed("alice", "bob", "your build is done")
+            )
+            self.assertNever(seen, self.private("alice", "bob", "your build is done"))
+        self.assertEqual(self.seen(carol), [])
 
     def test_privateToNobody(self) -> None:
         """

@@ -24,9 +24,11 @@ from chatservice.chat.errors import (
     InvalidNick,
     NickLookalike,
     NoSuchNick,
+    NotInRoom,
     NotOperator,
     Refused,
     ServerFull,
+    UsageError,
 )
 from chatservice.chat.hub import Hub
 from chatservice.chat.model import ChatConfig, Session
@@ -761,6 +763,54 @@ class MessageTests(HubTestCase):
         self.assertEqual(alice.events, waved)
         self.assertEqual(bob.events, waved)
 
+    def test_notice(self) -> None:
+        """A notice is a room message marked as one, neither plain nor action."""
+        alice, session = self.register("alice")
+        bob, _ = self.register("bob")
+        self.clear()
+        self.hub.say(session, "heads up", notice=True)
+        noticed = [events.RoomMessage("lobby", "alice", "heads up", notice=True)]
+        self.assertEqual(alice.events, noticed)
+        self.assertEqual(bob.events, noticed)
+        self.assertNotEqual(noticed, [events.RoomMessage("lobby", "alice", "heads up")])
+        (message,) = noticed
+        self.assertFalse(message.action)
+
+    def test_actionAndNoticeRefused(self) -> None:
+        """A line cannot be an action and a notice at once: refused, unsaid."""
+        alice, session = self.register("alice")
+        bob, _ = self.register("bob")
+        self.clear()
+        error = self.assertRaises(
+            UsageError, self.hub.say, session, "both", action=True, notice=True
+        )
+        self.assertIn("not both", str(error))
+        self.assertEqual((alice.events, bob.events), ([], []))
+        self.assertEqual(self.hub.stats.room_messages, 0)
+
+    def test_sayToNamedRoom(self) -> None:
+        """
+        A line said to a named room the member is in goes there, whatever
+        its current room (which stays as it was); a room it is not in is
+        refused (``NotInRoom``).
+        """
+        _, session = self.register("alice")
+        bob, bob_session = self.register("bob")
+        self.hub.join(session, "games")
+        self.hub.join(bob_session, "games")
+        self.hub.join(session, "lobby")
+        self.clear()
+        room = self.hub.say(session, "to games", notice=True, room_name="#Games")
+        self.assertEqual(room.name, "games")
+        self.assertEqual(session.current, self.hub.room("lobby"))
+        self.assertEqual(
+            bob.take(), [events.RoomMessage("games", "alice", "to games", notice=True)]
+        )
+        self.assertRaises(
+            NotInRoom, self.hub.say, session, "x", notice=True, room_name="elsewhere"
+        )
+        self.assertEqual(bob.events, [])
+
     def test_sayUpdatesIdle(self) -> None:
         """Speaking resets the member's idle time."""
         _, session = self.register("alice")
@@ -782,6 +832,21 @@ class MessageTests(HubTestCase):
         self.assertEqual(alice.events, private)
         self.assertEqual(bob.events, private)
         self.assertEqual(carol.events, [])
+
+    def test_privateNotice(self) -> None:
+        """A private notice reaches the recipient and the sender once, as one."""
+        alice, session = self.register("alice")
+        bob, _ = self.register("bob")
+        carol, _ = self.register("carol")
+        self.clear()
+        self.hub.whisper(session, "bob", "build done", notice=True)
+        noticed = [events.PrivateMessage("alice", "bob", "build done", notice=True)]
+        self.assertEqual(alice.events, noticed)
+        self.assertEqual(bob.events, noticed)
+        self.assertEqual(carol.events, [])
+        self.assertNotEqual(
+            noticed, [events.PrivateMessage("alice", "bob", "build done")]
+        )
 
     def test_privateMessageToSelf(self) -> None:
         """A private message to oneself is delivered once."""
@@ -1414,6 +1479,31 @@ class CollectedMessagesTests(HubTestCase):
         )  # fmt: skip
         self.assertEqual(alice.take(), [batch])
         self.assertEqual(bob.take(), [batch])
+
+    def test_collectedKeepTheirKinds(self) -> None:
+        """
+        A turn's message, notice and action to one room reach each member
+        as one event whose messages keep what each was: the batch says
+        which is a notice.
+        """
+        alice, a = self.register("alice")
+        bob, b = self.register("bob")
+        self.clear()
+        self.hub.say(a, "plain")
+        self.hub.say(b, "heads up", notice=True)
+        self.hub.say(a, "waves", action=True)
+        self.end_turn()
+        (batch,) = bob.take()
+        assert isinstance(batch, events.RoomMessages)
+        self.assertEqual(
+            [(m.text, m.action, m.notice) for m in batch.messages],
+            [
+                ("plain", False, False),
+                ("heads up", False, True),
+                ("waves", True, False),
+            ],
+        )
+        self.assertEqual(alice.take(), [batch])
 
     def test_singleMessageIsItself(self) -> None:
         """One message in a turn is delivered as itself, not wrapped."""

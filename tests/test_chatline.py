@@ -29,7 +29,7 @@ from chatservice.chat.model import ChatConfig
 from chatservice.conn.limits import Limits
 from chatservice.conn.turns import end_of_turn
 from chatservice.doors.native.protocol import ChatFactory, ChatProtocol, ChatSettings
-from chatservice.doors.native.render import render
+from chatservice.doors.native.render import private_line, render, render_history
 from chatservice.doors.operations import Operations
 from chatservice.testing import FakeAuthenticator as FakeAuthenticator  # test_admin
 from tests.support import end_turn
@@ -488,6 +488,41 @@ class CommandTests(ChatTestCase):
         self.assertEqual(self.alice.take(), ["!!! usage: /me ACTION"] * 2)
         self.assertEqual(self.bob.take(), [])
 
+    def test_notice(self) -> None:
+        """
+        ``/notice #ROOM TEXT`` sends a notice to a room the sender is in
+        (its current room stays), ``/notice NICK TEXT`` to a member; each
+        shows as a notice to both sides and to nobody else; usage, a room
+        not joined and an unknown nickname are errors, and send nothing.
+        """
+        carol = self.register("carol")
+        for client in (self.alice, carol):
+            client.send("/join games")
+        self.alice.send("/join lobby")
+        for client in (self.alice, self.bob, carol):
+            client.take()
+        self.alice.send("/notice #games build is green", "/notice BOB your turn")
+        self.assertEqual(
+            self.alice.take(), ["#games -alice- build is green", "-> -bob- your turn"]
+        )
+        self.assertEqual(self.bob.take(), ["-alice- your turn"])
+        self.assertEqual(carol.take(), ["#games -alice- build is green"])
+        self.alice.send("still in the lobby")
+        self.assertEqual(self.bob.take(), ["#lobby <alice> still in the lobby"])
+        self.alice.take()
+        carol.take()
+        self.alice.send("/notice", "/notice bob", "/notice #nowhere x", "/notice zed x")
+        self.assertEqual(
+            self.alice.take(),
+            [
+                "!!! usage: /notice #ROOM TEXT or /notice NICK TEXT",
+                "!!! usage: /notice #ROOM TEXT or /notice NICK TEXT",
+                "!!! you are not in #nowhere",
+                "!!! no such nickname: zed",
+            ],
+        )
+        self.assertEqual((self.bob.take(), carol.take()), ([], []))
+
     def test_msg(self) -> None:
         """
         ``/msg`` (and ``/m``, ``/query``) reaches the recipient and confirms
@@ -595,6 +630,8 @@ class CommandTests(ChatTestCase):
                 "room's topic",
                 "--- /me ACTION: say an action: /me waves",
                 "--- /msg NICK TEXT: send a private message",
+                "--- /notice #ROOM|NICK TEXT: send a notice to a room you are in, "
+                "or to a nick (never answered)",
                 "--- /whois NICK: show a user's rooms and idle time",
                 "--- /quit [MESSAGE]: leave the chat",
                 "--- /help [COMMAND]: list commands, or explain one",
@@ -1596,6 +1633,7 @@ class RenderTests(SynchronousTestCase):
         for event, line in [
             (events.RoomMessage("r", "a", "hi"), "#r <a> hi"),
             (events.RoomMessage("r", "a", "waves", True), "#r * a waves"),
+            (events.RoomMessage("r", "a", "note", notice=True), "#r -a- note"),
             (events.Joined("r", "a"), "-!- a has joined #r"),
             (events.Parted("r", "a"), "-!- a has left #r"),
             (events.Parted("r", "a", "bye"), "-!- a has left #r (bye)"),
@@ -1609,6 +1647,34 @@ class RenderTests(SynchronousTestCase):
             (events.Announcement("note", "op"), "*** op: note"),
         ]:
             self.assertEqual(render(event), line)
+
+    def test_privateLines(self) -> None:
+        """A private message and a private notice, received and as the copy."""
+        message = events.PrivateMessage("a", "b", "hi")
+        notice = events.PrivateMessage("a", "b", "note", notice=True)
+        self.assertEqual(private_line(message, received=True), "*a* hi")
+        self.assertEqual(private_line(message, received=False), "-> *b* hi")
+        self.assertEqual(private_line(notice, received=True), "-a- note")
+        self.assertEqual(private_line(notice, received=False), "-> -b- note")
+
+    def test_historyLines(self) -> None:
+        """A message, an action and a notice replayed: time, then as live."""
+        at = 1_700_000_000.0
+        for said, line in [
+            (
+                events.RoomMessage("r", "a", "hi", at=at),
+                "#r [2023-11-14 22:13:20] <a> hi",
+            ),
+            (
+                events.RoomMessage("r", "a", "waves", True, at=at),
+                "#r [2023-11-14 22:13:20] * a waves",
+            ),
+            (
+                events.RoomMessage("r", "a", "note", notice=True, at=at),
+                "#r [2023-11-14 22:13:20] -a- note",
+            ),
+        ]:
+            self.assertEqual(render_history(said), line)
 
     def test_unknownEvent(self) -> None:
         """An event without a line format is a TypeError, not a silent drop."""

@@ -286,6 +286,24 @@ class ColorizeTests(SynchronousTestCase):
             f"{ESC}[35m-> *{ESC}[0m{self.nick('bob')}{ESC}[35m* hi{ESC}[0m",
         )
 
+    def test_roomNotice(self):
+        """#ROOM -NICK- TEXT: room cyan, nick bold in its colour."""
+        self.assertEqual(
+            colorize("#lobby -alice- deploy at five"),
+            f"{ESC}[36m#lobby{ESC}[0m -{self.nick('alice')}- deploy at five",
+        )
+
+    def test_privateNotices(self):
+        """-NICK- TEXT and -> -NICK- TEXT: magenta, the nick bold in its colour."""
+        self.assertEqual(
+            colorize("-bob- build done"),
+            f"{ESC}[35m-{ESC}[0m{self.nick('bob')}{ESC}[35m- build done{ESC}[0m",
+        )
+        self.assertEqual(
+            colorize("-> -bob- thanks"),
+            f"{ESC}[35m-> -{ESC}[0m{self.nick('bob')}{ESC}[35m- thanks{ESC}[0m",
+        )
+
     def test_notice(self):
         """-!- TEXT: dim green."""
         self.assertEqual(

@@ -17,6 +17,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from chatservice import tap
 from chatservice.chat import errors, events
 from chatservice.chat.hub import Hub
+from chatservice.chat.text import visible
 from chatservice.conn.limits import Limits
 from chatservice.doors.irc.message import (
     BadMessageError,
@@ -535,12 +536,15 @@ class CommandTests(IRCCase):
         self.assertEqual(alice.take(), [])
 
     def test_privateAndNotice(self) -> None:
-        """PRIVMSG and NOTICE to a nick reach it; a CTCP ACTION is a /me."""
+        """
+        PRIVMSG and NOTICE to a nick reach it, each as what it was sent as;
+        a CTCP ACTION is a /me.
+        """
         alice, bob = self.registered("alice"), self.registered("bob")
         alice.send("PRIVMSG bob :hi", "NOTICE BOB :there")
         self.assertEqual(
-            [m.params for m in bob.take() if m.command == "PRIVMSG"],
-            [["bob", "hi"], ["bob", "there"]],
+            [(m.command, m.params) for m in bob.take()],
+            [("PRIVMSG", ["bob", "hi"]), ("NOTICE", ["bob", "there"])],
         )
         alice.send("JOIN #a")
         bob.send("JOIN #a")
@@ -548,6 +552,45 @@ class CommandTests(IRCCase):
         bob.send("PRIVMSG #a :\x01ACTION waves\x01")
         self.assertEqual(
             self.only(alice.take(), "PRIVMSG").params, ["#a", "\x01ACTION waves\x01"]
+        )
+
+    def test_noticeToChannel(self) -> None:
+        """
+        A NOTICE to a channel reaches its other members as a NOTICE (never
+        a PRIVMSG), the sender's copy with echo-message as a NOTICE too; a
+        CTCP in a notice is its text, not an action; nothing answers it.
+        """
+        alice = self.registered("alice", "echo-message")
+        bob, carol = self.registered("bob"), self.registered("carol")
+        for client in (alice, bob):
+            client.send("JOIN #a")
+        for client in (alice, bob, carol):
+            client.take()
+        alice.send("NOTICE #a :heads up", "NOTICE #A :\x01ACTION waves\x01")
+        expected = [
+            ("NOTICE", "alice!alice@irc.test", ["#a", "heads up"]),
+            # Shown as text, made safe as any text is.
+            ("NOTICE", "alice!alice@irc.test", ["#a", visible("\x01ACTION waves\x01")]),
+        ]
+        for client in (bob, alice):
+            self.assertEqual(
+                [(m.command, m.prefix, m.params) for m in client.take()], expected
+            )
+        self.assertEqual(carol.take(), [])
+
+    def test_noticeReachesNativeAsNotice(self) -> None:
+        """
+        A NOTICE from IRC to a channel and to a nick reaches a native user
+        as the native door's notice lines, not as messages.
+        """
+        alice = self.registered("alice")
+        alice.send("JOIN #lobby")
+        bob = self.native_client("bob")
+        alice.take()
+        alice.send("NOTICE #lobby :deploy at 5", "NOTICE bob :yours too")
+        self.network.settle()
+        self.assertEqual(
+            bob.client.take(), ["#lobby -alice- deploy at 5", "-alice- yours too"]
         )
 
     def test_topic(self) -> None:

@@ -97,6 +97,12 @@ class IRCDriver:
     def whisper(self, client: IRCClient, nick: str, text: str) -> None:
         self.send(client, f"PRIVMSG {nick} :{text}")
 
+    def notice(self, client: IRCClient, room: str, text: str) -> None:
+        self.send(client, f"NOTICE #{room} :{text}")
+
+    def private_notice(self, client: IRCClient, nick: str, text: str) -> None:
+        self.send(client, f"NOTICE {nick} :{text}")
+
     def quit(self, client: IRCClient, reason: str) -> None:
         self.send(client, f"QUIT :{reason}")
 
@@ -135,6 +141,22 @@ class IRCDriver:
     def is_private(self, seen: Message, sender: str, recipient: str, text: str) -> bool:
         return (
             seen.command == "PRIVMSG"
+            and nick_of(seen) == sender
+            and seen.params == [recipient, text]
+        )
+
+    def is_notice(self, seen: Message, room: str, nick: str, text: str) -> bool:
+        return (
+            seen.command == "NOTICE"
+            and nick_of(seen) == nick
+            and seen.params == [f"#{room}", text]
+        )
+
+    def is_private_notice(
+        self, seen: Message, sender: str, recipient: str, text: str
+    ) -> bool:
+        return (
+            seen.command == "NOTICE"
             and nick_of(seen) == sender
             and seen.params == [recipient, text]
         )

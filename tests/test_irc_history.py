@@ -124,6 +124,29 @@ class ChatHistoryMixin(_IRCCase):
         self.assertEqual(line.prefix, "alice!alice@irc.test")
         self.assertEqual(line.params, ["#room", "m9"])
 
+    def test_noticesAsNotices(self) -> None:
+        """
+        A notice said in the channel comes back in the batch as a NOTICE,
+        an action as a CTCP ACTION, a message as a PRIVMSG, in order, with
+        their tags and the batch's.
+        """
+        self.alice.send("NOTICE #room :heads up", "PRIVMSG #room :\x01ACTION waves\x01")
+        answer = self.ask(self.alice, "CHATHISTORY LATEST #room * 3")
+        reference = answer[0].params[0][1:]
+        lines = answer[1:-1]
+        self.assertEqual(
+            [(m.command, m.params) for m in lines],
+            [
+                ("PRIVMSG", ["#room", "m9"]),
+                ("NOTICE", ["#room", "heads up"]),
+                ("PRIVMSG", ["#room", "\x01ACTION waves\x01"]),
+            ],
+        )
+        for line in lines:
+            self.assertEqual(line.tags["batch"], reference)
+            self.assertIn("msgid", line.tags)
+        self.assertEqual(lines[1].prefix, "alice!alice@irc.test")
+
     def test_beforeAndAfter(self) -> None:
         """BEFORE and AFTER a msgid or a time, the reference excluded."""
         before = f"CHATHISTORY BEFORE #room msgid={self.ids[5]} 2"

@@ -22,7 +22,12 @@ from chatservice.chat import errors, events
 from chatservice.chat.errors import ChatError
 from chatservice.doors.line import ERROR_PREFIX
 from chatservice.doors.native.protocol import ChatFactory
-from chatservice.doors.native.render import REPLY, render, render_error
+from chatservice.doors.native.render import (
+    REPLY,
+    private_line,
+    render,
+    render_error,
+)
 from chatservice.testing import Connection, LineClient, Network
 from tests.behaviour import ChatBehaviourTests
 
@@ -135,6 +140,12 @@ class NativeDriver:
     def whisper(self, client: NativeClient, nick: str, text: str) -> None:
         self.send(client, f"/msg {nick} {text}")
 
+    def notice(self, client: NativeClient, room: str, text: str) -> None:
+        self.send(client, f"/notice #{room} {text}")
+
+    def private_notice(self, client: NativeClient, nick: str, text: str) -> None:
+        self.send(client, f"/notice {nick} {text}")
+
     def quit(self, client: NativeClient, reason: str) -> None:
         self.send(client, f"/quit {reason}")
 
@@ -175,6 +186,15 @@ class NativeDriver:
         # The recipient's line names the sender, the sender's copy the
         # recipient (docs/protocol.rst).
         return seen in (f"*{sender}* {text}", f"-> *{recipient}* {text}")
+
+    def is_notice(self, seen: str, room: str, nick: str, text: str) -> bool:
+        return seen == render(events.RoomMessage(room, nick, text, notice=True))
+
+    def is_private_notice(
+        self, seen: str, sender: str, recipient: str, text: str
+    ) -> bool:
+        sent = events.PrivateMessage(sender, recipient, text, notice=True)
+        return seen in (private_line(sent, True), private_line(sent, False))
 
     def is_joined(self, seen: str, room: str, nick: str) -> bool:
         return seen == render(events.Joined(room, nick))

@@ -122,6 +122,45 @@ class SharedHistoryTests(TestCase):
         self.assertEqual(said(replay), seen[-4:])
 
     @inlineCallbacks
+    def test_noticesKept(self) -> Generator[Deferred[Any], Any, None]:
+        """
+        A notice said on one node is kept in the room's stream as one and
+        read back as one on another node, a message and an action as no
+        notice; an entry written by a node of before notices (no
+        ``notice`` field) reads as no notice.
+        """
+        one, two = yield self.started(2)
+        alice, _ = yield one.member("alice")
+        _, bob_member = yield two.member("bob")
+        yield until(lambda: "bob" in one.hub.nicks, "bob known on one")
+        one.hub.say(alice, "plain")
+        one.hub.say(alice, "heads up", notice=True)
+        one.hub.say(alice, "waves", action=True)
+        yield until(heard(bob_member, "waves"), "bob heard all three")
+        self.redis.command(
+            "XADD", "chatservice:history:lobby", "*", "id", "old.1", "at", "1e9",
+            "room", "lobby", "nick", "zed", "text", "before", "action", "0",
+            "door", "irc",
+        )  # fmt: skip
+        kept = yield two.hub.history("lobby", 10)
+        self.assertEqual(
+            [(m.text, m.action, m.notice) for m in kept],
+            [
+                ("plain", False, False),
+                ("heads up", False, True),
+                ("waves", True, False),
+                ("before", False, False),
+            ],
+        )
+        delivered = [
+            m
+            for e in bob_member.events
+            for m in (e.messages if isinstance(e, events.RoomMessages) else (e,))
+            if isinstance(m, events.RoomMessage)
+        ]
+        self.assertEqual([m.notice for m in delivered], [False, True, False])
+
+    @inlineCallbacks
     def test_pagingAcrossNodes(self) -> Generator[Deferred[Any], Any, None]:
         """
         ``page()`` pages back and forth through the shared history on any

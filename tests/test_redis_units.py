@@ -178,6 +178,9 @@ class CodecTests(SynchronousTestCase):
             message,
             events.RoomMessages("lobby", (message, message)),
             events.PrivateMessage(nick, "bob", "42", id="n.2", at=at),
+            events.PrivateMessage(nick, "bob", text, True, id="n.4", at=at),
+            events.RoomMessage("lobby", nick, text, notice=True, id="n.5", at=at),
+            events.RoomMessage("lobby", nick, text, action=True, id="n.6", at=at),
             events.Joined("lobby", nick, id="n.3"),
             events.Parted("lobby", nick, text),
             events.Quit(nick, text),
@@ -209,6 +212,25 @@ class CodecTests(SynchronousTestCase):
         assert isinstance(back, events.RoomMessage)
         self.assertEqual((back.nick, back.text), ("x^[]0;", "^[[2J"))
 
+    def test_noticeFlag(self) -> None:
+        """
+        A notice travels as one (in a batch too); a frame from a node of
+        before notices, without the field, reads as no notice.
+        """
+        noticed = events.RoomMessage("lobby", "a", "x", notice=True, id="n.1")
+        batch = codec.decode(codec.encode(events.RoomMessages("lobby", (noticed,))))
+        assert isinstance(batch, events.RoomMessages)
+        self.assertTrue(batch.messages[0].notice)
+        old = {"t": "RoomMessage", "room": "lobby", "nick": "a", "text": "x"}
+        back = codec.decode({**old, "action": False})
+        assert isinstance(back, events.RoomMessage)
+        self.assertFalse(back.notice)
+        private = codec.decode(
+            {"t": "PrivateMessage", "sender": "a", "recipient": "b", "text": "x"}
+        )
+        assert isinstance(private, events.PrivateMessage)
+        self.assertFalse(private.notice)
+
     def test_refused(self) -> None:
         """What is no event of ours raises ValueError, whatever it is."""
         data: object
@@ -219,6 +241,16 @@ class CodecTests(SynchronousTestCase):
             {"t": "RoomMessage", "room": "x"},
             {"t": "RoomMessages", "room": "x", "messages": "no"},
             {"t": "RoomMessages", "room": "x", "messages": [{"t": "Quit"}]},
+            # A flag that is not true or false.
+            {"t": "RoomMessage", "room": "x", "nick": "a", "text": "b", "notice": 1},
+            {"t": "RoomMessage", "room": "x", "nick": "a", "text": "b", "action": "1"},
+            {
+                "t": "PrivateMessage",
+                "sender": "a",
+                "recipient": "b",
+                "text": "x",
+                "notice": "yes",
+            },
         ]:
             with self.assertRaises(ValueError):
                 codec.decode(data)

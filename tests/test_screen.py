@@ -152,6 +152,29 @@ class ChatViewTests(SynchronousTestCase):
         self.assertEqual(view.views["#dev"].unread, 0)
         self.assertTrue(shown(view)[-2].endswith("#dev <bob> one"))
 
+    def test_notices(self) -> None:
+        """
+        A room notice goes to its room's view (its sender a member, a
+        mention alerting), a private notice to the conversation with its
+        sender; a reply line is never taken for a private notice.
+        """
+        view = chat_view()
+        view.server_line(b"-!- alice has joined #dev")
+        view.switch("#lobby")
+        view.server_line(b"#dev -bob- deploy at five, alice")
+        self.assertEqual(view.views["#dev"].unread, 1)
+        self.assertIn("bob", view.views["#dev"].members.values())
+        self.assertTrue(view.alert)
+        view.server_line(b"#dev [2023-11-14 22:13:20] -bob- said before")
+        self.assertEqual(view.views["#dev"].unread, 2)
+        view.server_line(b"-carol- build done")
+        self.assertEqual(view.views["*carol"].unread, 1)
+        view.server_line(b"-> -carol- thanks")
+        self.assertEqual(len(view.views["*carol"].lines), 2)
+        view.server_line(b"--- 2 rooms")
+        self.assertNotIn("*-", view.views)
+        self.assertEqual(shown(view)[-1][6:], "--- 2 rooms")
+
     def test_statusLine(self):
         """The status line has the server, the nickname, the view, the state."""
         view = chat_view()

@@ -27,6 +27,7 @@ from chatservice.stores.base import (
     UnknownMessageError,
 )
 from chatservice.stores.memory import MemoryHistoryStore
+from chatservice.stores.schema import MIGRATIONS
 from chatservice.stores.sqlite import (
     APPLICATION_ID,
     PRUNE_EVERY,
@@ -182,6 +183,37 @@ class StoreTests(_TestCase):
         store.commit()
         (kept,) = self.successResultOf(store.recent("lobby", 5))
         self.assertTrue(kept.action)
+
+    def test_noticesKept(self) -> None:
+        """
+        A notice comes back as a notice, committed or not, and a message or
+        an action as no notice, whether one message was written or several.
+        """
+        store = self.makeStore()
+        said = [
+            events.RoomMessage("lobby", "bob", "heads up", notice=True, id="n", at=1),
+            events.RoomMessage("lobby", "bob", "plain", id="p", at=2),
+            events.RoomMessage("lobby", "bob", "waves", True, id="a", at=3),
+        ]
+        store.append(said[0])
+        self.assertEqual(self.kinds(store), [("heads up", False, True)])
+        store.commit()
+        self.assertEqual(self.kinds(store), [("heads up", False, True)])
+        for one in said[1:]:
+            store.append(one)
+        store.commit()
+        expected = [
+            ("heads up", False, True),
+            ("plain", False, False),
+            ("waves", True, False),
+        ]
+        self.assertEqual(self.kinds(store), expected)
+        self.assertEqual(self.kinds(self.reopen(store)), expected)
+
+    def kinds(self, store: HistoryStore) -> list[tuple[str, bool, bool]]:
+        """Each of the lobby's messages: its text, whether action, notice."""
+        page = self.successResultOf(store.page("lobby", 10))
+        return [(m.text, m.action, m.notice) for m in page]
 
     def test_perRoomLimit(self) -> None:
         """A room keeps its last ``per_room`` messages; others keep theirs."""
@@ -395,6 +427,86 @@ class SQLiteStoreTests(StoreTests, SynchronousTestCase):
         store = SQLiteHistoryStore(str(self.directory / "no" / "h.sqlite3"), self.clock)
         error = self.failureResultOf(store.start(), StoreError).value
         self.assertIn("cannot open", str(error))
+
+    def test_migratesVersion1File(self) -> None:
+        """
+        A file of schema version 1 (made with that version's schema, from
+        before notices) opens, is migrated to the current version, keeps
+        its messages, private messages, topics and bans, and reads its
+        messages back as what they were: none a notice.  What is said next
+        is kept with its notice flag.
+        """
+        with sqlite3.connect(self.path) as db:
+            db.executescript(MIGRATIONS[0])
+            db.execute("PRAGMA user_version = 1")
+            db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+            db.executemany(
+                "INSERT INTO messages (id, room, name, at, nick, text, action, door) "
+                "VALUES (?, 'lobby', 'Lobby', ?, 'bob', ?, ?, 'irc')",
+                [("old.1", EPOCH, "said", 0), ("old.2", EPOCH + 1, "waved", 1)],
+            )
+            db.execute(
+                "INSERT INTO private_messages (id, at, sender, recipient, text, door) "
+                "VALUES ('old.3', ?, 'bob', 'alice', 'psst', 'chat')",
+                (EPOCH,),
+            )
+            db.execute(
+                "INSERT INTO rooms (key, name, topic, topic_by, topic_at) "
+                "VALUES ('lobby', 'Lobby', 'welcome', 'bob', ?)",
+                (EPOCH,),
+            )
+            db.execute(
+                "INSERT INTO bans (key, target, until, reason, by) "
+                "VALUES ('mallory', 'mallory', NULL, 'spam', 'root')"
+            )
+            columns = [c[1] for c in db.execute("PRAGMA table_info(messages)")]
+            self.assertNotIn("notice", columns)
+        db.close()
+        store = self.makeStore(private=True)
+        with sqlite3.connect(self.path) as db:
+            self.assertEqual(db.execute("PRAGMA user_version").fetchone()[0], 2)
+            self.assertEqual(
+                db.execute("SELECT notice FROM private_messages").fetchall(), [(0,)]
+            )
+        db.close()
+        self.assertEqual(SCHEMA_VERSION, 2)
+        kept = self.successResultOf(store.recent("lobby", 10))
+        self.assertEqual(
+            [(m.id, m.room, m.nick, m.text, m.action, m.notice, m.at) for m in kept],
+            [
+                ("old.1", "Lobby", "bob", "said", False, False, EPOCH),
+                ("old.2", "Lobby", "bob", "waved", True, False, EPOCH + 1),
+            ],
+        )
+        self.assertEqual(
+            store.saved().topics, (SavedTopic("Lobby", "welcome", "bob", EPOCH),)
+        )
+        self.assertEqual([b.target for b in store.saved().bans], ["mallory"])
+        store.append(
+            events.RoomMessage(
+                "Lobby", "bob", "new", notice=True, id="n.1", at=EPOCH + 2
+            )
+        )
+        store.append_private(
+            events.PrivateMessage("bob", "alice", "hey", True, id="n.2", at=EPOCH + 2)
+        )
+        store.commit()
+        again = self.reopen(store)
+        self.assertEqual(
+            [
+                (m.text, m.notice)
+                for m in self.successResultOf(again.recent("lobby", 10))
+            ],
+            [("said", False), ("waved", False), ("new", True)],
+        )
+        with sqlite3.connect(self.path) as db:
+            self.assertEqual(
+                db.execute(
+                    "SELECT text, notice FROM private_messages ORDER BY seq"
+                ).fetchall(),
+                [("psst", 0), ("hey", 1)],
+            )
+        db.close()
 
     def test_migratesOlderFile(self) -> None:
         """An empty file (version 0) is given the schema, step by step."""

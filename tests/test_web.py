@@ -118,8 +118,20 @@ class RenderTests(SynchronousTestCase):
                 "nick": "bob",
                 "text": "<b>hi</b>",
                 "action": False,
+                "notice": False,
             },
         )
+
+    def test_notices(self) -> None:
+        """A room notice and a private notice say so; a message says it is none."""
+        (room,) = messages.render(events.RoomMessage("r", "a", "x", notice=True))
+        self.assertEqual(
+            (room["type"], room["notice"], room["action"]), ("message", True, False)
+        )
+        (private,) = messages.render(events.PrivateMessage("a", "b", "x", True))
+        self.assertEqual((private["type"], private["notice"]), ("private", True))
+        (plain,) = messages.render(events.PrivateMessage("a", "b", "x"))
+        self.assertFalse(plain["notice"])
 
     def test_batch(self) -> None:
         """Several messages of a turn are one JSON message each, in order."""
@@ -561,6 +573,53 @@ class ConversationTests(DoorTestCase):
         self.assertEqual(said, [("waves", True), ("/not a command", False)])
         seen = self.exchange(page, type="input", text="/nonsense")
         self.assertIn("unknown command /nonsense", seen[0]["text"])
+
+    def test_notices(self) -> None:
+        """
+        A page sends a notice to a room (``say`` with ``notice``) or a
+        member (``msg`` with ``notice``), or types ``/notice``; every side
+        gets it with ``"notice": true``; an action and a notice at once is
+        refused (``UsageError``) and sends nothing.
+        """
+        page, other = self.member("alice"), self.member("bob")
+        other.client.take()
+        self.exchange(page, type="say", room="lobby", text="one", notice=True)
+        self.exchange(page, type="msg", to="bob", text="two", notice=True)
+        self.exchange(page, type="input", text="/notice #lobby three")
+        self.exchange(page, type="input", text="/notice bob four")
+        self.exchange(page, type="say", room="lobby", text="five")
+        seen = other.client.take()
+        self.assertEqual(
+            [(m["type"], m["text"], m["notice"]) for m in seen],
+            [
+                ("message", "one", True),
+                ("private", "two", True),
+                ("message", "three", True),
+                ("private", "four", True),
+                ("message", "five", False),
+            ],
+        )
+        both = self.exchange(
+            page, type="say", room="lobby", text="x", action=True, notice=True
+        )
+        self.assertEqual(self.errors(both), ["UsageError"])
+        self.assertEqual(other.client.take(), [])
+        bad = self.exchange(page, type="say", room="lobby", text="x", notice="yes")
+        self.assertEqual(self.errors(bad), ["bad-field"])
+
+    def test_noticeInHistory(self) -> None:
+        """A notice replayed on joining a room carries ``"notice": true``."""
+        self.hub.store = MemoryHistoryStore(50, clock=self.clock.seconds)
+        bob = self.member("bob")
+        self.exchange(bob, type="join", room="games")
+        self.exchange(bob, type="say", room="games", text="heads up", notice=True)
+        self.exchange(bob, type="say", room="games", text="plain")
+        seen = self.exchange(self.member("alice"), type="join", room="games")
+        (history,) = [m for m in seen if m["type"] == "history"]
+        self.assertEqual(
+            [(m["text"], m["notice"]) for m in history["messages"]],
+            [("heads up", True), ("plain", False)],
+        )
 
     def test_roomOnJoin(self) -> None:
         """Joining a room answers with its topic and members."""

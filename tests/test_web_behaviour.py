@@ -64,6 +64,12 @@ class WebDriver:
     def whisper(self, client: WebClient, nick: str, text: str) -> None:
         self.send(client, type="msg", to=nick, text=text)
 
+    def notice(self, client: WebClient, room: str, text: str) -> None:
+        self.send(client, type="say", room=room, text=text, notice=True)
+
+    def private_notice(self, client: WebClient, nick: str, text: str) -> None:
+        self.send(client, type="msg", to=nick, text=text, notice=True)
+
     def quit(self, client: WebClient, reason: str) -> None:
         self.typed(client, f"/quit {reason}")
 
@@ -95,10 +101,24 @@ class WebDriver:
         )
 
     def is_message(self, seen: Any, room: str, nick: str, text: str) -> bool:
-        return _has(seen, "message", room=room, nick=nick, text=text, action=False)
+        return _has(
+            seen, "message", room=room, nick=nick, text=text, action=False, notice=False
+        )
 
     def is_private(self, seen: Any, sender: str, recipient: str, text: str) -> bool:
-        return _has(seen, "private", **{"from": sender, "to": recipient, "text": text})
+        facts = {"from": sender, "to": recipient, "text": text, "notice": False}
+        return _has(seen, "private", **facts)
+
+    def is_notice(self, seen: Any, room: str, nick: str, text: str) -> bool:
+        return _has(
+            seen, "message", room=room, nick=nick, text=text, action=False, notice=True
+        )
+
+    def is_private_notice(
+        self, seen: Any, sender: str, recipient: str, text: str
+    ) -> bool:
+        facts = {"from": sender, "to": recipient, "text": text, "notice": True}
+        return _has(seen, "private", **facts)
 
     def is_joined(self, seen: Any, room: str, nick: str) -> bool:
         return _has(seen, "joined", room=room, nick=nick)

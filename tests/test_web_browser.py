@@ -197,7 +197,8 @@ class ChatPageScenario:
         """
         A person on the page chats with native clients: messages both
         ways, markup shown as text (no element, no script), a private
-        message reaches only its recipient, and when the server restarts
+        message reaches only its recipient, a notice shows as one and
+        ``/notice`` typed sends one, and when the server restarts
         the page says so, reconnects on its own and rejoins its rooms.
         """
         assert isinstance(self, SynchronousTestCase)
@@ -235,6 +236,13 @@ class ChatPageScenario:
 
         self.type_line("/me waves at everyone")
         self.wait_text(".log li.message", "waves at everyone")
+        # A notice shows as one (-nick-), as text; /notice typed sends one.
+        bob.send("/notice #lobby deploy at <b>five</b>")
+        self.wait_text(".log li.said-notice .text", "deploy at <b>five</b>")
+        self.assertEqual(self.text_in(".log li.said-notice .nick"), ["-bob-"])
+        self.assertEqual(browser.find_elements(by.CSS_SELECTOR, "#logs b"), [])
+        self.type_line("/notice bob noted")
+        bob.expect("-alice- noted")
         screenshot = os.environ.get("CHATSERVICE_SCREENSHOT")
         if screenshot:
             self.saveScreenshot(Path(screenshot).resolve())

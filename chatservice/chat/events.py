@@ -47,12 +47,17 @@ class Event:
 
 @dataclass(frozen=True, slots=True)
 class RoomMessage(Event):
-    """A member said something in a room (``action``: said with ``/me``)."""
+    """
+    A member said something in a room: ``action``, said with ``/me``;
+    ``notice``, said as a notice (IRC's ``NOTICE``, ``/notice``), which no
+    client answers automatically.  Never both (:meth:`Hub.say` refuses).
+    """
 
     room: str
     nick: str
     text: str
     action: bool = False
+    notice: bool = False
     #: The door the sender spoke through (``"chat"``: the native door), for
     #: history; ``""`` when not known.  Not part of equality.
     door: str = field(default="", kw_only=True, compare=False, repr=False)
@@ -84,11 +89,15 @@ class History(Event):
 
 @dataclass(frozen=True, slots=True)
 class PrivateMessage(Event):
-    """A message from one member to another, delivered to both."""
+    """
+    A message from one member to another, delivered to both (``notice``:
+    sent as a notice, see :class:`RoomMessage`).
+    """
 
     sender: str
     recipient: str
     text: str
+    notice: bool = False
     #: The door the sender spoke through, for history (see RoomMessage).
     door: str = field(default="", kw_only=True, compare=False, repr=False)
 

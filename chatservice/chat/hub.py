@@ -39,6 +39,7 @@ from chatservice.chat.errors import (
     ServerFull,
     TooManyRooms,
     TopicTooLong,
+    UsageError,
 )
 from chatservice.chat.model import (
     Ban,
@@ -390,10 +391,27 @@ class Hub:
 
     # Messages
 
-    def say(self, session: Session, text: str, *, action: bool = False) -> Room:
-        """Say a line to the current room; every member hears it, sender too."""
+    def say(
+        self,
+        session: Session,
+        text: str,
+        *,
+        action: bool = False,
+        notice: bool = False,
+        room_name: str | None = None,
+    ) -> Room:
+        """
+        Say a line to the current room (or to ``room_name``, one the member
+        is in); every member hears it, sender too.  ``action``: said with
+        ``/me``; ``notice``: as a notice; not both.
+        """
         nick = self._require_nick(session)
-        room = self._current(session)
+        if action and notice:
+            raise UsageError("a line is an action or a notice, not both")
+        if room_name is None:
+            room = self._current(session)
+        else:
+            room = self._joined(session, room_name)
         now = self.clock()
         session.last_active = now
         message = events.RoomMessage(
@@ -401,6 +419,7 @@ class Hub:
             nick,
             visible(text),
             action,
+            notice,
             id=self.ids.next(),
             at=now,
             door=getattr(session.member, "door_name", ""),
@@ -457,8 +476,13 @@ class Hub:
         """Deliver the room messages the backend collected so far."""
         self.backend.flush()
 
-    def whisper(self, session: Session, nick: str, text: str) -> Session:
-        """Send a private message; only the recipient (and the sender) see it."""
+    def whisper(
+        self, session: Session, nick: str, text: str, *, notice: bool = False
+    ) -> Session:
+        """
+        Send a private message (``notice``: as a notice); only the
+        recipient (and the sender) see it.
+        """
         sender = self._require_nick(session)
         target = self.find(nick)
         assert target.nick is not None
@@ -468,6 +492,7 @@ class Hub:
             sender,
             target.nick,
             visible(text),
+            notice,
             id=self.ids.next(),
             at=now,
             door=getattr(session.member, "door_name", ""),

@@ -59,6 +59,8 @@ def _nick(nick: str) -> str:
 
 _ROOM_MESSAGE = re.compile(r"(#\S+) <([^\s>]+)>( .*)?")
 _ROOM_ACTION = re.compile(r"(#\S+) \* (\S+)( .*)?")
+_ROOM_NOTICE = re.compile(r"(#\S+) -(\S+)-( .*)?")
+_PRIVATE_NOTICE = re.compile(r"(-> )?-([^!\s-]\S*)-( .*)?")
 _PRIVATE_SENT = re.compile(r"-> \*([^\s*]+)\*( .*)?")
 _PRIVATE = re.compile(r"\*([^\s*]+)\*( .*)?")
 _PREFIXES = (
@@ -86,6 +88,15 @@ def colorize(text: str) -> str:
     if match is not None:
         room, nick, rest = match.groups()
         return f"{sgr(CYAN, room)} * {_nick(nick)}{rest or ''}"
+    match = _ROOM_NOTICE.fullmatch(text)
+    if match is not None:
+        room, nick, rest = match.groups()
+        return f"{sgr(CYAN, room)} -{_nick(nick)}-{rest or ''}"
+    match = _PRIVATE_NOTICE.fullmatch(text)
+    if match is not None:
+        sent, nick, rest = match.groups()
+        tail = sgr(MAGENTA, "-" + (rest or ""))
+        return f"{sgr(MAGENTA, (sent or '') + '-')}{_nick(nick)}{tail}"
     match = _PRIVATE_SENT.fullmatch(text)
     if match is not None:
         nick, rest = match.groups()

@@ -47,6 +47,11 @@ _USER_COMMANDS: dict[str, Command] = {
     ),
     "me": Command("ACTION", "say an action: /me waves", "do_me"),
     "msg": Command("NICK TEXT", "send a private message", "do_msg"),
+    "notice": Command(
+        "#ROOM|NICK TEXT",
+        "send a notice to a room you are in, or to a nick (never answered)",
+        "do_notice",
+    ),
     "whois": Command("NICK", "show a user's rooms and idle time", "do_whois"),
     "quit": Command("[MESSAGE]", "leave the chat", "do_quit"),
     "help": Command("[COMMAND]", "list commands, or explain one", "do_help"),
@@ -297,6 +302,17 @@ class ChatCommands:
             raise UsageError("usage: /msg NICK TEXT")
         assert self.session is not None
         self.factory.hub.whisper(self.session, nick, text)
+
+    def do_notice(self, args: str, name: str) -> None:
+        target, _, text = args.partition(" ")
+        if not target or not text.strip():
+            raise UsageError("usage: /notice #ROOM TEXT or /notice NICK TEXT")
+        assert self.session is not None
+        hub = self.factory.hub
+        if target.startswith("#"):
+            hub.say(self.session, text, notice=True, room_name=target)
+        else:
+            hub.whisper(self.session, target, text, notice=True)
 
     def do_whois(self, args: str, name: str) -> None:
         if not args:

@@ -52,7 +52,7 @@ def read_rows(
         parameters.append(found[0])
     order = "DESC" if latest else "ASC"
     rows: list[Row] = db.execute(
-        "SELECT id, room, name, at, nick, text, action, door FROM messages "
+        "SELECT id, room, name, at, nick, text, action, door, notice FROM messages "
         f"WHERE {' AND '.join(where)} ORDER BY seq {order} LIMIT ?",
         (*parameters, count),
     ).fetchall()

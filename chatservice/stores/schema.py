@@ -20,7 +20,7 @@ from chatservice.stores.base import Saved, SavedTopic
 #: ``PRAGMA application_id`` of a chatservice history file ("chat").
 APPLICATION_ID = 0x63686174
 #: The schema this code writes; :data:`MIGRATIONS` leads to it.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 #: ``MIGRATIONS[n]`` takes a file from version ``n`` to ``n + 1``.
 MIGRATIONS: tuple[str, ...] = (
     """
@@ -60,17 +60,23 @@ MIGRATIONS: tuple[str, ...] = (
         by TEXT NOT NULL
     );
     """,
+    # 2: notices (IRC's NOTICE, /notice); what a file of version 1 kept
+    # was said before there were any, so none of it is one.
+    """
+    ALTER TABLE messages ADD COLUMN notice INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE private_messages ADD COLUMN notice INTEGER NOT NULL DEFAULT 0;
+    """,
 )
 
 _INSERT_MESSAGES = (
-    "INSERT INTO messages (id, room, name, at, nick, text, action, door) "
+    "INSERT INTO messages (id, room, name, at, nick, text, action, door, notice) "
 )
-_MESSAGE_VALUES = "(?, ?, ?, ?, ?, ?, ?, ?)"
+_MESSAGE_VALUES = "(?, ?, ?, ?, ?, ?, ?, ?, ?)"
 INSERT_MESSAGE = _INSERT_MESSAGES + "VALUES " + _MESSAGE_VALUES
 INSERT_ROOM = "INSERT INTO rooms (key, name) VALUES (?, ?) ON CONFLICT DO NOTHING"
 INSERT_PRIVATE = (
-    "INSERT INTO private_messages (id, at, sender, recipient, text, door) "
-    "VALUES (?, ?, ?, ?, ?, ?)"
+    "INSERT INTO private_messages (id, at, sender, recipient, text, door, notice) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?)"
 )
 SET_TOPIC = (
     "INSERT INTO rooms (key, name, topic, topic_by, topic_at) VALUES (?, ?, ?, ?, ?) "
@@ -84,11 +90,11 @@ ADD_BAN = (
 REMOVE_BAN = "DELETE FROM bans WHERE key = ?"
 
 #: A message row as :data:`INSERT_MESSAGE` takes it.
-Row = tuple[str, str, str, float, str, str, int, str]
+Row = tuple[str, str, str, float, str, str, int, str, int]
 
 
 #: Message rows one statement of :func:`write_batch` inserts at most
-#: (8 parameters each, far below SQLite's limit of 32,766).
+#: (9 parameters each, far below SQLite's limit of 32,766).
 ROWS_PER_STATEMENT = 64
 
 

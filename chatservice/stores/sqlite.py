@@ -1,6 +1,6 @@
 """
 History in an SQLite file (``--history sqlite:PATH``, the default): room
-messages and actions, topics, bans, the rooms that have either, and private
+messages, actions and notices, topics, bans, the rooms that have either, and private
 messages only if asked (``--history-private``).  ``docs/history.rst`` says
 what is on disk and what a crash or a power loss can lose.
 
@@ -343,6 +343,7 @@ class SQLiteHistoryStore:
                 message.text,
                 int(message.action),
                 message.door,
+                int(message.notice),
             )
         )
         if (
@@ -364,6 +365,7 @@ class SQLiteHistoryStore:
                         message.recipient,
                         message.text,
                         message.door,
+                        int(message.notice),
                     ),
                 )
             )
@@ -691,5 +693,7 @@ class SQLiteHistoryStore:
 
 
 def _message(row: tuple[Any, ...]) -> events.RoomMessage:
-    id_, _, name, at, nick, text, action, door = row
-    return events.RoomMessage(name, nick, text, bool(action), id=id_, at=at, door=door)
+    id_, _, name, at, nick, text, action, door, notice = row
+    return events.RoomMessage(
+        name, nick, text, bool(action), bool(notice), id=id_, at=at, door=door
+    )

@@ -31,6 +31,9 @@ _FIELDS: dict[type[events.Event], tuple[str, ...]] = {
     for kind in TYPES.values()
 }
 
+#: The fields that are true or false (a frame without one: false).
+_FLAGS = frozenset({"action", "notice"})
+
 
 def encode(event: events.Event) -> dict[str, Any]:
     """An event as a JSON-able dictionary."""
@@ -59,6 +62,9 @@ def decode(data: object) -> events.Event:
             if not isinstance(value, list):
                 raise ValueError("messages: not a list")
             value = tuple(_message(item) for item in value)
+        elif name in _FLAGS:
+            if not isinstance(value, bool):
+                raise ValueError(f"{name}: not true or false: {value!r:.80}")
         elif isinstance(value, str):
             value = visible(value)
         arguments[name] = value

@@ -41,7 +41,8 @@ if TYPE_CHECKING:
     from chatservice.backends.redis.backend import Item, RedisBackend
 
 #: The fields of a stream entry, in the order the script takes them.
-FIELDS = ("id", "at", "room", "nick", "text", "action", "door")
+#: An entry written before notices has no ``notice``: not a notice.
+FIELDS = ("id", "at", "room", "nick", "text", "action", "door", "notice")
 
 
 @dataclass(frozen=True)
@@ -91,6 +92,7 @@ def keep_arguments(
                 str(message["text"]),
                 "1" if message.get("action") else "0",
                 str(message.get("door", "")),
+                "1" if message.get("notice") else "0",
             ]
     return keys, arguments
 
@@ -103,6 +105,7 @@ def message_from(fields: list[Any]) -> events.RoomMessage:
         visible(entry["nick"]),
         visible(entry["text"]),
         entry.get("action") == "1",
+        entry.get("notice") == "1",
         id=entry["id"],
         at=float(entry["at"]),
         door=visible(entry.get("door", "")),

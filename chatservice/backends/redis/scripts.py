@@ -62,11 +62,12 @@ return 1
 #: frame, the cap (messages per room), the oldest stream id kept (``""``:
 #: any age), ``1`` for a replayed frame (``0``: not), then for each key how
 #: many messages and, for each, its id, time, room, nickname, text, action
-#: (``1``/``0``) and door.  Appends them and then publishes the frame, at
-#: once: a node that gets the frame finds its messages in the history
-#: already.  A replayed frame may have been kept already (its reply lost
-#: with the connection): its messages whose id the stream's newest entries
-#: have are not appended again.  Answers PUBLISH's answer.
+#: (``1``/``0``), door and notice (``1``/``0``).  Appends them and then
+#: publishes the frame, at once: a node that gets the frame finds its
+#: messages in the history already.  A replayed frame may have been kept
+#: already (its reply lost with the connection): its messages whose id the
+#: stream's newest entries have are not appended again.  Answers PUBLISH's
+#: answer.
 KEEP_AND_PUBLISH = """
 local at = 6
 for k = 1, #KEYS do
@@ -87,9 +88,9 @@ for k = 1, #KEYS do
       redis.call('XADD', KEYS[k], 'MAXLEN', '~', ARGV[3], '*',
         'id', ARGV[at], 'at', ARGV[at + 1], 'room', ARGV[at + 2],
         'nick', ARGV[at + 3], 'text', ARGV[at + 4], 'action', ARGV[at + 5],
-        'door', ARGV[at + 6])
+        'door', ARGV[at + 6], 'notice', ARGV[at + 7])
     end
-    at = at + 7
+    at = at + 8
   end
   if ARGV[4] ~= '' then redis.call('XTRIM', KEYS[k], 'MINID', '~', ARGV[4]) end
 end

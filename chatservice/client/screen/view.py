@@ -29,11 +29,13 @@ SERVER_VIEW = ""
 _TIME_TAG = re.compile(r"@time=(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(\.\d+)?Z ")
 
 
-_ROOM_LINE = re.compile(r"#(\S+) (?:<([^\s>]+)>|\* (\S+))( .*)?")
+#: A room's line: a message (<nick>), an action (* nick) or a notice (-nick-).
+_ROOM_LINE = re.compile(r"#(\S+) (?:<([^\s>]+)>|\* (\S+)|-(\S+)-)( .*)?")
 _HISTORY_LINE = re.compile(
-    r"#(\S+) \[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)\] (<[^\s>]+>|\* \S+)( .*)?"
+    r"#(\S+) \[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)\] (<[^\s>]+>|\* \S+|-\S+-)( .*)?"
 )
-_PRIVATE = re.compile(r"(-> )?\*([^\s*]+)\*( .*)?")
+#: A private message (*nick*) or notice (-nick-), received or sent (->).
+_PRIVATE = re.compile(r"(-> )?(?:\*([^\s*]+)\*|-([^!\s-]\S*)-)( .*)?")
 _JOINED = re.compile(r"-!- (\S+) has joined #(\S+)")
 _LEFT = re.compile(r"-!- (\S+) has left #(\S+)")
 _QUIT = re.compile(r"-!- (\S+) has quit")
@@ -207,7 +209,8 @@ class ChatView:
         match = _ROOM_LINE.fullmatch(text) or _HISTORY_LINE.fullmatch(text)
         if match is None or match.re is _HISTORY_LINE:
             return False
-        speaker, body = match.group(2) or match.group(3), match.group(4) or ""
+        speaker = match.group(2) or match.group(3) or match.group(4)
+        body = match.group(5) or ""
         if self.is_me(speaker):
             return False
         pattern = r"(?<![\w-])" + re.escape(self.nick) + r"(?![\w-])"
@@ -233,13 +236,13 @@ class ChatView:
             if match is not None:
                 room = match.group(1)
                 view = self.view(room_view(room), "#" + room)
-                nick = match.group(2) or match.group(3)
+                nick = match.group(2) or match.group(3) or match.group(4)
                 if pattern is _ROOM_LINE and nick:
                     view.members.setdefault(name_key(nick), nick)
                 return room_view(room)
         match = _PRIVATE.fullmatch(text)
         if match is not None:
-            nick = match.group(2)
+            nick = match.group(2) or match.group(3)
             self.view(private_view(nick), "*" + nick)
             return private_view(nick)
         return self._track_notice(text) or self._track_reply(text)

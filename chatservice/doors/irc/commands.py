@@ -256,9 +256,9 @@ def _talk(connection: IRCProtocol, message: Message, notice: bool) -> None:
                         )
                     continue
                 session.current = room
-                hub.say(session, text, action=action)
+                hub.say(session, text, action=action, notice=notice)
             else:
-                hub.whisper(session, target, text)
+                hub.whisper(session, target, text, notice=notice)
         except ChatError as error:
             if not notice:
                 connection.refuse(numeric_for(error, name))

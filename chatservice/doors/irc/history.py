@@ -37,7 +37,7 @@ from chatservice.chat.errors import InvalidRoom
 from chatservice.chat.names import check_room
 from chatservice.doors.irc.commands import command
 from chatservice.doors.irc.message import Message, format_message
-from chatservice.doors.irc.render import mask
+from chatservice.doors.irc.render import mask, shown_as
 from chatservice.stores.base import Position, UnknownMessageError
 
 if TYPE_CHECKING:
@@ -231,11 +231,11 @@ def send_batch(
         tags = style.tags(said)
         if batched:
             tags = f"batch={reference};{tags}" if tags else f"batch={reference}"
-        body = f"\x01ACTION {said.text}\x01" if said.action else said.text
+        command, body = shown_as(said)
         lines.append(
             format_message(
                 mask(said.nick, server),
-                "PRIVMSG",
+                command,
                 f"#{said.room}",
                 body,
                 tags=tags,

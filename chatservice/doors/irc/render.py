@@ -20,6 +20,18 @@ def mask(nick: str, host: str) -> str:
     return f"{nick}!{nick}@{host}"
 
 
+def shown_as(message: events.RoomMessage) -> tuple[str, str]:
+    """
+    The command and text that show a room message: ``NOTICE`` for a
+    notice, else ``PRIVMSG`` (an action as a CTCP ``ACTION``).
+    """
+    if message.notice:
+        return "NOTICE", message.text
+    if message.action:
+        return "PRIVMSG", f"\x01ACTION {message.text}\x01"
+    return "PRIVMSG", message.text
+
+
 #: The reason of a ``QUIT`` that shows a kick (``Kicked`` has no room: the
 #: kicked member leaves the whole chat, as with ``KILL``).
 KICKED = "Kicked by {by}"
@@ -59,13 +71,16 @@ class Style:
         """The message (terminated) that shows an event to every recipient."""
         host = self.server
         match event:
-            case events.RoomMessage(room=room, nick=nick, text=text, action=action):
-                body = f"\x01ACTION {text}\x01" if action else text
-                return self.line(event, mask(nick, host), "PRIVMSG", f"#{room}", body)
+            case events.RoomMessage(room=room, nick=nick):
+                command, body = shown_as(event)
+                return self.line(event, mask(nick, host), command, f"#{room}", body)
             case events.RoomMessages(messages=messages):
                 return "".join(self.render(message) for message in messages)
-            case events.PrivateMessage(sender=sender, recipient=recipient, text=text):
-                return self.line(event, mask(sender, host), "PRIVMSG", recipient, text)
+            case events.PrivateMessage(
+                sender=sender, recipient=recipient, text=text, notice=notice
+            ):
+                command = "NOTICE" if notice else "PRIVMSG"
+                return self.line(event, mask(sender, host), command, recipient, text)
             case events.Joined(room=room, nick=nick):
                 return self.line(event, mask(nick, host), "JOIN", f"#{room}")
             case events.Parted(room=room, nick=nick, reason=reason):

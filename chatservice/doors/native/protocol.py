@@ -35,6 +35,7 @@ from chatservice.doors.native.render import (
     WIRE,
     encode,
     encode_timed,
+    private_line,
     render_error,
     time_tag,
 )
@@ -178,10 +179,7 @@ class ChatProtocol(ChatCommands, MemberProtocol):
 
     def _private_line(self, event: events.PrivateMessage) -> bytes:
         mine = self.session is not None and self.session.nick == event.recipient
-        if mine:
-            line = f"*{event.sender}* {event.text}\r\n"
-        else:
-            line = f"-> *{event.recipient}* {event.text}\r\n"
+        line = private_line(event, received=mine) + "\r\n"
         if self.timestamps:
             line = time_tag(event.at) + line
         return line.encode("utf-8")

@@ -4,10 +4,14 @@ Every line starts with a marker saying what it is (``docs/protocol.rst``)::
 
     #ROOM <NICK> TEXT        a message in a room
     #ROOM * NICK TEXT        an action (/me) in a room
+    #ROOM -NICK- TEXT        a notice (/notice, IRC's NOTICE) in a room
     #ROOM [TIME] <NICK> TEXT history: a message said before (replay, /history)
     #ROOM [TIME] * NICK TEXT history: an action
+    #ROOM [TIME] -NICK- TEXT history: a notice
     *NICK* TEXT              a private message to you
     -> *NICK* TEXT           a private message you sent
+    -NICK- TEXT              a private notice to you
+    -> -NICK- TEXT           a private notice you sent
     -!- TEXT                 a notice: joins, parts, renames, topics, kicks
     *** TEXT                 an announcement to everyone, shutdown
     --- TEXT                 the answer to a command
@@ -32,10 +36,8 @@ WIRE = "line"
 def render(event: events.Event) -> str:
     """The line that shows an event to every recipient alike."""
     match event:
-        case events.RoomMessage(room=room, nick=nick, text=text, action=False):
-            return f"#{room} <{nick}> {text}"
-        case events.RoomMessage(room=room, nick=nick, text=text):
-            return f"#{room} * {nick} {text}"
+        case events.RoomMessage(room=room, text=text):
+            return f"#{room} {speaker(event)} {text}"
         case events.Joined(room=room, nick=nick):
             return f"{NOTICE}{nick} has joined #{room}"
         case events.Parted(room=room, nick=nick, reason=reason):
@@ -66,9 +68,28 @@ def render_history(message: events.RoomMessage) -> str:
     in brackets, then the nick and text as live.
     """
     when = history_time(message.at)
+    return f"#{message.room} [{when}] {speaker(message)} {message.text}"
+
+
+def speaker(message: events.RoomMessage) -> str:
+    """Who said a room message, and how: ``<NICK>``, ``* NICK``, ``-NICK-``."""
+    if message.notice:
+        return f"-{message.nick}-"
     if message.action:
-        return f"#{message.room} [{when}] * {message.nick} {message.text}"
-    return f"#{message.room} [{when}] <{message.nick}> {message.text}"
+        return f"* {message.nick}"
+    return f"<{message.nick}>"
+
+
+def private_line(message: events.PrivateMessage, received: bool) -> str:
+    """
+    A private message (or notice) as its recipient sees it (``received``),
+    or as the sender's copy: ``*NICK* TEXT``, ``-> *NICK* TEXT``; a notice
+    ``-NICK- TEXT``, ``-> -NICK- TEXT``.
+    """
+    mark = "-" if message.notice else "*"
+    if received:
+        return f"{mark}{message.sender}{mark} {message.text}"
+    return f"-> {mark}{message.recipient}{mark} {message.text}"
 
 
 def _because(reason: str) -> str:

@@ -22,10 +22,15 @@ _STRING, _BOOL, _INT = "string", "boolean", "integer"
 CLIENT_MESSAGES: dict[str, dict[str, tuple[str, bool]]] = {
     "nick": {"nick": (_STRING, True)},
     "input": {"text": (_STRING, True), "room": (_STRING, False)},
-    "say": {"room": (_STRING, True), "text": (_STRING, True), "action": (_BOOL, False)},
+    "say": {
+        "room": (_STRING, True),
+        "text": (_STRING, True),
+        "action": (_BOOL, False),
+        "notice": (_BOOL, False),
+    },
     "join": {"room": (_STRING, True)},
     "part": {"room": (_STRING, True), "reason": (_STRING, False)},
-    "msg": {"to": (_STRING, True), "text": (_STRING, True)},
+    "msg": {"to": (_STRING, True), "text": (_STRING, True), "notice": (_BOOL, False)},
     "topic": {"room": (_STRING, True), "topic": (_STRING, True)},
     "history": {
         "room": (_STRING, True),
@@ -129,6 +134,7 @@ def _message(message: events.RoomMessage) -> dict[str, Any]:
         "nick": message.nick,
         "text": message.text,
         "action": message.action,
+        "notice": message.notice,
     }
 
 
@@ -147,8 +153,11 @@ def render(event: events.Event) -> list[dict[str, Any]]:
                     "messages": [_message(m) for m in messages],
                 }
             ]
-        case events.PrivateMessage(sender=sender, recipient=recipient, text=text):
-            kind, facts = "private", {"from": sender, "to": recipient, "text": text}
+        case events.PrivateMessage(
+            sender=sender, recipient=recipient, text=text, notice=notice
+        ):
+            kind = "private"
+            facts = {"from": sender, "to": recipient, "text": text, "notice": notice}
         case events.Joined(room=room, nick=nick):
             kind, facts = "joined", {"room": room, "nick": nick}
         case events.Parted(room=room, nick=nick, reason=reason):

@@ -240,13 +240,19 @@ class WebMember(ChatCommands, HubMember, ConnectionPolicy):
                 session,
                 request.text("text"),
                 action=request.fields.get("action", False),
+                notice=request.fields.get("notice", False),
             )
         elif kind == "join":
             self.join_room(request.text("room"))
         elif kind == "part":
             hub.part(session, request.text("room"), request.text("reason"))
         elif kind == "msg":
-            hub.whisper(session, request.text("to"), request.text("text"))
+            hub.whisper(
+                session,
+                request.text("to"),
+                request.text("text"),
+                notice=request.fields.get("notice", False),
+            )
         elif kind == "topic":
             hub.set_topic(session, request.text("topic"), request.text("room"))
         elif kind == "history":

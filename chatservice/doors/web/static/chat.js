@@ -122,6 +122,7 @@
       const conversation = open("@" + other, other, "private");
       add(conversation, messageItem(conversation, {
         id: event.id, at: event.at, nick: event.from, text: event.text, action: false,
+        notice: event.notice,
       }, false));
     },
     joined(event) {
@@ -343,7 +344,10 @@
     const nick = document.createElement("span");
     nick.className = "nick";
     nick.style.color = colour(message.nick);
-    nick.textContent = message.action ? "* " + message.nick : message.nick;
+    // A notice (IRC's NOTICE, /notice) shows as -nick-, as IRC clients do.
+    if (message.notice) item.classList.add("said-notice");
+    nick.textContent = message.notice ? "-" + message.nick + "-"
+      : message.action ? "* " + message.nick : message.nick;
     const text = document.createElement("span");
     text.className = "text";
     linkify(text, message.text);
