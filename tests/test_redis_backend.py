@@ -222,6 +222,49 @@ class RedisBackendTests(TestCase):
         )
 
     @inlineCallbacks
+    def test_claimDuringResyncWaits(self) -> Generator[Deferred[Any], Any, None]:
+        """
+        A nickname claimed on a node while it reads the chat from Redis
+        (just connected, or back from an outage) waits for the reading to
+        end: the member then sees the members of the other nodes, and its
+        own node's hash in Redis has it (the resynchronisation rewrites that
+        hash from the members it knew when it began).
+        """
+        (one,) = yield self.nodes(1)
+        yield one.member("alice")
+        two = Node(self, self.redis.url)
+        claims: list[Deferred[str]] = []
+        at_claim: list[tuple[bool, bool]] = []
+        link_up = two.backend._link_up
+
+        def up_then_claim() -> None:
+            link_up()  # the resynchronisation begins: its first command sent
+            self.assertTrue(two.backend.liveness.syncing)
+            session = two.hub.connect(FakeMember())
+            claim = two.hub.set_nick(session, "carol")
+
+            def granted(nick: str) -> str:
+                # What the member sees the moment it has its nickname.
+                liveness = two.backend.liveness
+                at_claim.append((liveness.syncing, "alice" in two.hub.nicks))
+                return nick
+
+            claims.append(claim.addCallback(granted))
+
+        two.backend.link._on_up = up_then_claim
+        two.backend.start()
+        yield until(lambda: bool(claims), "two connected")
+        nick = yield claims[0]
+        self.assertEqual(nick, "carol")
+        self.assertEqual(at_claim, [(False, True)])
+        # The hash is written at the end of the turn.
+        yield task.deferLater(reactor, 0.05, lambda: None)
+        members = yield two.backend.command(
+            "HGETALL", two.backend.key("members", two.backend.node)
+        )
+        self.assertIn('"carol"', " ".join(str(m) for m in members))
+
+    @inlineCallbacks
     def test_privateMessageAndWhois(self) -> Generator[Deferred[Any], Any, None]:
         """
         A member finds one of another node (/whois), whispers to it; only the

@@ -278,6 +278,12 @@ class RedisBackend:
             return fail(refusal)
         if not self.liveness.usable:
             return fail(Unavailable())
+        if self.liveness.syncing:
+            # Claimed once the chat is read again (Liveness.when_synced).
+            synced = self.liveness.when_synced()
+            return synced.addCallback(
+                lambda _: self.claim_nick(session, nick, key, looks)
+            )
         sid = self.sid_for(session)
         claimed = self.evaluate(scripts.CLAIM, self.nick_keys(key, looks), [sid])
 

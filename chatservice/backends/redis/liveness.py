@@ -30,7 +30,7 @@ import json
 from collections.abc import Generator
 from typing import TYPE_CHECKING, Any
 
-from twisted.internet.defer import Deferred, gatherResults, inlineCallbacks
+from twisted.internet.defer import Deferred, gatherResults, inlineCallbacks, succeed
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
@@ -73,11 +73,33 @@ class Liveness:
         #: When the link came up last (``None``: it is down).
         self.up_since: float | None = None
         self.syncing = False
+        #: Who waits for the resynchronisation to end (:meth:`when_synced`).
+        self._waiting: list[Deferred[None]] = []
 
     @property
     def usable(self) -> bool:
         """Whether Redis can be used now."""
         return self.backend.link.up
+
+    def when_synced(self) -> Deferred[None]:
+        """
+        Fires once no resynchronisation is running (at once if none is), its
+        end a success or not.  A nickname claimed meanwhile waits for it: a
+        member registered halfway would be missing from the members' hash
+        the resynchronisation rewrites, and would see a chat whose other
+        nodes are not read yet.
+        """
+        if not self.syncing:
+            return succeed(None)
+        waiting: Deferred[None] = Deferred()
+        self._waiting.append(waiting)
+        return waiting
+
+    def _synced(self) -> None:
+        self.syncing = False
+        waiting, self._waiting = self._waiting, []
+        for deferred in waiting:
+            deferred.callback(None)
 
     def start(self) -> None:
         self._beat.start(self.liveness / 3, now=False)
@@ -166,11 +188,11 @@ class Liveness:
         self._resync().addErrback(self._resync_failed)
 
     def _resync_failed(self, failure: Any) -> None:
-        self.syncing = False
         held, self.backend.held = self.backend.held or [], None
         for frame in held:
             frames.apply(self.backend, frame)
         self.log.failure("shared state: reading the chat from Redis", failure)
+        self._synced()
 
     @inlineCallbacks
     def _resync(self) -> Generator[Deferred[Any], Any, None]:
@@ -246,7 +268,6 @@ class Liveness:
                 count=len(replay),
                 dropped=dropped,
             )
-        self.syncing = False
         self.up_since = b.reactor.seconds()
         held, b.held = b.held or [], None
         for _entry_id, fields in replayed or []:
@@ -257,6 +278,7 @@ class Liveness:
                 continue
         for frame in held:
             frames.apply(b, frame)
+        self._synced()
 
     def _restore_redis(self) -> Deferred[Any]:
         """A Redis without our chat (new, or it lost its data): give it ours."""
