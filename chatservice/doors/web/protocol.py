@@ -97,8 +97,10 @@ class WebMember(ChatCommands, HubMember, ConnectionPolicy):
         self.wire = wire
         self.factory = factory
         self.transport = wire.transport
-        #: Requests read and not handled yet (input held), in order.
-        self._inbox: deque[bytes | None] = deque()
+
+    #: Requests read and not handled yet (input held), in order; made on
+    #: first use (an empty deque is 0.7 KiB: memory per client).
+    _inbox: deque[bytes | None] | None = None
 
     # Life cycle
 
@@ -162,6 +164,8 @@ class WebMember(ChatCommands, HubMember, ConnectionPolicy):
             return
         self.last_input = self.factory.clock.seconds()
         self.inputCompleted()
+        if self._inbox is None:
+            self._inbox = deque()
         self._inbox.append(payload)
         self.inputReleased()
 
@@ -170,15 +174,19 @@ class WebMember(ChatCommands, HubMember, ConnectionPolicy):
         flood = self._flood
         if flood is not None:
             flood.refill(self.factory.clock.seconds())
+        inbox = self._inbox
+        if inbox is None:
+            return
         self.outbox.begin_read()
         try:
-            inbox = self._inbox
             while inbox and not (self.paused or self.closing):
                 if flood is not None and not flood.take():
                     self.throttle(flood)
                     continue  # held now (or closing): the loop ends
                 self.handle(inbox.popleft())
         finally:
+            if not inbox:
+                del self._inbox  # back to none
             self.outbox.end_read()
 
     def handle(self, payload: bytes | None) -> None:
@@ -380,7 +388,19 @@ class WebWire(WebSocketServerProtocol):
     #: (:mod:`.gate`): released if the connection ends before that.
     visitor: ConnectionPolicy | None = None
 
+    #: What autobahn keeps of the handshake, not read once open (memory
+    #: per client).
+    HANDSHAKE_LEFTOVERS: ClassVar[tuple[str, ...]] = (
+        "http_request_data",
+        "http_headers",
+        "http_status_line",
+        "http_response_data",
+        "http_request_params",
+    )
+
     def onOpen(self) -> None:
+        for name in self.HANDSHAKE_LEFTOVERS:
+            setattr(self, name, None)
         member = self.member = WebMember(self, self.factory.door)
         member.admitConnection()
 
