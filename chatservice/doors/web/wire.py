@@ -144,7 +144,8 @@ class WebWire:
             if isinstance(event, (TextMessage, BytesMessage)):
                 self._piece(event, member)
             elif isinstance(event, Ping):
-                member.outbox.write(bytes(ws.send(event.response())))
+                if ws.state is ConnectionState.OPEN:  # none after a close
+                    member.outbox.write(bytes(ws.send(event.response())))
             elif isinstance(event, Pong):
                 member.awaiting_pong = False
             elif isinstance(event, CloseConnection):
@@ -198,7 +199,8 @@ class WebWire:
         if ws.state is ConnectionState.REMOTE_CLOSING:
             # The page closes: answered with its own code (RFC 6455,
             # 5.5.1), then the TCP connection is closed.
-            member.closeWebSocket(bytes(ws.send(event.response())), "closed by page")
+            answer = bytes(ws.send(event.response()))
+            member.closeWebSocket(answer, "connection closed")
         elif ws.state is ConnectionState.OPEN:
             # What came could not be parsed (wsproto says so as a close of
             # its own, with the code: 1002, 1007 for text not UTF-8).
