@@ -113,7 +113,7 @@ class WebWire:
         self.door = door
         self._ws = ws
         self.transport: Any = None
-        #: The page's chat side, made once connected.
+        #: The page's chat side, made once connected (``makeConnection``).
         self.member: WebMember | None = None
         #: The HTTP connection's admission until the member takes it over
         #: (:mod:`.gate`, ``WebFactory.admit``).
@@ -154,10 +154,8 @@ class WebWire:
                 break  # nothing more is read from a page being closed
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
-        if self.member is not None:
+        if self.member is not None:  # it has the visitor's place by now
             self.member.connectionLost(reason)
-        elif self.visitor is not None:
-            self.visitor.connectionLost(reason)
 
     # Reading
 
