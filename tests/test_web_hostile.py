@@ -396,6 +396,9 @@ class BadRequestTests(WebHostileTestCase):
             self.assertEqual(status, expected)
             self.assertEqual(headers.get("sec-websocket-version"), version)
             self.assertIn(b"WebSocket upgrade refused", body)
+            if version is not None:
+                self.assertIn(b"version '7' is not spoken here", body)
+                self.assertIn(b" 426 Upgrade Required\r\n", connection.client.data)
             self.assertEqual(headers["connection"], "close")
             self.clock.advance(self.limits.close_grace)
             self.network.settle()

@@ -34,7 +34,7 @@ from twisted.web.server import NOT_DONE_YET, Request, Site
 from chatservice.conn.limits import Limits
 from chatservice.doors.web.gate import WebChannel
 from chatservice.doors.web.protocol import WebFactory
-from chatservice.doors.web.wire import UpgradeRefusedError, accept
+from chatservice.doors.web.wire import UPGRADE_REQUIRED, UpgradeRefusedError, accept
 
 #: The files of the page, by path, with their media types.
 STATIC_FILES = {
@@ -225,7 +225,11 @@ class WebSocketResource(DoorResource):
             request.setHeader("Connection", "close")
             channel.persistent = False
             return self._refuse(
-                request, refused.status, f"WebSocket upgrade refused: {refused.why}"
+                request,
+                refused.status,
+                f"WebSocket upgrade refused: {refused.why}",
+                # Twisted has no reason phrase of its own for 426.
+                b"Upgrade Required" if refused.status == UPGRADE_REQUIRED else None,
             )
         wire = self.door.buildWire(ws)
         if isinstance(channel, WebChannel):
@@ -247,8 +251,10 @@ class WebSocketResource(DoorResource):
         transport.resumeProducing()  # HTTPChannel paused it for the request
         return NOT_DONE_YET
 
-    def _refuse(self, request: Request, code: int, why: str) -> bytes:
-        request.setResponseCode(code)
+    def _refuse(
+        self, request: Request, code: int, why: str, phrase: bytes | None = None
+    ) -> bytes:
+        request.setResponseCode(code, phrase)
         request.setHeader("Content-Type", "text/plain; charset=utf-8")
         return why.encode("utf-8") + b"\n"
 

@@ -52,6 +52,8 @@ PING = bytes(_FRAMER.send(Ping()))
 
 #: Close codes (RFC 6455, 7.4): a message over the size limit.
 MESSAGE_TOO_BIG = 1009
+#: The answer to an upgrade of a WebSocket version other than 13.
+UPGRADE_REQUIRED = 426
 
 
 def frame(text: str) -> bytes:
@@ -89,10 +91,17 @@ def accept(
         answer = handshake.send(AcceptConnection())
     except RemoteProtocolError as error:
         hint = error.event_hint
-        if isinstance(hint, RejectConnection):
-            status, extra = hint.status_code, list(hint.headers)
-            raise UpgradeRefusedError(status, extra, str(error)) from None
-        raise UpgradeRefusedError(400, [], str(error)) from None
+        if not isinstance(hint, RejectConnection):
+            raise UpgradeRefusedError(400, [], str(error)) from None
+        why = str(error)
+        if hint.status_code == UPGRADE_REQUIRED:
+            # wsproto says "Missing header" for a version it does not speak.
+            given = {n.lower(): v for n, v in headers}[b"sec-websocket-version"]
+            why = (
+                f"WebSocket version {given.decode('latin-1')!r} is not spoken "
+                "here: this door speaks 13"
+            )
+        raise UpgradeRefusedError(hint.status_code, list(hint.headers), why) from None
     except (ProtocolError, h11.ProtocolError) as error:
         raise UpgradeRefusedError(400, [], str(error)) from None
     connection = handshake.connection
