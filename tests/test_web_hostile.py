@@ -379,15 +379,27 @@ class BadRequestTests(WebHostileTestCase):
 
     def test_badUpgrade(self) -> None:
         """
-        An upgrade autobahn refuses (no key, wrong version) is answered 400
-        and leaves nothing counted once the connection is gone.
+        An upgrade wsproto refuses is answered, saying why, and closed,
+        leaving nothing counted once the connection is gone: no key is a
+        400, a version other than 13 a 426 naming the version the door
+        speaks (RFC 6455, 4.4).
         """
-        for extra in ("", "Sec-WebSocket-Version: 7\r\nSec-WebSocket-Key: x\r\n"):
+        for extra, expected, version in (
+            ("Sec-WebSocket-Version: 13\r\n", 400, None),
+            ("Sec-WebSocket-Version: 7\r\nSec-WebSocket-Key: x\r\n", 426, "13"),
+        ):
             connection = self.raw(
                 data="GET /ws HTTP/1.1\r\nHost: chat.test\r\nUpgrade: websocket\r\n"
                 f"Connection: Upgrade\r\n{extra}\r\n"
             )
-            self.assertEqual(self.status(connection), 400)
+            status, headers, body = connection.client.response()
+            self.assertEqual(status, expected)
+            self.assertEqual(headers.get("sec-websocket-version"), version)
+            self.assertIn(b"WebSocket upgrade refused", body)
+            if version is not None:
+                self.assertIn(b"version '7' is not spoken here", body)
+                self.assertIn(b" 426 Upgrade Required\r\n", connection.client.data)
+            self.assertEqual(headers["connection"], "close")
             self.clock.advance(self.limits.close_grace)
             self.network.settle()
             self.assertTrue(connection.closed)

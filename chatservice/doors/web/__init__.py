@@ -4,7 +4,8 @@ The web door: a chat page served by ``twisted.web`` and its WebSocket at
 
 - :mod:`.messages`: the JSON protocol (requests in, events out);
 - :mod:`.protocol`: a page's connection, a hub member on the shared
-  connection policy (autobahn frames it);
+  connection policy;
+- :mod:`.wire`: its WebSocket (wsproto: the handshake, framing, closing);
 - :mod:`.site`: the HTTP side (static files, headers, the upgrade);
 - ``static/``: the page (HTML, CSS, JavaScript; no build step).
 """

@@ -136,7 +136,7 @@ class HTTPVisitor(Connection):
         """
         An HTTP error response, when a request is being sent (or nothing
         was admitted); a keep-alive connection between requests is closed
-        without one, and an upgraded one belongs to autobahn.
+        without one, and an upgraded one belongs to the WebSocket.
         """
         channel = self.channel
         if channel.transport is None or not (channel.receiving or not self.admitted):

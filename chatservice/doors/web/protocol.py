@@ -2,9 +2,10 @@
 The web door's connections: a page's WebSocket, a member of the hub like
 a native or IRC client (``docs/web.rst``).
 
-Two objects per connection.  :class:`WebWire` is autobahn's WebSocket
-protocol on the TCP transport: framing, the handshake, the message size
-limit.  :class:`WebMember` is the chat side, on the connection policy every
+Two objects per connection.  :class:`~.wire.WebWire` is the WebSocket
+protocol on the TCP transport (wsproto's state machine: framing, the
+handshake, the close handshake; the message size limit).
+:class:`WebMember` is the chat side, on the connection policy every
 door shares (:mod:`chatservice.conn`: admission, the outbox and its send
 queue, flood control, the idle sweep, closing) and the ``/commands`` of the
 native door (:mod:`chatservice.doors.commands`): it reads JSON requests
@@ -21,17 +22,10 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerProtocol
-from autobahn.websocket.protocol import PreparedMessage
 from twisted.internet.defer import Deferred
-from twisted.internet.interfaces import (
-    IAddress,
-    IDelayedCall,
-    IReactorTime,
-    ISSLTransport,
-)
-from twisted.internet.protocol import connectionDone
+from twisted.internet.interfaces import IDelayedCall, IReactorTime, ISSLTransport
 from twisted.python.failure import Failure
+from wsproto.connection import Connection as WebSocketConnection
 
 from chatservice.chat import events
 from chatservice.chat.errors import ChatError, NickRequired, NotInRoom, UsageError
@@ -47,17 +41,10 @@ from chatservice.doors.member import HubFactory, HubMember, member_limits
 from chatservice.doors.operations import Operations
 from chatservice.doors.web import messages
 from chatservice.doors.web.messages import BadMessageError, Request
+from chatservice.doors.web.wire import PING, WebWire, frame
 
 #: The wire name under which events keep their frames.
 WIRE = "websocket"
-
-
-def frame(text: str) -> bytes:
-    """One WebSocket text message, framed (unmasked: server to client)."""
-    prepared = PreparedMessage(
-        text.encode("utf-8"), isBinary=False, applyMask=False, doNotCompress=True
-    )
-    return bytes(prepared.payloadHybi)
 
 
 def frame_event(event: events.Event) -> bytes:
@@ -97,8 +84,10 @@ class WebMember(ChatCommands, HubMember, ConnectionPolicy):
         self.wire = wire
         self.factory = factory
         self.transport = wire.transport
-        #: Requests read and not handled yet (input held), in order.
-        self._inbox: deque[bytes | None] = deque()
+
+    #: Requests read and not handled yet (input held), in order; made on
+    #: first use (an empty deque is 0.7 KiB: memory per client).
+    _inbox: deque[str | None] | None = None
 
     # Life cycle
 
@@ -107,6 +96,9 @@ class WebMember(ChatCommands, HubMember, ConnectionPolicy):
         if refusal is not None:
             self.closeRefused(refusal)
             return
+        # On TLS, the handshake was done before the HTTP request was read:
+        # backpressure holds input from now on (Connection.sendBlocked).
+        self.handshakeCompleted()
         self.send({"type": "hello", "server": "chatservice", "door": "web"})
 
     late_message = "no nickname chosen within {timeout:g} s; closing"
@@ -145,23 +137,47 @@ class WebMember(ChatCommands, HubMember, ConnectionPolicy):
     farewell_code: str = "closing"
 
     def sendFarewell(self, message: str, error: bool) -> None:
-        """The last message, then the WebSocket's own close, in that order."""
-        self.send(
-            {"type": "bye", "text": message, "error": error, "code": self.farewell_code}
-        )
-        self.outbox.flush()
-        # 4000: a close of this application's own (RFC 6455, 7.4.2); the
-        # page reconnects after 1000 (shutdown) and not after 4000.
-        self.wire.sendClose(4000 if error else 1000)
+        """
+        The last message (none when empty), then the WebSocket's close
+        frame, in that order and behind whatever waits in the outbox.
+        """
+        if message:
+            self.send(
+                {
+                    "type": "bye",
+                    "text": message,
+                    "error": error,
+                    "code": self.farewell_code,
+                }
+            )
+        close_frame = self.__dict__.pop("_close_frame", None)
+        if close_frame is None:
+            # 4000: a close of this application's own (RFC 6455, 7.4.2); the
+            # page reconnects after 1000 (shutdown) and not after 4000.
+            close_frame = self.wire.closeFrame(4000 if error else 1000)
+        self.outbox.write(close_frame)
+
+    def closeWebSocket(self, close_frame: bytes, reason: str) -> None:
+        """
+        Close with this close frame and no ``bye`` (the page's own close
+        answered, a protocol error, a message too big); ``reason`` is what
+        the page's rooms hear.
+        """
+        if self.closing:
+            return
+        self._close_frame = close_frame  # an instance entry only until sent
+        self.close("", reason=reason)
 
     # Input
 
-    def messageReceived(self, payload: bytes | None) -> None:
+    def messageReceived(self, payload: str | None) -> None:
         """A text message (``None``: a binary one) read from the page."""
         if self.closing:
             return
         self.last_input = self.factory.clock.seconds()
         self.inputCompleted()
+        if self._inbox is None:
+            self._inbox = deque()
         self._inbox.append(payload)
         self.inputReleased()
 
@@ -170,18 +186,22 @@ class WebMember(ChatCommands, HubMember, ConnectionPolicy):
         flood = self._flood
         if flood is not None:
             flood.refill(self.factory.clock.seconds())
+        inbox = self._inbox
+        if inbox is None:
+            return
         self.outbox.begin_read()
         try:
-            inbox = self._inbox
             while inbox and not (self.paused or self.closing):
                 if flood is not None and not flood.take():
                     self.throttle(flood)
                     continue  # held now (or closing): the loop ends
                 self.handle(inbox.popleft())
         finally:
+            if not inbox:
+                del self._inbox  # back to none
             self.outbox.end_read()
 
-    def handle(self, payload: bytes | None) -> None:
+    def handle(self, payload: str | None) -> None:
         """Act on one message from the page; a bad one gets an error."""
         if payload is None:
             self.send(
@@ -193,7 +213,7 @@ class WebMember(ChatCommands, HubMember, ConnectionPolicy):
             )
             return
         try:
-            request = messages.parse(payload.decode("utf-8"))
+            request = messages.parse(payload)
             self.check_lengths(request)
             self.act(request)
         except BadMessageError as error:
@@ -377,64 +397,6 @@ class WebMember(ChatCommands, HubMember, ConnectionPolicy):
             return False
 
 
-class WebWire(WebSocketServerProtocol):
-    """autobahn's WebSocket protocol for one page; the chat is its member."""
-
-    factory: WebSocketFactory
-    member: WebMember | None = None
-    #: The HTTP connection's admission until the member takes it over
-    #: (:mod:`.gate`): released if the connection ends before that.
-    visitor: ConnectionPolicy | None = None
-
-    def onOpen(self) -> None:
-        member = self.member = WebMember(self, self.factory.door)
-        member.admitConnection()
-
-    def onMessage(self, payload: bytes, isBinary: bool) -> None:
-        # Messages' payloads: the WebSocket framing is autobahn's to read.
-        self.factory.door.counters.bytes_in += len(payload)
-        if self.member is not None:
-            self.member.messageReceived(None if isBinary else payload)
-
-    def onPong(self, payload: bytes) -> None:
-        if self.member is not None:
-            self.member.awaiting_pong = False
-
-    def connectionLost(self, reason: Failure = connectionDone) -> None:
-        super().connectionLost(reason)
-        if self.member is not None:
-            self.member.connectionLost(reason)
-        elif self.visitor is not None:  # the handshake failed
-            self.visitor.connectionLost(reason)
-
-
-class WebSocketFactory(WebSocketServerFactory):
-    """autobahn's side: builds :class:`WebWire` with the door's limits."""
-
-    protocol = WebWire  # type: ignore[assignment]
-
-    def __init__(self, door: WebFactory) -> None:
-        super().__init__(reactor=door.clock)
-        self.door = door
-        size = door.settings.max_message
-        self.setProtocolOptions(
-            maxFramePayloadSize=size,
-            maxMessagePayloadSize=size,
-            # The connection policy closes, aborts and pings on the door's
-            # clock (chatservice.conn); autobahn's own timers stay off.
-            openHandshakeTimeout=0,
-            closeHandshakeTimeout=0,
-            autoPingInterval=0,
-            # A protocol error (invalid UTF-8, a message too big) is said
-            # with its close code (1007, 1009) before the connection ends.
-            failByDrop=False,
-            # Every event is framed once for all its recipients: no
-            # per-connection compression.
-            perMessageCompressionAccept=lambda offers: None,
-            webStatus=False,
-        )
-
-
 class WebFactory(HubFactory, ConnectionFactory):
     """The web door's members: counted, swept, pinged, closed on shutdown."""
 
@@ -455,15 +417,16 @@ class WebFactory(HubFactory, ConnectionFactory):
         super().__init__(member_limits(limits, settings.nick_timeout), clock)
         self.settings = settings
         self.joinChat(hub, authenticator, operations)
-        self.websocket = WebSocketFactory(self)
         self._ping_call: IDelayedCall | None = None
 
-    def buildWire(self, addr: IAddress) -> WebWire:
-        """The WebSocket protocol for one upgraded connection."""
-        wire = self.websocket.buildProtocol(addr)
-        assert isinstance(wire, WebWire)
+    def buildWire(self, ws: WebSocketConnection) -> WebWire:
+        """The protocol of one upgraded connection, on wsproto's ``ws``."""
         self._watch()
-        return wire
+        return WebWire(self, ws)
+
+    def buildMember(self, wire: WebWire) -> WebMember:
+        """The chat side of a page's WebSocket, once open."""
+        return WebMember(wire, self)
 
     def admit(self, connection: ConnectionPolicy) -> Refusal | None:
         """
@@ -474,7 +437,7 @@ class WebFactory(HubFactory, ConnectionFactory):
             wire = connection.wire
             visitor = wire.visitor
             if visitor is not None:
-                del wire.visitor  # no reference left: memory per client
+                wire.visitor = None  # no reference left: memory per client
                 self.handOver(visitor, connection)
                 return None
         return super().admit(connection)
@@ -501,7 +464,7 @@ class WebFactory(HubFactory, ConnectionFactory):
                 member.transport.abortConnection()
                 continue
             member.awaiting_pong = True
-            member.wire.sendPing()
+            member.outbox.write(PING)
         if self.connections:
             self._watch()
 

@@ -12,8 +12,9 @@ WebSocket at ``/ws``, and nothing else.
 - Any other path is a 404, any method other than GET or HEAD a 405.
 - ``/ws`` checks the ``Origin`` (the page's own unless allowed by
   ``--web-allow-origin``: another site's page must not chat as its
-  visitor) and hands the connection to autobahn
-  (:class:`~chatservice.doors.web.protocol.WebWire`).
+  visitor), has wsproto answer the upgrade (a refusal is an HTTP answer
+  of the door's own, saying why) and hands the connection over to the
+  WebSocket (:class:`~chatservice.doors.web.wire.WebWire`).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from twisted.web.server import NOT_DONE_YET, Request, Site
 from chatservice.conn.limits import Limits
 from chatservice.doors.web.gate import WebChannel
 from chatservice.doors.web.protocol import WebFactory
+from chatservice.doors.web.wire import UPGRADE_REQUIRED, UpgradeRefusedError, accept
 
 #: The files of the page, by path, with their media types.
 STATIC_FILES = {
@@ -209,7 +211,27 @@ class WebSocketResource(DoorResource):
         transport: Any = channel.transport
         if transport is None:
             return self._refuse(request, 400, "the connection is gone")
-        wire = self.door.buildWire(transport.getPeer())
+        headers = [
+            (name, value)
+            for name, values in request.requestHeaders.getAllRawHeaders()
+            for value in values
+        ]
+        try:
+            ws, answer = accept(headers, request.uri)
+        except UpgradeRefusedError as refused:
+            # The client asked for a WebSocket, not this: answered, closed.
+            for name, value in refused.headers:
+                request.responseHeaders.addRawHeader(name, value)
+            request.setHeader("Connection", "close")
+            channel.persistent = False
+            return self._refuse(
+                request,
+                refused.status,
+                f"WebSocket upgrade refused: {refused.why}",
+                # Twisted has no reason phrase of its own for 426.
+                b"Upgrade Required" if refused.status == UPGRADE_REQUIRED else None,
+            )
+        wire = self.door.buildWire(ws)
         if isinstance(channel, WebChannel):
             # The connection's admission goes on with the WebSocket: its
             # member takes the place (WebFactory.admit), deadline running.
@@ -224,17 +246,15 @@ class WebSocketResource(DoorResource):
             transport.wrappedProtocol = wire
         else:
             transport.protocol = wire
+        transport.write(answer)  # the 101, then the page's member says hello
         wire.makeConnection(transport)
         transport.resumeProducing()  # HTTPChannel paused it for the request
-        # autobahn does the handshake: it reads the request again, as sent.
-        head = [request.method + b" " + request.uri + b" HTTP/1.1"]
-        for name, values in request.requestHeaders.getAllRawHeaders():
-            head.extend(name + b": " + value for value in values)
-        wire.dataReceived(b"\r\n".join(head) + b"\r\n\r\n")
         return NOT_DONE_YET
 
-    def _refuse(self, request: Request, code: int, why: str) -> bytes:
-        request.setResponseCode(code)
+    def _refuse(
+        self, request: Request, code: int, why: str, phrase: bytes | None = None
+    ) -> bytes:
+        request.setResponseCode(code, phrase)
         request.setHeader("Content-Type", "text/plain; charset=utf-8")
         return why.encode("utf-8") + b"\n"
 
