@@ -15,11 +15,16 @@ import socket
 import ssl
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from twisted.trial.unittest import SynchronousTestCase
 
 from tests.support import LOOPBACK, Process, free_port, temp_dir, wait_for
+
+if TYPE_CHECKING:
+    from chatservice.backends.redis import RedisBackend
 
 #: Seconds redis-server has to answer after it starts.
 START_TIMEOUT = 20.0
@@ -197,3 +202,28 @@ class RedisServer:
 
     def path(self) -> Path:
         return self.directory
+
+
+#: Seconds the real reactor may run for one wait before the test fails.
+REDIS_WAIT = 10.0
+
+
+def spin(condition: Callable[[], bool], timeout: float = REDIS_WAIT) -> None:
+    """
+    Run the real reactor (where the Redis client lives) until ``condition``
+    holds, for a test on a fake clock; fail after ``timeout`` seconds.
+    """
+    from twisted.internet import reactor
+
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("Redis never answered")
+        reactor.iterate(0.001)
+
+
+def stop_backend(backend: RedisBackend) -> None:
+    """Stop a backend and run the reactor until it has (a test's clean-up)."""
+    done: list[object] = []
+    backend.stop().addBoth(done.append)
+    spin(lambda: bool(done))

@@ -12,7 +12,6 @@ web door (replay on join).
 from __future__ import annotations
 
 import re
-import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -34,7 +33,7 @@ from chatservice.doors.web.site import WebSite
 from chatservice.stores.memory import MemoryHistoryStore
 from chatservice.stores.sqlite import SQLiteHistoryStore
 from chatservice.testing import Network, turn_hub
-from tests.redis_support import RedisServer
+from tests.redis_support import RedisServer, spin, stop_backend
 from tests.support import temp_dir
 from tests.test_irc_behaviour import IRCClient, IRCDriver
 from tests.test_native_behaviour import NativeClient, NativeDriver
@@ -42,8 +41,6 @@ from tests.test_web_behaviour import WebClient, WebDriver
 
 SERVER = "irc.test"
 LIMITS = Limits(flood_rate=0)
-#: Seconds the Redis tests let the reactor run for one wait.
-REDIS_WAIT = 10.0
 #: A replayed line of the native door, its time taken out.
 REPLAYED = re.compile(r"#(\S+) \[[^]]+\] (.*)")
 
@@ -379,26 +376,13 @@ class RedisNoticeReplayTests(NoticeReplayMixin, SynchronousTestCase):
         hub.store = store
         self.backend.set_barrier(store.commit)
         self.backend.start()
-        self.addCleanup(self._stop)
-        self._spin(lambda: self.backend.link.up and self.backend.idle)
+        self.addCleanup(stop_backend, self.backend)
+        spin(lambda: self.backend.link.up and self.backend.idle)
         return hub
-
-    def _stop(self) -> None:
-        stopped = self.backend.stop()
-        done: list[object] = []
-        stopped.addBoth(done.append)
-        self._spin(lambda: bool(done))
-
-    def _spin(self, condition: Callable[[], bool]) -> None:
-        deadline = time.monotonic() + REDIS_WAIT
-        while not condition():
-            if time.monotonic() > deadline:
-                raise AssertionError("Redis never answered")
-            reactor.iterate(0.001)
 
     def wait(self, done: Callable[[], bool]) -> None:
         def settled() -> bool:
             self.network.settle()
             return done()
 
-        self._spin(settled)
+        spin(settled)

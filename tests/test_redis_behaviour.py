@@ -13,21 +13,15 @@ also runs until everything the node said has come back from Redis
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
-
 from twisted.internet import reactor
 
 from chatservice.backends.redis import RedisBackend, parse_redis_url
 from chatservice.chat.hub import Hub
 from chatservice.conn.turns import end_of_turn
 from tests.behaviour import ChatBehaviourTests
-from tests.redis_support import RedisServer
+from tests.redis_support import RedisServer, spin, stop_backend
 from tests.test_irc_behaviour import IRCBehaviourTests
 from tests.test_native_behaviour import NativeBehaviourTests
-
-#: Seconds the reactor may run for one settling before the test fails.
-SETTLE_TIMEOUT = 10.0
 
 
 class RedisHubMixin(ChatBehaviourTests):
@@ -47,23 +41,10 @@ class RedisHubMixin(ChatBehaviourTests):
         self.hub = Hub(clock=self.clock.seconds, backend=self.backend)
         self.backend.attach(self.hub)
         self.backend.start()
-        self.addCleanup(self._stop)
-        self._spin(lambda: self.backend.link.up and self.backend.idle)
+        self.addCleanup(stop_backend, self.backend)
+        spin(lambda: self.backend.link.up and self.backend.idle)
         self.driver = self.makeDriver()
         self.lobby = self.hub.default_room
-
-    def _stop(self) -> None:
-        stopped = self.backend.stop()
-        done: list[object] = []
-        stopped.addBoth(done.append)
-        self._spin(lambda: bool(done))
-
-    def _spin(self, condition: Callable[[], bool]) -> None:
-        deadline = time.monotonic() + SETTLE_TIMEOUT
-        while not condition():
-            if time.monotonic() > deadline:
-                raise AssertionError("Redis never answered")
-            reactor.iterate(0.001)
 
     def _settle(self) -> None:
         network = self.network
@@ -77,9 +58,7 @@ class RedisHubMixin(ChatBehaviourTests):
                     return
             # What is on its way to or from Redis (what is still to be
             # published goes at the next end of turn, in network.settle).
-            self._spin(
-                lambda: self.backend.waiting == 0 and self.backend.in_flight == 0
-            )
+            spin(lambda: self.backend.waiting == 0 and self.backend.in_flight == 0)
         raise AssertionError("the chat never settled")
 
     def seen(self, client: object) -> list[object]:
