@@ -247,16 +247,25 @@ class ChatHistoryMixin(_IRCCase):
         self.assertEqual([m.tags for m in answer], [{}, {}])
 
     def test_capAndIsupport(self) -> None:
-        """With a store, CAP LS offers draft/chathistory and 005 says the limit."""
+        """
+        With a store, CAP LS offers draft/chathistory and 005 says the limit;
+        its tokens take two 005 lines, none over 13 tokens (15 parameters).
+        """
         client = self.connect()
         client.send("CAP LS 302")
         (ls,) = [m for m in client.take() if m.command == "CAP"]
         self.assertIn("draft/chathistory", ls.params[2].split())
         self.assertIn("batch", ls.params[2].split())
         client.send("NICK carol", "USER c 0 * :c", "CAP END")
-        (isupport,) = [m for m in client.take() if m.command == "005"]
-        self.assertIn("CHATHISTORY=500", isupport.params)
-        self.assertIn("MSGREFTYPES=msgid,timestamp", isupport.params)
+        lines = [m for m in client.take() if m.command == "005"]
+        self.assertEqual(len(lines), 2)
+        for line in lines:
+            self.assertLessEqual(len(line.params), 15)
+            self.assertEqual(line.params[-1], "are supported by this server")
+        tokens = [token for line in lines for token in line.params[1:-1]]
+        self.assertIn("CHATHISTORY=500", tokens)
+        self.assertIn("MSGREFTYPES=msgid,timestamp", tokens)
+        self.assertIn("WHOX", tokens)
 
     def test_noReplayOnJoin(self) -> None:
         """An IRC client that joins gets no replay: it asks with CHATHISTORY."""

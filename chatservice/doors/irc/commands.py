@@ -30,6 +30,7 @@ CAPABILITIES = (
     "message-tags",
     "multi-prefix",
     "server-time",
+    "userhost-in-names",
 )
 
 #: Commands before registration, and those that need it.
@@ -158,6 +159,9 @@ def nick(connection: IRCProtocol, message: Message) -> None:
 def user(connection: IRCProtocol, message: Message) -> None:
     if connection.registered or connection._user is not None:
         connection.numeric(r.ERR_ALREADYREGISTERED, "You may not reregister")
+        return
+    if not message.params[3]:  # an empty real name: not enough, as RFC 2812
+        connection.numeric(r.ERR_NEEDMOREPARAMS, "USER", "Not enough parameters")
         return
     connection._user = message.params[0]
     connection.try_register()
@@ -299,6 +303,10 @@ def _prefixed(session: Session) -> str:
 def names_of(connection: IRCProtocol, room: Room) -> None:
     channel = f"#{room.name}"
     nicks = [_prefixed(s) for s in room.members if s.nick]
+    if "userhost-in-names" in connection.caps:
+        # nick!user@host, as in every event's prefix (the user is the nick).
+        server = connection.factory.settings.server_name
+        nicks = [f"{entry}!{entry.lstrip('@')}@{server}" for entry in nicks]
     line: list[str] = []
     # What the line's names take, kept as they come: every join answers
     # with the names of its channel, of thousands of members in a large one.
@@ -356,18 +364,23 @@ def mode(connection: IRCProtocol, message: Message) -> None:
         if letters == "b":
             connection.numeric(r.RPL_ENDOFBANLIST, channel, "End of channel ban list")
             return
-        for letter in letters:
+        adding = True
+        for letter in changes:
             if letter in "+-":
-                continue
-            if letter == "o":
+                adding = letter == "+"
+            elif letter == "n" and adding:
+                continue  # +n is always set: nothing changes, nothing to say
+            elif letter == "o":
                 connection.numeric(
                     r.ERR_CHANOPRIVSNEEDED,
                     channel,
                     "Channel operators are the server's operators (OPER)",
                 )
+                return
             else:
-                connection.numeric(r.ERR_UNKNOWNMODE, letter, "is an unknown mode")
-            return
+                text = "is fixed (+n)" if letter == "n" else "is an unknown mode"
+                connection.numeric(r.ERR_UNKNOWNMODE, letter, text)
+                return
         return
     if fold(target) != fold(session.nick or ""):
         if fold(target) not in hub.nicks:

@@ -219,7 +219,10 @@ class IRCProtocol(MemberProtocol):
     def lineReceived(self, line: bytes) -> None:
         self._ping_sent = False
         tags = line.split(b" ", 1)[0] if line.startswith(b"@") else b""
-        if len(line) - len(tags) > MAX_MESSAGE - 2 + (1 if tags else 0):
+        # Either part too long: the tags (with their space) past MAX_TAGS,
+        # or the message past MAX_MESSAGE (its CR LF counted).
+        message = len(line) - len(tags) - (1 if tags else 0) + 2
+        if len(tags) + 1 > MAX_TAGS or message > MAX_MESSAGE:
             self.numeric(r.ERR_INPUTTOOLONG, "Input line was too long")
             return
         super().lineReceived(line)
@@ -365,7 +368,10 @@ class IRCFactory(LineFactory):
         return self.styles[index]
 
     def isupport(self) -> list[tuple[str, ...]]:
-        """The ISUPPORT tokens, in lines of at most a dozen."""
+        """
+        The ISUPPORT tokens, in lines of at most a dozen (a message has at
+        most 15 parameters: the nick, 13 tokens at most, the text).
+        """
         config = self.hub.config
         tokens: tuple[str, ...] = (
             "CASEMAPPING=rfc8265",
@@ -387,7 +393,7 @@ class IRCFactory(LineFactory):
                 *tokens,
                 "MSGREFTYPES=msgid,timestamp",
             )
-        return [tokens]
+        return [tokens[i : i + 12] for i in range(0, len(tokens), 12)]
 
 
 def read_password(path: str) -> str:
