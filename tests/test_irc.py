@@ -680,6 +680,41 @@ class CommandTests(IRCCase):
         )
         self.assertEqual([p[1] for c, p in seen if c == "315"], ["#a", "BO*"])
 
+    def test_userAndRealName(self) -> None:
+        """
+        WHOIS, WHO and WHOX show the user name and real name the client gave
+        in USER: the user name kept to letters, digits and ``._-``, the real
+        name with its control characters made visible; a member of another
+        door has its nickname for both.
+        """
+        alice = self.connect()
+        alice.send("NICK alice", "USER a@l!i~c.e_1 0 * :Alice \x1b[31mLiddell")
+        self.assertIn("001", alice.commands())
+        self.native_client("bob")
+        alice.send("WHOIS alice", "WHOIS bob", "WHO alice", "WHO bob %nur")
+        seen = self.numerics(alice.take())
+        self.assertEqual(
+            [p[1:] for c, p in seen if c == "311"],
+            [
+                ["alice", "alic.e_1", SERVER, "*", "Alice ^[[31mLiddell"],
+                ["bob", "bob", SERVER, "*", "bob"],
+            ],
+        )
+        (who,) = [p for c, p in seen if c == "352"]
+        self.assertEqual((who[2], who[-1]), ("alic.e_1", "0 Alice ^[[31mLiddell"))
+        self.assertEqual(
+            [p[1:] for c, p in seen if c == "354"], [["bob", "bob", "bob"]]
+        )
+
+    def test_userNameOfNothingSafe(self) -> None:
+        """A user name with nothing safe in it is shown as ``~``."""
+        alice = self.connect()
+        alice.send("NICK alice", "USER @@@ 0 * :Alice")
+        self.assertIn("001", alice.commands())
+        alice.send("WHOIS alice")
+        (whois,) = [p for c, p in self.numerics(alice.take()) if c == "311"]
+        self.assertEqual(whois[2], "~")
+
     def test_whoOperatorsOnly(self) -> None:
         """``WHO mask o`` lists only operators."""
         alice, bob = self.registered("alice"), self.registered("bob")

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from chatservice.chat.errors import ChatError, NickInUse, NoSuchNick
 from chatservice.chat.model import Room, Session
 from chatservice.chat.names import check_nick, fold
+from chatservice.chat.text import visible
 from chatservice.doors.irc import render as r
 from chatservice.doors.irc.message import Message, cut
 from chatservice.doors.irc.render import numeric_for
@@ -75,6 +76,12 @@ def dispatch(connection: IRCProtocol, message: Message) -> None:
     except ChatError as error:
         if name != "NOTICE":  # never an automatic reply to a NOTICE
             connection.refuse(numeric_for(error, name))
+
+
+#: The longest user name and real name kept from ``USER`` (ISUPPORT
+#: ``USERLEN``; a longer real name is cut).
+MAX_USER_NAME = 16
+MAX_REAL_NAME = 100
 
 
 def _room_of(target: str) -> str:
@@ -157,14 +164,25 @@ def nick(connection: IRCProtocol, message: Message) -> None:
 
 @command("USER", 4, registered=False)
 def user(connection: IRCProtocol, message: Message) -> None:
-    if connection.registered or connection._user is not None:
+    if connection.registered or connection.user_name is not None:
         connection.numeric(r.ERR_ALREADYREGISTERED, "You may not reregister")
         return
     if not message.params[3]:  # an empty real name: not enough, as RFC 2812
         connection.numeric(r.ERR_NEEDMOREPARAMS, "USER", "Not enough parameters")
         return
-    connection._user = message.params[0]
+    connection.user_name = user_name_of(message.params[0])
+    connection.real_name = visible(message.params[3][:MAX_REAL_NAME])
     connection.try_register()
+
+
+def user_name_of(given: str) -> str:
+    """
+    A ``USER``'s user name as others see it (``WHO``, ``WHOIS``, prefixes
+    with ``userhost-in-names``): letters, digits and ``._-`` only, at most
+    :data:`MAX_USER_NAME` of them; ``~`` when nothing of it is left.
+    """
+    kept = "".join(c for c in given if c.isascii() and (c.isalnum() or c in "._-"))
+    return kept[:MAX_USER_NAME] or "~"
 
 
 @command("QUIT", registered=False)

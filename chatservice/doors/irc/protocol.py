@@ -84,7 +84,9 @@ class IRCProtocol(MemberProtocol):
     #: memory per client).
     caps: frozenset[str] = frozenset()
     _wanted: str | None = None
-    _user: str | None = None
+    #: What ``USER`` gave: the user name (made safe) and the real name.
+    user_name: str | None = None
+    real_name: str | None = None
     _password: str | None = None
     _cap_open = False
     _claiming = False
@@ -243,7 +245,7 @@ class IRCProtocol(MemberProtocol):
         """Register once NICK and USER are in and CAP negotiation is over."""
         if self.registered or self._claiming or self.session is None:
             return
-        if self._cap_open or self._wanted is None or self._user is None:
+        if self._cap_open or self._wanted is None or self.user_name is None:
             return
         password = self.factory.settings.password
         if password is not None and self._password != password:

@@ -7,7 +7,9 @@ channel and on ``/whois``.
 clients that see ``WHOX`` in ISUPPORT send (``WHO #a %tcnf,42``): one
 ``354`` line per user with just the fields asked for, always in WHOX's own
 order (``tcuihsnfdlaor``), the client's token first when it asked for
-``t``.  Both end with ``315``.
+``t``.  Both end with ``315``.  The user name and real name are what an
+IRC client gave in ``USER``; a member of another door has its nickname
+for both.
 """
 
 from __future__ import annotations
@@ -95,6 +97,18 @@ def matches(
             yield channel, session
 
 
+def names_of(session: Session) -> tuple[str, str]:
+    """
+    A user's user name and real name: what an IRC client gave in ``USER``;
+    for a member of another door (no ``USER``), its nickname for both.
+    """
+    nick = session.nick or "*"
+    member = session.member
+    user = getattr(member, "user_name", None) or nick
+    real = getattr(member, "real_name", None) or nick
+    return user, real
+
+
 def flags_of(session: Session) -> str:
     """``H`` (here), and ``*@`` for an operator (of the chat: of every channel)."""
     return "H" + ("*@" if session.operator is not None else "")
@@ -106,11 +120,12 @@ def whox_values(
     """One ``354`` line's values: the fields asked for, in WHOX order."""
     server = connection.factory.settings.server_name
     nick = session.nick or "*"
+    user, real = names_of(session)
     idle = int(connection.factory.hub.clock() - session.last_active)
     value = {
         "t": request.token or "",
         "c": channel,
-        "u": nick,
+        "u": user,
         "i": HIDDEN_IP,
         "h": server,
         "s": server,
@@ -120,7 +135,7 @@ def whox_values(
         "l": str(max(0, idle)),
         "a": "0",  # no accounts: nobody is logged in to one
         "o": "n/a",
-        "r": nick,
+        "r": real,
     }
     return [value[field] for field in request.fields or ""]
 
@@ -131,16 +146,16 @@ def who(connection: IRCProtocol, message: Message) -> None:
     server = connection.factory.settings.server_name
     for channel, session in matches(connection, request):
         if request.fields is None:
-            nick = session.nick or "*"
+            user, real = names_of(session)
             connection.numeric(
                 r.RPL_WHOREPLY,
                 channel,
-                nick,
+                user,
                 server,
                 server,
-                nick,
+                session.nick or "*",
                 flags_of(session),
-                f"0 {nick}",
+                f"0 {real}",
             )
         elif request.fields:
             connection.numeric(
@@ -161,7 +176,8 @@ def whois(connection: IRCProtocol, message: Message) -> None:
         connection.numeric(r.RPL_ENDOFWHOIS, wanted, "End of /WHOIS list")
         return
     nick = target.nick or wanted
-    connection.numeric(r.RPL_WHOISUSER, nick, nick, server, "*", nick)
+    user, real = names_of(target)
+    connection.numeric(r.RPL_WHOISUSER, nick, user, server, "*", real)
     if target.rooms:
         channels = " ".join(
             ("@" if target.operator else "") + f"#{room.name}" for room in target.rooms
