@@ -43,7 +43,14 @@ from chatservice.conn import fdlimit
 from chatservice.conn.limits import Limits
 from chatservice.conn.turns import end_of_turn
 from chatservice.doors import admin, echo, irc, upper, web
-from chatservice.doors.door import OFF, Door, DoorContext, positive_int, seconds
+from chatservice.doors.door import (
+    OFF,
+    Door,
+    DoorContext,
+    LimitedFactory,
+    positive_int,
+    seconds,
+)
 from chatservice.doors.native import protocol as native
 from chatservice.service import ChatService, ListeningService
 from chatservice.stores.base import HistoryStore
@@ -196,6 +203,15 @@ _COMMON_PARAMETERS: list[list[object]] = [
         "Connections still registering (no nickname, no login, no first "
         "line yet) each service holds at once; past it the one that waited "
         "longest is closed to make room (0: no limit).",
+        positive_int,
+    ],
+    [
+        "max-accepts-per-turn",
+        None,
+        _DEFAULT_LIMITS.max_accepts_per_turn,
+        "Connections each listening endpoint accepts in one turn of the "
+        "event loop; a storm waits in the listen backlog and members are "
+        "read in between (0: Twisted's own, 100 and growing).",
         positive_int,
     ],
     [
@@ -434,6 +450,7 @@ class Options(usage.Options):
             max_clients=self["max-clients"],
             max_per_address=self["max-per-address"],
             max_strangers=self["max-strangers"],
+            max_accepts_per_turn=self["max-accepts-per-turn"],
             registration_timeout=self["registration-timeout"],
             close_grace=self["close-grace"],
             max_send_queue=self["max-send-queue"],
@@ -709,11 +726,20 @@ def makeService(config: Options, reactor: IReactorTime | None = None) -> IServic
             # A private door in plain text checks where it really listens.
             loopback_only = not (remote or is_encrypted_endpoint(description))
             ListeningService(
-                description, endpoint, factory, loopback_only=loopback_only
+                description,
+                endpoint,
+                factory,
+                loopback_only=loopback_only,
+                max_accepts=accepts_per_turn(factory),
             ).setServiceParent(chat)
     if config.metrics is not None:
         add_metrics(chat, config.metrics, reactor, config["metrics-allow-remote"])
     return chat
+
+
+def accepts_per_turn(factory: LimitedFactory) -> Callable[[], int]:
+    """A door's ``--max-accepts-per-turn``, as its limits say at the time."""
+    return lambda: factory.limits.max_accepts_per_turn
 
 
 def add_metrics(
