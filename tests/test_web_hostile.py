@@ -483,8 +483,10 @@ class HandOverTests(WebHostileTestCase):
     def test_placeInLineKept(self) -> None:
         """
         A page that upgrades keeps its place among the strangers, oldest
-        first: evicted before the strangers that came after it, not after
-        (with the eviction's choice among the older half made the oldest).
+        first (for its deadline), and, waiting for its nickname, is evicted
+        after every stranger that has not upgraded: a storm of HTTP
+        connections over the budget evicts them, the page stays (with the
+        eviction's choice among the older half made the oldest).
         """
         self.factory.chooser = OldestFirst()
         first = self.raw("198.51.100.1", PARTIAL)
@@ -496,6 +498,28 @@ class HandOverTests(WebHostileTestCase):
         self.assertEqual(list(self.factory.strangers).index(members[0]), 1)
         self.raw("203.0.113.1")
         self.raw("203.0.113.2")
-        self.assertTrue(first.closed and page.closed)
-        self.assertFalse(any(c.closed for c in later))
+        self.assertTrue(first.closed and later[0].closed)
+        self.assertFalse(page.closed)
+        self.assertFalse(any(c.closed for c in later[1:]))
+        self.assertEqual(len(self.factory.strangers), 8)
+        page.client.send(type="nick", nick="fresh")
+        self.network.settle()
+        self.assertIn(
+            {"type": "registered", "nick": "fresh", "room": "lobby"}, page.client.take()
+        )
+
+    def test_upgradedEvictedLast(self) -> None:
+        """
+        With only upgraded pages waiting for their nicknames on the budget,
+        a newcomer still makes room: one of them is evicted (503 is for
+        HTTP; a page is told over its WebSocket and closed).
+        """
+        self.factory.chooser = OldestFirst()
+        pages = [self.ws(f"198.51.100.{n}") for n in range(8)]
+        self.network.settle()
+        self.assertTrue(all(p.client.opened for p in pages))
+        self.raw("203.0.113.1")
+        self.network.settle()
+        self.assertTrue(pages[0].closed)
+        self.assertFalse(any(p.closed for p in pages[1:]))
         self.assertEqual(len(self.factory.strangers), 8)
