@@ -508,18 +508,48 @@ class HandOverTests(WebHostileTestCase):
             {"type": "registered", "nick": "fresh", "room": "lobby"}, page.client.take()
         )
 
+    def test_upgradeSparedAsANewcomer(self) -> None:
+        """
+        A page that came first and upgrades a turn later is spared in the
+        turn of its upgrade and the next one, as a newcomer: the storm of
+        its turn over the budget evicts the silent strangers before it,
+        and not the page, though no other stranger is left to evict.
+        """
+        self.factory.chooser = OldestFirst()
+        page = self.ws("198.51.100.1")  # accepted; its upgrade not read yet
+        old = [
+            self.network.connect(self.site, RawHTTP(), host=f"198.51.100.{n}")
+            for n in range(2, 9)
+        ]
+        self.clock.advance(0)  # the turn of the accepts ends
+        page.push()  # the upgrade is read and answered in this turn
+        storm = [
+            self.network.connect(self.site, RawHTTP(), host=f"198.51.101.{n}")
+            for n in range(8)
+        ]
+        self.clock.advance(0)
+        self.network.settle()
+        self.assertTrue(all(c.closed for c in old))
+        self.assertTrue(page.client.opened)
+        self.assertFalse(page.closed)
+        self.assertFalse(any(c.closed for c in storm))
+
     def test_upgradedEvictedLast(self) -> None:
         """
         With only upgraded pages waiting for their nicknames on the budget,
-        a newcomer still makes room: one of them is evicted (503 is for
-        HTTP; a page is told over its WebSocket and closed).
+        one page more makes room once they have had the turn of their
+        upgrade and the next one (their nicknames may be on the way): one
+        of them is evicted, the oldest with the choice made so.
         """
         self.factory.chooser = OldestFirst()
-        pages = [self.ws(f"198.51.100.{n}") for n in range(8)]
+        pages = [self.ws(f"198.51.100.{n}") for n in range(9)]
         self.network.settle()
         self.assertTrue(all(p.client.opened for p in pages))
-        self.raw("203.0.113.1")
-        self.network.settle()
+        self.assertFalse(any(p.closed for p in pages))
+        self.assertEqual(len(self.factory.strangers), 9)
+        for _ in range(3):
+            self.clock.advance(self.factory.recount_delay)
+            self.network.settle()
         self.assertTrue(pages[0].closed)
         self.assertFalse(any(p.closed for p in pages[1:]))
         self.assertEqual(len(self.factory.strangers), 8)

@@ -121,8 +121,10 @@ class Connection:
     #: A stranger whose handshake the door has answered (the web door's
     #: WebSocket upgrade) and that waits for its client's next message, a
     #: round trip the line doors do not have: evicted only when no other
-    #: stranger can be (an instance attribute only while a stranger).
+    #: stranger can be, and not in the turn of the hand-over or the next one
+    #: (instance attributes only while a stranger).
     handshaken: bool = False
+    handshake_turn: int = -2
 
     def admitConnection(self) -> None:
         """
@@ -183,6 +185,7 @@ class Connection:
         self.__dict__.pop("arrived_turn", None)
         self.__dict__.pop("line_turn", None)
         self.__dict__.pop("handshaken", None)
+        self.__dict__.pop("handshake_turn", None)
         return True
 
     def inputCompleted(self) -> None:
@@ -590,7 +593,9 @@ class ConnectionFactory(ServerFactory):
         one turn and reads them in the next: a newcomer's first line may be
         waiting), nor registering in this turn (a complete line read).
         Those whose handshake was answered (:attr:`Connection.handshaken`)
-        come apart, second: evicted only when none of the first are left.
+        are spared in the turn of the hand-over and the next one too, as
+        newcomers, and come apart, second: evicted only when none of the
+        first are left.
         """
         turn = self.turn
         evictable: list[Connection] = []
@@ -598,6 +603,8 @@ class ConnectionFactory(ServerFactory):
         for connection in self.strangers:
             if connection.arrived_turn >= turn - 1:
                 break  # in arrival order: the rest are newer still
+            if connection.handshake_turn >= turn - 1:
+                continue  # its answer to the upgrade may be on its way
             if connection.line_turn != turn:
                 (handshaken if connection.handshaken else evictable).append(connection)
         return evictable, handshaken
@@ -651,6 +658,7 @@ class ConnectionFactory(ServerFactory):
         # then waiting for the client's answer to the upgrade.
         new.line_turn = self.turn
         new.handshaken = True
+        new.handshake_turn = self.turn
         strangers = self.strangers
         if next(reversed(strangers)) is old:
             strangers[new] = strangers.pop(old)  # the newest: stays last
