@@ -12,7 +12,15 @@ connections each, under the per-address limit):
 - ``--storm`` connections are opened as fast as the server takes them and
   held silent;
 - a fresh client (an address of its own) arrives every
-  ``--fresh-interval`` seconds and registers (sends its nickname).
+  ``--fresh-interval`` seconds and registers (``bench/fresh.py``: a
+  nickname, a first line, IRC's ``NICK`` and ``USER``, a WebSocket and its
+  nickname).
+
+With ``--echo-port``, ``--irc-port`` and ``--web-port`` the attack is
+spread over those doors and the chat door (``--port``): strangers and fresh
+clients take turns at each, so that every door's strangers' budget is
+overwhelmed and every door lets fresh clients in (or not), for the same
+total load on the server.
 
 For ``--duration`` seconds.  The report: the share of fresh clients that
 were registered within ``FRESH_DEADLINE`` (the figure), how long they
@@ -32,11 +40,10 @@ import socket
 import time
 from dataclasses import dataclass, field
 
+from fresh import Dialogue
 from loadgen import (
-    ERROR_LINE,
     NL,
     RECV_SIZE,
-    REGISTERED,
     BenchError,
     Net,
     Window,
@@ -50,6 +57,8 @@ FRESH_DEADLINE = 1.0
 STORM_CONCURRENCY = 200
 #: A member's stamped line as the room shows it: ``<aNNNNN> T<ns> ...``.
 STAMP = re.compile(rb"> T(\d+) ")
+#: An IPv4 address in what the server says.
+ADDRESS = re.compile(r"\d+\.\d+\.\d+\.\d+")
 
 
 def source(block: int, index: int, per_address: int) -> str:
@@ -64,6 +73,7 @@ class Stranger:
 
     sock: socket.socket
     kind: str
+    door: str
     opened_at: float
     connected: bool = False
     closed_at: float | None = None
@@ -77,7 +87,8 @@ class Fresh:
     sock: socket.socket | None
     number: int
     started: float
-    data: bytes = b""
+    door: str
+    dialogue: Dialogue | None = None
     connected: bool = False
     done_at: float | None = None
     refused: str | None = None
@@ -120,7 +131,17 @@ class Attack:
 
     def __init__(self, options: argparse.Namespace, net: Net) -> None:
         self.options = options
-        self.address = (net.address[0], options.port)
+        self.host = net.address[0]
+        #: The doors attacked, with their ports: the chat door first.
+        self.doors = [("chat", options.port)] + [
+            (door, port)
+            for door, port in (
+                ("echo", options.echo_port),
+                ("irc", options.irc_port),
+                ("web", options.web_port),
+            )
+            if port
+        ]
         self.epoll = net.epoll
         self.started = time.monotonic()
         self.strangers: dict[int, Stranger] = {}
@@ -134,8 +155,8 @@ class Attack:
         self.next_fresh = self.started
         self.next_trickle = self.started
 
-    def connect(self, source_address: str) -> socket.socket | None:
-        """A non-blocking connection being made from ``source_address``."""
+    def connect(self, source_address: str, port: int) -> socket.socket | None:
+        """A non-blocking connection to ``port`` being made from ``source_address``."""
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setblocking(False)
         try:
@@ -143,7 +164,7 @@ class Attack:
         except OSError as error:
             sock.close()
             raise BenchError(f"cannot bind to {source_address}: {error}") from None
-        error_number = sock.connect_ex(self.address)
+        error_number = sock.connect_ex((self.host, port))
         if error_number not in (0, errno.EINPROGRESS):
             sock.close()
             return None
@@ -165,13 +186,14 @@ class Attack:
     def _stranger(self, kind: str, block: int, index: int, now: float) -> None:
         tally = self.tally[kind]
         tally.opened += 1
-        sock = self.connect(source(block, index, self.options.per_address))
+        door, port = self.doors[index % len(self.doors)]
+        sock = self.connect(source(block, index, self.options.per_address), port)
         if sock is None:
             tally.refused_at_connect += 1
             if kind == "storm":
                 self.storm_pending -= 1
             return
-        self.strangers[sock.fileno()] = Stranger(sock, kind, now)
+        self.strangers[sock.fileno()] = Stranger(sock, kind, door, now)
         self.epoll.register(sock.fileno(), select.EPOLLIN | select.EPOLLOUT)
 
     def start_fresh(self, now: float) -> None:
@@ -179,13 +201,22 @@ class Attack:
         while now >= self.next_fresh:
             self.next_fresh += self.options.fresh_interval
             self.fresh_count += 1
-            sock = self.connect(source(3, self.fresh_count, 1))
+            door, port = self.doors[(self.fresh_count - 1) % len(self.doors)]
+            sock = self.connect(source(3, self.fresh_count, 1), port)
             if sock is None:
                 self.fresh_done.append(
-                    Fresh(None, self.fresh_count, now, done_at=now, refused="refused")
+                    Fresh(
+                        None,
+                        self.fresh_count,
+                        now,
+                        door,
+                        done_at=now,
+                        refused="refused",
+                    )
                 )
                 continue
-            client = Fresh(sock, self.fresh_count, now)
+            dialogue = Dialogue(door, f"f{self.fresh_count:07d}")
+            client = Fresh(sock, self.fresh_count, now, door, dialogue)
             self.fresh[client.sock.fileno()] = client
             self.epoll.register(client.sock.fileno(), select.EPOLLIN | select.EPOLLOUT)
 
@@ -211,29 +242,30 @@ class Attack:
             self._stranger_event(fd, stranger, events, now)
             return
         client = self.fresh[fd]
-        sock = client.sock
-        assert sock is not None
+        sock, dialogue = client.sock, client.dialogue
+        assert sock is not None and dialogue is not None
         if not client.connected:
             if self._failed(sock, events):
                 self._fresh_done(fd, client, now, "refused at connect")
                 return
             client.connected = True
             self.epoll.modify(fd, select.EPOLLIN)
-            sock.send(b"f%07d\r\n" % client.number)
+            sock.send(dialogue.hello())
             return
         try:
             data = sock.recv(RECV_SIZE)
         except OSError as error:
             self._fresh_done(fd, client, now, f"reset: {error.strerror}")
             return
-        client.data += data
-        if REGISTERED in client.data:
+        admitted, said = dialogue.read(data)
+        if admitted:
             self._fresh_done(fd, client, now, None)
-        elif ERROR_LINE in client.data:
-            said = client.data[client.data.find(ERROR_LINE) :].split(NL)[0]
+        elif admitted is False:
             self._fresh_done(fd, client, now, said.decode(errors="replace").strip())
         elif not data:
             self._fresh_done(fd, client, now, "closed without a word")
+        elif said:
+            sock.send(said)
 
     def _failed(self, sock: socket.socket, events: int) -> bool:
         if not events & (select.EPOLLOUT | select.EPOLLERR | select.EPOLLHUP):
@@ -272,8 +304,9 @@ class Attack:
         tally = self.tally[stranger.kind]
         tally.closed_by_server.append(now - self.started)
         lines = [line for line in stranger.said.split(NL) if line.strip()]
-        key = lines[-1].decode(errors="replace").strip()[:80] if lines else ""
-        key = key or "(nothing)"
+        key = lines[-1].decode(errors="replace").strip() if lines else ""
+        # By door, and without the address IRC's ERROR quotes: one key a reason.
+        key = f"{stranger.door}: {ADDRESS.sub('ADDRESS', key)[:80] or '(nothing)'}"
         tally.said[key] = tally.said.get(key, 0) + 1
         self._forget(fd, stranger)
 
@@ -300,6 +333,19 @@ class Attack:
             if client.sock is not None:
                 client.sock.close()
 
+    def _by_door(self) -> dict[str, str]:
+        tried: dict[str, int] = {door: 0 for door, _port in self.doors}
+        in_time = dict.fromkeys(tried, 0)
+        for client in [*self.fresh_done, *self.fresh.values()]:
+            tried[client.door] += 1
+            if (
+                client.refused is None
+                and client.done_at is not None
+                and client.done_at - client.started <= FRESH_DEADLINE
+            ):
+                in_time[client.door] += 1
+        return {door: f"{in_time[door]}/{tried[door]}" for door in tried}
+
     def report(self, now: float) -> dict[str, object]:
         done = self.fresh_done
         waiting = list(self.fresh.values())
@@ -311,7 +357,7 @@ class Attack:
         refusals: dict[str, int] = {}
         for client in done:
             if client.refused is not None:
-                why = client.refused[:80]
+                why = f"{client.door}: {client.refused[:80]}"
                 refusals[why] = refusals.get(why, 0) + 1
         tried = len(done) + len(waiting)
         in_time = sum(1 for seconds in admitted if seconds <= FRESH_DEADLINE)
@@ -325,6 +371,9 @@ class Attack:
             "fresh_still_waiting": len(waiting),
             "fresh_p50_ms": round(1000 * percentile_f(admitted, 0.5), 1),
             "fresh_max_ms": round(1000 * admitted[-1], 1) if admitted else None,
+            "doors": [door for door, _port in self.doors],
+            # Let in within the deadline, of those that tried, by door.
+            "fresh_by_door": self._by_door(),
         }
         for kind, tally in self.tally.items():
             result.update(tally.report(kind))

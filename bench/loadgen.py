@@ -1171,6 +1171,12 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     attack.add_argument(
         "--per-address", type=int, default=5, help="attackers per source address"
     )
+    for door in ("echo", "irc", "web"):
+        attack.add_argument(
+            f"--{door}-port",
+            type=int,
+            help=f"the {door} door's port: the attack is spread over it too",
+        )
     attack.add_argument(
         "--trickle-interval", type=float, default=1.0, help="seconds between bytes"
     )

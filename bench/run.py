@@ -511,6 +511,7 @@ def server_command(
             endpoint(ports.get("chat")),
             # Only when asked for: a compared tree may have no IRC door.
             *(["--irc", endpoint(ports["irc"])] if "irc" in ports else []),
+            *(["--web", endpoint(ports["web"])] if "web" in ports else []),
             *options,
         ]
     else:
@@ -967,6 +968,10 @@ class Workload:
     #: Whether chatservice keeps its default protective limits (the load
     #: test options that lift them are left out: :func:`default_limits`).
     keeps_limits: bool = False
+    #: Doors chatservice listens on too, beside ``service`` (the attack's
+    #: echo, IRC and web doors), whose ports the load generator is given
+    #: as ``--<door>-port``.
+    doors: tuple[str, ...] = ()
 
     @property
     def kind(self) -> str:
@@ -1092,11 +1097,13 @@ WORKLOADS = (
         (CHATSERVICE,),
         "chat",
         "issue 12's attack, default limits: 1000 slowloris + a 5000-connection "
-        "storm (5 per address) while 20 members chat and fresh clients arrive",
+        "storm (5 per address) spread over the chat, echo, IRC and web doors "
+        "while 20 members chat and fresh clients arrive at each",
         True,
         (Target("every fresh client in ≤ 1 s", at_least=100.0),),
         rounds=1,
         keeps_limits=True,
+        doors=("echo", "irc", "web"),
     ),
     Workload(
         "memory-chat",
@@ -1451,6 +1458,8 @@ def run_loadgen(
         "--server-pid",
         str(server.pid),
     ]
+    for door in workload.doors:
+        argv += [f"--{door}-port", str(server.ports[door])]
     if where.loadgen_cpu is not None:
         argv += ["--cpu", str(where.loadgen_cpu)]
     before = cpu_times()
@@ -1644,7 +1653,7 @@ def run_all(
                                 if server in SHARED_SERVERS
                                 else running(
                                     server,
-                                    (served(workload, server),),
+                                    (served(workload, server), *workload.doors),
                                     placed,
                                     workdir,
                                     extra,
@@ -1902,7 +1911,8 @@ def details(records: dict[tuple[str, str], Record]) -> list[str]:
             run = record.runs[-1]
             text = (
                 f"fresh clients: {run.get('fresh_admitted')} of "
-                f"{run.get('fresh_tried')} let in (p50 {med(record, 'fresh_p50_ms')} "
+                f"{run.get('fresh_tried')} let in (in time, by door: "
+                f"{run.get('fresh_by_door')}; p50 {med(record, 'fresh_p50_ms')} "
                 f"/ max {med(record, 'fresh_max_ms')} ms), refused "
                 f"{run.get('fresh_refused')}; members' chat during the attack: "
                 f"{med(record, 'deliveries', 0)} deliveries, {record.lost} lost, "

@@ -143,6 +143,15 @@ COMMON_PARAMETERS: list[list[object]] = [
         positive_int,
     ],
     [
+        "max-accepts-per-turn",
+        None,
+        _DEFAULT_LIMITS.max_accepts_per_turn,
+        "Connections each listening endpoint accepts in one turn of the "
+        "event loop; a storm waits in the listen backlog and members are "
+        "read in between (0: Twisted's own, 100 and growing).",
+        positive_int,
+    ],
+    [
         "registration-timeout",
         None,
         _DEFAULT_LIMITS.registration_timeout,

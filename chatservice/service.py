@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 import sys
+from collections.abc import Callable
 from types import TracebackType
 from typing import Any, cast
 
@@ -31,6 +32,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from chatservice.chat.hub import Hub
+from chatservice.conn.accepts import AcceptCap, cap_accepts
 from chatservice.conn.connection import Authenticator, ConnectionFactory
 from chatservice.conn.peers import describe_address
 from chatservice.doors.door import DoorFactory
@@ -108,6 +110,7 @@ class ListeningService(Service):
         factory: DoorFactory,
         *,
         loopback_only: bool = False,
+        max_accepts: Callable[[], int] | None = None,
     ) -> None:
         self.endpoint = endpoint
         self.description = description
@@ -115,6 +118,12 @@ class ListeningService(Service):
         self.loopback_only = loopback_only
         self.setName(f"{factory.name} {description}")
         self.port: IListeningPort | None = None
+        #: How many connections the port accepts per turn, read at every
+        #: batch (a reload's limits apply at the next one); ``None``:
+        #: Twisted's own.
+        self.max_accepts = max_accepts
+        #: What caps them, when the port is a stream port of Twisted's.
+        self.accept_cap: AcceptCap | None = None
         self._listening: Deferred[IListeningPort] | None = None
 
     def privilegedStartService(self) -> None:
@@ -173,6 +182,8 @@ class ListeningService(Service):
                 f"--{self.factory.name}-allow-remote)"
             )
         self.port = port
+        if self.max_accepts is not None:
+            self.accept_cap = cap_accepts(port, self.max_accepts)
         self.log.info(
             "{service} service listening on {address} ({endpoint})",
             service=self.factory.name,

@@ -44,7 +44,7 @@ from chatservice.conn import fdlimit
 from chatservice.conn.limits import Limits
 from chatservice.conn.turns import end_of_turn
 from chatservice.doors import admin, echo, irc, upper, web
-from chatservice.doors.door import OFF, Door, DoorContext
+from chatservice.doors.door import OFF, Door, DoorContext, LimitedFactory
 from chatservice.doors.native import protocol as native
 from chatservice.endpoints import DEFAULT_BACKLOG as DEFAULT_BACKLOG
 from chatservice.endpoints import check_endpoint, metrics_endpoint
@@ -231,6 +231,7 @@ class Options(usage.Options):
             max_clients=self["max-clients"],
             max_per_address=self["max-per-address"],
             max_strangers=self["max-strangers"],
+            max_accepts_per_turn=self["max-accepts-per-turn"],
             registration_timeout=self["registration-timeout"],
             close_grace=self["close-grace"],
             max_send_queue=self["max-send-queue"],
@@ -370,11 +371,20 @@ def makeService(config: Options, reactor: IReactorTime | None = None) -> IServic
             # A private door in plain text checks where it really listens.
             loopback_only = not (remote or is_encrypted_endpoint(description))
             ListeningService(
-                description, endpoint, factory, loopback_only=loopback_only
+                description,
+                endpoint,
+                factory,
+                loopback_only=loopback_only,
+                max_accepts=accepts_per_turn(factory),
             ).setServiceParent(chat)
     if config.metrics is not None:
         add_metrics(chat, config.metrics, reactor, config["metrics-allow-remote"])
     return chat
+
+
+def accepts_per_turn(factory: LimitedFactory) -> Callable[[], int]:
+    """A door's ``--max-accepts-per-turn``, as its limits say at the time."""
+    return lambda: factory.limits.max_accepts_per_turn
 
 
 def add_metrics(

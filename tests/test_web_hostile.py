@@ -495,8 +495,10 @@ class HandOverTests(WebHostileTestCase):
     def test_placeInLineKept(self) -> None:
         """
         A page that upgrades keeps its place among the strangers, oldest
-        first: evicted before the strangers that came after it, not after
-        (with the eviction's choice among the older half made the oldest).
+        first (for its deadline), and, waiting for its nickname, is evicted
+        after every stranger that has not upgraded: a storm of HTTP
+        connections over the budget evicts them, the page stays (with the
+        eviction's choice among the older half made the oldest).
         """
         self.factory.chooser = OldestFirst()
         first = self.raw("198.51.100.1", PARTIAL)
@@ -508,6 +510,58 @@ class HandOverTests(WebHostileTestCase):
         self.assertEqual(list(self.factory.strangers).index(members[0]), 1)
         self.raw("203.0.113.1")
         self.raw("203.0.113.2")
-        self.assertTrue(first.closed and page.closed)
-        self.assertFalse(any(c.closed for c in later))
+        self.assertTrue(first.closed and later[0].closed)
+        self.assertFalse(page.closed)
+        self.assertFalse(any(c.closed for c in later[1:]))
+        self.assertEqual(len(self.factory.strangers), 8)
+        page.client.send(type="nick", nick="fresh")
+        self.network.settle()
+        self.assertIn(
+            {"type": "registered", "nick": "fresh", "room": "lobby"}, page.client.take()
+        )
+
+    def test_upgradeSparedAsANewcomer(self) -> None:
+        """
+        A page that came first and upgrades a turn later is spared in the
+        turn of its upgrade and the next one, as a newcomer: the storm of
+        its turn over the budget evicts the silent strangers before it,
+        and not the page, though no other stranger is left to evict.
+        """
+        self.factory.chooser = OldestFirst()
+        page = self.ws("198.51.100.1")  # accepted; its upgrade not read yet
+        old = [
+            self.network.connect(self.site, RawHTTP(), host=f"198.51.100.{n}")
+            for n in range(2, 9)
+        ]
+        self.clock.advance(0)  # the turn of the accepts ends
+        page.push()  # the upgrade is read and answered in this turn
+        storm = [
+            self.network.connect(self.site, RawHTTP(), host=f"198.51.101.{n}")
+            for n in range(8)
+        ]
+        self.clock.advance(0)
+        self.network.settle()
+        self.assertTrue(all(c.closed for c in old))
+        self.assertTrue(page.client.opened)
+        self.assertFalse(page.closed)
+        self.assertFalse(any(c.closed for c in storm))
+
+    def test_upgradedEvictedLast(self) -> None:
+        """
+        With only upgraded pages waiting for their nicknames on the budget,
+        one page more makes room once they have had the turn of their
+        upgrade and the next one (their nicknames may be on the way): one
+        of them is evicted, the oldest with the choice made so.
+        """
+        self.factory.chooser = OldestFirst()
+        pages = [self.ws(f"198.51.100.{n}") for n in range(9)]
+        self.network.settle()
+        self.assertTrue(all(p.client.opened for p in pages))
+        self.assertFalse(any(p.closed for p in pages))
+        self.assertEqual(len(self.factory.strangers), 9)
+        for _ in range(3):
+            self.clock.advance(self.factory.recount_delay)
+            self.network.settle()
+        self.assertTrue(pages[0].closed)
+        self.assertFalse(any(p.closed for p in pages[1:]))
         self.assertEqual(len(self.factory.strangers), 8)

@@ -118,6 +118,13 @@ class Connection:
     #: stranger).
     arrived_turn: int = 0
     line_turn: int = -1
+    #: A stranger whose handshake the door has answered (the web door's
+    #: WebSocket upgrade) and that waits for its client's next message, a
+    #: round trip the line doors do not have: evicted only when no other
+    #: stranger can be, and not in the turn of the hand-over or the next one
+    #: (instance attributes only while a stranger).
+    handshaken: bool = False
+    handshake_turn: int = -2
 
     def admitConnection(self) -> None:
         """
@@ -177,6 +184,8 @@ class Connection:
         del self.stranger  # back to the class's False, and no instance entry
         self.__dict__.pop("arrived_turn", None)
         self.__dict__.pop("line_turn", None)
+        self.__dict__.pop("handshaken", None)
+        self.__dict__.pop("handshake_turn", None)
         return True
 
     def inputCompleted(self) -> None:
@@ -577,37 +586,46 @@ class ConnectionFactory(ServerFactory):
         self.turn += 1
         self._trimStrangers()
 
-    def _evictable(self) -> list[Connection]:
+    def _evictable(self) -> tuple[list[Connection], list[Connection]]:
         """
         Strangers that may be evicted, oldest first: not accepted in this
         turn or the previous one (the reactor accepts many connections in
         one turn and reads them in the next: a newcomer's first line may be
         waiting), nor registering in this turn (a complete line read).
+        Those whose handshake was answered (:attr:`Connection.handshaken`)
+        are spared in the turn of the hand-over and the next one too, as
+        newcomers, and come apart, second: evicted only when none of the
+        first are left.
         """
         turn = self.turn
-        evictable = []
+        evictable: list[Connection] = []
+        handshaken: list[Connection] = []
         for connection in self.strangers:
             if connection.arrived_turn >= turn - 1:
                 break  # in arrival order: the rest are newer still
+            if connection.handshake_turn >= turn - 1:
+                continue  # its answer to the upgrade may be on its way
             if connection.line_turn != turn:
-                evictable.append(connection)
-        return evictable
+                (handshaken if connection.handshaken else evictable).append(connection)
+        return evictable, handshaken
 
     def _trimStrangers(self) -> None:
         """
         Back to the strangers' budget: close as many as are over it, each
         chosen at random among the older half of those that may be evicted
         (as OpenSSH's ``MaxStartups``: an attacker cannot tell which goes;
-        what a connection sends does not spare it).  Strangers spared now
-        are counted again at the end of the turn.
+        what a connection sends does not spare it); those whose handshake
+        was answered only once no other is left.  Strangers spared now are
+        counted again at the end of the turn.
         """
         budget = self.limits.max_strangers
         over = len(self.strangers) - budget
         if not budget or over <= 0:
             return
-        evictable = self._evictable()
-        for _ in range(min(over, len(evictable))):
-            victim = evictable.pop(self.chooser.randrange(max(1, len(evictable) // 2)))
+        evictable, handshaken = self._evictable()
+        for _ in range(min(over, len(evictable) + len(handshaken))):
+            pool = evictable or handshaken
+            victim = pool.pop(self.chooser.randrange(max(1, len(pool) // 2)))
             del self.strangers[victim]
             self.counters.evicted += 1
             self.evictions.note(victim.peer, f"strangers' budget of {budget} full")
@@ -636,8 +654,11 @@ class ConnectionFactory(ServerFactory):
         del old.stranger
         new.stranger = True
         new.arrived_turn = old.arrived_turn
-        # The upgrade request was just read whole: registering now.
+        # The upgrade request was just read whole: registering now, and
+        # then waiting for the client's answer to the upgrade.
         new.line_turn = self.turn
+        new.handshaken = True
+        new.handshake_turn = self.turn
         strangers = self.strangers
         if next(reversed(strangers)) is old:
             strangers[new] = strangers.pop(old)  # the newest: stays last

@@ -25,6 +25,10 @@ class Limits:
     #: Connections still registering that one listening service holds at
     #: once (0: no limit); past it, the oldest of them is closed to make room.
     max_strangers: int = 128
+    #: Connections one listening port accepts in one reactor turn (0:
+    #: Twisted's own batch, 100 and growing): a storm is spread over turns,
+    #: and what members send is read in between.
+    max_accepts_per_turn: int = 32
     #: Seconds a new connection has to register (0: no limit); input does
     #: not extend it.
     registration_timeout: float = 20.0

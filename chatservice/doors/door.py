@@ -43,6 +43,14 @@ class DoorFactory(Protocol):
         """Say goodbye to every connection; fires once all are gone."""
 
 
+class LimitedFactory(DoorFactory, Protocol):
+    """A door's factory, with the limits it applies (what a door builds)."""
+
+    @property
+    def limits(self) -> Limits:
+        """The door's limits (a reload replaces them: ``set_limits``)."""
+
+
 class Chat(Protocol):
     """The chat every door shares (a :class:`chatservice.service.ChatService`)."""
 
@@ -82,7 +90,7 @@ class Door:
     #: Where it listens unless told (``none``: off unless asked for).
     default_endpoint: str
     #: Builds its factory; the door's endpoints share it.
-    build: Callable[[DoorContext], DoorFactory]
+    build: Callable[[DoorContext], LimitedFactory]
     #: Privileged (the admin console): it listens only where no one else
     #: can reach it in plain text (a UNIX socket, loopback, ``ssl:``)
     #: unless ``--<name>-allow-remote`` is given.

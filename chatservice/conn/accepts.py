@@ -1,0 +1,58 @@
+"""
+How many connections a listening port accepts in one reactor turn
+(``--max-accepts-per-turn``, ``docs/limits.rst``, *Connection storms*).
+
+Twisted's stream port (``tcp.Port``: the ``tcp:``, ``tcp6:``, ``ssl:`` and
+``unix:`` endpoints and sockets from systemd) accepts up to
+``numberAccepts`` connections each time its socket is readable, starting at
+100 and growing by 20 each time a batch is full.  A storm of thousands of
+connections is then taken in a few long turns, each of which builds,
+admits and evicts hundreds of strangers before the reactor reads anything
+else: the members' chat waits for them.  Capping the batch spreads the
+storm over short turns, the members' reads in between; the kernel's listen
+backlog (``tap.DEFAULT_BACKLOG``) holds what waits.
+
+The cap is read from the door's limits at every batch, so a reload
+(``set_limits``) applies it at the next one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from twisted.internet import tcp
+from twisted.internet.interfaces import IListeningPort
+
+
+class AcceptCap:
+    """
+    Keeps a listening port's accept batch at most ``cap()`` connections
+    (0: Twisted's own growth, uncapped).  It stands in for the port's
+    ``doRead``, what the reactor calls when the socket is readable: Twisted
+    creates the port inside the endpoint, so a subclass could not be chosen
+    for every kind of endpoint.
+    """
+
+    def __init__(self, port: tcp.Port, cap: Callable[[], int]) -> None:
+        self.port = port
+        self.cap = cap
+        self._accept = port.doRead
+        # The instance's attribute wins over the class's method.
+        port.doRead = self.doRead  # type: ignore[method-assign]
+
+    def doRead(self) -> None:
+        """Accept one batch of at most ``cap()`` connections."""
+        cap = self.cap()
+        if cap > 0 and self.port.numberAccepts > cap:
+            self.port.numberAccepts = cap
+        self._accept()
+
+
+def cap_accepts(port: IListeningPort, cap: Callable[[], int]) -> AcceptCap | None:
+    """
+    Cap ``port``'s accepts per turn when it is one of Twisted's stream ports
+    (:class:`AcceptCap`); ``None`` for any other port, as it is.
+    """
+    if not isinstance(port, tcp.Port):
+        return None
+    return AcceptCap(port, cap)
