@@ -23,24 +23,23 @@ from twisted.python.failure import Failure
 
 from chatservice.backends.base import HubBackend
 from chatservice.chat import events
+from chatservice.chat.administration import Administration
 from chatservice.chat.errors import (
     Banned,
     ChatError,
-    InvalidLimit,
     NickBanned,
     NickRequired,
     NoCurrentRoom,
-    NoSuchBan,
     NoSuchNick,
     NoSuchRoom,
     NotInRoom,
-    NotOperator,
     RoomLimitReached,
     ServerFull,
     TooManyRooms,
     TopicTooLong,
     UsageError,
 )
+from chatservice.chat.mirror import Mirror
 from chatservice.chat.model import (
     Ban,
     ChatConfig,
@@ -48,7 +47,6 @@ from chatservice.chat.model import (
     Room,
     Session,
     Stats,
-    parse_address_target,
 )
 from chatservice.chat.names import check_nick, check_room, fold, skeleton
 from chatservice.chat.text import visible
@@ -62,8 +60,12 @@ from chatservice.stores.base import (
 from chatservice.stores.gate import DeliveryGate
 
 
-class Hub:
-    """All rules of one chat."""
+class Hub(Administration, Mirror):
+    """
+    All rules of one chat: connections, nicknames, rooms and messages
+    here; operators, kicks, bans and limits in :class:`Administration`; the
+    members of other nodes in :class:`Mirror`.
+    """
 
     def __init__(
         self,
@@ -503,156 +505,6 @@ class Hub:
         self._deliver([target] if target is session else [target, session], event)
         return target
 
-    # Operators and administration
-
-    def grant_operator(self, session: Session, account: str) -> None:
-        """Make a session an operator (after the door checked credentials)."""
-        session.operator = account
-
-    def require_operator(self, session: Session, command: str) -> str:
-        """The operator's name for logs, or :class:`NotOperator`."""
-        if session.operator is None:
-            raise NotOperator(command)
-        return session.nick or session.operator
-
-    def announce(self, text: str, by: str) -> int:
-        """Send a notice to every connected client; returns how many."""
-        self.stats.announcements += 1
-        event_id, at = self._stamp()
-        event = events.Announcement(visible(text), by, id=event_id, at=at)
-        self._deliver(self.sessions, event)
-        return len(self.sessions)
-
-    def kick(self, nick: str, by: str, reason: str = "") -> Session:
-        """Remove a member from the chat; they and their rooms are told why."""
-        target = self.find(nick)
-        assert target.nick is not None
-        reason = visible(reason)
-        event_id, at = self._stamp()
-        event = events.Kicked(target.nick, by, reason, id=event_id, at=at)
-        self._deliver(self._neighbours(target, include_self=True), event)
-        self.stats.kicks += 1
-        self._remove(target)
-        target.member.disconnect(f"kicked by {by}" + (f": {reason}" if reason else ""))
-        return target
-
-    def ban(
-        self, target: str, duration: float | None, by: str, reason: str = ""
-    ) -> tuple[Ban, list[Session]]:
-        """
-        Ban a nickname, or an IP address or network (``10.0.0.7``,
-        ``10.0.0.0/24``), for ``duration`` seconds (``None``: until unbanned).
-        Clients it matches are kicked; returns the ban and them.
-        """
-        network = parse_address_target(target)
-        shown = str(network) if network is not None else check_nick(target)
-        until = None if duration is None else self.clock() + duration
-        ban = Ban(shown, until, visible(reason), by, network)
-        self.backend.add_ban(ban)
-        if self.store is not None:
-            self.store.add_ban(ban)
-        self.stats.bans += 1
-        if network is not None:
-            matched = [s for s in self.sessions if ban.matches_address(s.address)]
-        else:
-            holder = self.backend.holder(fold(shown))
-            matched = [holder] if holder is not None else []
-        why = "banned" + ban_terms(ban.remaining(self.clock()), ban.reason)
-        for session in matched:
-            if session.nick is not None:
-                self.kick(session.nick, by, why)
-            else:
-                self._remove(session)
-                session.member.disconnect(why)
-        return ban, matched
-
-    def unban(self, target: str) -> Ban:
-        """Lift a ban, or :class:`NoSuchBan`."""
-        key = fold(target.strip())
-        network = parse_address_target(target.strip())
-        for ban in self.bans():
-            if fold(ban.target) == key or (
-                network is not None and ban.network == network
-            ):
-                self.backend.remove_ban(ban)
-                if self.store is not None:
-                    self.store.remove_ban(ban)
-                return ban
-        raise NoSuchBan(target.strip())
-
-    def bans(self) -> list[Ban]:
-        """Bans in force, oldest first (expired ones are forgotten)."""
-        return self.backend.bans(self.clock())
-
-    def set_max_clients(self, limit: int) -> None:
-        """Change the client limit; connected clients stay, new ones wait."""
-        if limit < 0:
-            raise InvalidLimit(limit)
-        self.max_clients = limit
-        self.backend.limit_changed(limit)
-
-    def connections(self) -> list[Session]:
-        """Every connected session, oldest first."""
-        return list(self.sessions)
-
-    # Members of other nodes, as a shared backend mirrors them: listed by
-    # /who, /whois, /list and /stats, and found by /msg and /kick, but
-    # delivered to by their own node.  No event: their node announced them.
-
-    def add_remote(self, session: Session) -> None:
-        """Take in a member registered on another node."""
-        self.sessions[session] = None
-        self.remote[session] = None
-
-    def place(self, session: Session, name: str) -> Room:
-        """Put a member of another node in a room (created if need be)."""
-        key = fold(name)
-        room = self.rooms.get(key)
-        if room is None:
-            room = self.rooms[key] = Room(name, self.clock())
-            kept = self.topics.get(key)
-            if kept is not None:
-                room.topic = kept.topic
-        if session not in room.members:
-            room.members[session] = None
-            session.rooms = (*session.rooms, room)
-            session.current = room
-        return room
-
-    def displace(self, session: Session, room: Room) -> None:
-        """Take a member of another node out of a room."""
-        self._leave(session, room)
-
-    def forget(self, session: Session) -> None:
-        """Forget a member of another node that left the chat."""
-        self.sessions.pop(session, None)
-        self.remote.pop(session, None)
-        for room in session.rooms:
-            self._leave(session, room)
-        session.rooms = ()
-        session.current = None
-
-    def lost(self, session: Session, reason: str) -> None:
-        """
-        A member of another node whose node is gone (it stopped
-        heartbeating): its rooms hear that it quit, and it is forgotten.
-        """
-        if session not in self.remote:
-            return
-        self._announce_quit(session, reason)
-        self.backend.member_gone(session)
-        self.forget(session)
-
-    def drop(self, session: Session, reason: str) -> None:
-        """
-        Remove a member of this node that another node removed (an
-        operator there kicked or banned it): already announced there.
-        """
-        if session not in self.sessions:
-            return
-        self._remove(session)
-        session.member.disconnect(reason)
-
     # Helpers
 
     def _publish(self, room: Room, event: events.Event) -> None:
@@ -706,16 +558,6 @@ class Hub:
             (b for b in self.bans() if b.network is None and fold(b.target) == key),
             None,
         )
-
-
-def ban_terms(remaining: float | None, reason: str) -> str:
-    """`` for 5m: reason`` — how long a ban lasts and why, for the user."""
-    from chatservice.chat.durations import format_duration
-
-    terms = (
-        " until unbanned" if remaining is None else f" for {format_duration(remaining)}"
-    )
-    return terms + (f": {reason}" if reason else "")
 
 
 def failure_of(error: ChatError) -> Failure:

@@ -23,7 +23,7 @@ from __future__ import annotations
 import time
 
 from chatservice.chat import errors, events
-from chatservice.chat.hub import ban_terms
+from chatservice.chat.administration import ban_terms
 from chatservice.doors.line import ANNOUNCEMENT_PREFIX, REPLY_PREFIX
 
 NOTICE = "-!- "

@@ -31,8 +31,8 @@ from twisted.internet.protocol import connectionDone
 from twisted.python.failure import Failure
 from twisted.web.http import HTTPChannel
 
+from chatservice.chat.administration import ban_terms
 from chatservice.chat.errors import Banned
-from chatservice.chat.hub import ban_terms
 from chatservice.conn.connection import Connection
 from chatservice.conn.peers import peer_host
 
