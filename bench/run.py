@@ -53,6 +53,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import awake
 import ircd
 import launch_tree
 import web_workloads as web
@@ -1613,11 +1614,13 @@ def run_all(
     python_loadgen: bool = False,
     trees: Mapping[str, Tree] | None = None,
     realtime: bool = False,
+    keep_awake: bool = False,
 ) -> dict[tuple[str, str], Record]:
     """
     Every workload, its servers (compared trees included: ``trees``, by
     name) interleaved round after round; the latency workloads at real-time
-    priority when ``realtime`` (:func:`realtime_for`).
+    priority when ``realtime`` (:func:`realtime_for`), and with both cores
+    kept awake when ``keep_awake`` (:mod:`awake`).
     """
     records: dict[tuple[str, str], Record] = {}
     with tempfile.TemporaryDirectory(prefix="chatservice-bench-") as tmp:
@@ -1625,6 +1628,12 @@ def run_all(
         c_loadgens = build_loadgens(workloads, workdir, python_loadgen, progress)
         for workload in workloads:
             placed = realtime_for(workload, where, realtime)
+            spinning = contextlib.ExitStack()
+            if keep_awake and workload.kind.endswith("latency"):
+                cores = {where.server_cpu, where.loadgen_cpu} - {None}
+                spinning.enter_context(
+                    awake.cores_kept_awake(c for c in cores if c is not None)
+                )
             rounds = (
                 settings.startup_repeats
                 if workload.name == "startup"
@@ -1682,6 +1691,7 @@ def run_all(
                             share / 100
                         )
                     record.runs.append(report)
+            spinning.close()
     return records
 
 
@@ -2051,6 +2061,12 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         help="run the latency workloads at the ordinary priority, not SCHED_FIFO",
     )
     parser.add_argument(
+        "--keep-awake",
+        action="store_true",
+        help="latency workloads: keep both cores busy with a SCHED_IDLE spinner, "
+        "so that an idle virtual CPU's wake-up is not in the figures (bench/awake.py)",
+    )
+    parser.add_argument(
         "--compare",
         metavar="REV_OR_PATH",
         action="append",
@@ -2150,6 +2166,8 @@ def benchmark(options: argparse.Namespace, scratch: Path) -> int:
             + ("" if not options.realtime else " (SCHED_FIFO is not permitted here)")
             + ": other work on the machine adds to their tail"
         )
+    if options.keep_awake and any(w.kind.endswith("latency") for w in workloads):
+        print("latency workloads: both cores kept awake (--keep-awake)")
     records = run_all(
         workloads,
         settings,
@@ -2159,6 +2177,7 @@ def benchmark(options: argparse.Namespace, scratch: Path) -> int:
         options.python_loadgen,
         {tree.name: tree for tree in trees},
         realtime,
+        options.keep_awake and awake.allowed(),
     )
     rows, verdicts = table(records, workloads)
     print()
@@ -2201,6 +2220,7 @@ def benchmark(options: argparse.Namespace, scratch: Path) -> int:
             "server_cpu": where.server_cpu,
             "loadgen_cpu": where.loadgen_cpu,
             "latency_realtime_priority": REALTIME_PRIORITY if realtime else None,
+            "latency_cores_kept_awake": bool(options.keep_awake),
             "chatservice_options": extra,
             "chatservice_file": installed,
             "compared": [tree.describe() for tree in trees],

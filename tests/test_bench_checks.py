@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import importlib
 import json
+import os
 import shutil
 import socket
 import subprocess
 import sys
 import tempfile
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -470,3 +472,33 @@ class PlacementTests(SynchronousTestCase):
         total, steal = run.cpu_times()
         self.assertGreater(total, 0)
         self.assertLessEqual(steal, total)
+
+    def test_coresKeptAwake(self) -> None:
+        """
+        ``--keep-awake``: one spinner per core asked for, each at
+        ``SCHED_IDLE`` (it never takes time from what is measured) on its
+        core; all of them gone once the block ends.
+        """
+        awake = importlib.import_module("awake")
+        if not awake.allowed():
+            raise SkipTest("no SCHED_IDLE or CPU affinity here")
+        cpu = sorted(os.sched_getaffinity(0))[0]
+        before = set(os.listdir("/proc"))
+        with awake.cores_kept_awake([cpu, cpu]):
+            deadline = time.monotonic() + 10
+            found: list[int] = []
+            while time.monotonic() < deadline and not found:
+                for entry in set(os.listdir("/proc")) - before:
+                    if not entry.isdigit():
+                        continue
+                    try:
+                        policy = os.sched_getscheduler(int(entry))
+                        where = os.sched_getaffinity(int(entry))
+                    except OSError:
+                        continue
+                    if policy == os.SCHED_IDLE and where == {cpu}:
+                        found.append(int(entry))
+                time.sleep(0.05)
+            self.assertEqual(len(found), 1, "one spinner for the one core")
+        (spinner,) = found
+        self.assertFalse(Path(f"/proc/{spinner}").exists())
