@@ -241,8 +241,14 @@ static inline double percentile_ms(const long long *values, size_t count, double
 {
     if (count == 0)
         return 0;
+    /* round(fraction * count + 0.5) - 1 as loadgen.py computes it: Python's
+     * round() takes a half to the even neighbour. */
     double rank = fraction * (double)count + 0.5;
-    long index = (long)(rank + 0.5) - 1;
+    long whole = (long)rank;
+    double part = rank - (double)whole;
+    if (part > 0.5 || (part == 0.5 && whole % 2 != 0))
+        whole++;
+    long index = whole - 1;
     if (index < 0)
         index = 0;
     if ((size_t)index >= count)
