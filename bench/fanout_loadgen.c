@@ -1,7 +1,9 @@
 /*
- * The fan-out load generator, in C: the same workload, options, checks and
- * JSON report as ``loadgen.py fanout``, at a fraction of its cost per
- * delivery, so that the server under test, not this process, sets the pace.
+ * The fan-out and latency load generator, in C: the same workloads,
+ * options, checks and JSON reports as ``loadgen.py fanout`` and
+ * ``loadgen.py latency``, at a fraction of their cost per delivery, so that
+ * the server under test, not this process, sets the pace (and, for latency,
+ * sends are evenly paced rather than bunched after long passes of reads).
  *
  * One chat room: R receivers (nicknames rNNNNN) and S senders (sNNNNN),
  * each sender keeping a window of numbered messages in flight (it sends one
@@ -26,33 +28,35 @@
  * as soon as it is readable, as senders are, and each delivery it reads
  * lets its sender send one more.
  *
+ * latency (natively or over IRC): the same clients, set up and settled
+ * alike; S senders send --rate messages/s in all, in turn, evenly paced
+ * (after a stall of over 0.1 s the missed sends are skipped, not burst),
+ * each "T<CLOCK_MONOTONIC ns> " and padding; receivers are read as soon as
+ * they are readable, with recvmsg and SO_TIMESTAMPNS: the delay until the
+ * kernel put a line in the socket (its CLOCK_REALTIME stamp less an offset
+ * measured at the start) and until it was read.  Lines sent in the warm-up
+ * are not measured; nearest-rank percentiles.
+ *
  * bench/run.py compiles it with the system's C compiler (``cc -O2``) into a
  * temporary directory and falls back to loadgen.py when it cannot (not for
- * IRC: loadgen.py speaks the native protocol only); what it shares with
- * echo_loadgen.c is in loadgen.h.
+ * fan-out over IRC: loadgen.py's fan-out speaks the native protocol only);
+ * its clients' set-up is in chat_clients.h, what it shares with the other C
+ * load generators in loadgen.h.
  *
- * Usage: fanout_loadgen fanout --port PORT [--second-port PORT] [--server-pid PID] [--cpu N]
+ * Usage: fanout_loadgen fanout|latency --port PORT [--second-port PORT]
+ *        [--server-pid PID] [--cpu N]
  *        [--protocol native|irc] [--pace sender|receiver] [--concurrency 40]
- *        [--receivers 1000] [--senders 10] [--window 64]
+ *        [--receivers 1000] [--senders 10] [--window 64] [--rate 200]
  *        [--receiver-interval 0.005] [--duration 3] [--warmup 0.5]
  *        [--drain-timeout 10] [--timeout 120]
  * Loopback (127.0.0.1) only.
  */
 
-#include "loadgen.h"
+#include "chat_clients.h"
 
 /* How many unexpected lines a run quotes, and how much of each. */
 #define SAMPLE_LINES 5
 #define SAMPLE_SIZE 200
-/* Longest incomplete line kept between reads (a delivery is 62 bytes). */
-#define CARRY_SIZE 512
-/* Connections being set up at once (the server's listen backlog stays short;
- * --concurrency for a server that takes its time to register each one,
- * as InspIRCd, which completes registrations once a second). */
-static int concurrency = 40;
-
-static const char REGISTERED[] = "--- you are ";
-static const char ERROR_LINE[] = "!!! ";
 /* A delivery: "#lobby <sNNNNN> FNNNNNNNN fan-out 0123456789abcdef" [\r]. */
 static const char PREFIX[] = "#lobby <s";
 static const char TEXT[] = " fan-out 0123456789abcdef";
@@ -62,285 +66,11 @@ static const char TEXT[] = " fan-out 0123456789abcdef";
  * SAY_IRC over IRC). */
 #define MESSAGE_SIZE (1 + 8 + TEXT_SIZE + 2)
 
-/* IRC (--protocol irc): what a sender's line starts with, what a delivery
- * has after its prefix (":sNNNNN!user@host"), and the replies that mark a
- * connection welcomed (001), in #lobby (366) or refused. */
-static int irc;
 /* Whether receiver 0 keeps the senders' windows (--pace receiver). */
 static int paced_by_receiver;
-static const char SAY_IRC[] = "PRIVMSG #lobby :";
-#define SAY_IRC_SIZE (sizeof SAY_IRC - 1)
+/* IRC: what a delivery has after its prefix (":sNNNNN!user@host"). */
 static const char IRC_DELIVERY[] = " PRIVMSG #lobby :F";
 #define IRC_DELIVERY_SIZE (sizeof IRC_DELIVERY - 1)
-#define IRC_WELCOMED 1
-#define IRC_JOINED 366
-/* The numerics that refuse a registration or the JOIN (and ERROR: -1). */
-static const int IRC_REFUSALS[] = {-1,  405, 432, 433, 436, 437, 451,
-                                   464, 465, 471, 473, 474, 475};
-
-/* epoll_wait's timeout for a wait of ``seconds`` (rounded up, as Python). */
-static int wait_ms(double seconds)
-{
-    if (seconds <= 0)
-        return 0;
-    int ms = (int)(seconds * 1000);
-    return ms < seconds * 1000 ? ms + 1 : ms;
-}
-
-/* One connection: its socket, and the incomplete line it last read. */
-struct conn {
-    int fd;
-    int connected;
-    int ready;
-    int welcomed; /* IRC: 001 seen, JOIN sent */
-    size_t carry_size;
-    char carry[CARRY_SIZE];
-};
-
-static struct conn *conns;
-static int count_r, count_s, total;
-static double deadline;
-static char *buffer;
-
-static void remaining(const char *what, int left)
-{
-    if (monotonic() > deadline)
-        fail("time limit reached while %s (%d still waiting)", what, left);
-}
-
-static ssize_t receive(int i, const char *what)
-{
-    ssize_t size = recv(conns[i].fd, buffer + CARRY_SIZE, RECV_SIZE, 0);
-    if (size == 0)
-        fail("the server closed %s #%d", what, i < count_r ? i : i - count_r);
-    if (size < 0) {
-        if (errno == EAGAIN || errno == EINTR)
-            return -1;
-        fail("%s #%d: %s", what, i < count_r ? i : i - count_r, strerror(errno));
-    }
-    return size;
-}
-
-/* Keep the last ``keep`` bytes of what a connection read (for a marker cut
- * across reads). */
-static void keep_tail(struct conn *conn, const char *data, size_t size, size_t keep)
-{
-    if (keep > CARRY_SIZE)
-        keep = CARRY_SIZE;
-    if (size > keep) {
-        data += size - keep;
-        size = keep;
-    }
-    memmove(conn->carry, data, size);
-    conn->carry_size = size;
-}
-
-/* The data read by ``i``, after what it carried: in ``buffer``. */
-static char *joined(int i, ssize_t size, size_t *joined_size)
-{
-    struct conn *conn = &conns[i];
-    char *start = buffer + CARRY_SIZE - conn->carry_size;
-    memcpy(start, conn->carry, conn->carry_size);
-    *joined_size = conn->carry_size + (size_t)size;
-    return start;
-}
-
-static int digits(const char *text, int count, long *value)
-{
-    long found = 0;
-    for (int i = 0; i < count; i++) {
-        if (text[i] < '0' || text[i] > '9')
-            return 0;
-        found = found * 10 + (text[i] - '0');
-    }
-    *value = found;
-    return 1;
-}
-
-/* The numeric of an IRC line (":server NNN ..."), -1 for ERROR, else 0. */
-static int irc_code(const char *line, size_t size)
-{
-    if (size >= 5 && memcmp(line, "ERROR", 5) == 0)
-        return -1;
-    if (size == 0 || line[0] != ':')
-        return 0;
-    const char *space = memchr(line, ' ', size);
-    if (space == NULL || (size_t)(line + size - space) < 5 || space[4] != ' ')
-        return 0;
-    long code;
-    return digits(space + 1, 3, &code) ? (int)code : 0;
-}
-
-/* IRC set-up: the complete lines ``i`` read (``data``); it joins #lobby once
- * welcomed and is ready at the end of its NAMES; a refusal ends the run.
- * Whether it is ready; the incomplete line is carried. */
-static int irc_setup(int i, char *data, size_t length)
-{
-    struct conn *conn = &conns[i];
-    char *end = data + length, *line = data, *newline;
-    while ((newline = memchr(line, '\n', (size_t)(end - line))) != NULL) {
-        size_t size = (size_t)(newline - line);
-        int code = irc_code(line, size);
-        for (size_t r = 0; r < sizeof IRC_REFUSALS / sizeof *IRC_REFUSALS; r++)
-            if (code == IRC_REFUSALS[r])
-                fail("the server refused %s #%d: %.*s",
-                     i < count_r ? "receivers" : "senders",
-                     i < count_r ? i : i - count_r, (int)(size > 200 ? 200 : size),
-                     line);
-        if (code == IRC_WELCOMED && !conn->welcomed) {
-            /* Some servers (InspIRCd) refuse a JOIN sent before 001. */
-            conn->welcomed = 1;
-            send_data(conn->fd, "JOIN #lobby\r\n", 13);
-        } else if (code == IRC_JOINED && conn->welcomed) {
-            conn->carry_size = 0;
-            return 1;
-        }
-        line = newline + 1;
-    }
-    keep_tail(conn, line, (size_t)(end - line), CARRY_SIZE);
-    return 0;
-}
-
-/* Open every connection, ``concurrency`` at a time; each sends its nickname and
- * is ready once the server confirmed it; the ready ones are drained.  With
- * a second node of the same chat (second_port > 0, --redis), every other
- * receiver connects there. */
-static void open_all(int epoll, int port, int second_port)
-{
-    struct sockaddr_in address = {.sin_family = AF_INET, .sin_port = htons(port)};
-    inet_pton(AF_INET, "127.0.0.1", &address.sin_addr);
-    struct sockaddr_in second = address;
-    second.sin_port = htons(second_port);
-    int next = 0, in_setup = 0, ready = 0;
-    struct epoll_event events[1024];
-    while (ready < total) {
-        remaining("opening chat connections", total - ready);
-        while (in_setup < concurrency && next < total) {
-            int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
-            if (fd < 0)
-                fail("socket: %s", strerror(errno));
-            int one = 1;
-            setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-            struct sockaddr_in *to =
-                second_port > 0 && next < count_r && next % 2 ? &second : &address;
-            if (connect(fd, (struct sockaddr *)to, sizeof *to) != 0 &&
-                errno != EINPROGRESS)
-                fail("connecting to 127.0.0.1:%d: %s", port, strerror(errno));
-            conns[next].fd = fd;
-            struct epoll_event event = {.events = EPOLLIN | EPOLLOUT,
-                                        .data.u32 = (uint32_t)next};
-            if (epoll_ctl(epoll, EPOLL_CTL_ADD, fd, &event) != 0)
-                fail("epoll_ctl: %s", strerror(errno));
-            next++;
-            in_setup++;
-        }
-        int got = epoll_wait(epoll, events, 1024, 50);
-        if (got < 0 && errno != EINTR)
-            fail("epoll_wait: %s", strerror(errno));
-        for (int e = 0; e < got; e++) {
-            int i = (int)events[e].data.u32;
-            struct conn *conn = &conns[i];
-            const char *what = i < count_r ? "receivers" : "senders";
-            if (!conn->connected) {
-                if (!(events[e].events & (EPOLLOUT | EPOLLERR | EPOLLHUP)))
-                    continue;
-                int error = 0;
-                socklen_t length = sizeof error;
-                getsockopt(conn->fd, SOL_SOCKET, SO_ERROR, &error, &length);
-                if (error)
-                    fail("connecting to 127.0.0.1:%d: %s", port, strerror(error));
-                conn->connected = 1;
-                struct epoll_event event = {.events = EPOLLIN, .data.u32 = (uint32_t)i};
-                epoll_ctl(epoll, EPOLL_CTL_MOD, conn->fd, &event);
-                char hello[128];
-                char kind = i < count_r ? 'r' : 's';
-                int number = i < count_r ? i : i - count_r;
-                int size = irc ? snprintf(hello, sizeof hello,
-                                          "NICK %c%05d\r\nUSER %c%05d 0 * :bench\r\n",
-                                          kind, number, kind, number)
-                               : snprintf(hello, sizeof hello, "%c%05d\r\n", kind,
-                                          number);
-                send_data(conn->fd, hello, (size_t)size);
-                continue;
-            }
-            ssize_t size = receive(i, what);
-            if (size < 0 || conn->ready)
-                continue;
-            size_t length;
-            char *data = joined(i, size, &length);
-            char *error;
-            if (irc ? irc_setup(i, data, length)
-                    : memmem(data, length, REGISTERED, sizeof REGISTERED - 1) != NULL) {
-                conn->ready = 1;
-                conn->carry_size = 0;
-                ready++;
-                in_setup--;
-            } else if (irc) {
-                continue;
-            } else if ((error = memmem(data, length, ERROR_LINE,
-                                       sizeof ERROR_LINE - 1)) != NULL) {
-                size_t quoted = (size_t)(data + length - error);
-                char *end = memchr(error, '\n', quoted);
-                if (end != NULL)
-                    quoted = (size_t)(end - error);
-                fail("the server refused %s #%d: %.*s", what,
-                     i < count_r ? i : i - count_r, (int)(quoted > 200 ? 200 : quoted),
-                     error);
-            } else {
-                keep_tail(conn, data, length, CARRY_SIZE);
-            }
-        }
-    }
-}
-
-/* Sender 0 says a unique line in the room; wait until every member read it:
- * whatever the server queued before (join notices...) has then been read. */
-static void barrier(int epoll)
-{
-    char marker[64];
-    struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    long long token = (long long)now.tv_sec * 1000000000LL + now.tv_nsec;
-    int size = snprintf(marker, sizeof marker, "%sSYNC%lld\r\n", irc ? SAY_IRC : "",
-                        token);
-    send_data(conns[count_r].fd, marker, (size_t)size);
-    snprintf(marker, sizeof marker, "%sSYNC%lld\r\n", irc ? " :" : " ", token);
-    size_t marker_size = strlen(marker);
-    for (int i = 0; i < total; i++) {
-        conns[i].ready = 0;
-        conns[i].carry_size = 0;
-    }
-    int left = total;
-    if (irc) {
-        /* The speaker does not hear itself over IRC. */
-        conns[count_r].ready = 1;
-        left--;
-    }
-    struct epoll_event events[1024];
-    while (left) {
-        remaining("waiting for the room to settle", left);
-        int got = epoll_wait(epoll, events, 1024, 50);
-        if (got < 0 && errno != EINTR)
-            fail("epoll_wait: %s", strerror(errno));
-        for (int e = 0; e < got; e++) {
-            int i = (int)events[e].data.u32;
-            ssize_t read = receive(i, "connection");
-            if (read < 0 || conns[i].ready)
-                continue;
-            size_t length;
-            char *data = joined(i, read, &length);
-            if (memmem(data, length, marker, marker_size) != NULL) {
-                conns[i].ready = 1;
-                conns[i].carry_size = 0;
-                left--;
-            } else {
-                keep_tail(&conns[i], data, length, marker_size - 1);
-            }
-        }
-    }
-    for (int i = 0; i < total; i++)
-        conns[i].carry_size = 0;
-}
 
 /* The checks (loadgen.FanoutCheck). */
 static long *expected; /* [receiver * count_s + sender]: the number next */
@@ -539,13 +269,198 @@ static long own_messages(int i, ssize_t size)
     return own;
 }
 
+/* The latency mode (``latency``), as loadgen.py latency: S senders send
+ * --rate messages/s in all, in turn, evenly paced, each line stamped with
+ * CLOCK_MONOTONIC ("T<ns> " and padding); receivers are read as soon as they
+ * are readable, with recvmsg: the delay until the kernel put a line in the
+ * receiver's socket (SO_TIMESTAMPNS, CLOCK_REALTIME less the offset
+ * measured at the start) and until this process read it.  Lines sent in
+ * the warm-up are not measured. */
+struct samples {
+    long long *values;
+    size_t count, room;
+};
+
+static void add_sample(struct samples *samples, long long value)
+{
+    if (samples->count == samples->room) {
+        samples->room = samples->room ? samples->room * 2 : 65536;
+        samples->values = realloc(samples->values, samples->room * sizeof *samples->values);
+        if (samples->values == NULL)
+            fail("out of memory");
+    }
+    samples->values[samples->count++] = value;
+}
+
+static struct samples at_read, in_socket;
+/* Stamped lines each receiver read. */
+static long long *got;
+static long long warm_end_ns, realtime_offset;
+static const char PADDING[] = " xxxxxxxxxxxxxxxx\r\n";
+
+/* Read what ``i`` has: a sender's is dropped, a receiver's stamps counted. */
+static void receive_stamped(int i)
+{
+    if (i >= count_r) {
+        receive(i, "sender");
+        return;
+    }
+    char control[CMSG_SPACE(sizeof(struct timespec))];
+    struct iovec vector = {.iov_base = buffer + CARRY_SIZE, .iov_len = RECV_SIZE};
+    struct msghdr message = {.msg_iov = &vector, .msg_iovlen = 1,
+                             .msg_control = control, .msg_controllen = sizeof control};
+    ssize_t size = recvmsg(conns[i].fd, &message, 0);
+    long long read_at = clock_ns(CLOCK_MONOTONIC);
+    if (size == 0)
+        fail("the server closed receiver #%d", i);
+    if (size < 0) {
+        if (errno == EAGAIN || errno == EINTR)
+            return;
+        fail("receiver #%d: %s", i, strerror(errno));
+    }
+    long long kernel_at = kernel_stamp_ns(&message);
+    if (kernel_at)
+        kernel_at -= realtime_offset;
+    size_t length;
+    char *data = joined(i, size, &length);
+    char *cut = data + length;
+    while (cut > data && cut[-1] != '\n')
+        cut--;
+    /* "#lobby <s00000> T<ns> xxx\r\n", over IRC "... PRIVMSG #lobby :T<ns> xxx". */
+    const char *marker = irc ? " :T" : "> T";
+    char *at = data;
+    while (at < cut && (at = memmem(at, (size_t)(cut - at), marker, 3)) != NULL) {
+        at += 3;
+        long long sent_at = 0;
+        char *digit = at;
+        while (digit < cut && *digit >= '0' && *digit <= '9')
+            sent_at = sent_at * 10 + (*digit++ - '0');
+        if (digit == at || digit >= cut || *digit != ' ')
+            continue;
+        at = digit;
+        got[i]++;
+        if (sent_at >= warm_end_ns) {
+            add_sample(&at_read, read_at - sent_at);
+            if (kernel_at)
+                add_sample(&in_socket, kernel_at - sent_at);
+        }
+    }
+    keep_tail(&conns[i], cut, (size_t)(data + length - cut), CARRY_SIZE);
+}
+
+static void serve_stamped(int epoll, struct epoll_event *events, int wait, double *idle)
+{
+    double before = monotonic();
+    int ready = epoll_wait(epoll, events, total, wait);
+    *idle += monotonic() - before;
+    if (ready < 0 && errno != EINTR)
+        fail("epoll_wait: %s", strerror(errno));
+    for (int e = 0; e < ready; e++)
+        receive_stamped((int)events[e].data.u32);
+}
+
+static int run_latency(int epoll, long server_pid, double rate, double warmup,
+                       double duration, double drain_timeout, const char *cpus,
+                       unsigned long long fd_limit)
+{
+    int kernel_stamps = 1;
+    for (int i = 0; i < count_r; i++) {
+        int one = 1;
+        if (setsockopt(conns[i].fd, SOL_SOCKET, SO_TIMESTAMPNS, &one, sizeof one) != 0)
+            kernel_stamps = 0;
+    }
+    realtime_offset = realtime_offset_ns();
+    got = calloc((size_t)count_r, sizeof *got);
+    struct epoll_event *events = calloc((size_t)total, sizeof *events);
+    if (got == NULL || events == NULL)
+        fail("out of memory");
+    const char *say_text = irc ? SAY_IRC : "";
+    double interval = 1.0 / rate, idle = 0;
+    struct window measure = {.server_pid = server_pid};
+    double now = monotonic();
+    double warm_end = now + warmup, end = warm_end + duration, next_send = now;
+    warm_end_ns = (long long)(warm_end * 1e9);
+    long long messages = 0, measured_from = 0;
+    int measuring = 0;
+    for (;;) {
+        if (!measuring && now >= warm_end) {
+            window_start(&measure, now, idle);
+            measured_from = messages;
+            measuring = 1;
+        }
+        if (now >= end)
+            break;
+        if (now > deadline)
+            fail("time limit reached while measuring");
+        while (now >= next_send) {
+            char line[128];
+            int size = snprintf(line, sizeof line, "%sT%lld%s", say_text,
+                                clock_ns(CLOCK_MONOTONIC), PADDING);
+            int fd = conns[count_r + (int)(messages % count_s)].fd;
+            if (send(fd, line, (size_t)size, MSG_NOSIGNAL) != size)
+                fail("the server does not read the senders");
+            messages++;
+            next_send += interval;
+            now = monotonic();
+        }
+        /* Stalled (a busy machine): skip the missed sends rather than burst
+         * them; the achieved rate is reported. */
+        if (now - next_send > 0.1)
+            next_send = now + interval;
+        double wait = next_send - now < 0.05 ? next_send - now : 0.05;
+        serve_stamped(epoll, events, wait_ms(wait), &idle);
+        now = monotonic();
+    }
+    window_stop(&measure, now, idle);
+    long long measured = messages - measured_from;
+    double drain_end = monotonic() + drain_timeout;
+    for (;;) {
+        long long least = messages;
+        for (int r = 0; r < count_r; r++)
+            if (got[r] < least)
+                least = got[r];
+        if (least >= messages || monotonic() >= drain_end)
+            break;
+        serve_stamped(epoll, events, 50, &idle);
+    }
+    long long lost = 0;
+    for (int r = 0; r < count_r; r++)
+        if (got[r] < messages)
+            lost += messages - got[r];
+    qsort(at_read.values, at_read.count, sizeof *at_read.values, by_value);
+    qsort(in_socket.values, in_socket.count, sizeof *in_socket.values, by_value);
+    kernel_stamps = kernel_stamps && in_socket.count == at_read.count;
+    const struct samples *main_values = kernel_stamps ? &in_socket : &at_read;
+    const long long *values = main_values->values;
+    size_t count = main_values->count;
+    printf("{\"workload\": \"latency\", \"cpus\": %s, \"fd_limit\": %llu, "
+           "\"value\": %.4f, \"unit\": \"ms p99\", \"measured_at\": \"%s\", "
+           "\"p50_ms\": %.4f, \"p99_ms\": %.4f, \"max_ms\": %.4f, "
+           "\"read_p50_ms\": %.4f, \"read_p99_ms\": %.4f, \"read_max_ms\": %.4f, "
+           "\"samples\": %zu, \"receivers\": %d, \"senders\": %d, "
+           "\"target_messages_per_s\": %g, \"messages_per_s\": %.1f, "
+           "\"deliveries_per_s\": %.1f, \"lost\": %lld, \"protocol\": \"%s\", ",
+           cpus, fd_limit, percentile_ms(values, count, 0.99),
+           kernel_stamps ? "kernel receive" : "read", percentile_ms(values, count, 0.50),
+           percentile_ms(values, count, 0.99), count ? (double)values[count - 1] / 1e6 : 0.0,
+           percentile_ms(at_read.values, at_read.count, 0.50),
+           percentile_ms(at_read.values, at_read.count, 0.99),
+           at_read.count ? (double)at_read.values[at_read.count - 1] / 1e6 : 0.0, count,
+           count_r, count_s, rate, (double)measured / measure.wall,
+           (double)measured * count_r / measure.wall, lost, irc ? "irc" : "native");
+    window_json(&measure);
+    printf(", \"loadgen\": \"c\"}\n");
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
-    workload = "fanout";
-    if (argc < 2 || strcmp(argv[1], "fanout") != 0) {
-        fprintf(stderr, "usage: fanout_loadgen fanout --port PORT [options]\n");
+    if (argc < 2 || (strcmp(argv[1], "fanout") != 0 && strcmp(argv[1], "latency") != 0)) {
+        fprintf(stderr, "usage: fanout_loadgen fanout|latency --port PORT [options]\n");
         return 2;
     }
+    workload = argv[1];
+    int latency = workload[0] == 'l';
     int port = atoi(option(argc, argv, "--port", "0"));
     int second_port = atoi(option(argc, argv, "--second-port", "0"));
     long server_pid = atol(option(argc, argv, "--server-pid", "0"));
@@ -554,6 +469,7 @@ int main(int argc, char **argv)
     count_s = atoi(option(argc, argv, "--senders", "10"));
     long window = atol(option(argc, argv, "--window", "64"));
     double interval = atof(option(argc, argv, "--receiver-interval", "0.005"));
+    double rate = atof(option(argc, argv, "--rate", "200"));
     double duration = atof(option(argc, argv, "--duration", "3"));
     double warmup = atof(option(argc, argv, "--warmup", "0.5"));
     double drain_timeout = atof(option(argc, argv, "--drain-timeout", "10"));
@@ -571,8 +487,8 @@ int main(int argc, char **argv)
         paced_by_receiver = 1;
     else if (strcmp(pace, "sender") != 0 || irc)
         fail("--pace must be sender or receiver (receiver over IRC), not %s", pace);
-    if (port <= 0 || window < 1 || count_r < 1 || count_s < 1)
-        fail("--port, --window, --receivers and --senders must be positive");
+    if (port <= 0 || window < 1 || count_r < 1 || count_s < 1 || rate <= 0)
+        fail("--port, --window, --receivers, --senders and --rate must be positive");
     if (count_s > 100000)
         fail("at most 100000 senders (five digits)");
 
@@ -608,6 +524,9 @@ int main(int argc, char **argv)
     int sender_epoll = epoll_create1(0);
     open_all(receiver_epoll, port, second_port);
     barrier(receiver_epoll);
+    if (latency)
+        return run_latency(receiver_epoll, server_pid, rate, warmup, duration,
+                           drain_timeout, cpus, (unsigned long long)files.rlim_cur);
     /* Paced by receiver 0: it is served as the senders are. */
     for (int i = paced_by_receiver ? 0 : count_r; i < total; i = i == 0 ? count_r : i + 1) {
         epoll_ctl(receiver_epoll, EPOLL_CTL_DEL, conns[i].fd, NULL);

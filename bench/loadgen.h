@@ -1,7 +1,8 @@
 /*
- * What the C load generators (echo_loadgen.c, fanout_loadgen.c) share: the
- * error report, clocks, the server's CPU time, sends that finish, options,
- * and the process set-up (pinned to a core, open-file limit raised).
+ * What the C load generators (echo_loadgen.c, fanout_loadgen.c, ws_loadgen.c)
+ * share: the error report, clocks, the server's CPU time, sends that
+ * finish, options, latency samples' clocks and percentiles, and the process
+ * set-up (pinned to a core, open-file limit raised).
  * Each program sets ``workload``, the name its reports carry.
  */
 
@@ -183,6 +184,76 @@ static void window_json(const struct window *w)
         printf("%.1f", 100 * w->server_share);
     printf(", \"saturated\": %s",
            w->cpu_share >= SATURATION || w->busy >= SATURATION ? "true" : "false");
+}
+
+/* Latency: clocks in nanoseconds, and nearest-rank percentiles of sorted
+ * samples (as loadgen.py's percentile). */
+static inline long long clock_ns(clockid_t clock)
+{
+    struct timespec now;
+    clock_gettime(clock, &now);
+    return (long long)now.tv_sec * 1000000000LL + now.tv_nsec;
+}
+
+static inline long long realtime_ns(void)
+{
+    return clock_ns(CLOCK_REALTIME);
+}
+
+/* CLOCK_REALTIME minus CLOCK_MONOTONIC, read as tightly as we can (the
+ * closest of 100 tries), as loadgen.py's realtime_offset_ns: what turns the
+ * kernel's SO_TIMESTAMPNS receive times into monotonic ones. */
+static inline long long realtime_offset_ns(void)
+{
+    long long best_gap = -1, offset = 0;
+    for (int i = 0; i < 100; i++) {
+        long long before = clock_ns(CLOCK_MONOTONIC);
+        long long real = realtime_ns();
+        long long after = clock_ns(CLOCK_MONOTONIC);
+        if (best_gap < 0 || after - before < best_gap) {
+            best_gap = after - before;
+            offset = real - (before + after) / 2;
+        }
+    }
+    return offset;
+}
+
+/* The kernel's receive time (SO_TIMESTAMPNS, CLOCK_REALTIME) of what
+ * recvmsg read into ``message``, or 0 when it has none. */
+static inline long long kernel_stamp_ns(struct msghdr *message)
+{
+    for (struct cmsghdr *c = CMSG_FIRSTHDR(message); c; c = CMSG_NXTHDR(message, c))
+        if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SO_TIMESTAMPNS) {
+            struct timespec stamp;
+            memcpy(&stamp, CMSG_DATA(c), sizeof stamp);
+            return (long long)stamp.tv_sec * 1000000000LL + stamp.tv_nsec;
+        }
+    return 0;
+}
+
+static inline int by_value(const void *a, const void *b)
+{
+    long long x = *(const long long *)a, y = *(const long long *)b;
+    return (x > y) - (x < y);
+}
+
+static inline double percentile_ms(const long long *values, size_t count, double fraction)
+{
+    if (count == 0)
+        return 0;
+    /* round(fraction * count + 0.5) - 1 as loadgen.py computes it: Python's
+     * round() takes a half to the even neighbour. */
+    double rank = fraction * (double)count + 0.5;
+    long whole = (long)rank;
+    double part = rank - (double)whole;
+    if (part > 0.5 || (part == 0.5 && whole % 2 != 0))
+        whole++;
+    long index = whole - 1;
+    if (index < 0)
+        index = 0;
+    if ((size_t)index >= count)
+        index = (long)count - 1;
+    return (double)values[index] / 1e6;
 }
 
 /* Pin this process to ``cpu`` (unless negative) and raise its open-file

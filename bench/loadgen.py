@@ -928,6 +928,9 @@ def run_latency(options: argparse.Namespace) -> dict[str, object]:
             "messages_per_s": measured / measure.wall,
             "deliveries_per_s": measured * count_r / measure.wall,
             "lost": lost,
+            # What fanout_loadgen.c latency also does over IRC.
+            "protocol": options.protocol,
+            "loadgen": "python",
         }
         result.update(measure.report())
         return result

@@ -7,8 +7,8 @@ nothing).  Every server (chatservice under the installed ``twistd`` next to
 ``sys.executable``, and the baselines in ``bench/baselines/``) runs as a
 subprocess on a free loopback port, pinned to one core; the load generator
 (``bench/loadgen.py``; for echo and upper ``bench/echo_loadgen.c`` and for
-fanout ``bench/fanout_loadgen.c`` when a C compiler is at hand) runs as
-another process pinned to another core.
+fanout and the latency workloads ``bench/fanout_loadgen.c`` when a C
+compiler is at hand) runs as another process pinned to another core.
 Runs of the servers are interleaved, round after round, and every ratio is
 computed within a round: on a shared machine only figures measured side by
 side compare.  ``--json FILE`` saves every figure.
@@ -68,14 +68,15 @@ LOADGEN = BENCH / "loadgen.py"
 #: The echo and uppercase load generator in C: the same workload and report
 #: as ``loadgen.py echo|upper`` at a fraction of its cost per line.
 ECHO_LOADGEN_SOURCE = BENCH / "echo_loadgen.c"
-#: The fan-out load generator in C: the same workload, checks and report as
-#: ``loadgen.py fanout``, without saturating its core.
+#: The fan-out and latency load generator in C: the same workloads, checks
+#: and reports as ``loadgen.py fanout`` and ``loadgen.py latency``, without
+#: saturating its core (nor, for latency, sending in bursts).
 FANOUT_LOADGEN_SOURCE = BENCH / "fanout_loadgen.c"
 #: The C load generators, by source, and the workloads (``Workload.kind``)
 #: each one drives.
 C_LOADGENS = (
     (ECHO_LOADGEN_SOURCE, ("echo", "upper")),
-    (FANOUT_LOADGEN_SOURCE, ("fanout",)),
+    (FANOUT_LOADGEN_SOURCE, ("fanout", "latency")),
     (web.LOADGEN_SOURCE, web.KINDS),
 )
 LOOPBACK = "127.0.0.1"
@@ -1412,7 +1413,8 @@ def run_loadgen(
 ) -> dict[str, object]:
     """
     Run the load generator once against a running server: the C one that
-    ``c_loadgens`` has for the workload's kind (echo, upper, fanout), else
+    ``c_loadgens`` has for the workload's kind (echo, upper, fanout,
+    latency), else
     ``loadgen.py``.
     """
     kind = web.loadgen_kind(workload.kind, server.name)
@@ -1437,8 +1439,6 @@ def run_loadgen(
         args += ["--check-who", "--probe-room"]
     c_program = (c_loadgens or {}).get(kind)
     if workload.name in ("fanout-redis", "latency-redis"):
-        if workload.name == "latency-redis":
-            c_program = None  # latency is measured by loadgen.py only
         if "chat2" in server.ports:
             args += ["--second-port", str(server.ports["chat2"])]
         if "redis" in server.ports:
@@ -2052,7 +2052,8 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument(
         "--python-loadgen",
         action="store_true",
-        help="drive echo, upper and fanout with loadgen.py, not the C load generators",
+        help="drive echo, upper, fanout and latency with loadgen.py, not the C "
+        "load generators",
     )
     parser.add_argument(
         "--no-realtime",

@@ -196,5 +196,8 @@ def loadgen_kind(kind: str, server: str) -> str:
 
 
 def also_needed(kinds: set[str]) -> set[str]:
-    """The load generators web workloads need beyond their own: ``fanout``."""
-    return {"fanout"} if "web-fanout" in kinds else set()
+    """
+    The load generators web workloads need beyond their own: the native
+    workloads (``fanout``, ``latency``) that drive their native door's row.
+    """
+    return {NATIVE_KINDS[kind] for kind in kinds if kind in NATIVE_KINDS}

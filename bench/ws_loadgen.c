@@ -167,13 +167,6 @@ static size_t samples_in_socket, samples_at_read, samples_room;
 static long long *got_latency;
 static long long warm_end_ns, read_ns, kernel_ns;
 
-static long long realtime_ns(void)
-{
-    struct timespec now;
-    clock_gettime(CLOCK_REALTIME, &now);
-    return (long long)now.tv_sec * 1000000000LL + now.tv_nsec;
-}
-
 /* One message event read by ``i`` (``event`` .. ``end``, after its type). */
 static void message_event(int i, const char *event, const char *end)
 {
@@ -340,13 +333,7 @@ static int pump(int i)
                                  .msg_control = control, .msg_controllen = sizeof control};
         size = recvmsg(conn->fd, &message, 0);
         read_ns = realtime_ns();
-        kernel_ns = 0;
-        for (struct cmsghdr *c = CMSG_FIRSTHDR(&message); c; c = CMSG_NXTHDR(&message, c))
-            if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SO_TIMESTAMPNS) {
-                struct timespec stamp;
-                memcpy(&stamp, CMSG_DATA(c), sizeof stamp);
-                kernel_ns = (long long)stamp.tv_sec * 1000000000LL + stamp.tv_nsec;
-            }
+        kernel_ns = kernel_stamp_ns(&message);
     } else {
         size = recv(conn->fd, buffer, RECV_SIZE, 0);
     }
@@ -606,25 +593,6 @@ static void print_samples(void)
         printf("\"");
     }
     printf("]");
-}
-
-static int by_value(const void *a, const void *b)
-{
-    long long x = *(const long long *)a, y = *(const long long *)b;
-    return (x > y) - (x < y);
-}
-
-static double percentile_ms(long long *values, size_t count, double fraction)
-{
-    if (count == 0)
-        return 0;
-    double rank = fraction * (double)count + 0.5;
-    long index = (long)(rank + 0.5) - 1;
-    if (index < 0)
-        index = 0;
-    if ((size_t)index >= count)
-        index = (long)count - 1;
-    return (double)values[index] / 1e6;
 }
 
 static long rss_kib(long pid)

@@ -115,25 +115,41 @@ class FaultyChat:
         self.faulty = faulty
         #: Speak IRC (:meth:`serve_irc`) rather than the native protocol.
         self.irc = irc
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.port: int = self.listener.getsockname()[1]
         self.members: dict[bytes, socket.socket] = {}
         self.lock = threading.Lock()
         self.held: bytes | None = None
-        threading.Thread(target=self.accept, daemon=True).start()
+        self.listeners: list[socket.socket] = []
+        #: Connections accepted, by the port they came to.
+        self.accepted: dict[int, int] = {}
+        self.port = self.listen()
+
+    def listen(self) -> int:
+        """
+        Listen on one more loopback port (a second node of the same chat,
+        as two sharing a Redis are: its clients are in the same #lobby).
+        """
+        listener = socket.create_server(("127.0.0.1", 0))
+        self.listeners.append(listener)
+        port: int = listener.getsockname()[1]
+        self.accepted[port] = 0
+        threading.Thread(target=self.accept, args=(listener, port), daemon=True).start()
+        return port
 
     def close(self) -> None:
-        self.listener.close()
+        for listener in self.listeners:
+            listener.close()
         with self.lock:
             for member in self.members.values():
                 member.close()
 
-    def accept(self) -> None:
+    def accept(self, listener: socket.socket, port: int) -> None:
         while True:
             try:
-                client, _ = self.listener.accept()
+                client, _ = listener.accept()
             except OSError:
                 return
+            with self.lock:
+                self.accepted[port] += 1
             client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             serve = self.serve_irc if self.irc else self.serve
             threading.Thread(target=serve, args=(client,), daemon=True).start()
@@ -212,6 +228,47 @@ class FaultyChat:
         return line
 
 
+def short_run(
+    case: SynchronousTestCase, program: list[str], mode: str, port: int, *options: str
+) -> dict[str, Any]:
+    """
+    The report of a short run of a load generator's ``mode`` against
+    ``port`` (2 receivers and 2 senders unless ``options`` say otherwise,
+    a 0.2 s warm-up, 0.5 s measured, 2 s to drain); ``case`` fails unless it
+    exits with status 0.
+    """
+    argv = [*program, mode, "--port", str(port), *options]
+    defaults = {
+        "--receivers": "2",
+        "--senders": "2",
+        "--warmup": "0.2",
+        "--duration": "0.5",
+        "--drain-timeout": "2",
+        "--timeout": "30",
+    }
+    for name, value in defaults.items():
+        if name not in options:
+            argv += [name, value]
+    done = subprocess.run(argv, capture_output=True, timeout=60, check=False)
+    report: dict[str, Any] = json.loads(done.stdout.splitlines()[-1])
+    case.assertEqual(done.returncode, 0, report)
+    return report
+
+
+def fanout_loadgen(case: SynchronousTestCase) -> list[str]:
+    """
+    ``bench/fanout_loadgen.c`` built as bench/run.py builds it (removed when
+    ``case`` ends): the command that runs it.
+    """
+    if run.c_compiler() is None:
+        raise SkipTest("no C compiler (cc, gcc or $CC)")
+    directory = Path(tempfile.mkdtemp(prefix="chatservice-fanout-"))
+    case.addCleanup(shutil.rmtree, directory, ignore_errors=True)
+    program, how = run.build_c_loadgen(directory, run.FANOUT_LOADGEN_SOURCE)
+    case.assertIsNotNone(program, how)
+    return [str(program)]
+
+
 class FanoutLoadGeneratorTests(SynchronousTestCase):
     """
     Both fan-out load generators (``loadgen.py fanout`` and the C one) run
@@ -225,41 +282,13 @@ class FanoutLoadGeneratorTests(SynchronousTestCase):
         """
         server = FaultyChat(faulty, irc="irc" in options)
         self.addCleanup(server.close)
-        argv = [
-            *program,
-            "fanout",
-            "--port",
-            str(server.port),
-            "--receivers",
-            "2",
-            "--senders",
-            "2",
-            "--window",
-            "2",
-            "--warmup",
-            "0.1",
-            "--duration",
-            "0.5",
-            "--drain-timeout",
-            "0.5",
-            "--timeout",
-            "30",
-            *options,
-        ]
-        done = subprocess.run(argv, capture_output=True, timeout=60, check=False)
-        report: dict[str, Any] = json.loads(done.stdout.splitlines()[-1])
-        self.assertEqual(done.returncode, 0, report)
-        return report
+        return short_run(
+            self, program, "fanout", server.port, "--window", "2", *options
+        )
 
     def c_program(self) -> list[str]:
         """The C fan-out load generator, built as bench/run.py builds it."""
-        if run.c_compiler() is None:
-            raise SkipTest("no C compiler (cc, gcc or $CC)")
-        directory = Path(tempfile.mkdtemp(prefix="chatservice-fanout-"))
-        self.addCleanup(shutil.rmtree, directory, ignore_errors=True)
-        program, how = run.build_c_loadgen(directory, run.FANOUT_LOADGEN_SOURCE)
-        self.assertIsNotNone(program, how)
-        return [str(program)]
+        return fanout_loadgen(self)
 
     def assertViolations(self, report: dict[str, Any], faulty: bool) -> None:
         """``report`` has exactly the violations :class:`FaultyChat` caused."""
@@ -335,6 +364,108 @@ class FanoutLoadGeneratorTests(SynchronousTestCase):
         c_report = self.fanout(self.c_program(), False)
         python = self.fanout([sys.executable, str(BENCH / "loadgen.py")], False)
         self.assertEqual(sorted(c_report), sorted(python))
+
+
+class LatencyLoadGeneratorTests(SynchronousTestCase):
+    """
+    Both latency load generators (``loadgen.py latency`` and
+    ``fanout_loadgen latency``) run against :class:`FaultyChat` (correct:
+    it relays every line), natively and over IRC, and report alike.
+    """
+
+    def latency(
+        self, program: list[str], *options: str, second_node: bool = False
+    ) -> dict[str, Any]:
+        """
+        The report of a short latency run of ``program`` (with ``options``)
+        against a correct fake, an IRC one with ``--protocol irc``; with
+        ``second_node``, ``--second-port`` names a second port of the fake,
+        and the report gets ``second_node_connections``: how many came there.
+        """
+        server = FaultyChat(False, irc="irc" in options)
+        self.addCleanup(server.close)
+        if second_node:
+            options += ("--second-port", str(server.listen()))
+        report = short_run(
+            self,
+            program,
+            "latency",
+            server.port,
+            "--receivers",
+            "3",
+            "--rate",
+            "100",
+            *options,
+        )
+        if second_node:
+            report["second_node_connections"] = list(server.accepted.values())[1]
+        return report
+
+    def assertMeasured(self, report: dict[str, Any], protocol: str) -> None:
+        """
+        ``report`` measured every receiver's copy of each message sent after
+        the warm-up (about 50 at 100/s for 0.5 s), lost none, and has
+        percentiles in order (p50 ≤ p99 ≤ max, for both clocks).
+        """
+        self.assertEqual(report["protocol"], protocol)
+        self.assertEqual(report["lost"], 0, report)
+        self.assertEqual((report["receivers"], report["senders"]), (3, 2))
+        self.assertEqual(report["samples"] % 3, 0, report)
+        self.assertGreater(report["samples"], 3 * 30, report)
+        self.assertLess(report["samples"], 3 * 70, report)
+        self.assertEqual(report["value"], report["p99_ms"])
+        self.assertGreater(report["p50_ms"], 0, report)
+        self.assertLessEqual(report["p50_ms"], report["p99_ms"])
+        self.assertLessEqual(report["p99_ms"], report["max_ms"])
+        self.assertLessEqual(report["read_p50_ms"], report["read_p99_ms"])
+        self.assertLessEqual(report["read_p99_ms"], report["read_max_ms"])
+        self.assertGreater(report["messages_per_s"], 0, report)
+        self.assertEqual(report["unit"], "ms p99")
+
+    def test_cLoadGenerator(self) -> None:
+        """
+        ``fanout_loadgen latency`` sends stamped lines and measures them at
+        every receiver, natively and over IRC (PRIVMSG, a sender not
+        hearing itself), with the kernel's receive stamps.
+        """
+        program = fanout_loadgen(self)
+        for protocol in ("native", "irc"):
+            report = self.latency(program, "--protocol", protocol)
+            self.assertEqual(report["loadgen"], "c")
+            self.assertEqual(report["measured_at"], "kernel receive", report)
+            self.assertMeasured(report, protocol)
+
+    def test_pythonLoadGenerator(self) -> None:
+        """``loadgen.py latency`` measures the same, natively and over IRC."""
+        program = [sys.executable, str(BENCH / "loadgen.py")]
+        for protocol in ("native", "irc"):
+            report = self.latency(program, "--protocol", protocol)
+            self.assertEqual(report["loadgen"], "python")
+            self.assertMeasured(report, protocol)
+
+    def test_secondNode(self) -> None:
+        """
+        With ``--second-port`` both load generators put every other
+        receiver (one of three) on the second node, the senders on the
+        first, and measure every receiver alike.
+        """
+        python = [sys.executable, str(BENCH / "loadgen.py")]
+        for program in (fanout_loadgen(self), python):
+            report = self.latency(program, second_node=True)
+            self.assertEqual(report["second_node_connections"], 1, report)
+            self.assertMeasured(report, "native")
+
+    def test_sameReportKeys(self) -> None:
+        """
+        The C and Python latency load generators report the same keys,
+        natively and over IRC.
+        """
+        c_program = fanout_loadgen(self)
+        python = [sys.executable, str(BENCH / "loadgen.py")]
+        for protocol in ("native", "irc"):
+            c_report = self.latency(c_program, "--protocol", protocol)
+            python_report = self.latency(python, "--protocol", protocol)
+            self.assertEqual(sorted(c_report), sorted(python_report))
 
 
 def record(**fields: Any) -> Any:

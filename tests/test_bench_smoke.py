@@ -86,6 +86,18 @@ EXPECTED = {
     "web-latency": ("chatservice", "chatservice-native", "autobahn"),
     "memory-web": ("chatservice", "autobahn", "twisted-websocket"),
 }
+#: The workloads driven by a C load generator of the native protocol (or
+#: IRC) when there is a C compiler, and the web workload's row that is too.
+C_DRIVEN = (
+    "echo",
+    "upper",
+    "fanout",
+    "irc-fanout",
+    "latency",
+    "irc-latency",
+    "latency-redis",
+)
+C_DRIVEN_WEB = ("web-latency", "chatservice-native")
 #: Baselines of the web workloads a quick run may leave out, saying why.
 OPTIONAL = {
     "web-fanout": ("websockets", "node-ws"),
@@ -151,8 +163,9 @@ class QuickBenchmarkTests(SynchronousTestCase):
         saves, for every workload, a positive figure for chatservice and for
         each baseline server it is compared with (the web workloads' optional
         baselines, websockets and Node's ws, have one where they ran, and
-        the run says why where they did not); echo, upper and fanout
-        were driven by the C load generators whenever there is a C compiler
+        the run says why where they did not); echo, upper, fanout and the
+        latency workloads (web-latency's native door row among them) were
+        driven by the C load generators whenever there is a C compiler
         (and by the Python one otherwise, a skip that fails under CI).
         The IRC workloads run against the IRC door and the native one, and
         irc-fanout is driven by the C load generator over IRC.
@@ -179,7 +192,8 @@ class QuickBenchmarkTests(SynchronousTestCase):
         c_loadgens = {
             run.get("loadgen")
             for result in document["results"]
-            if result["workload"] in ("echo", "upper", "fanout", "irc-fanout")
+            if result["workload"] in C_DRIVEN
+            or (result["workload"], result["server"]) == C_DRIVEN_WEB
             for run in result["runs"]
         }
         protocols = {
