@@ -1,5 +1,6 @@
 """
-Keeping the cores awake during a latency run (``run.py --keep-awake``).
+Keeping the cores awake during a latency run (``run.py``'s default for the
+latency workloads; ``--no-keep-awake`` turns it off).
 
 On a virtual machine an idle vCPU is taken off its host core; waking it
 (an interrupt through the hypervisor) takes time the server then seems to

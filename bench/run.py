@@ -1547,11 +1547,14 @@ class Record:
         """
         Whether the machine was busy with other work when a run began: a
         load average above :data:`BUSY_LOAD` (the benchmark's own server
-        and load generator make about 1).
+        and load generator make about 1), not counting the spinners that
+        keep the cores awake (in the load, but never running while anything
+        else wants the core).
         """
         return any(
             isinstance(run.get("load_average"), int | float)
-            and number(run["load_average"]) > BUSY_LOAD
+            and number(run["load_average"]) - number(run.get("spinners") or 0)
+            > BUSY_LOAD
             for run in self.runs
         )
 
@@ -1629,8 +1632,10 @@ def run_all(
         for workload in workloads:
             placed = realtime_for(workload, where, realtime)
             spinning = contextlib.ExitStack()
+            spinners = 0
             if keep_awake and workload.kind.endswith("latency"):
                 cores = {where.server_cpu, where.loadgen_cpu} - {None}
+                spinners = len(cores)
                 spinning.enter_context(
                     awake.cores_kept_awake(c for c in cores if c is not None)
                 )
@@ -1679,6 +1684,8 @@ def run_all(
                         progress(f"  FAILED: {error}")
                         continue
                     report["round"] = round_number + 1
+                    # They count in the load average, but take no time.
+                    report["spinners"] = spinners
                     share = report.get("server_cpu_pct")
                     if (
                         workload.higher_is_better
@@ -2062,10 +2069,12 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         help="run the latency workloads at the ordinary priority, not SCHED_FIFO",
     )
     parser.add_argument(
-        "--keep-awake",
-        action="store_true",
-        help="latency workloads: keep both cores busy with a SCHED_IDLE spinner, "
-        "so that an idle virtual CPU's wake-up is not in the figures (bench/awake.py)",
+        "--no-keep-awake",
+        dest="keep_awake",
+        action="store_false",
+        help="latency workloads: let the cores go idle (by default a SCHED_IDLE "
+        "spinner keeps each busy, so that an idle virtual CPU's wake-up is not "
+        "in the figures: bench/awake.py)",
     )
     parser.add_argument(
         "--compare",
@@ -2168,7 +2177,10 @@ def benchmark(options: argparse.Namespace, scratch: Path) -> int:
             + ": other work on the machine adds to their tail"
         )
     if options.keep_awake and any(w.kind.endswith("latency") for w in workloads):
-        print("latency workloads: both cores kept awake (--keep-awake)")
+        print(
+            "latency workloads: both cores kept awake by a SCHED_IDLE spinner "
+            "(--no-keep-awake to let them idle)"
+        )
     records = run_all(
         workloads,
         settings,

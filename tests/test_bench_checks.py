@@ -544,6 +544,19 @@ class RunVerdictTests(SynchronousTestCase):
             self.assertEqual(verdicts, [("latency p99 ≤ 3 ms", expected)])
             self.assertEqual("BUSY" in rows[1][-1], expected is None)
 
+    def test_spinnersAreNotBusy(self) -> None:
+        """
+        The spinners that keep the cores awake count in the load average
+        but take no time: a run whose load is theirs is not BUSY.
+        """
+        latency = next(w for w in run.WORKLOADS if w.name == "latency")
+        report = {"value": 2.0, "unit": "ms p99", "load_average": 3.0, "spinners": 2}
+        records = {
+            ("latency", "chatservice"): run.Record("latency", "chatservice", [report])
+        }
+        _, verdicts = run.table(records, [latency])
+        self.assertEqual(verdicts, [("latency p99 ≤ 3 ms", True)])
+
     def test_busyIsOnlyForLatency(self) -> None:
         """A throughput workload's verdict does not depend on the load average."""
         fanout = next(w for w in run.WORKLOADS if w.name == "fanout")
@@ -606,7 +619,7 @@ class PlacementTests(SynchronousTestCase):
 
     def test_coresKeptAwake(self) -> None:
         """
-        ``--keep-awake``: one spinner per core asked for, each at
+        Keeping cores awake: one spinner per core asked for, each at
         ``SCHED_IDLE`` (it never takes time from what is measured) on its
         core; all of them gone once the block ends.
         """
