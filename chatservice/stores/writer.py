@@ -14,7 +14,6 @@ slow.
 from __future__ import annotations
 
 import sqlite3
-import sys
 import threading
 from collections.abc import Callable
 from queue import SimpleQueue
@@ -68,11 +67,6 @@ class SynchronousWriter:
         return succeed(None)
 
 
-#: Seconds a thread holds the GIL while another waits for it, once the
-#: writer's thread runs (Python's default: 0.005).
-SWITCH_INTERVAL = 0.0005
-
-
 class ThreadedWriter:
     """
     A :class:`Writer` with a thread of its own: the reactor hands it writes
@@ -89,11 +83,6 @@ class ThreadedWriter:
         self._stopped: Deferred[None] = Deferred()
 
     def start(self, connect: Callable[[], sqlite3.Connection]) -> None:
-        # A turn's deliveries wait for its commit, and the commit for the
-        # GIL: by default the thread that holds it keeps it up to 5 ms
-        # while the other waits.  A shorter interval bounds that wait.
-        if sys.getswitchinterval() > SWITCH_INTERVAL:
-            sys.setswitchinterval(SWITCH_INTERVAL)
         self._thread = threading.Thread(
             target=self._main, args=(connect,), name=self._name, daemon=True
         )
