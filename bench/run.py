@@ -1634,11 +1634,10 @@ def run_all(
             spinning = contextlib.ExitStack()
             spinners = 0
             if keep_awake and workload.kind.endswith("latency"):
-                cores = {where.server_cpu, where.loadgen_cpu} - {None}
-                spinners = len(cores)
-                spinning.enter_context(
-                    awake.cores_kept_awake(c for c in cores if c is not None)
-                )
+                cores = {where.server_cpu, where.loadgen_cpu}
+                awake_cores = [c for c in cores if c is not None]
+                spinners = len(awake_cores)
+                spinning.enter_context(awake.cores_kept_awake(awake_cores))
             rounds = (
                 settings.startup_repeats
                 if workload.name == "startup"

@@ -255,18 +255,23 @@ def short_run(
     return report
 
 
-def fanout_loadgen(case: SynchronousTestCase) -> list[str]:
+def built_loadgen(case: SynchronousTestCase, source: Path) -> str:
     """
-    ``bench/fanout_loadgen.c`` built as bench/run.py builds it (removed when
-    ``case`` ends): the command that runs it.
+    A C load generator (``source``) built as bench/run.py builds it, removed
+    when ``case`` ends: its program.
     """
     if run.c_compiler() is None:
         raise SkipTest("no C compiler (cc, gcc or $CC)")
-    directory = Path(tempfile.mkdtemp(prefix="chatservice-fanout-"))
+    directory = Path(tempfile.mkdtemp(prefix=f"chatservice-{source.stem}-"))
     case.addCleanup(shutil.rmtree, directory, ignore_errors=True)
-    program, how = run.build_c_loadgen(directory, run.FANOUT_LOADGEN_SOURCE)
+    program, how = run.build_c_loadgen(directory, source)
     case.assertIsNotNone(program, how)
-    return [str(program)]
+    return str(program)
+
+
+def fanout_loadgen(case: SynchronousTestCase) -> list[str]:
+    """``bench/fanout_loadgen.c``, built: the command that runs it."""
+    return [built_loadgen(case, run.FANOUT_LOADGEN_SOURCE)]
 
 
 class FanoutLoadGeneratorTests(SynchronousTestCase):

@@ -12,18 +12,18 @@ from __future__ import annotations
 
 import importlib
 import json
-import shutil
 import socket
 import subprocess
 import sys
-import tempfile
 import threading
 from pathlib import Path
 from typing import Any
 
-from twisted.trial.unittest import SkipTest, SynchronousTestCase
+from twisted.trial.unittest import SynchronousTestCase
 from wsproto import ConnectionType, WSConnection
 from wsproto.events import AcceptConnection, Message, Request, TextMessage
+
+from tests.test_bench_checks import built_loadgen
 
 BENCH = Path(__file__).resolve().parent.parent / "bench"
 if str(BENCH) not in sys.path:
@@ -144,13 +144,7 @@ class WebSocketLoadGeneratorTests(SynchronousTestCase):
 
     def program(self) -> str:
         """The WebSocket load generator, built as bench/run.py builds it."""
-        if run.c_compiler() is None:
-            raise SkipTest("no C compiler (cc, gcc or $CC)")
-        directory = Path(tempfile.mkdtemp(prefix="chatservice-ws-loadgen-"))
-        self.addCleanup(shutil.rmtree, directory, ignore_errors=True)
-        program, how = run.build_c_loadgen(directory, web_workloads.LOADGEN_SOURCE)
-        self.assertIsNotNone(program, how)
-        return str(program)
+        return built_loadgen(self, web_workloads.LOADGEN_SOURCE)
 
     def fanout(self, program: str, faulty: bool, batch: bool) -> dict[str, Any]:
         """The report of a short fan-out run against a fake server."""
