@@ -30,6 +30,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
+from itertools import product
 from pathlib import Path
 from queue import Empty, SimpleQueue
 from typing import Any, cast
@@ -40,7 +41,7 @@ from twisted.internet.task import Clock
 from chatservice.chat import events
 from chatservice.doors.native.render import WIRE, encode
 from chatservice.stores.sqlite import SQLiteHistoryStore
-from chatservice.stores.writer import ThreadedWriter
+from chatservice.stores.writer import DEFAULT_PATIENCE, ThreadedWriter
 
 TEXT = "a line of chat of about the usual length, forty-odd bytes"
 
@@ -134,16 +135,21 @@ class Answers:
 
 
 def threaded_writes(
-    directory: Path, batch: int, messages: int, rate: float | None = None
+    directory: Path,
+    batch: int,
+    messages: int,
+    rate: float | None = None,
+    patience: float = DEFAULT_PATIENCE,
 ) -> dict[str, float]:
     """
     Turns of ``batch`` messages handed to the writer thread: as fast as
     they come (``rate`` ``None``: the writer's capacity, turns batching up
     behind the commit in flight), or ``rate`` messages a second (how long
-    deliveries wait for the commit at that load).
+    deliveries wait for the commit at that load).  The reactor waits for
+    each commit up to ``patience`` seconds (``--history-wait``).
     """
     answers = Answers()
-    writer = ThreadedWriter(cast(IReactorThreads, answers))
+    writer = ThreadedWriter(cast(IReactorThreads, answers), patience=patience)
     path = directory / f"threaded-{batch}.sqlite3"
     store = SQLiteHistoryStore(str(path), Clock(), per_room=10**9, writer=writer)
     store.start()
@@ -235,8 +241,8 @@ def main(argv: list[str] | None = None) -> int:
                 f"max {figures['commit_max_ms']:.3f} ms"
             )
         print(
-            "the writer thread (commit hands the turn over; deliveries wait "
-            "for its answer):"
+            "the writer thread (commit hands the turn over and waits up to "
+            f"{DEFAULT_PATIENCE * 1e3:g} ms; deliveries wait for its answer):"
         )
         for batch in (1, 10, 100):
             figures = threaded_writes(directory, batch, options.messages)
@@ -246,10 +252,14 @@ def main(argv: list[str] | None = None) -> int:
                 f"reactor p50 {figures['commit_p50_ms']:.3f} ms, "
                 f"p99 {figures['commit_p99_ms']:.3f} ms"
             )
-        for batch, rate in ((1, 2000.0), (10, 20_000.0), (100, 20_000.0)):
-            figures = threaded_writes(directory, batch, int(rate * 5), rate)
+        for (batch, rate), patience in product(
+            ((1, 200.0), (1, 2000.0), (10, 20_000.0), (100, 20_000.0)),
+            (0.0, DEFAULT_PATIENCE),
+        ):
+            figures = threaded_writes(directory, batch, int(rate * 5), rate, patience)
             print(
-                f"  {batch:5} messages/turn at {rate:,.0f} messages/s: deliveries "
+                f"  {batch:5} messages/turn at {rate:,.0f} messages/s, waited "
+                f"{patience * 1e3:g} ms: deliveries "
                 f"wait p50 {figures['wait_p50_ms']:.3f} ms, "
                 f"p99 {figures['wait_p99_ms']:.3f} ms, "
                 f"max {figures['wait_max_ms']:.3f} ms; on the reactor "

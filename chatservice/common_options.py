@@ -15,7 +15,7 @@ from chatservice.chat.model import ChatConfig
 from chatservice.config import CONFIG_OPTION
 from chatservice.conn.limits import Limits
 from chatservice.doors.door import OFF, positive_int, seconds
-from chatservice.stores.sqlite import DEFAULT_MAX_MESSAGES
+from chatservice.stores.sqlite import DEFAULT_MAX_MESSAGES, DEFAULT_WAIT
 
 #: ``--history`` unless told: a file in the directory twistd runs in.
 DEFAULT_HISTORY = "sqlite:chatservice.sqlite3"
@@ -106,6 +106,14 @@ COMMON_PARAMETERS: list[list[object]] = [
         None,
         "30d",
         "How long messages are kept (30s, 10m, 2h, 30d, forever).",
+    ],
+    [
+        "history-wait",
+        None,
+        DEFAULT_WAIT,
+        "Seconds the event loop waits for a commit of the SQLite history "
+        "before it goes on and deliveries wait for it instead (0: never).",
+        seconds,
     ],
     *REDIS_PARAMETERS,
     [

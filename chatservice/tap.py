@@ -286,6 +286,7 @@ def make_store(config: Options, reactor: IReactorTime) -> HistoryStore | None:
             per_room=per_room,
             max_age=config.history_max_age,
             private=private,
+            wait=config["history-wait"],
         )
     if kind == "memory":
         return MemoryHistoryStore(

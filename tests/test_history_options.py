@@ -1,8 +1,9 @@
 """
 The history options of ``twistd chatservice`` (``--history``,
 ``--history-replay``, ``--history-private``, ``--history-max-messages``,
-``--history-max-age``), the store :func:`chatservice.tap.makeService`
-builds from them, and how the service tree opens it.
+``--history-max-age``, ``--history-wait``), the store
+:func:`chatservice.tap.makeService` builds from them, and how the service
+tree opens it.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ class HistoryOptionTests(SynchronousTestCase):
         """
         By default history is the SQLite file ``chatservice.sqlite3`` in the
         current directory, 50 messages replayed, 10000 kept per room for 30
-        days, private messages not kept.
+        days, private messages not kept, commits waited for a millisecond.
         """
         options = parse()
         self.assertEqual(options.history, ("sqlite", "chatservice.sqlite3"))
@@ -39,6 +40,7 @@ class HistoryOptionTests(SynchronousTestCase):
         self.assertEqual(options["history-max-messages"], 10000)
         self.assertEqual(options.history_max_age, 30 * 86400)
         self.assertFalse(options["history-private"])
+        self.assertEqual(options["history-wait"], 0.001)
 
     def test_kinds(self) -> None:
         """``sqlite:PATH``, ``memory`` and ``none`` (any case) are understood."""
@@ -58,6 +60,8 @@ class HistoryOptionTests(SynchronousTestCase):
             (["--history", "memory:x"], "--history"),
             (["--history-max-age", "soon"], "--history-max-age"),
             (["--history-max-messages", "0"], "--history-max-messages"),
+            (["--history-wait", "-1"], "not a number of seconds"),
+            (["--history-wait", "soon"], "not a number of seconds"),
         ):
             error = self.assertRaises(usage.UsageError, parse, *args)
             self.assertIn(said, str(error))
@@ -83,11 +87,12 @@ class MakeServiceTests(SynchronousTestCase):
             "--history-max-messages=7",
             "--history-max-age=1h",
             "--history-private",
+            "--history-wait=0.005",
         ).store
         assert isinstance(store, SQLiteHistoryStore)
         self.assertEqual(
-            (store.path, store.per_room, store.max_age, store.private),
-            ("h.db", 7, 3600, True),
+            (store.path, store.per_room, store.max_age, store.private, store.wait),
+            ("h.db", 7, 3600, True, 0.005),
         )
 
     def test_memoryAndNone(self) -> None:

@@ -63,13 +63,16 @@ class LaterWriter:
     def __init__(self) -> None:
         self.db: sqlite3.Connection | None = None
         self.jobs: list[tuple[Work[Any], Deferred[Any]]] = []
+        #: Whether each write given asked to be waited for, in order.
+        self.waits: list[bool] = []
 
     def start(self, connect: Callable[[], sqlite3.Connection]) -> None:
         self.db = connect()
 
-    def run(self, work: Work[T]) -> Deferred[T]:
+    def run(self, work: Work[T], wait: bool = False) -> Deferred[T]:
         done: Deferred[T] = Deferred()
         self.jobs.append((work, done))
+        self.waits.append(wait)
         return done
 
     def execute_next(self) -> Callable[[], None]:
@@ -307,6 +310,16 @@ class LaterWriterStoreTests(SynchronousTestCase):
         self.writer.run_next()
         self.assertFalse(self.store.gate.busy())
         self.assertEqual(on_disk(self.path), ["a", "b"])
+
+    def test_commitsAskToBeWaitedFor(self) -> None:
+        """
+        A commit asks the writer to be waited for (deliveries wait for it);
+        a pruning step, which nothing waits for, does not.
+        """
+        self.say("a")
+        self.writer.run_next()
+        self.store.prune()
+        self.assertEqual(self.writer.waits, [True, False])
 
     def test_turnsBatchWhileInFlight(self) -> None:
         """
@@ -617,11 +630,12 @@ class ThreadedWriterTests(TestCase):
 
     async def test_commitInThread(self) -> None:
         """
-        With the real reactor the store writes in its thread: a commit
-        returns at once with the gate busy, and once the gate closes
-        another connection reads every message, in order.
+        With the real reactor the store writes in its thread: not waited
+        for (``wait=0``), a commit returns at once with the gate busy, and
+        once the gate closes another connection reads every message, in
+        order.
         """
-        store = SQLiteHistoryStore(str(self.path), reactor)
+        store = SQLiteHistoryStore(str(self.path), reactor, wait=0)
         self.assertIsInstance(store.writer, ThreadedWriter)
         await store.start()
         try:
@@ -635,6 +649,27 @@ class ThreadedWriterTests(TestCase):
             self.assertEqual(on_disk(self.path), [f"m{n}" for n in range(100)])
             recent = await store.recent("lobby", 3)
             self.assertEqual([m.text for m in recent], ["m97", "m98", "m99"])
+        finally:
+            await store.stop()
+
+    async def test_commitWaitedFor(self) -> None:
+        """
+        Waited for (here up to 10 s, so that a slow machine answers in
+        time too), a commit returns once the thread has written it: the
+        gate is closed, the file has every message, and nothing waits for
+        the reactor's next turn.
+        """
+        store = SQLiteHistoryStore(str(self.path), reactor, wait=10.0)
+        await store.start()
+        try:
+            for n in range(10):
+                store.append(message(f"m{n}", n))
+            store.commit()
+            self.assertFalse(store.gate.busy())
+            self.assertEqual(on_disk(self.path), [f"m{n}" for n in range(10)])
+            writer = store.writer
+            assert isinstance(writer, ThreadedWriter)
+            self.assertEqual((writer.waited, writer.answered_in_time), (1, 1))
         finally:
             await store.stop()
 

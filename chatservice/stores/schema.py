@@ -164,6 +164,24 @@ def writer_connection(path: str) -> sqlite3.Connection:
     return db
 
 
+def checkpoint_connection(path: str) -> sqlite3.Connection:
+    """The checkpointer's own connection to the file (opened in its thread)."""
+    db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    # A checkpoint may wait a while for a reader to finish: it is the only
+    # work of its thread, and nothing waits for it.
+    db.execute("PRAGMA busy_timeout = 1000")
+    db.execute("PRAGMA wal_autocheckpoint = 0")
+    return db
+
+
+def checkpoint(db: sqlite3.Connection) -> None:
+    """
+    Copy what the write-ahead log has into the file, as far as no reader
+    still needs it, and ``fsync`` it (the store's checkpoints).
+    """
+    db.execute("PRAGMA wal_checkpoint(PASSIVE)")
+
+
 def write_batch(
     rows: Sequence[Row],
     others: Collection[Statement],

@@ -9,17 +9,21 @@ The standard library's :mod:`sqlite3`, no ORM.  The file is in WAL mode with
 ``fsync``, so it costs tens of microseconds, and survives the process being
 killed (the data is in the operating system's cache once ``COMMIT``
 returns).  The ``fsync`` happens when the log is copied into the database
-(a *checkpoint*), which can take a long time: it runs in a thread, on a
-connection of its own, never on the reactor.
+(a *checkpoint*), which can take a long time: it runs in a thread of its
+own at the lowest priority, on a connection of its own, never on the
+reactor.
 
 Writes are collected on the reactor (:meth:`SQLiteHistoryStore.append`...)
 and handed, as one transaction, to the writer by
 :meth:`SQLiteHistoryStore.commit`, which the backend calls before it
 delivers anything.  The writer is a thread with a connection of its own
-(:mod:`chatservice.stores.writer`); until it answers, what members are sent
-waits in their outboxes (:attr:`SQLiteHistoryStore.gate`,
-:mod:`chatservice.stores.gate`): what a member was shown is in the file,
-and the reactor never waits for the disk.  One commit is in flight at a
+(:mod:`chatservice.stores.writer`).  The reactor waits for its answer for
+at most ``wait`` seconds (``--history-wait``, a millisecond): a commit is
+a tenth of that, and answered then, the turn's deliveries go out at once.
+Beyond, what members are sent waits in their outboxes
+(:attr:`SQLiteHistoryStore.gate`, :mod:`chatservice.stores.gate`) until
+the writer answers: what a member was shown is in the file, and the
+reactor never waits for the disk for longer than ``wait``.  One commit is in flight at a
 time; what turns commit meanwhile goes in the next.  A write that fails
 (the disk full, the file locked by another process, read-only) leaves what
 it held waiting, in order, in a bounded queue, and deliveries no longer
@@ -39,7 +43,7 @@ from __future__ import annotations
 import os
 import sqlite3
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from functools import partial
 from itertools import chain
 from typing import Any, TypeVar
@@ -74,13 +78,15 @@ from chatservice.stores.schema import (
     SET_TOPIC,
     Row,
     Statement,
+    checkpoint,
+    checkpoint_connection,
     load_saved,
     migrate,
     prune_step,
     write_batch,
     writer_connection,
 )
-from chatservice.stores.writer import Writer, default_writer, threaded
+from chatservice.stores.writer import DEFAULT_PATIENCE, Writer, default_writer
 
 __all__ = [
     "APPLICATION_ID",
@@ -102,6 +108,8 @@ DEFAULT_RETRY_LIMIT = 10_000
 RETRY_EVERY = 2.0
 #: Seconds between background pruning steps (of PRUNE_STEP rows at most).
 PRUNE_EVERY = 5.0
+#: Default of ``--history-wait``: seconds the reactor waits for a commit.
+DEFAULT_WAIT = DEFAULT_PATIENCE
 #: Seconds between checkpoints (in a thread).
 CHECKPOINT_EVERY = 1.0
 #: Seconds a write may be in flight before deliveries stop waiting for it
@@ -125,8 +133,9 @@ class SQLiteHistoryStore:
         max_age: float | None = DEFAULT_MAX_AGE,
         private: bool = False,
         retry_limit: int = DEFAULT_RETRY_LIMIT,
-        in_thread: Callable[[Callable[[], Any]], Deferred[Any]] | None = None,
+        wait: float = DEFAULT_WAIT,
         writer: Writer | None = None,
+        checkpointer: Writer | None = None,
     ) -> None:
         if per_room < 1:
             raise ValueError("a history store keeps at least one message per room")
@@ -136,10 +145,21 @@ class SQLiteHistoryStore:
         self.max_age = max_age or None
         self.private = private
         self.retry_limit = retry_limit
-        self._in_thread = in_thread if in_thread is not None else threaded(clock)
+        #: Seconds the reactor waits for a commit (``--history-wait``).
+        self.wait = wait
         #: Runs the writes, on a connection of its own: a thread on a real
-        #: reactor (:mod:`chatservice.stores.writer`).
-        self.writer = writer if writer is not None else default_writer(clock)
+        #: reactor (:mod:`chatservice.stores.writer`), waited for at most
+        #: ``wait`` seconds.
+        self.writer = (
+            writer if writer is not None else default_writer(clock, patience=wait)
+        )
+        #: Runs the checkpoints, on a connection of its own: a thread of
+        #: the lowest priority on a real reactor.
+        self.checkpointer = (
+            checkpointer
+            if checkpointer is not None
+            else default_writer(clock, "history checkpointer", background=True)
+        )
         #: Deliveries wait at it for the commits in flight.
         self.gate = DeliveryGate()
         #: The connection of the reactor thread: start-up and reads.
@@ -185,6 +205,7 @@ class SQLiteHistoryStore:
         except StoreError as error:
             return fail(error)
         self.writer.start(partial(writer_connection, self.path))
+        self.checkpointer.start(partial(checkpoint_connection, self.path))
         for work, every in (
             (self._retry, RETRY_EVERY),
             (self.prune, PRUNE_EVERY),
@@ -304,6 +325,7 @@ class SQLiteHistoryStore:
         stopping = self._idle().addCallback(last_write)
         stopping.addBoth(lambda _: self.writer.stop())
         stopping.addBoth(checkpointed)
+        stopping.addBoth(lambda _: self.checkpointer.stop())
         stopping.addBoth(finish)
         return stopped
 
@@ -427,7 +449,8 @@ class SQLiteHistoryStore:
         rooms = {row[1]: row[2] for row in rows if row[1] not in self._rooms}
         self._inflight = rows
         self._sent_at = self.clock.seconds()
-        written = self.writer.run(partial(write_batch, rows, others, rooms))
+        # Waited for: deliveries wait for it (the module's description).
+        written = self.writer.run(partial(write_batch, rows, others, rooms), wait=True)
         written.addCallbacks(
             self._written,
             self._not_written,
@@ -592,21 +615,11 @@ class SQLiteHistoryStore:
     def _checkpoint(self) -> None:
         if self._checkpointing is not None or self._db is None:
             return
-        path = self.path
-
-        def checkpoint() -> None:
-            # A connection of its own, in a thread: the fsync is here.
-            db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-            try:
-                db.execute("PRAGMA busy_timeout = 1000")
-                db.execute("PRAGMA wal_checkpoint(PASSIVE)")
-            finally:
-                db.close()
 
         def done(result: object) -> None:
             self._checkpointing = None
 
-        self._checkpointing = self._in_thread(checkpoint)
+        self._checkpointing = self.checkpointer.run(checkpoint)
         self._checkpointing.addErrback(
             lambda failure: self.log.warn(
                 "history: checkpoint failed: {error}", error=failure.value
