@@ -17,7 +17,7 @@ from chatservice.backends.local import LocalBackend
 from chatservice.chat.hub import Hub
 from chatservice.conn.turns import end_of_turn
 from chatservice.doors.irc.history import BadReference, parse_reference, parse_timestamp
-from chatservice.doors.irc.message import Message, format_time
+from chatservice.doors.irc.message import Message, format_message, format_time
 from chatservice.doors.irc.protocol import IRCFactory
 from chatservice.stores.base import HistoryStore, Position
 from chatservice.stores.memory import MemoryHistoryStore
@@ -105,6 +105,26 @@ class ChatHistoryMixin(_IRCCase):
             self.assertEqual(line.command, "PRIVMSG")
             self.assertEqual(line.tags["batch"], reference[1:])
         return [line.params[1] for line in answer[1:-1]]
+
+    def test_longMessageInPieces(self) -> None:
+        """
+        A message too long for one IRC message with its prefix is replayed
+        as several in the batch, each within 512 bytes, that join back into
+        it; only the first carries its msgid.
+        """
+        text = "q" * 490  # fits as sent (507 bytes), not with a prefix
+        self.alice.send(f"PRIVMSG #room :{text}")
+        self.alice.take()
+        answer = self.ask(self.alice, "CHATHISTORY LATEST #room * 1")
+        cut = self.texts(answer)
+        self.assertEqual((len(cut), "".join(cut)), (2, text))
+        self.assertIn("msgid", answer[1].tags)
+        self.assertNotIn("msgid", answer[2].tags)
+        for line in answer[1:-1]:
+            without_tags = format_message(
+                line.prefix, line.command, *line.params, trailing=True
+            )
+            self.assertLessEqual(len(without_tags.encode()) + 2, 512)
 
     def test_latest(self) -> None:
         """LATEST * gives the newest messages; after a reference, only newer ones."""

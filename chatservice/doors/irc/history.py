@@ -37,7 +37,7 @@ from chatservice.chat.errors import InvalidRoom
 from chatservice.chat.names import check_room
 from chatservice.doors.irc.commands import command
 from chatservice.doors.irc.message import Message, format_message
-from chatservice.doors.irc.render import mask, shown_as
+from chatservice.doors.irc.render import mask, said_lines
 from chatservice.stores.base import Position, UnknownMessageError
 
 if TYPE_CHECKING:
@@ -228,18 +228,22 @@ def send_batch(
             format_message(server, "BATCH", f"+{reference}", "chathistory", target)
         )
     for said in messages:
-        tags = style.tags(said)
+        tags, later = style.tags(said), style.later_tags(said)
         if batched:
-            tags = f"batch={reference};{tags}" if tags else f"batch={reference}"
-        command, body = shown_as(said)
-        lines.append(
-            format_message(
+            tags, later = (
+                f"batch={reference};{t}" if t else f"batch={reference}"
+                for t in (tags, later)
+            )
+        command = "NOTICE" if said.notice else "PRIVMSG"
+        lines.extend(
+            said_lines(
                 mask(said.nick, server),
                 command,
                 f"#{said.room}",
-                body,
-                tags=tags,
-                trailing=True,
+                said.text,
+                said.action and not said.notice,
+                tags,
+                later,
             )
         )
     if batched:

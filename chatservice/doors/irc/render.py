@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from chatservice.chat import errors, events
-from chatservice.doors.irc.message import format_message, format_time
+from chatservice.doors.irc.message import MAX_MESSAGE, format_message, format_time
 
 
 def mask(nick: str, host: str) -> str:
@@ -20,16 +20,39 @@ def mask(nick: str, host: str) -> str:
     return f"{nick}!{nick}@{host}"
 
 
-def shown_as(message: events.RoomMessage) -> tuple[str, str]:
+def action(text: str) -> str:
+    """A text as a CTCP ``ACTION`` (``/me``)."""
+    return f"\x01ACTION {text}\x01"
+
+
+#: The fewest bytes of text a piece of a split message holds, however long
+#: the prefix and the target (they are bounded well below 512 bytes).
+MIN_PIECE = 64
+
+
+def pieces(text: str, budget: int) -> list[str]:
     """
-    The command and text that show a room message: ``NOTICE`` for a
-    notice, else ``PRIVMSG`` (an action as a CTCP ``ACTION``).
+    ``text`` cut into pieces of at most ``budget`` bytes of UTF-8, at a
+    space in the second half of a piece when there is one (the space ends
+    the piece), else between two characters: nothing is lost, and joined
+    they are ``text`` again.
     """
-    if message.notice:
-        return "NOTICE", message.text
-    if message.action:
-        return "PRIVMSG", f"\x01ACTION {message.text}\x01"
-    return "PRIVMSG", message.text
+    data = text.encode("utf-8")
+    budget = max(budget, MIN_PIECE)
+    if len(data) <= budget:
+        return [text]
+    cut_into: list[str] = []
+    while len(data) > budget:
+        cut = budget
+        while data[cut] & 0xC0 == 0x80:  # inside a character: back off
+            cut -= 1
+        space = data.rfind(b" ", budget // 2, cut)
+        if space >= 0:
+            cut = space + 1
+        cut_into.append(data[:cut].decode("utf-8"))
+        data = data[cut:]
+    cut_into.append(data.decode("utf-8"))
+    return cut_into
 
 
 #: The reason of a ``QUIT`` that shows a kick (``Kicked`` has no room: the
@@ -67,20 +90,43 @@ class Style:
         line = format_message(prefix, command, *params, tags=tags, trailing=text)
         return line + "\r\n"
 
+    def said(
+        self,
+        event: events.Event,
+        prefix: str,
+        command: str,
+        target: str,
+        text: str,
+        is_action: bool = False,
+    ) -> str:
+        """A text said to ``target`` (:func:`said_lines`), terminated."""
+        first, later = self.tags(event), self.later_tags(event)
+        lines = said_lines(prefix, command, target, text, is_action, first, later)
+        return "".join(line + "\r\n" for line in lines)
+
+    def later_tags(self, event: events.Event) -> str:
+        """The tags of the second and later pieces of a text: no ``msgid``."""
+        if not self.msgid:
+            return self.tags(event)
+        return Style(self.server, self.server_time).tags(event)
+
     def render(self, event: events.Event) -> str:
-        """The message (terminated) that shows an event to every recipient."""
+        """The message(s), terminated, that show an event to every recipient."""
         host = self.server
         match event:
-            case events.RoomMessage(room=room, nick=nick):
-                command, body = shown_as(event)
-                return self.line(event, mask(nick, host), command, f"#{room}", body)
+            case events.RoomMessage(room=room, nick=nick, text=text):
+                command = "NOTICE" if event.notice else "PRIVMSG"
+                is_action = event.action and not event.notice
+                return self.said(
+                    event, mask(nick, host), command, f"#{room}", text, is_action
+                )
             case events.RoomMessages(messages=messages):
                 return "".join(self.render(message) for message in messages)
             case events.PrivateMessage(
                 sender=sender, recipient=recipient, text=text, notice=notice
             ):
                 command = "NOTICE" if notice else "PRIVMSG"
-                return self.line(event, mask(sender, host), command, recipient, text)
+                return self.said(event, mask(sender, host), command, recipient, text)
             case events.Joined(room=room, nick=nick):
                 return self.line(event, mask(nick, host), "JOIN", f"#{room}")
             case events.Parted(room=room, nick=nick, reason=reason):
@@ -105,6 +151,42 @@ class Style:
     def encode(self, event: events.Event) -> bytes:
         """What ``Event.encoded`` keeps: the event's message(s), UTF-8."""
         return self.render(event).encode("utf-8")
+
+
+def wrap(text: str, is_action: bool) -> str:
+    return action(text) if is_action else text
+
+
+def said_lines(
+    prefix: str,
+    command: str,
+    target: str,
+    text: str,
+    is_action: bool,
+    tags: str,
+    later_tags: str,
+) -> list[str]:
+    """
+    A text said to ``target`` in as many messages (unterminated) as it takes
+    to keep each within 512 bytes with its prefix and CR LF: a relayed
+    message is longer than what its sender wrote, and the other doors allow
+    longer lines.  The first has ``tags``; the others ``later_tags``, which
+    leave out the ``msgid``, so that a client does not take them for copies
+    of the first.
+    """
+    overhead = len(format_message(prefix, command, target, "", trailing=True))
+    overhead += 2 + (len(action("")) if is_action else 0)  # CR LF, CTCP
+    return [
+        format_message(
+            prefix,
+            command,
+            target,
+            wrap(piece, is_action),
+            tags=later_tags if n else tags,
+            trailing=True,
+        )
+        for n, piece in enumerate(pieces(text, MAX_MESSAGE - overhead))
+    ]
 
 
 # Numerics (RFC 1459/2812, and the IRCv3 and modern-ircd ones clients know).
