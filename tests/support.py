@@ -108,15 +108,19 @@ def loopback_endpoint(port: int) -> str:
     return f"tcp:{port}:interface={LOOPBACK}"
 
 
-def chat_twistd(port: int, *options: str | Path) -> list[str | Path]:
+def chat_twistd(
+    port: int, *options: str | Path, twistd_options: tuple[str, ...] = ()
+) -> list[str | Path]:
     """
-    ``twistd`` in the foreground, no pidfile, serving the chat alone on a
-    loopback ``port`` (echo and upper off), with ``options`` after it.
+    ``twistd`` in the foreground, no pidfile (and ``twistd_options``),
+    serving the chat alone on a loopback ``port`` (echo and upper off), with
+    ``options`` after it.
     """
     return [
         script("twistd"),
         "-n",
         "--pidfile=",
+        *twistd_options,
         "chatservice",
         "--echo",
         "none",

@@ -14,7 +14,7 @@ from twisted.logger import Logger, eventsFromJSONLogFile
 from twisted.trial.unittest import SynchronousTestCase
 
 from chatservice.logs import json_observer
-from tests.support import LOOPBACK, Process, free_port, script, temp_dir
+from tests.support import LOOPBACK, Process, chat_twistd, free_port, temp_dir
 
 
 class ObserverTests(SynchronousTestCase):
@@ -97,21 +97,12 @@ class TwistdJSONTests(SynchronousTestCase):
         endpoint = f"tcp:{port}:interface={LOOPBACK}"
         server = Process(
             self,
-            [
-                script("twistd"),
-                "-n",
-                "--pidfile=",
-                "--logger=chatservice.logs.json_observer",
-                "chatservice",
-                "--chat",
-                endpoint,
-                "--echo",
-                "none",
-                "--upper",
-                "none",
+            chat_twistd(
+                port,
                 "--history",
                 "none",
-            ],
+                twistd_options=("--logger=chatservice.logs.json_observer",),
+            ),
             directory,
         )
         server.wait_for_output(r'"text": "chat service listening on')

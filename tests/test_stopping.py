@@ -16,7 +16,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import provider
 
 from chatservice.stopping import STOPPING_SIGNALS, SignalsOnce
-from tests.support import LOOPBACK, Process, free_port, script, temp_dir
+from tests.support import Process, chat_twistd, free_port, temp_dir
 
 
 class FakeReactor:
@@ -106,21 +106,12 @@ class TwistdStopTests(SynchronousTestCase):
         port = free_port()
         server = Process(
             self,
-            [
-                script("twistd"),
-                "-n",
-                "--pidfile=",
-                "--logger=chatservice.logs.json_observer",
-                "chatservice",
-                "--chat",
-                f"tcp:{port}:interface={LOOPBACK}",
-                "--echo",
-                "none",
-                "--upper",
-                "none",
+            chat_twistd(
+                port,
                 "--history",
                 "sqlite:history.sqlite3",
-            ],
+                twistd_options=("--logger=chatservice.logs.json_observer",),
+            ),
             directory,
         )
         server.wait_for_output(r'"text": "chat service listening on')
