@@ -965,8 +965,25 @@ class CommandTests(IRCCase):
         alice.send("LUSERS", "MOTD")
         self.assertEqual(
             [c for c, _ in self.numerics(alice.take())],
-            ["251", "252", "254", "255", "422"],
+            ["251", "252", "254", "255", "265", "266", "422"],
         )
+
+    def test_lusersCounts(self) -> None:
+        """
+        LUSERS's 265 and 266 give the members now and the most at once:
+        three registered (one of them at the native door), one gone, two
+        now and three at most.
+        """
+        alice = self.registered("alice")
+        bob = self.registered("bob")
+        self.native_client("nat")
+        bob.send("QUIT :bye")
+        self.network.settle()
+        alice.take()
+        alice.send("LUSERS")
+        counts = {c: p[1:] for c, p in self.numerics(alice.take())}
+        self.assertEqual(counts["265"], ["2", "3", "Current local users 2, max 3"])
+        self.assertEqual(counts["266"], ["2", "3", "Current global users 2, max 3"])
 
 
 class LineTests(IRCCase):

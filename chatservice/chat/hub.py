@@ -263,6 +263,7 @@ class Hub(Administration, Mirror):
         session.nick, session.key = nick, key
         if old is None:
             self.registered += 1
+            self.stats.members_peak = max(self.stats.members_peak, self.registered)
             self.backend.member_registered(session)
             if join_default:
                 self.join(session, self.default_room)

@@ -148,6 +148,8 @@ class Stats:
     started_at: float
     connections_total: int = 0
     connections_peak: int = 0
+    #: The most members registered here at once (IRC's LUSERS shows it).
+    members_peak: int = 0
     #: Connections refused by the hub: a banned address, every registered
     #: place taken (at connection or at registration).
     refused_banned: int = 0

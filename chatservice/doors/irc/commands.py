@@ -523,6 +523,23 @@ def lusers(connection: IRCProtocol) -> None:
     connection.numeric(r.RPL_LUSEROP, str(operators), "operator(s) online")
     connection.numeric(r.RPL_LUSERCHANNELS, str(len(hub.rooms)), "channels formed")
     connection.numeric(r.RPL_LUSERME, f"I have {users} clients and 0 servers")
+    # Members here (this node) and in the whole chat (every node), now and
+    # at most at once; a chat of several nodes knows only its own peak.
+    here, peak = hub.registered, max(hub.stats.members_peak, hub.registered)
+    connection.numeric(
+        r.RPL_LOCALUSERS,
+        str(here),
+        str(peak),
+        f"Current local users {here}, max {peak}",
+    )
+    everywhere = max(users, here)
+    most = max(peak, everywhere)
+    connection.numeric(
+        r.RPL_GLOBALUSERS,
+        str(everywhere),
+        str(most),
+        f"Current global users {everywhere}, max {most}",
+    )
 
 
 @command("MOTD")
