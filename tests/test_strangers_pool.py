@@ -4,16 +4,20 @@ clock with plain stand-ins for connections: who may be evicted is worked out
 once a turn (the pool), and worked out again whenever a stranger leaves it
 otherwise than by eviction, so that a burst costs one pass over the budget a
 turn, not one an arrival, and evicts exactly whom a pass per arrival would.
-Each ``clock.advance(0)`` ends a reactor turn.
+Each ``clock.advance(0)`` ends a reactor turn.  And the rate-limited log
+line of evictions, which describes a peer only when it is written.
 """
 
 from __future__ import annotations
 
 import random
+from typing import cast
 
 from twisted.internet.task import Clock
+from twisted.logger import ILogObserver, globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase
 
+from chatservice.conn.connection import RateLimitedLog
 from chatservice.conn.limits import Limits
 from chatservice.conn.strangers import Pool, Stranger, StrangersBudget
 
@@ -176,3 +180,38 @@ class PoolTests(SynchronousTestCase):
         self.assertEqual((visitor.fate, upgraded.fate), (None, None))
         self.assertEqual(other.fate, "evicted")
         self.assertEqual([p.peer for p in budget.waiting], ["upgraded", "new"])
+
+
+class Unread:
+    """A connection whose peer must not be described (it would raise)."""
+
+    @property
+    def peer(self) -> str:
+        raise AssertionError("the peer was described for a line not written")
+
+
+class RateLimitedLogTests(SynchronousTestCase):
+    """What the rate-limited log line of evictions and refusals reads."""
+
+    def test_peerDescribedOnlyWhenLogged(self) -> None:
+        """
+        Within the interval an event is only counted: the connection's
+        peer is not described (in a storm, thousands of them a second);
+        the next line written names its own connection and the count.
+        """
+        clock = Clock()
+        events: list[dict[str, object]] = []
+        log = RateLimitedLog(clock, "echo", "evicted")
+        observer = cast(ILogObserver, events.append)
+        globalLogPublisher.addObserver(observer)
+        self.addCleanup(globalLogPublisher.removeObserver, observer)
+        log.note(FakeStranger("192.0.2.1:1000"), "full")
+        for _ in range(50):
+            log.note(Unread(), "full")
+        clock.advance(10)
+        log.note(FakeStranger("192.0.2.2:2000"), "full")
+        lines = [e for e in events if e.get("what") == "evicted"]
+        self.assertEqual(
+            [e["peer"] for e in lines], ["192.0.2.1:1000", "192.0.2.2:2000"]
+        )
+        self.assertEqual([e["count"] for e in lines], [1, 51])
