@@ -111,7 +111,7 @@ class Connection:
     #: before the handshake (a welcome line), and holding input for that
     #: would stop the handshake itself (an instance attribute only then).
     handshaking: bool = False
-    #: The factory's turn (:attr:`ConnectionFactory.turn`) when a stranger
+    #: The factory's turn (``StrangersBudget.turn``) when a stranger
     #: was accepted, and when it last sent a complete line or message: a
     #: stranger is not evicted before it has had a turn to be read, nor in
     #: the turn it is registering (instance attributes only while a
