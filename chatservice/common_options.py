@@ -13,6 +13,7 @@ from twisted.python import usage
 from chatservice.backends.redis.options import REDIS_PARAMETERS
 from chatservice.chat.model import ChatConfig
 from chatservice.config import CONFIG_OPTION
+from chatservice.conn.accepts import DEFAULT_DEFER_ACCEPT
 from chatservice.conn.limits import Limits
 from chatservice.doors.door import OFF, positive_int, seconds
 from chatservice.stores.sqlite import DEFAULT_MAX_MESSAGES, DEFAULT_WAIT
@@ -158,6 +159,16 @@ COMMON_PARAMETERS: list[list[object]] = [
         "event loop; a storm waits in the listen backlog and members are "
         "read in between (0: Twisted's own, 100 and growing).",
         positive_int,
+    ],
+    [
+        "defer-accept",
+        None,
+        DEFAULT_DEFER_ACCEPT,
+        "Seconds the kernel holds a new connection to a door whose clients "
+        "speak first (echo, upper, web; any ssl: endpoint) until its first "
+        "bytes come, before the server accepts it: silent connections cost "
+        "nothing meanwhile (Linux TCP_DEFER_ACCEPT; 0: accept at once).",
+        seconds,
     ],
     [
         "registration-timeout",

@@ -21,8 +21,12 @@ from chatservice.doors.door import OFF
 #: that do not give one (``backlog=N`` in the string wins): Twisted's 50 is
 #: full within a millisecond of a connection storm, and a client whose
 #: handshake meets a full queue is retried by the kernel after a second
-#: (``docs/limits.rst``).  Linux caps it at ``net.core.somaxconn``.
-DEFAULT_BACKLOG = 1024
+#: (``docs/limits.rst``).  4096, Linux's ``net.core.somaxconn`` by default
+#: (which caps it): at 1024 a storm slowed down by a busy machine overflowed
+#: it, and the connections turned away waited a second; on a deferring door
+#: (``--defer-accept``) the silent connections the kernel holds count
+#: against it too.
+DEFAULT_BACKLOG = 4096
 
 _LOOPBACK_NAMES = {"localhost", "ip6-localhost"}
 

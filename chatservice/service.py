@@ -32,7 +32,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from chatservice.chat.hub import Hub
-from chatservice.conn.accepts import AcceptCap, cap_accepts
+from chatservice.conn.accepts import AcceptCap, cap_accepts, defer_accepts
 from chatservice.conn.connection import Authenticator, ConnectionFactory
 from chatservice.conn.peers import describe_address
 from chatservice.doors.door import DoorFactory
@@ -111,6 +111,7 @@ class ListeningService(Service):
         *,
         loopback_only: bool = False,
         max_accepts: Callable[[], int] | None = None,
+        defer_accept: float = 0.0,
     ) -> None:
         self.endpoint = endpoint
         self.description = description
@@ -124,6 +125,11 @@ class ListeningService(Service):
         self.max_accepts = max_accepts
         #: What caps them, when the port is a stream port of Twisted's.
         self.accept_cap: AcceptCap | None = None
+        #: Seconds the kernel holds a new connection until its first bytes
+        #: (``--defer-accept``; 0: accepted at once).
+        self.defer_accept = defer_accept
+        #: Whether it does, once listening (a TCP port; not a UNIX socket).
+        self.deferring = False
         self._listening: Deferred[IListeningPort] | None = None
 
     def privilegedStartService(self) -> None:
@@ -184,6 +190,7 @@ class ListeningService(Service):
         self.port = port
         if self.max_accepts is not None:
             self.accept_cap = cap_accepts(port, self.max_accepts)
+        self.deferring = defer_accepts(port, self.defer_accept)
         self.log.info(
             "{service} service listening on {address} ({endpoint})",
             service=self.factory.name,

@@ -371,12 +371,18 @@ def makeService(config: Options, reactor: IReactorTime | None = None) -> IServic
             endpoint = serverFromString(reactor, with_backlog(description))
             # A private door in plain text checks where it really listens.
             loopback_only = not (remote or is_encrypted_endpoint(description))
+            # The client's first bytes come first: a TLS handshake, or the
+            # door's protocol.
+            speaks_first = door.client_speaks_first or is_encrypted_endpoint(
+                description
+            )
             ListeningService(
                 description,
                 endpoint,
                 factory,
                 loopback_only=loopback_only,
                 max_accepts=accepts_per_turn(factory),
+                defer_accept=config["defer-accept"] if speaks_first else 0.0,
             ).setServiceParent(chat)
     if config.metrics is not None:
         add_metrics(chat, config.metrics, reactor, config["metrics-allow-remote"])

@@ -3,10 +3,13 @@ Connections accepted per reactor turn (``--max-accepts-per-turn``,
 :mod:`chatservice.conn.accepts`): real listening sockets on loopback, with
 connections waiting in the kernel's queue, accepted by calling the port's
 ``doRead`` as the reactor would (an in-memory reactor: nothing is timed).
+And the doors whose clients speak first, whose connections the kernel
+accepts only once their first bytes have come (``--defer-accept``).
 """
 
 from __future__ import annotations
 
+import select
 import socket
 from collections.abc import Callable
 from dataclasses import replace
@@ -20,11 +23,18 @@ from twisted.internet.testing import MemoryReactorClock
 from twisted.trial.unittest import SynchronousTestCase
 
 from chatservice import tap
-from chatservice.conn.accepts import AcceptCap, cap_accepts
+from chatservice.conn.accepts import (
+    DEFAULT_DEFER_ACCEPT,
+    AcceptCap,
+    cap_accepts,
+    defer_accepts,
+)
 from chatservice.conn.connection import ConnectionFactory
 from chatservice.conn.limits import Limits
 from chatservice.reload import RELOADABLE
 from chatservice.service import ListeningService
+from tests.certificates import Authority
+from tests.support import temp_dir
 from tests.test_tap import parse
 
 
@@ -79,6 +89,35 @@ def listen(test: SynchronousTestCase, factory: Any) -> tcp.Port:
     return port
 
 
+def listening_doors(
+    test: SynchronousTestCase, *args: str
+) -> dict[str, ListeningService]:
+    """
+    The echo, chat, IRC and web doors (and what ``args`` adds) listening on
+    real loopback ports of an in-memory reactor, by door name.
+    """
+    top = tap.makeService(
+        parse(
+            "--history=none",
+            "--echo=tcp:0:interface=127.0.0.1",
+            "--chat=tcp:0:interface=127.0.0.1",
+            "--irc=tcp:0:interface=127.0.0.1",
+            "--web=tcp:0:interface=127.0.0.1",
+            *args,
+        ),
+        RealPortsReactor(),
+    )
+    assert isinstance(top, MultiService)
+    top.startService()
+    listening: dict[str, ListeningService] = {}
+    for service in top:
+        if isinstance(service, ListeningService):
+            assert isinstance(service.port, tcp.Port)
+            test.addCleanup(service.port.socket.close)
+            listening[service.factory.name] = service
+    return listening
+
+
 class AcceptCapTests(SynchronousTestCase):
     """:class:`AcceptCap` on a real ``tcp.Port``."""
 
@@ -131,28 +170,14 @@ class DoorsTests(SynchronousTestCase):
     """Every door's listening port is capped, from its limits."""
 
     def listen(self, *args: str) -> dict[str, ListeningService]:
-        top = tap.makeService(
-            parse(
-                "--history=none",
-                "--echo=tcp:0:interface=127.0.0.1",
-                "--upper=none",
-                "--max-per-address=0",
-                "--chat=tcp:0:interface=127.0.0.1",
-                "--irc=tcp:0:interface=127.0.0.1",
-                "--web=tcp:0:interface=127.0.0.1",
-                *args,
-            ),
-            RealPortsReactor(),
+        return listening_doors(
+            self,
+            "--upper=none",
+            "--max-per-address=0",
+            # Silent clients below: the kernel would hold them.
+            "--defer-accept=0",
+            *args,
         )
-        assert isinstance(top, MultiService)
-        top.startService()
-        listening: dict[str, ListeningService] = {}
-        for service in top:
-            if isinstance(service, ListeningService):
-                assert isinstance(service.port, tcp.Port)
-                self.addCleanup(service.port.socket.close)
-                listening[service.factory.name] = service
-        return listening
 
     def accept(self, service: ListeningService, waiting: int) -> int:
         """Connect ``waiting`` clients, accept one batch: how many came in."""
@@ -201,3 +226,106 @@ class DoorsTests(SynchronousTestCase):
         assert isinstance(chat, ConnectionFactory)
         chat.set_limits(replace(chat.limits, max_accepts_per_turn=4))
         self.assertEqual(self.accept(doors["chat"], 6), 4)
+
+
+def deferred_seconds(port: tcp.Port) -> int:
+    """The listening socket's ``TCP_DEFER_ACCEPT`` (0: accepted at once)."""
+    return port.socket.getsockopt(socket.IPPROTO_TCP, socket.TCP_DEFER_ACCEPT)
+
+
+class DeferAcceptTests(SynchronousTestCase):
+    """The kernel holds a connection to a door whose clients speak first."""
+
+    def test_silentHeldSpeakerAccepted(self) -> None:
+        """
+        On a deferring port, a client that connects and says nothing is not
+        accepted; one that sends its first bytes is, with them.
+        """
+        accepts = Accepts(self)
+        port = listen(self, accepts.factory())
+        self.assertTrue(defer_accepts(port, 20))
+        address = ("127.0.0.1", port.getHost().port)
+        silent = socket.create_connection(address)
+        self.addCleanup(silent.close)
+        speaker = socket.create_connection(address)
+        self.addCleanup(speaker.close)
+        speaker.sendall(b"hello\r\n")
+        # Waiting for the event, not timing it: the bound is generous.
+        readable, _, _ = select.select([port.socket], [], [], 30)
+        self.assertEqual(readable, [port.socket])
+        port.doRead()
+        self.assertEqual(len(accepts.accepted), 1)
+        transport = accepts.accepted[0].transport
+        assert isinstance(transport, tcp.Server)
+        self.assertEqual(transport.getPeer().port, speaker.getsockname()[1])
+        self.assertEqual(transport.socket.recv(16), b"hello\r\n")
+
+    def test_roundedUpToWholeSeconds(self) -> None:
+        """The option is set in whole seconds, rounded up; 0 sets nothing."""
+        port = listen(self, Factory.forProtocol(Protocol))
+        self.assertFalse(defer_accepts(port, 0))
+        self.assertEqual(deferred_seconds(port), 0)
+        self.assertTrue(defer_accepts(port, 2.5))
+        self.assertGreaterEqual(deferred_seconds(port), 3)
+
+    def test_otherPortsAsTheyAre(self) -> None:
+        """A port that is not Twisted's TCP stream port is left as it is."""
+        reactor = MemoryReactorClock()
+        port = reactor.listenTCP(0, Factory.forProtocol(Protocol))
+        self.assertFalse(defer_accepts(port, 20))
+
+    def services(self, *args: str) -> dict[str, ListeningService]:
+        return listening_doors(self, "--upper=tcp:0:interface=127.0.0.1", *args)
+
+    def test_doorsWhoseClientsSpeakFirst(self) -> None:
+        """
+        By default the echo, uppercase and web doors defer (their clients
+        speak first); the chat and IRC doors, which greet a connection
+        before it says anything, accept at once.
+        """
+        self.assertEqual(parse()["defer-accept"], DEFAULT_DEFER_ACCEPT)
+        doors = self.services()
+        for name in ("echo", "upper", "web"):
+            self.assertTrue(doors[name].deferring, name)
+            port = doors[name].port
+            assert isinstance(port, tcp.Port)
+            self.assertGreaterEqual(deferred_seconds(port), DEFAULT_DEFER_ACCEPT)
+        for name in ("chat", "irc"):
+            self.assertFalse(doors[name].deferring, name)
+            port = doors[name].port
+            assert isinstance(port, tcp.Port)
+            self.assertEqual(deferred_seconds(port), 0, name)
+
+    def test_zeroAcceptsAtOnce(self) -> None:
+        """``--defer-accept 0``: every door accepts at once."""
+        for name, service in self.services("--defer-accept", "0").items():
+            self.assertFalse(service.deferring, name)
+
+    def test_tlsEndpointsDefer(self) -> None:
+        """
+        Any door on ``ssl:`` defers, the chat's too: a TLS client speaks
+        first (its handshake), and the greeting comes after it.
+        """
+        files = Authority(temp_dir(self)).server("chat")
+        top = tap.makeService(
+            parse(
+                "--history=none",
+                "--echo=none",
+                "--upper=none",
+                f"--chat={files.endpoint()}",
+                "--irc=tcp:0:interface=127.0.0.1",
+                "--defer-accept=7",
+            ),
+            MemoryReactorClock(),
+        )
+        assert isinstance(top, MultiService)
+        deferral = {
+            service.factory.name: service.defer_accept
+            for service in top
+            if isinstance(service, ListeningService)
+        }
+        self.assertEqual(deferral, {"chat": 7.0, "irc": 0.0})
+
+    def test_reloadNeedsRestart(self) -> None:
+        """The socket option is set when listening: a reload leaves it."""
+        self.assertNotIn("defer-accept", RELOADABLE)

@@ -14,14 +14,28 @@ backlog (``tap.DEFAULT_BACKLOG``) holds what waits.
 
 The cap is read from the door's limits at every batch, so a reload
 (``set_limits``) applies it at the next one.
+
+A door whose clients speak first (echo, uppercase, the web door's HTTP,
+any TLS endpoint's handshake) has the kernel accept a connection only once
+its first bytes have come (``--defer-accept``, Linux's
+``TCP_DEFER_ACCEPT``): a storm of connections that stay silent waits in the
+kernel, at no cost to the server, instead of in the accept queue in front
+of the clients that speak.
 """
 
 from __future__ import annotations
 
+import math
+import socket
 from collections.abc import Callable
 
 from twisted.internet import tcp
 from twisted.internet.interfaces import IListeningPort
+
+#: ``--defer-accept``: as long as a stranger has to register
+#: (``--registration-timeout``, ``--nick-timeout``), which a connection
+#: silent that long would not have done anyway.
+DEFAULT_DEFER_ACCEPT = 20.0
 
 
 class AcceptCap:
@@ -56,3 +70,23 @@ def cap_accepts(port: IListeningPort, cap: Callable[[], int]) -> AcceptCap | Non
     if not isinstance(port, tcp.Port):
         return None
     return AcceptCap(port, cap)
+
+
+def defer_accepts(port: IListeningPort, seconds: float) -> bool:
+    """
+    Have the kernel hold each new connection to ``port`` until its first
+    bytes arrive, for up to about ``seconds`` (``TCP_DEFER_ACCEPT``, which
+    Linux rounds up to its ``SYN-ACK`` retransmissions: 1, 3, 7, 15, 31, 63
+    s; a connection silent for longer is accepted then, or dropped at the
+    last retransmission).  ``False`` where it does not apply: no seconds,
+    a port that is not one of Twisted's stream ports over TCP (a UNIX
+    socket), or a system without the option.
+    """
+    option = getattr(socket, "TCP_DEFER_ACCEPT", None)
+    if seconds <= 0 or option is None or not isinstance(port, tcp.Port):
+        return False
+    listening = getattr(port, "socket", None)
+    if listening is None or listening.family not in (socket.AF_INET, socket.AF_INET6):
+        return False
+    listening.setsockopt(socket.IPPROTO_TCP, option, math.ceil(seconds))
+    return True

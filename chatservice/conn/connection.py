@@ -38,7 +38,7 @@ from chatservice.conn.idle import IdleSweep
 from chatservice.conn.limits import Limits
 from chatservice.conn.outbox import Gate, Outbox, TurnWriter
 from chatservice.conn.peers import describe_peer, is_tls, peer_host
-from chatservice.conn.turns import end_of_turn
+from chatservice.conn.strangers import Stranger, StrangersBudget
 from chatservice.metrics.counters import DoorCounters
 
 T = TypeVar("T")
@@ -111,7 +111,7 @@ class Connection:
     #: before the handshake (a welcome line), and holding input for that
     #: would stop the handshake itself (an instance attribute only then).
     handshaking: bool = False
-    #: The factory's turn (:attr:`ConnectionFactory.turn`) when a stranger
+    #: The factory's turn (``StrangersBudget.turn``) when a stranger
     #: was accepted, and when it last sent a complete line or message: a
     #: stranger is not evicted before it has had a turn to be read, nor in
     #: the turn it is registering (instance attributes only while a
@@ -148,7 +148,7 @@ class Connection:
         )
         refusal = factory.admit(self)
         if refusal is not None:
-            factory.refusals.note(self.peer, refusal)
+            factory.refusals.note(self, refusal)
             self.close(str(refusal), error=True)
             return
         self.admitted = True
@@ -174,11 +174,11 @@ class Connection:
         if not self.stranger:
             return not self.closing
         factory = self.factory
-        factory.strangers.pop(self, None)
+        factory.budget.leave(self)
         refusal = factory.admission.register()
         if refusal is not None:
             factory.counters.count_refusal(refusal.kind)
-            factory.refusals.note(self.peer, refusal)
+            factory.refusals.note(self, refusal)
             self.close(str(refusal), error=True)
             return False
         del self.stranger  # back to the class's False, and no instance entry
@@ -195,8 +195,7 @@ class Connection:
         what it sends cannot buy it a longer stay.
         """
         if self.stranger:
-            self.line_turn = self.factory.turn
-            self.factory.endTurnSoon()
+            self.factory.budget.spoke(self)
 
     #: What a connection not registered in time is told (``{timeout}``: the
     #: deadline in seconds).
@@ -489,10 +488,8 @@ class ConnectionFactory(ServerFactory):
     #: Where every connection's outbox holds its writes while the history
     #: store commits (:mod:`chatservice.stores.gate`); ``None``: no store.
     gate: Gate | None = None
-    #: Seconds after which strangers over the budget, spared because none
-    #: could be evicted yet, are counted again when nothing else ends the
-    #: turn (a reactor turn ends with the next poll's reads).
-    recount_delay: ClassVar[float] = 0.01
+    #: The strangers' budget's (``StrangersBudget.recount_delay``).
+    recount_delay: ClassVar[float] = StrangersBudget.recount_delay
 
     def __init__(
         self, limits: Limits | None = None, clock: IReactorTime | None = None
@@ -504,16 +501,8 @@ class ConnectionFactory(ServerFactory):
         self.limits = limits if limits is not None else Limits()
         self.clock: IReactorTime = clock
         self.connections: set[Connection] = set()
-        #: Connections still registering, oldest first, with when they came.
-        self.strangers: dict[Connection, float] = {}
-        self._deadline_call: IDelayedCall | None = None
-        #: Reactor turns with strangers' activity, counted at their end
-        #: (:meth:`_turnEnded`): what spares newcomers from eviction.
-        self.turn = 0
-        self._turn_ending = False
-        self._recount_call: IDelayedCall | None = None
-        #: Chooses whom to evict among the older half (tests seed it).
-        self.chooser = random.Random()
+        #: The strangers' budget (``conn/strangers.py``).
+        self.budget = StrangersBudget(clock, lambda: self.limits, self._evicting)
         self.admission = Admission(self.limits)
         #: Refusals and evictions, logged at most once per interval each.
         self.refusals = RateLimitedLog(clock, self.name, "refused")
@@ -539,11 +528,7 @@ class ConnectionFactory(ServerFactory):
         self.idle.timeout = limits.idle_timeout
         if self.connections:
             self.idle.watch()
-        if self._deadline_call is not None:
-            if self._deadline_call.active():
-                self._deadline_call.cancel()
-            self._deadline_call = None
-        self._watchStrangers()
+        self.budget.limits_changed()
         now = self.clock.seconds()
         for connection in self.connections:
             if not (connection.flood_controlled and connection.admitted):
@@ -567,75 +552,34 @@ class ConnectionFactory(ServerFactory):
         self.counters.accepted += 1
         self.connections.add(connection)
         self.idle.watch()
-        connection.stranger = True
-        connection.arrived_turn = self.turn
-        self.strangers[connection] = self.clock.seconds()
-        self.endTurnSoon()
-        self._trimStrangers()
-        self._watchStrangers()
+        self.budget.arrive(connection)
         return None
 
-    def endTurnSoon(self) -> None:
-        """Count the end of this turn (once, however many strangers came)."""
-        if not self._turn_ending:
-            self._turn_ending = True
-            end_of_turn(self.clock).soon(self._turnEnded)
+    @property
+    def strangers(self) -> dict[Stranger, float]:
+        """Connections still registering, oldest first, with when they came."""
+        return self.budget.waiting
 
-    def _turnEnded(self) -> None:
-        self._turn_ending = False
-        self.turn += 1
-        self._trimStrangers()
+    @property
+    def turn(self) -> int:
+        """The strangers' budget's turn (:attr:`StrangersBudget.turn`)."""
+        return self.budget.turn
 
-    def _evictable(self) -> tuple[list[Connection], list[Connection]]:
-        """
-        Strangers that may be evicted, oldest first: not accepted in this
-        turn or the previous one (the reactor accepts many connections in
-        one turn and reads them in the next: a newcomer's first line may be
-        waiting), nor registering in this turn (a complete line read).
-        Those whose handshake was answered (:attr:`Connection.handshaken`)
-        are spared in the turn of the hand-over and the next one too, as
-        newcomers, and come apart, second: evicted only when none of the
-        first are left.
-        """
-        turn = self.turn
-        evictable: list[Connection] = []
-        handshaken: list[Connection] = []
-        for connection in self.strangers:
-            if connection.arrived_turn >= turn - 1:
-                break  # in arrival order: the rest are newer still
-            if connection.handshake_turn >= turn - 1:
-                continue  # its answer to the upgrade may be on its way
-            if connection.line_turn != turn:
-                (handshaken if connection.handshaken else evictable).append(connection)
-        return evictable, handshaken
+    @property
+    def chooser(self) -> random.Random:
+        """Chooses whom to evict among the older half (tests seed it)."""
+        return self.budget.chooser
 
-    def _trimStrangers(self) -> None:
-        """
-        Back to the strangers' budget: close as many as are over it, each
-        chosen at random among the older half of those that may be evicted
-        (as OpenSSH's ``MaxStartups``: an attacker cannot tell which goes;
-        what a connection sends does not spare it); those whose handshake
-        was answered only once no other is left.  Strangers spared now are
-        counted again at the end of the turn.
-        """
-        budget = self.limits.max_strangers
-        over = len(self.strangers) - budget
-        if not budget or over <= 0:
-            return
-        evictable, handshaken = self._evictable()
-        for _ in range(min(over, len(evictable) + len(handshaken))):
-            pool = evictable or handshaken
-            victim = pool.pop(self.chooser.randrange(max(1, len(pool) // 2)))
-            del self.strangers[victim]
-            self.counters.evicted += 1
-            self.evictions.note(victim.peer, f"strangers' budget of {budget} full")
-            victim.evicted()
-        if len(self.strangers) > budget and self._recount_call is None:
-            self._recount_call = self.clock.callLater(self.recount_delay, self._recount)
+    @chooser.setter
+    def chooser(self, chooser: random.Random) -> None:
+        self.budget.chooser = chooser
 
-    def _recount(self) -> None:
-        self._recount_call = None
-        self.endTurnSoon()
+    def _evicting(self, victim: Stranger) -> None:
+        """The budget evicts ``victim``: counted, and logged (rate-limited)."""
+        self.counters.evicted += 1
+        self.evictions.note(
+            victim, f"strangers' budget of {self.limits.max_strangers} full"
+        )
 
     def handOver(self, old: Connection, new: Connection) -> None:
         """
@@ -649,61 +593,15 @@ class ConnectionFactory(ServerFactory):
         self.connections.discard(old)
         self.connections.add(new)
         old.admitted = False
-        if not old.stranger:
-            return
-        del old.stranger
-        new.stranger = True
-        new.arrived_turn = old.arrived_turn
-        # The upgrade request was just read whole: registering now, and
-        # then waiting for the client's answer to the upgrade.
-        new.line_turn = self.turn
-        new.handshaken = True
-        new.handshake_turn = self.turn
-        strangers = self.strangers
-        if next(reversed(strangers)) is old:
-            strangers[new] = strangers.pop(old)  # the newest: stays last
-            return
-        # Oldest first, as the deadline sweep and eviction read them: the
-        # list is rebuilt with ``new`` in ``old``'s place (at most the
-        # budget's length).
-        entries = [(new if c is old else c, since) for c, since in strangers.items()]
-        strangers.clear()
-        strangers.update(entries)
-
-    def _watchStrangers(self) -> None:
-        """Make sure the registration deadline of the oldest stranger is due."""
-        timeout = self.limits.registration_timeout
-        if timeout <= 0 or self._deadline_call is not None or not self.strangers:
-            return
-        oldest = next(iter(self.strangers.values()))
-        wait = max(0.0, oldest + timeout - self.clock.seconds())
-        self._deadline_call = self.clock.callLater(wait, self._sweepStrangers)
-
-    def _sweepStrangers(self) -> None:
-        """Close the strangers whose deadline has passed, oldest first."""
-        self._deadline_call = None
-        deadline = self.clock.seconds() - self.limits.registration_timeout
-        for connection, since in list(self.strangers.items()):
-            if since > deadline:
-                break
-            del self.strangers[connection]
-            connection.registrationTimedOut()
-        self._watchStrangers()
+        if old.stranger:
+            self.budget.hand_over(old, new)
 
     def release(self, connection: Connection) -> None:
         """Forget a connection that was admitted and is now gone."""
         self.connections.discard(connection)
         if connection.stranger:
-            self.strangers.pop(connection, None)
+            self.budget.leave(connection)
         self.admission.release(connection.host, registered=not connection.stranger)
-        if not self.strangers and self._deadline_call is not None:
-            if self._deadline_call.active():
-                self._deadline_call.cancel()
-            self._deadline_call = None
-        if not self.strangers and self._recount_call is not None:
-            if self._recount_call.active():
-                self._recount_call.cancel()
-            self._recount_call = None
         if not self.connections:
             self.idle.stop()
             waiting, self._all_closed = self._all_closed, []
@@ -725,6 +623,13 @@ class ConnectionFactory(ServerFactory):
         return waiter
 
 
+class Described(Protocol):
+    """A connection as a log line names it."""
+
+    @property
+    def peer(self) -> str: ...
+
+
 class RateLimitedLog:
     """
     One log line per kind of event and service at most every ``interval``
@@ -744,8 +649,11 @@ class RateLimitedLog:
         self._last = -math.inf
         self._since = 0
 
-    def note(self, peer: str, reason: object) -> None:
-        """One more such event: logged now, or counted for the next line."""
+    def note(self, who: Described, reason: object) -> None:
+        """
+        One more such event, about connection ``who``: logged now, or
+        counted for the next line (its peer is described only when logged).
+        """
         now = self.clock.seconds()
         if now - self._last < self.interval:
             self._since += 1
@@ -754,7 +662,7 @@ class RateLimitedLog:
             "{service}: {what} {peer}: {reason}{more}",
             service=self.service,
             what=self.what,
-            peer=peer,
+            peer=who.peer,
             reason=reason,
             more=f" ({self._since} more since the last such line)"
             if self._since

@@ -102,6 +102,10 @@ class Door:
     parameters: Sequence[Sequence[Any]] = field(default_factory=tuple)
     #: Checks its options once parsed (raises ``usage.UsageError``).
     check: Callable[[Any], None] | None = None
+    #: Its clients speak first (the server says nothing before their first
+    #: bytes): its TCP endpoints have the kernel accept a connection only
+    #: once they have come (``--defer-accept``).
+    client_speaks_first: bool = False
 
 
 # Option values, shared by every door's options.

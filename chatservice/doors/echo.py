@@ -79,6 +79,7 @@ DOOR = Door(
     summary="the echo service",
     default_endpoint="tcp:5001",
     build=_build,
+    client_speaks_first=True,
     flags=[
         ["echo-timestamp", None, "Prefix every echoed line with the server's time."]
     ],

@@ -66,4 +66,5 @@ DOOR = Door(
     summary="the uppercase service",
     default_endpoint="tcp:12000",
     build=_build,
+    client_speaks_first=True,
 )

@@ -65,6 +65,7 @@ DOOR = Door(
     summary="the web door: the chat page and its WebSocket (docs/web.rst)",
     default_endpoint="none",
     build=_build,
+    client_speaks_first=True,
     flags=[
         [
             "web-allow-plain-oper",

@@ -92,7 +92,7 @@ class HTTPVisitor(Connection):
             return False
         refusal = factory.admit(self)
         if refusal is not None:
-            factory.refusals.note(self.peer, refusal)
+            factory.refusals.note(self, refusal)
             self.close(str(refusal), error=True)
             return False
         self.admitted = True
