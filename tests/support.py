@@ -132,6 +132,24 @@ def chat_twistd(
     ]
 
 
+def json_logged_chat(
+    case: SynchronousTestCase, directory: Path, port: int, *options: str
+) -> Process:
+    """
+    :func:`chat_twistd` with JSON logs (``chatservice.logs.json_observer``)
+    on standard output, started in ``directory`` and listening.
+    """
+    server = Process(
+        case,
+        chat_twistd(
+            port, *options, twistd_options=("--logger=chatservice.logs.json_observer",)
+        ),
+        directory,
+    )
+    server.wait_for_output(r'"text": "chat service listening on')
+    return server
+
+
 def wait_for(
     condition: Callable[[], bool],
     timeout: float,

@@ -14,7 +14,7 @@ from twisted.logger import Logger, eventsFromJSONLogFile
 from twisted.trial.unittest import SynchronousTestCase
 
 from chatservice.logs import json_observer
-from tests.support import LOOPBACK, Process, chat_twistd, free_port, temp_dir
+from tests.support import LOOPBACK, free_port, json_logged_chat, temp_dir
 
 
 class ObserverTests(SynchronousTestCase):
@@ -95,17 +95,7 @@ class TwistdJSONTests(SynchronousTestCase):
         directory = temp_dir(self)
         port = free_port()
         endpoint = f"tcp:{port}:interface={LOOPBACK}"
-        server = Process(
-            self,
-            chat_twistd(
-                port,
-                "--history",
-                "none",
-                twistd_options=("--logger=chatservice.logs.json_observer",),
-            ),
-            directory,
-        )
-        server.wait_for_output(r'"text": "chat service listening on')
+        server = json_logged_chat(self, directory, port, "--history", "none")
         server.popen.send_signal(signal.SIGTERM)
         self.assertEqual(server.wait(), -signal.SIGTERM)
         events = [json.loads(line) for line in server.stdout.splitlines()]

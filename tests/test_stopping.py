@@ -16,7 +16,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import provider
 
 from chatservice.stopping import STOPPING_SIGNALS, SignalsOnce
-from tests.support import Process, chat_twistd, free_port, temp_dir
+from tests.support import free_port, json_logged_chat, temp_dir
 
 
 class FakeReactor:
@@ -104,17 +104,9 @@ class TwistdStopTests(SynchronousTestCase):
         """
         directory = temp_dir(self)
         port = free_port()
-        server = Process(
-            self,
-            chat_twistd(
-                port,
-                "--history",
-                "sqlite:history.sqlite3",
-                twistd_options=("--logger=chatservice.logs.json_observer",),
-            ),
-            directory,
+        server = json_logged_chat(
+            self, directory, port, "--history", "sqlite:history.sqlite3"
         )
-        server.wait_for_output(r'"text": "chat service listening on')
         server.popen.send_signal(signal.SIGSTOP)
         server.popen.send_signal(signal.SIGTERM)
         server.popen.send_signal(signal.SIGINT)

@@ -228,7 +228,8 @@ def send_batch(
             format_message(server, "BATCH", f"+{reference}", "chathistory", target)
         )
     for said in messages:
-        tags, later = style.tags(said), style.later_tags(said)
+        tags = style.tags(said)
+        later = style.later_tags(said, tags)
         if batched:
             tags, later = (
                 f"batch={reference};{t}" if t else f"batch={reference}"

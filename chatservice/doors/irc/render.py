@@ -100,14 +100,18 @@ class Style:
         is_action: bool = False,
     ) -> str:
         """A text said to ``target`` (:func:`said_lines`), terminated."""
-        first, later = self.tags(event), self.later_tags(event)
+        first = self.tags(event)
+        later = self.later_tags(event, first)
         lines = said_lines(prefix, command, target, text, is_action, first, later)
         return "".join(line + "\r\n" for line in lines)
 
-    def later_tags(self, event: events.Event) -> str:
-        """The tags of the second and later pieces of a text: no ``msgid``."""
-        if not self.msgid:
-            return self.tags(event)
+    def later_tags(self, event: events.Event, first: str) -> str:
+        """
+        The tags of the second and later pieces of a text, whose first
+        piece has ``first``: the same but for the ``msgid``.
+        """
+        if not (self.msgid and event.id):
+            return first
         return Style(self.server, self.server_time).tags(event)
 
     def render(self, event: events.Event) -> str:
