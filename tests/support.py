@@ -137,7 +137,11 @@ def json_logged_chat(
 ) -> Process:
     """
     :func:`chat_twistd` with JSON logs (``chatservice.logs.json_observer``)
-    on standard output, started in ``directory`` and listening.
+    on standard output, started in ``directory`` and running.
+
+    "Listening" is logged before the reactor runs, and so before it has
+    installed its signal handlers: a SIGTERM then would end the process
+    with the default action.  A welcome line means the reactor runs.
     """
     server = Process(
         case,
@@ -147,6 +151,10 @@ def json_logged_chat(
         directory,
     )
     server.wait_for_output(r'"text": "chat service listening on')
+    with socket.create_connection((LOOPBACK, port), timeout=SOCKET_TIMEOUT) as probe:
+        welcome = receive_until(probe, b"\n")
+    if b"Welcome" not in welcome:
+        raise AssertionError(f"no welcome line: {welcome!r}\n{server.describe()}")
     return server
 
 
