@@ -2,9 +2,9 @@
 The strangers' budget over real loopback sockets, from many source
 addresses (127.0.x.y, under the per-address limit): connections that
 trickle bytes and never register cannot lock fresh clients out of the chat,
-the echo service or the web door (whose trickling connections send part of
-an HTTP request and never finish it).  Bounded in count (a few hundred
-sockets) and time.
+the echo service, the IRC door or the web door (whose trickling
+connections send part of an HTTP request and never finish it).  Bounded
+in count (a few hundred sockets) and time.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from chatservice.chat.model import ChatConfig
 from chatservice.conn.limits import Limits
 from chatservice.conn.turns import end_of_turn
 from chatservice.doors.echo import EchoFactory
+from chatservice.doors.irc.protocol import IRCFactory
 from chatservice.doors.line import LineFactory
 from chatservice.doors.native.protocol import ChatFactory
 from chatservice.doors.web import WebFactory, WebSettings, WebSite
@@ -86,18 +87,42 @@ def fresh_echo_client(port: int) -> bytes:
         return receive_until(sock, b"ping\r\n")
 
 
-def answered(held: list[socket.socket], expected: int) -> int:
+def fresh_irc_client(port: int, nick: str) -> bytes:
     """
-    How many of ``held`` the server has answered or closed (readable),
-    waiting up to the timeout for ``expected`` of them.
+    An IRC client from an address of its own that registers, joins
+    #lobby and says hello; what the server sent, up to its answer to a
+    PING sent after the hello (so the hello was read and handled).
     """
-    readable: set[socket.socket] = set()
+    with socket.create_connection(
+        (LOOPBACK, port), timeout=TIMEOUT, source_address=("127.0.2.4", 0)
+    ) as sock:
+        sock.sendall(f"NICK {nick}\r\nUSER {nick} 0 * :Fresh\r\n".encode())
+        welcome = receive_until(sock, b" 001 ")
+        sock.sendall(
+            f"JOIN #lobby\r\nPRIVMSG #lobby :hello from {nick}\r\n"
+            "PING :after-hello\r\n".encode()
+        )
+        return welcome + receive_until(sock, b"after-hello")
+
+
+def closed(held: list[socket.socket], expected: int) -> int:
+    """
+    How many of ``held`` the server has closed (what it said before is
+    read and dropped: the IRC door greets at once), waiting up to the
+    timeout for ``expected`` of them.
+    """
+    ended: set[socket.socket] = set()
     for _ in range(int(TIMEOUT * 10)):
-        ready, _, _ = select.select([s for s in held if s not in readable], [], [], 0.1)
-        readable.update(ready)
-        if len(readable) >= expected:
+        ready, _, _ = select.select([s for s in held if s not in ended], [], [], 0.1)
+        for sock in ready:
+            try:
+                if not sock.recv(65536):
+                    ended.add(sock)
+            except OSError:  # reset
+                ended.add(sock)
+        if len(ended) >= expected:
             break
-    return len(readable)
+    return len(ended)
 
 
 def fresh_web_client(port: int, nick: str) -> list[Any]:
@@ -195,6 +220,42 @@ class TrickleStormTests(TestCase):
         self.assertEqual(answer, b"ping\r\n")
         self.assertLessEqual(len(factory.strangers), 50)
 
+    async def test_irc(self) -> None:
+        """
+        The same storm on the IRC door (its connections trickle a byte and
+        never send ``NICK``): all but the budget's worth are closed, fresh
+        IRC clients keep registering, joining and speaking, a native member
+        of #lobby hears them, and the door never holds more strangers than
+        its budget.
+        """
+        hub = Hub(
+            ChatConfig(max_clients=100),
+            clock=reactor.seconds,
+            backend=LocalBackend(call_soon=end_of_turn(reactor).soon),
+        )
+        limits = Limits(max_strangers=50, max_per_address=5, flood_rate=0)
+        door = IRCFactory(hub, limits, reactor)
+        port = self.listen(door)
+        native_port = self.listen(ChatFactory(hub, limits, reactor))
+        listener = socket.create_connection(
+            (LOOPBACK, native_port), timeout=TIMEOUT, source_address=("127.0.2.5", 0)
+        )
+        self.addCleanup(listener.close)
+        listener.sendall(b"listener\r\n")
+        await deferToThread(receive_until, listener, b"you are listener")
+        for wave in range(2):
+            held = await self.storm(port)
+            ended = await deferToThread(closed, held, STORMERS - 50)
+            self.assertGreaterEqual(ended, STORMERS - 50)
+            nick = f"fresh{wave}"
+            answer = await deferToThread(fresh_irc_client, port, nick)
+            self.assertIn(f" 001 {nick} ".encode(), answer)
+            heard = await deferToThread(
+                receive_until, listener, f"<{nick}> hello from {nick}\r\n".encode()
+            )
+            self.assertIn(f"#lobby <{nick}> hello from {nick}".encode(), heard)
+            self.assertLessEqual(len(door.strangers), 50)
+
     async def test_web(self) -> None:
         """
         The same storm on the web door, each connection stuck in its HTTP
@@ -217,8 +278,8 @@ class TrickleStormTests(TestCase):
         for wave in range(2):
             held = await self.storm(port, PARTIAL_REQUEST)
             # All but the budget's worth were closed to make room.
-            closed = await deferToThread(answered, held, STORMERS - 50)
-            self.assertGreaterEqual(closed, STORMERS - 50)
+            ended = await deferToThread(closed, held, STORMERS - 50)
+            self.assertGreaterEqual(ended, STORMERS - 50)
             nick = f"fresh{wave}"
             received = await deferToThread(fresh_web_client, port, nick)
             self.assertIn(
