@@ -217,6 +217,27 @@ class ReplayTests(SynchronousTestCase):
         self.assertEqual(lines[0], "!!! usage: /history [ROOM] [N]")
         self.assertTrue(lines[1].startswith("!!! "), lines)
 
+    def test_historyAfterSayingInOneRead(self) -> None:
+        """
+        A line said and ``/history`` sent in one read: the member sees its
+        line live first, then the history that holds it (the hub delivers
+        what it collected before it reads the store), as when they come in
+        two reads; other members see the line once.
+        """
+        chat = self.chat
+        bob = chat.client("bob")
+        chat.lines(self.alice)
+        chat.send(self.alice, "hello", "/history")
+        self.assertEqual(
+            chat.lines(self.alice),
+            [
+                "#lobby <alice> hello",
+                "#lobby [2023-11-14 22:13:20] <alice> hello",
+                "--- end of history of #lobby (1 message)",
+            ],
+        )
+        self.assertEqual(chat.lines(bob), ["#lobby <alice> hello"])
+
     def test_helpListsHistory(self) -> None:
         """``/help`` lists ``/history`` on a server that keeps history only."""
         line = "--- /history [ROOM] [N]: show the last N messages of a room "

@@ -126,6 +126,23 @@ class ChatHistoryMixin(_IRCCase):
             )
             self.assertLessEqual(len(without_tags.encode()) + 2, 512)
 
+    def test_ownMessageBeforeHistoryInOneRead(self) -> None:
+        """
+        With ``echo-message``, a PRIVMSG and a CHATHISTORY sent in one read
+        are answered in that order: the echo first, then the batch that
+        holds the message.
+        """
+        bob = self.registered("bob", *HISTORY_CAPS, "echo-message")
+        bob.send("JOIN #room")
+        bob.take()
+        bob.send("PRIVMSG #room :fresh", "CHATHISTORY LATEST #room * 1")
+        answer = bob.take()
+        self.assertEqual(
+            (answer[0].command, answer[0].params), ("PRIVMSG", ["#room", "fresh"])
+        )
+        self.assertNotIn("batch", answer[0].tags)
+        self.assertEqual(self.texts(answer[1:]), ["fresh"])
+
     def test_latest(self) -> None:
         """LATEST * gives the newest messages; after a reference, only newer ones."""
         self.assertEqual(

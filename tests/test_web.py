@@ -669,6 +669,22 @@ class ConversationTests(DoorTestCase):
         seen = self.exchange(bob, type="history", room="games", before="x")
         self.assertEqual(self.errors(seen), ["NotInRoom"])
 
+    def test_ownMessageBeforeHistoryInOneRead(self) -> None:
+        """
+        A ``say`` and a ``history`` request arriving in one read are
+        answered in that order: the message first, then the history that
+        holds it.
+        """
+        self.hub.store = MemoryHistoryStore(50, clock=self.clock.seconds)
+        bob = self.member("bob")
+        bob.client.send(type="say", room="lobby", text="fresh")
+        bob.client.send(type="history", room="lobby", count=1)
+        self.network.settle()
+        seen = bob.client.take()
+        self.assertEqual([m["type"] for m in seen], ["message", "history"])
+        self.assertEqual(seen[0]["text"], "fresh")
+        self.assertEqual([m["text"] for m in seen[1]["messages"]], ["fresh"])
+
     def test_framedOnce(self) -> None:
         """A room message is framed once for all its recipients."""
         pages = [self.member(f"user{n}") for n in range(3)]

@@ -435,10 +435,17 @@ class Hub(Administration, Mirror):
         return room
 
     def history(self, name: str, count: int) -> Deferred[list[events.RoomMessage]]:
-        """The last ``count`` messages of a room, oldest first (none: no store)."""
+        """
+        The last ``count`` messages of a room, oldest first (none: no
+        store).  What the backend collected is delivered first, so that a
+        member who said something and asks for history in one read sees
+        its line live before the history that holds it.
+        """
         if self.store is None:
             return succeed([])
-        return self.store.recent(fold(check_room(name)), count)
+        key = fold(check_room(name))
+        self.flush()
+        return self.store.recent(key, count)
 
     def history_before(
         self, name: str, message_id: str, count: int
@@ -468,11 +475,14 @@ class Hub(Administration, Mirror):
     ) -> Deferred[list[events.RoomMessage]]:
         """
         A page of a room's history (:meth:`HistoryStore.page`; none: no
-        store).  Rooms are public: anyone may read any room's history.
+        store), after what the backend collected is delivered (as
+        :meth:`history`).  Rooms are public: anyone may read any room's
+        history.
         """
         if self.store is None:
             return succeed([])
         key = fold(check_room(name))
+        self.flush()
         return self.store.page(key, count, after=after, before=before, latest=latest)
 
     def flush(self) -> None:

@@ -133,6 +133,10 @@ class ChatProtocol(ChatCommands, MemberProtocol):
         hub = self.factory.hub
         if count <= 0:
             return
+        # Asked first: the hub delivers what it collected before it reads
+        # (a line this member said in the same read comes before the
+        # history that holds it); what is delivered from here on waits.
+        result = hub.history(room, count)
         replay = _Replay()
         if self._behind is None:
             self._behind = []
@@ -156,7 +160,6 @@ class ChatProtocol(ChatCommands, MemberProtocol):
             replay.data = f"!!! the history of #{room} cannot be read now\r\n".encode()
             self._release_behind()
 
-        result = hub.history(room, count)
         result.addCallbacks(arrived, failed)
         if replay.data is None:
             self.holdInput(HOLD_REPLAY)
