@@ -217,6 +217,21 @@ class ReplayTests(SynchronousTestCase):
         self.assertEqual(lines[0], "!!! usage: /history [ROOM] [N]")
         self.assertTrue(lines[1].startswith("!!! "), lines)
 
+    def test_historyCountNotASCIIDigits(self) -> None:
+        """
+        A count in other digits than ASCII ones (``²``, which Python calls a
+        digit but cannot read as a number) is no count: it is taken as a
+        room's name and refused as one, and the connection goes on.
+        """
+        chat = self.chat
+        chat.lines(self.alice)
+        chat.send(self.alice, "/history ²", "/history lobby ²", "still here")
+        lines = chat.lines(self.alice)
+        self.assertEqual(len(lines), 3, lines)
+        self.assertTrue(lines[0].startswith("!!! "), lines)
+        self.assertEqual(lines[1], "!!! usage: /history [ROOM] [N]")
+        self.assertEqual(lines[2], "#lobby <alice> still here")
+
     def test_historyAfterSayingInOneRead(self) -> None:
         """
         A line said and ``/history`` sent in one read: the member sees its

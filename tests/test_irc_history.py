@@ -262,6 +262,7 @@ class ChatHistoryMixin(_IRCCase):
             "CHATHISTORY FROB #room * 5": ("UNKNOWN_COMMAND", ["FROB"]),
             "CHATHISTORY LATEST #room * many": ("INVALID_PARAMS", ["LATEST"]),
             "CHATHISTORY LATEST #room * 0": ("INVALID_PARAMS", ["LATEST"]),
+            "CHATHISTORY LATEST #room * \u00b2": ("INVALID_PARAMS", ["LATEST"]),
             "CHATHISTORY BEFORE #room * 5": ("INVALID_PARAMS", ["BEFORE"]),
             "CHATHISTORY AFTER #room time=1 5": ("INVALID_PARAMS", ["AFTER"]),
             "CHATHISTORY LATEST #no,comma * 5": (

@@ -237,7 +237,8 @@ class ChatCommands:
         count = self.factory.settings.replay or DEFAULT_HISTORY
         room_name: str | None = None
         for word in args.split():
-            if word.isdigit():
+            # ASCII digits: str.isdigit() also takes "²", which int() refuses.
+            if word.isascii() and word.isdigit():
                 count = min(int(word), MAX_HISTORY)
             elif room_name is None:
                 room_name = word

@@ -111,7 +111,8 @@ def chathistory(connection: IRCProtocol, message: Message) -> None:
         fail(connection, "NEED_MORE_PARAMS", sub, "Missing parameters")
         return
     target, *references, limit = params[1:needed]
-    if not limit.isdigit() or int(limit) < 1:
+    # ASCII digits: str.isdigit() also takes "²", which int() refuses.
+    if not (limit.isascii() and limit.isdigit()) or int(limit) < 1:
         fail(connection, "INVALID_PARAMS", sub, f"Invalid limit {limit!r}")
         return
     try:
