@@ -1184,6 +1184,7 @@ class DurationTests(SynchronousTestCase):
             ("1h30m", 5400),
             ("90", 90),
             ("5m5", 305),
+            ("36500d", 36500 * 86400),  # 100 years, the longest
             (" 10M ", 600),
         ]:
             self.assertEqual(parse_duration(text), seconds, text)
@@ -1195,12 +1196,25 @@ class DurationTests(SynchronousTestCase):
 
     def test_parseInvalid(self) -> None:
         """Anything else is an error saying what durations look like."""
-        for text in ("", "m", "1.5h", "-5", "10x", "0s", "soon", "1 h"):
+        for text in (
+            "",
+            "m",
+            "1.5h",
+            "-5",
+            "10x",
+            "0s",
+            "soon",
+            "1 h",
+            "²",
+            "36501d",  # more than 100 years
+            "9" * 13,
+            "9" * 400 + "d",  # more than a float holds
+        ):
             error = self.assertRaises(ChatError, parse_duration, text)
             self.assertEqual(
                 render_error(error),
                 f"not a duration: {text.strip().lower()} "
-                "(try 30s, 10m, 2h, 1d, forever)",
+                "(try 30s, 10m, 2h, 1d, forever; at most 100 years)",
             )
 
     def test_format(self) -> None:

@@ -31,6 +31,7 @@ from chatservice.doors.echo import EchoFactory
 from chatservice.doors.line import LineFactory
 from chatservice.doors.native.protocol import ChatFactory, ChatSettings
 from chatservice.doors.upper import UpperFactory
+from chatservice.stores.memory import MemoryHistoryStore
 from tests.test_hostile import Peer
 
 #: A small limit, so that random input reaches it often.
@@ -244,6 +245,10 @@ class ParserFuzzTests(FuzzTestCase):
 
 words = st.one_of(
     st.sampled_from(["fuzzer", "witness", "lobby", "#lobby", "room", "-", "/", "*"]),
+    # Numbers as a count or a duration might be read: what int() refuses
+    # though str.isdigit() accepts ("²"), other scripts' digits, signs,
+    # exponents, separators, and one too large for anything.
+    st.sampled_from(["0", "-1", "+5", "²", "٣", "1e3", "1_000", "5m", "9" * 30]),
     st.text(
         st.characters(exclude_categories=["Cs"], exclude_characters="\r\n"),
         max_size=12,
@@ -277,11 +282,14 @@ class CommandFuzzTests(FuzzTestCase):
         """
         Every command line, real or not, well-formed or not, gets at least
         one line back (an answer, an error, or the event it caused), and no
-        exception escapes; ``/quit`` ends it with a goodbye.
+        exception escapes; ``/quit`` ends it with a goodbye.  (With a history
+        store, so that ``/history`` reads one.)
         """
         clock = Clock()
         hub = Hub(
-            clock=clock.seconds, backend=LocalBackend(call_soon=end_of_turn(clock).soon)
+            clock=clock.seconds,
+            backend=LocalBackend(call_soon=end_of_turn(clock).soon),
+            store=MemoryHistoryStore(100, clock=clock.seconds),
         )
         factory = ChatFactory(
             hub,

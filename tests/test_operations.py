@@ -192,7 +192,17 @@ class BanTests(OperationsTestCase):
         self.run_("ban", "carol 10x spam")
         self.assertEqual(self.ban_of("carol"), (3600, "10x spam"))
 
-    def test_forever(self) -> None:
+    def test_durationTooLong(self) -> None:
+        """
+        A second word made of digits and units that is no duration (past
+        100 years, or beyond any number) is refused as a duration, not
+        taken as the reason; nobody is banned.
+        """
+        for words in ("36501d", "9" * 400 + "d", "5mm"):
+            error = self.assertRaises(ChatError, self.run_, "ban", f"alice {words} x")
+            self.assertEqual(str(error), f"not a duration: {words}")
+        self.assertEqual(self.hub.bans(), [])
+
         """``forever``, ``permanent`` and ``0`` ban until unbanned."""
         for target, duration in (("a", "forever"), ("b", "permanent"), ("c", "0")):
             self.assertEqual(

@@ -31,14 +31,24 @@ DURATION_WORDS = {
 }
 
 
+#: The longest duration (100 years): longer is ``forever``.
+MAX_DURATION = 100 * 365 * 86400
+#: The units of :func:`parse_duration`, in seconds.
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+_DIGITS = frozenset("0123456789")
+_DURATION_CHARS = _DIGITS | frozenset(_UNITS)
+
+
 def take_duration(text: str) -> tuple[float | None, str] | None:
     """
     A duration at the start of ``text`` (``10m``, ``forever``, or a number
     and a unit word: ``5 minutes``) and the rest of the text; ``None`` when
-    ``text`` does not start with one.
+    ``text`` does not start with one.  A first word made of digits and
+    units only that is no duration (longer than :data:`MAX_DURATION`,
+    ``5mm``) is :class:`InvalidDuration`, not a reason's first word.
     """
     first, _, rest = text.strip().partition(" ")
-    if first.isdigit():
+    if first.isascii() and first.isdigit():
         word, _, after = rest.strip().partition(" ")
         unit = DURATION_WORDS.get(word.lower())
         if unit is not None:
@@ -46,6 +56,8 @@ def take_duration(text: str) -> tuple[float | None, str] | None:
     try:
         return parse_duration(first), rest
     except InvalidDuration:
+        if first and first[0] in _DIGITS and set(first.lower()) <= _DURATION_CHARS:
+            raise
         return None
 
 
@@ -57,19 +69,20 @@ def parse_duration(text: str) -> float | None:
     text = text.strip().lower()
     if text in ("0", "forever", "permanent", "perm"):
         return None
-    units = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-    total = 0.0
+    total = 0
     number = ""
     for char in text:
-        if char in "0123456789":
+        if char in _DIGITS:
             number += char
-        elif char in units and number:
-            total += int(number) * units[char]
+            if len(number) > 12:  # past any unit's 100 years (and int()'s cap)
+                raise InvalidDuration(text)
+        elif char in _UNITS and number:
+            total += int(number) * _UNITS[char]
             number = ""
         else:
             raise InvalidDuration(text)
     if number:
         total += int(number)
-    if total <= 0:
+    if total <= 0 or total > MAX_DURATION:
         raise InvalidDuration(text)
-    return total
+    return float(total)

@@ -123,7 +123,10 @@ def render_error(error: errors.ChatError) -> str:
         case errors.NotOperator(command=command):
             return f"{command} needs operator rights (/oper NAME PASSWORD)"
         case errors.InvalidDuration(text=text):
-            return f"not a duration: {text} (try 30s, 10m, 2h, 1d, forever)"
+            return (
+                f"not a duration: {text} "
+                "(try 30s, 10m, 2h, 1d, forever; at most 100 years)"
+            )
         case errors.ServerFull(limit=limit):
             plural = "s" if limit != 1 else ""
             return f"server full ({limit} client{plural}); please try again later"
