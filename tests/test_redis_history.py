@@ -327,7 +327,7 @@ class SharedHistoryTests(TestCase):
             one.hub.say(alice, f"full {n}")
             yield until(heard(bob_member, f"full {n}"), f"bob heard full {n}")
         self.assertEqual(len(lines), 1, lines)
-        self.assertEqual(one.backend.history_refused, 3)
+        self.assertEqual(one.backend.publisher.history_refused, 3)
         self.assertEqual(one.store.figures().write_failures, 3)
         self.redis.command("CONFIG", "SET", "maxmemory", "0")
         one.hub.say(alice, "room again")
@@ -366,9 +366,9 @@ class SharedHistoryTests(TestCase):
             "n": one.backend.node,
             "i": [{"k": "say", "r": "lobby", "m": [codec.encode(message)]}],
         }
-        yield one.backend.send_frame(frame, json.dumps(frame))
+        yield one.backend.publisher.send_frame(frame, json.dumps(frame))
         frame["x"] = 1
-        yield one.backend.send_frame(frame, json.dumps(frame))
+        yield one.backend.publisher.send_frame(frame, json.dumps(frame))
         yield until(heard(bob_member, "once"), "bob heard it")
         yield until(lambda: two.backend.idle, "two idle")
         self.assertEqual(self.redis.command("XLEN", "chatservice:history:lobby"), 1)
@@ -392,7 +392,7 @@ class SharedHistoryTests(TestCase):
             "n": one.backend.node,
             "i": [{"k": "say", "r": "lobby", "m": [codec.encode(m) for m in kept]}],
         }
-        yield one.backend.send_frame(frame, json.dumps(frame))
+        yield one.backend.publisher.send_frame(frame, json.dumps(frame))
         bounds: list[Position | None] = [None, Position(id="nope")]
         bounds += [Position(id=f"t.{n}") for n in (0, 3, 7)]
         bounds += [Position(at=epoch + at) for at in (-1, 2, 4.5, 30)]

@@ -95,7 +95,7 @@ class OptionsTests(SynchronousTestCase):
         self.assertIsInstance(backend, RedisBackend)
         self.assertIs(backend.hub, service.hub)  # type: ignore[attr-defined]
         self.assertEqual(backend.liveness.liveness, 9)
-        self.assertEqual(backend.replay.maxlen, 5)
+        self.assertEqual(backend.publisher.replay.maxlen, 5)
 
     def test_sharedHistoryWired(self) -> None:
         """
@@ -298,7 +298,7 @@ class BadFrameTests(SynchronousTestCase):
                 }
             ).encode(),
         ]:
-            backend._received(raw)
+            backend.receiver.received(raw)
         self.assertEqual(
             [e.text for e in member.events if isinstance(e, events.RoomMessage)],
             ["hi"],

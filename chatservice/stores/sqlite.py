@@ -17,8 +17,9 @@ Writes are collected on the reactor (:meth:`SQLiteHistoryStore.append`...)
 and handed, as one transaction, to the writer by
 :meth:`SQLiteHistoryStore.commit`, which the backend calls before it
 delivers anything.  The writer is a thread with a connection of its own
-(:mod:`chatservice.stores.writer`).  The reactor waits for its answer for
-at most ``wait`` seconds (``--history-wait``, a millisecond): a commit is
+(:mod:`chatservice.stores.writer`); what is committed waits for it, in
+order (:mod:`chatservice.stores.committer`).  The reactor waits for its
+answer for at most ``wait`` seconds (``--history-wait``, a millisecond): a commit is
 a tenth of that, and answered then, the turn's deliveries go out at once.
 Beyond, what members are sent waits in their outboxes
 (:attr:`SQLiteHistoryStore.gate`, :mod:`chatservice.stores.gate`) until
@@ -31,28 +32,25 @@ wait for it; it is retried every :data:`RETRY_EVERY` seconds, the chat
 goes on, one log line says what went wrong and one that it recovered, and
 ``/stats`` shows it (:meth:`SQLiteHistoryStore.status`).  A write that
 does not answer for :data:`STALL_AFTER` seconds stops holding deliveries.
+Retention prunes in small steps in the background
+(:mod:`chatservice.stores.retention`).
 
 The schema has a version (``PRAGMA user_version``) and the file an
 application id; opening a file of a newer version, of another program, or
 one that is not a database is a start-up error (:class:`StoreError`), and
-the file is left as it is.
+the file is left as it is (:mod:`chatservice.stores.opening`).
 """
 
 from __future__ import annotations
 
-import os
 import sqlite3
-from collections import deque
-from collections.abc import Iterable
 from functools import partial
-from itertools import chain
-from typing import Any, TypeVar
+from typing import Any
 
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
-from twisted.python.failure import Failure
 
 from chatservice.chat import events
 from chatservice.chat.model import Ban
@@ -65,8 +63,11 @@ from chatservice.stores.base import (
     StoreFigures,
     UnknownMessageError,
 )
+from chatservice.stores.committer import RETRY_EVERY, STALL_AFTER, Committer
 from chatservice.stores.gate import DeliveryGate
+from chatservice.stores.opening import open_history
 from chatservice.stores.reads import newer_page, read_rows
+from chatservice.stores.retention import Retention
 from chatservice.stores.schema import (
     ADD_BAN,
     APPLICATION_ID,
@@ -76,14 +77,9 @@ from chatservice.stores.schema import (
     REMOVE_BAN,
     SCHEMA_VERSION,
     SET_TOPIC,
-    Row,
-    Statement,
     checkpoint,
     checkpoint_connection,
     load_saved,
-    migrate,
-    prune_step,
-    write_batch,
     writer_connection,
 )
 from chatservice.stores.writer import DEFAULT_PATIENCE, Writer, default_writer
@@ -92,29 +88,23 @@ __all__ = [
     "APPLICATION_ID",
     "MIGRATIONS",
     "PRUNE_STEP",
+    "RETRY_EVERY",
     "SCHEMA_VERSION",
+    "STALL_AFTER",
     "SQLiteHistoryStore",
 ]
-
-T = TypeVar("T")
 
 #: Defaults of ``--history-max-messages`` and ``--history-max-age``.
 DEFAULT_MAX_MESSAGES = 10_000
 DEFAULT_MAX_AGE = 30 * 86400.0
 #: Messages that may wait while writing fails; beyond, the oldest are dropped.
 DEFAULT_RETRY_LIMIT = 10_000
-#: Seconds between retries while writing fails (and between commits of
-#: what no delivery wrote).
-RETRY_EVERY = 2.0
 #: Seconds between background pruning steps (of PRUNE_STEP rows at most).
 PRUNE_EVERY = 5.0
 #: Default of ``--history-wait``: seconds the reactor waits for a commit.
 DEFAULT_WAIT = DEFAULT_PATIENCE
 #: Seconds between checkpoints (in a thread).
 CHECKPOINT_EVERY = 1.0
-#: Seconds a write may be in flight before deliveries stop waiting for it
-#: (a disk that hangs must not stop the chat).
-STALL_AFTER = 2.0
 #: Seconds stopping waits for the writer before it closes without it.
 STOP_WAIT = 10.0
 
@@ -141,10 +131,7 @@ class SQLiteHistoryStore:
             raise ValueError("a history store keeps at least one message per room")
         self.path = path
         self.clock = clock
-        self.per_room = per_room
-        self.max_age = max_age or None
         self.private = private
-        self.retry_limit = retry_limit
         #: Seconds the reactor waits for a commit (``--history-wait``).
         self.wait = wait
         #: Runs the writes, on a connection of its own: a thread on a real
@@ -162,55 +149,50 @@ class SQLiteHistoryStore:
         )
         #: Deliveries wait at it for the commits in flight.
         self.gate = DeliveryGate()
+        #: How many messages each room keeps, for how long; pruning.
+        self.retention = Retention(
+            clock, self.writer, self.log, per_room=per_room, max_age=max_age or None
+        )
+        #: What is collected and committed until it is in the file.
+        self.commits = Committer(
+            path,
+            clock,
+            self.writer,
+            self.gate,
+            self.log,
+            retry_limit=retry_limit,
+            stored=self.retention.count,
+        )
         #: The connection of the reactor thread: start-up and reads.
         self._db: sqlite3.Connection | None = None
         self._saved = Saved()
-        #: Message rows collected since the last commit, oldest first.
-        self._messages: deque[Row] = deque()
-        #: Other writes collected (statement, parameters), in order.
-        self._others: list[Statement] = []
-        #: Committed, waiting for the writer (or for a retry), in order,
-        #: and the gate's epoch that closes once they are written (0: none).
-        self._waiting: deque[Row] = deque()
-        self._waiting_others: list[Statement] = []
-        self._epoch = 0
-        #: The message rows of the write in flight, and since when.
-        self._inflight: deque[Row] | None = None
-        self._sent_at = 0.0
-        #: A write has been in flight for too long (STALL_AFTER).
-        self._stalled = False
-        self._idle_waiters: list[Deferred[None]] = []
-        self._pruning = False
-        #: Rooms the file has a row for.
-        self._rooms: set[str] = set()
-        #: Messages each room has in the file, to prune to ``per_room``.
-        self._counts: dict[str, int] = {}
-        self._over: set[str] = set()
-        #: The last write's error while writing fails, else ``None``.
-        self.failing: sqlite3.Error | None = None
-        #: Counters for ``/stats`` and ``chatservice.metrics``: messages
-        #: written, dropped, pruned; transactions that failed.
-        self.written = 0
-        self.write_failures = 0
-        self.dropped = 0
-        self.pruned = 0
         self._loops: list[LoopingCall] = []
         self._checkpointing: Deferred[Any] | None = None
+
+    @property
+    def per_room(self) -> int:
+        """Messages kept per room (``--history-max-messages``)."""
+        return self.retention.per_room
+
+    @property
+    def max_age(self) -> float | None:
+        """Seconds a message is kept (``--history-max-age``; ``None``: any)."""
+        return self.retention.max_age
 
     # Opening and closing
 
     def start(self) -> Deferred[None]:
         try:
-            self._open()
+            self._db = open_history(self.path, self.log, self._load)
         except StoreError as error:
             return fail(error)
         self.writer.start(partial(writer_connection, self.path))
         self.checkpointer.start(partial(checkpoint_connection, self.path))
         for work, every in (
-            (self._retry, RETRY_EVERY),
+            (self.commits.retry, RETRY_EVERY),
             (self.prune, PRUNE_EVERY),
             (self._checkpoint, CHECKPOINT_EVERY),
-            (self._check_stall, STALL_AFTER / 4),
+            (self.commits.check_stall, STALL_AFTER / 4),
         ):
             loop = LoopingCall(work)
             loop.clock = self.clock
@@ -218,85 +200,16 @@ class SQLiteHistoryStore:
             self._loops.append(loop)
         return succeed(None)
 
-    def _fail_open(self, why: str) -> StoreError:
-        if self._db is not None:
-            self._db.close()
-            self._db = None
-        return StoreError(f"history file {self.path}: {why}")
-
-    def _open(self) -> None:
-        existed = os.path.exists(self.path) and os.path.getsize(self.path) > 0
-        try:
-            db = self._db = sqlite3.connect(
-                self.path, isolation_level=None, check_same_thread=False
-            )
-        except sqlite3.Error as error:
-            raise self._fail_open(f"cannot open: {error}") from None
-        try:
-            # Wait for a lock at start-up only; never on the reactor later.
-            db.execute("PRAGMA busy_timeout = 5000")
-            application = db.execute("PRAGMA application_id").fetchone()[0]
-            version = db.execute("PRAGMA user_version").fetchone()[0]
-            tables = db.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
-        except sqlite3.DatabaseError as error:
-            raise self._fail_open(
-                f"{error} (is it corrupt?); it was left as it is: move it away, "
-                "or give another --history"
-            ) from None
-        if application not in (0, APPLICATION_ID) or (
-            application == 0 and (version or tables)
-        ):
-            raise self._fail_open(
-                "not a chatservice history file; it was left as it is: "
-                "give another --history"
-            )
-        if version > SCHEMA_VERSION:
-            raise self._fail_open(
-                f"schema version {version} is newer than this chatservice's "
-                f"({SCHEMA_VERSION}); it was left as it is: run a newer "
-                "chatservice, or give another --history"
-            )
-        try:
-            mode = db.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-            if mode.lower() != "wal":
-                raise self._fail_open(f"cannot use WAL mode (journal mode {mode})")
-            db.execute("PRAGMA synchronous = NORMAL")
-            # Checkpoints (the fsync) run in a thread: _checkpoint.
-            db.execute("PRAGMA wal_autocheckpoint = 0")
-            db.execute("PRAGMA journal_size_limit = 67108864")
-            for reached in migrate(db, version):
-                self.log.info(
-                    "history: {path} is at schema version {version}",
-                    path=self.path,
-                    version=reached,
-                )
-            self._load(db)
-            db.execute("PRAGMA busy_timeout = 0")
-        except sqlite3.Error as error:
-            raise self._fail_open(
-                f"cannot {'open' if existed else 'create'}: {error}"
-            ) from None
-
     def _load(self, db: sqlite3.Connection) -> None:
         self._saved = load_saved(db, self.clock.seconds())
-        self._rooms = {key for (key,) in db.execute("SELECT key FROM rooms")}
-        self._counts = dict(
-            db.execute("SELECT room, count(*) FROM messages GROUP BY room")
-        )
-        self._over = {k for k, n in self._counts.items() if n > self.per_room}
+        self.commits.rooms = {key for (key,) in db.execute("SELECT key FROM rooms")}
+        self.retention.load(db)
 
     def stop(self) -> Deferred[None]:
         for loop in self._loops:
             if loop.running:
                 loop.stop()
         self._loops = []
-
-        def last_write(_: object) -> Deferred[None]:
-            # One last try, even while writing fails.
-            self._collect()
-            if self._waiting or self._waiting_others:
-                self._send()
-            return self._idle()
 
         def checkpointed(_: object) -> Deferred[Any]:
             waiting = self._checkpointing
@@ -322,7 +235,8 @@ class SQLiteHistoryStore:
             finish(None)
 
         give_up = self.clock.callLater(STOP_WAIT, hung)
-        stopping = self._idle().addCallback(last_write)
+        # One last try, even while writing fails.
+        stopping = self.commits.idle().addCallback(lambda _: self.commits.last_try())
         stopping.addBoth(lambda _: self.writer.stop())
         stopping.addBoth(checkpointed)
         stopping.addBoth(lambda _: self.checkpointer.stop())
@@ -333,29 +247,30 @@ class SQLiteHistoryStore:
         db, self._db = self._db, None
         if db is None:
             return
-        if self.failing is None and self._inflight is None:
+        commits = self.commits
+        if commits.failing is None and not commits.busy:
             try:
                 db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             except sqlite3.Error as error:
                 self.log.warn("history: final checkpoint failed: {e}", e=error)
-        left = self._unwritten_count()
+        left = commits.unwritten_count()
         if left:
             self.log.error(
                 "history: {count} messages could not be written to {path}: "
                 "lost ({error})",
                 count=left,
                 path=self.path,
-                error=self.failing,
+                error=commits.failing,
             )
         db.close()
 
     def saved(self) -> Saved:
         return self._saved
 
-    # Writes, collected
+    # Writes, collected (written by commit: self.commits)
 
     def append(self, message: events.RoomMessage) -> None:
-        self._messages.append(
+        self.commits.add_message(
             (
                 message.id,
                 fold(message.room),
@@ -368,16 +283,10 @@ class SQLiteHistoryStore:
                 int(message.notice),
             )
         )
-        if (
-            self.failing is not None
-            and len(self._messages) + len(self._waiting) > self.retry_limit
-        ):
-            (self._waiting or self._messages).popleft()
-            self.dropped += 1
 
     def append_private(self, message: events.PrivateMessage) -> None:
         if self.private:
-            self._others.append(
+            self.commits.add(
                 (
                     INSERT_PRIVATE,
                     (
@@ -394,223 +303,36 @@ class SQLiteHistoryStore:
 
     def set_topic(self, topic: SavedTopic) -> None:
         key = fold(topic.room)
-        self._others.append(
+        self.commits.add(
             (SET_TOPIC, (key, topic.room, topic.topic, topic.by, topic.at))
         )
 
     def add_ban(self, ban: Ban) -> None:
-        self._others.append(
+        self.commits.add(
             (ADD_BAN, (fold(ban.target), ban.target, ban.until, ban.reason, ban.by))
         )
 
     def remove_ban(self, ban: Ban) -> None:
-        self._others.append((REMOVE_BAN, (fold(ban.target),)))
-
-    # Writing
+        self.commits.add((REMOVE_BAN, (fold(ban.target),)))
 
     def commit(self) -> None:
         """
         Hand what was collected to the writer, as one transaction, and open
-        an epoch of the delivery gate for it: what is sent from now on
-        waits until it is written (see the module's description).  While a
-        commit is in flight, what turns commit waits and goes in the next
-        one; while writing fails, everything waits for the retry timer.
+        an epoch of the delivery gate for it (:meth:`.Committer.commit`).
         """
-        if not (self._messages or self._others):
-            return
-        self._collect()
-        if self.failing is not None:
-            self._trim()
-            return
-        if not self._stalled:
-            self._epoch = self.gate.open()
-        if self._inflight is None:
-            self._send()
-
-    def _collect(self) -> None:
-        """Move what was collected behind what waits to be written."""
-        self._waiting.extend(self._messages)
-        self._waiting_others.extend(self._others)
-        self._messages = deque()
-        self._others = []
-
-    def _retry(self) -> None:
-        self._check_stall()
-        if self._inflight is not None:
-            return
-        self._collect()
-        if self._waiting or self._waiting_others:
-            self._send()
-
-    def _send(self) -> None:
-        """Give the writer everything that waits, as one transaction."""
-        rows, others, epoch = self._waiting, self._waiting_others, self._epoch
-        self._waiting, self._waiting_others, self._epoch = deque(), [], 0
-        rooms = {row[1]: row[2] for row in rows if row[1] not in self._rooms}
-        self._inflight = rows
-        self._sent_at = self.clock.seconds()
-        # Waited for: deliveries wait for it (the module's description).
-        written = self.writer.run(partial(write_batch, rows, others, rooms), wait=True)
-        written.addCallbacks(
-            self._written,
-            self._not_written,
-            callbackArgs=(rows, rooms, epoch),
-            errbackArgs=(rows, others),
-        )
-
-    def _written(
-        self, _: None, rows: deque[Row], rooms: dict[str, str], epoch: int
-    ) -> None:
-        self._inflight = None
-        self._unstall()
-        self._rooms.update(rooms)
-        counts = self._counts
-        for row in rows:
-            room = row[1]
-            counts[room] = count = counts.get(room, 0) + 1
-            if count > self.per_room:
-                self._over.add(room)
-        self.written += len(rows)
-        if self.failing is not None:
-            self.log.info(
-                "history: writing to {path} again; {count} waiting messages written",
-                path=self.path,
-                count=len(rows),
-            )
-            self.failing = None
-        if epoch:
-            self.gate.close(epoch)
-        if self._waiting or self._waiting_others:
-            self._send()  # what turns committed meanwhile, in one go
-        else:
-            self._idle_now()
-
-    def _not_written(
-        self, failure: Failure, rows: deque[Row], others: list[Statement]
-    ) -> None:
-        self._inflight = None
-        self._unstall()
-        error = failure.value
-        if not isinstance(error, sqlite3.Error):
-            self.log.failure("history: writing to {path}", failure, path=self.path)
-            error = sqlite3.OperationalError(str(error))
-        # Older than anything waiting: back in front of it, in order.
-        rows.extend(self._waiting)
-        self._waiting = rows
-        self._waiting_others[:0] = others
-        self._failed(error)
-        # The chat goes on: deliveries no longer wait for these.
-        self._epoch = 0
-        self.gate.close_all()
-        self._idle_now()
-
-    def _failed(self, error: sqlite3.Error) -> None:
-        self.write_failures += 1
-        if self.failing is None:
-            self.log.error(
-                "history: cannot write to {path}: {error}; the chat goes on, "
-                "messages wait (at most {limit}) and are retried every "
-                "{every:g} s",
-                path=self.path,
-                error=error,
-                limit=self.retry_limit,
-                every=RETRY_EVERY,
-            )
-        self.failing = error
-        self._trim()
-
-    def _trim(self) -> None:
-        """Keep at most ``retry_limit`` messages waiting: drop the oldest."""
-        waiting = self._waiting
-        while len(waiting) > self.retry_limit:
-            waiting.popleft()
-            self.dropped += 1
-
-    def _check_stall(self) -> None:
-        """
-        A write in flight for longer than :data:`STALL_AFTER` (a disk that
-        hangs) no longer holds deliveries back: the chat goes on.
-        """
-        if (
-            self._inflight is None
-            or self._stalled
-            or self.clock.seconds() - self._sent_at < STALL_AFTER
-        ):
-            return
-        self.log.warn(
-            "history: a write to {path} has not answered for {after:g} s; "
-            "deliveries no longer wait for the disk until it does",
-            path=self.path,
-            after=STALL_AFTER,
-        )
-        self._stalled = True
-        self._epoch = 0
-        self.gate.close_all()
-
-    def _unstall(self) -> None:
-        if self._stalled:
-            self._stalled = False
-            self.log.info("history: {path} answers again", path=self.path)
-
-    def _idle(self) -> Deferred[None]:
-        """Fires once no write is in flight."""
-        if self._inflight is None:
-            return succeed(None)
-        idle: Deferred[None] = Deferred()
-        self._idle_waiters.append(idle)
-        return idle
-
-    def _idle_now(self) -> None:
-        waiters, self._idle_waiters = self._idle_waiters, []
-        for idle in waiters:
-            idle.callback(None)
+        self.commits.commit()
 
     # Retention and checkpoints, in the background
 
     def prune(self) -> Deferred[int]:
         """
-        One small step of retention, in the writer: delete at most
-        :data:`PRUNE_STEP` messages older than ``max_age`` or beyond
-        ``per_room`` in a room.  Fires with how many.
+        One small step of retention, in the writer
+        (:meth:`.Retention.step`); none while writing fails.  Fires with
+        how many messages it deleted.
         """
-        if self._db is None or self.failing is not None or self._pruning:
+        if self._db is None or self.commits.failing is not None:
             return succeed(0)
-        oldest = None if self.max_age is None else self.clock.seconds() - self.max_age
-        room = self._over.pop() if self._over else None
-        excess = self._counts.get(room, 0) - self.per_room if room else 0
-        self._pruning = True
-
-        def pruned(result: tuple[list[str], int]) -> int:
-            old, step = result
-            self._uncount(old)
-            if room is not None:
-                self._uncount([room] * step)
-                if excess > step:
-                    self._over.add(room)
-            removed = len(old) + step
-            self.pruned += removed
-            return removed
-
-        def failed(failure: Failure) -> int:
-            if room is not None:
-                self._over.add(room)
-            self.log.warn("history: pruning failed: {error}", error=failure.value)
-            return 0
-
-        def done(result: int) -> int:
-            self._pruning = False
-            return result
-
-        step = self.writer.run(partial(prune_step, oldest, room, excess))
-        return step.addCallbacks(pruned, failed).addCallback(done)
-
-    def _uncount(self, rooms: Iterable[str]) -> None:
-        for room in rooms:
-            left = self._counts.get(room, 1) - 1
-            if left > 0:
-                self._counts[room] = left
-            else:
-                self._counts.pop(room, None)
+        return self.retention.step()
 
     def _checkpoint(self) -> None:
         if self._checkpointing is not None or self._db is None:
@@ -654,12 +376,8 @@ class SQLiteHistoryStore:
         # (and what the member is sent waits for it: the gate).
         self.commit()
         key = fold(room)
-        unwritten = [
-            _message(row)
-            for row in chain(self._inflight or (), self._waiting, self._messages)
-            if row[1] == key
-        ]
-        in_flight = {row[0] for row in self._inflight or () if row[1] == key}
+        unwritten = [_message(row) for row in self.commits.unwritten() if row[1] == key]
+        in_flight = {row[0] for row in self.commits.in_flight if row[1] == key}
         unwritten_ids = {message.id for message in unwritten}
         try:
             more = count + len(in_flight)  # those are taken from memory
@@ -675,33 +393,31 @@ class SQLiteHistoryStore:
         shown = [_message(row) for row in rows if row[0] not in in_flight] + recent
         return succeed(shown[-count:] if latest else shown[:count])
 
-    def _unwritten_count(self) -> int:
-        inflight = len(self._inflight) if self._inflight is not None else 0
-        return inflight + len(self._waiting) + len(self._messages)
-
     def figures(self) -> StoreFigures:
+        commits = self.commits
         return StoreFigures(
-            written=self.written,
-            write_failures=self.write_failures,
-            waiting=self._unwritten_count(),
-            dropped=self.dropped,
+            written=commits.written,
+            write_failures=commits.write_failures,
+            waiting=commits.unwritten_count(),
+            dropped=commits.dropped,
         )
 
     def health(self) -> str | None:
         if self._db is None:
             return f"history file {self.path} is not open"
-        if self.failing is not None:
-            return f"history: cannot write to {self.path}: {self.failing}"
+        if self.commits.failing is not None:
+            return f"history: cannot write to {self.path}: {self.commits.failing}"
         return None
 
     def status(self) -> str:
+        commits = self.commits
         line = (
-            f"sqlite {self.path}: {self.written} written, "
-            f"{self._unwritten_count()} waiting, {self.dropped} dropped, "
-            f"{self.pruned} pruned"
+            f"sqlite {self.path}: {commits.written} written, "
+            f"{commits.unwritten_count()} waiting, {commits.dropped} dropped, "
+            f"{self.retention.pruned} pruned"
         )
-        if self.failing is not None:
-            line += f"; writing fails: {self.failing}"
+        if commits.failing is not None:
+            line += f"; writing fails: {commits.failing}"
         return line
 
 

@@ -8,6 +8,10 @@ backend logs and drops.  Every text read back is made safe to show
 again (:func:`~chatservice.chat.text.visible`): the sending node did it
 already, but whatever can write to Redis cannot send a terminal escape
 sequence to members through it.
+
+Bans and topics as Redis keeps them (the hashes ``bans`` and ``topics``)
+and as frames carry them are JSON too: :func:`ban_entry`, :func:`ban_from`,
+:func:`topic_entry`, :func:`topic_from`.
 """
 
 from __future__ import annotations
@@ -16,7 +20,9 @@ import dataclasses
 from typing import Any
 
 from chatservice.chat import events
+from chatservice.chat.model import Ban, parse_address_target
 from chatservice.chat.text import visible
+from chatservice.stores.base import SavedTopic
 
 #: Every event type a node may send, by name.
 TYPES: dict[str, type[events.Event]] = {
@@ -79,3 +85,39 @@ def _message(data: object) -> events.RoomMessage:
     if not isinstance(message, events.RoomMessage):
         raise ValueError("messages: not room messages")
     return message
+
+
+def ban_entry(ban: Ban) -> dict[str, Any]:
+    """A ban as JSON."""
+    return {
+        "t": ban.target,
+        "u": ban.until,
+        "w": ban.reason,
+        "b": ban.by,
+        "net": ban.network is not None,
+    }
+
+
+def ban_from(entry: dict[str, Any]) -> Ban:
+    """A ban back from JSON (:class:`KeyError`, :class:`ValueError`: bad)."""
+    target = str(entry["t"])
+    until = entry.get("u")
+    return Ban(
+        target,
+        None if until is None else float(until),
+        str(entry.get("w", "")),
+        str(entry.get("b", "")),
+        parse_address_target(target) if entry.get("net") else None,
+    )
+
+
+def topic_entry(topic: SavedTopic) -> dict[str, Any]:
+    """A room's topic as JSON."""
+    return {"r": topic.room, "t": topic.topic, "b": topic.by, "a": topic.at}
+
+
+def topic_from(entry: dict[str, Any]) -> SavedTopic:
+    """A room's topic back from JSON (:class:`KeyError`, :class:`ValueError`: bad)."""
+    return SavedTopic(
+        str(entry["r"]), str(entry["t"]), str(entry.get("b", "")), float(entry["a"])
+    )

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from twisted.logger import Logger
 
 from chatservice.backends.redis import codec
+from chatservice.backends.redis.presence import RemoteMember
 from chatservice.chat import events
 from chatservice.chat.model import Session
 from chatservice.chat.names import fold, skeleton
@@ -47,7 +48,7 @@ def apply(
         if kind != "say":
             # Anything else, a change of who hears a room included, comes
             # after the room messages collected before it.
-            backend.deliver_heard()
+            backend.receiver.deliver_heard()
         try:
             if kind in _DELIVERIES:
                 if not delivering:
@@ -82,7 +83,7 @@ def _deliver(sessions: Iterable[Session], event: events.Event) -> None:
 
 def _publish(backend: RedisBackend, item: Item, own: bool) -> None:
     event = codec.decode(item["e"])
-    if not backend.fresh(event.id):
+    if not backend.receiver.fresh(event.id):
         return
     if not own and isinstance(event, events.TopicChanged):
         room = backend.hub.rooms.get(item["r"])
@@ -99,7 +100,9 @@ def _publish(backend: RedisBackend, item: Item, own: bool) -> None:
 def _say(backend: RedisBackend, item: Item, own: bool) -> None:
     said = [codec.decode(data) for data in item["m"]]
     messages = [
-        m for m in said if isinstance(m, events.RoomMessage) and backend.fresh(m.id)
+        m
+        for m in said
+        if isinstance(m, events.RoomMessage) and backend.receiver.fresh(m.id)
     ]
     if not messages:
         return
@@ -117,12 +120,12 @@ def _say(backend: RedisBackend, item: Item, own: bool) -> None:
             for message in messages:
                 store.append(message)
             backend.before_delivery()
-    backend.hear(str(item["r"]), messages)
+    backend.receiver.hear(str(item["r"]), messages)
 
 
 def _send(backend: RedisBackend, item: Item, own: bool) -> None:
     event = codec.decode(item["e"])
-    if not backend.fresh(event.id):
+    if not backend.receiver.fresh(event.id):
         return
     to = item["s"]
     if to == "*":
@@ -178,8 +181,6 @@ def _remote(backend: RedisBackend, sid: object) -> Session | None:
 
 def add_member(backend: RedisBackend, item: Item) -> Session | None:
     """Mirror a member of another node (nothing if known already)."""
-    from chatservice.backends.redis.backend import RemoteMember
-
     sid = str(item["s"])
     if sid in backend.members:
         return None
@@ -259,9 +260,7 @@ def _drop(backend: RedisBackend, item: Item) -> None:
 
 
 def _ban(backend: RedisBackend, item: Item) -> None:
-    from chatservice.backends.redis.backend import ban_from
-
-    ban = ban_from(item["b"])
+    ban = codec.ban_from(item["b"])
     key = fold(ban.target)
     backend.bans_in_force = [
         b for b in backend.bans_in_force if fold(b.target) != key

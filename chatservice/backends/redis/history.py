@@ -182,7 +182,7 @@ class RedisHistoryStore:
             return succeed([])
         # What this turn said goes to Redis first: on the same connection,
         # Redis answers this read after it has kept them.
-        self.backend.send_frame_now()
+        self.backend.publisher.send_frame_now()
         window = self.cap.per_room
         if after is None and before is None and latest:
             window = min(window, count)
@@ -236,9 +236,10 @@ class RedisHistoryStore:
         """
         local: Any = getattr(self.local, "figures", None)
         figures = local() if local is not None else StoreFigures()
+        refused = self.backend.publisher.history_refused
         return StoreFigures(
             written=self.written,
-            write_failures=figures.write_failures + self.backend.history_refused,
+            write_failures=figures.write_failures + refused,
             waiting=figures.waiting,
             dropped=figures.dropped,
         )

@@ -34,7 +34,7 @@ from twisted.internet.defer import Deferred, gatherResults, inlineCallbacks, suc
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
-from chatservice.backends.redis import frames, scripts
+from chatservice.backends.redis import codec, frames, scripts
 from chatservice.chat.names import fold
 
 if TYPE_CHECKING:
@@ -184,12 +184,11 @@ class Liveness:
         if self.syncing:
             return
         self.syncing = True
-        self.backend.held = []
+        self.backend.receiver.hold()
         self._resync().addErrback(self._resync_failed)
 
     def _resync_failed(self, failure: Any) -> None:
-        held, self.backend.held = self.backend.held or [], None
-        for frame in held:
+        for frame in self.backend.receiver.release():
             frames.apply(self.backend, frame)
         self.log.failure("shared state: reading the chat from Redis", failure)
         self._synced()
@@ -217,7 +216,7 @@ class Liveness:
         if kept:
             fields = []
             for session in kept:
-                fields += [b.sid_for(session), json.dumps(b.entry(session))]
+                fields += [b.sid_for(session), json.dumps(b.presence.entry(session))]
             yield b.command("HSET", members, *fields)
         unreleased, b.unreleased = b.unreleased, []
         for keys, sid in unreleased:
@@ -242,17 +241,15 @@ class Liveness:
             b.hub.drop(session, NICK_TAKEN)
         # Tell the others who is here (they add whom they did not know).
         for session in kept:
-            b.queue(b.describe(session))
+            b.publisher.queue(b.presence.describe(session))
             for room in session.rooms:
-                b.queue({"k": "j", "s": b.sid_for(session), "r": room.name})
+                b.publisher.queue({"k": "j", "s": b.sid_for(session), "r": room.name})
         # What other nodes said during the outage and published before this
         # node was back (pub/sub keeps nothing for a node not subscribed).
         replayed = yield b.command("XRANGE", b.key("replayed"), "-", "+")
-        replay, dropped = list(b.replay), b.replay_dropped
-        b.replay.clear()
-        b.replay_dropped = 0
+        replay, dropped = b.publisher.take_replay()
         for text in replay:
-            b.send_frame(json.loads(text), text).addErrback(lambda _: None)
+            b.publisher.send_frame(json.loads(text), text).addErrback(lambda _: None)
             # Kept a while for the nodes that are not back yet.
             b.command(
                 "XADD", b.key("replayed"), "MAXLEN", "~", REPLAYED_KEPT, "*", "f", text
@@ -269,7 +266,7 @@ class Liveness:
                 dropped=dropped,
             )
         self.up_since = b.reactor.seconds()
-        held, b.held = b.held or [], None
+        held = b.receiver.release()
         for _entry_id, fields in replayed or []:
             try:
                 frame = json.loads(pairs(fields)["f"])
@@ -282,36 +279,37 @@ class Liveness:
 
     def _restore_redis(self) -> Deferred[Any]:
         """A Redis without our chat (new, or it lost its data): give it ours."""
-        from chatservice.backends.redis.backend import ban_entry, topic_entry
-
         b = self.backend
         writes: list[Deferred[Any]] = []
         for ban in b.bans(b.reactor.seconds()):
             writes.append(
                 b.command(
-                    "HSET", b.key("bans"), fold(ban.target), json.dumps(ban_entry(ban))
+                    "HSET",
+                    b.key("bans"),
+                    fold(ban.target),
+                    json.dumps(codec.ban_entry(ban)),
                 )
             )
         for key, topic in b.hub.topics.items():
             writes.append(
-                b.command("HSET", b.key("topics"), key, json.dumps(topic_entry(topic)))
+                b.command(
+                    "HSET", b.key("topics"), key, json.dumps(codec.topic_entry(topic))
+                )
             )
         return gatherResults(writes, consumeErrors=True)
 
     def _take(self, ban_entries: dict[str, str], topic_entries: dict[str, str]) -> None:
-        from chatservice.backends.redis.backend import ban_from, topic_from
-
         b = self.backend
         bans = []
         for text in ban_entries.values():
             try:
-                bans.append(ban_from(json.loads(text)))
+                bans.append(codec.ban_from(json.loads(text)))
             except (KeyError, TypeError, ValueError):
                 self.log.warn("shared state: skipped a bad ban: {text!r}", text=text)
         b.bans_in_force = bans
         for key, text in topic_entries.items():
             try:
-                topic = topic_from(json.loads(text))
+                topic = codec.topic_from(json.loads(text))
             except (KeyError, TypeError, ValueError):
                 continue
             b.hub.topics[key] = topic

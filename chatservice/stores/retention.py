@@ -1,0 +1,110 @@
+"""
+The SQLite store's retention (``--history-max-messages``,
+``--history-max-age``): how many messages each room has in the file, and
+small steps of pruning in the writer, in the background, so that no step
+holds the writer for long.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable
+from functools import partial
+
+from twisted.internet.defer import Deferred, succeed
+from twisted.internet.interfaces import IReactorTime
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from chatservice.stores.schema import Row, prune_step
+from chatservice.stores.writer import Writer
+
+
+class Retention:
+    """
+    Keeps a file to ``per_room`` messages a room, none older than
+    ``max_age`` seconds (``None``: any age), one :meth:`step` at a time.
+    """
+
+    def __init__(
+        self,
+        clock: IReactorTime,
+        writer: Writer,
+        log: Logger,
+        *,
+        per_room: int,
+        max_age: float | None,
+    ) -> None:
+        self.clock = clock
+        self.writer = writer
+        self.log = log
+        self.per_room = per_room
+        self.max_age = max_age
+        #: Messages each room has in the file, and the rooms over
+        #: ``per_room``.
+        self._counts: dict[str, int] = {}
+        self._over: set[str] = set()
+        self._pruning = False
+        #: Messages pruned (``/stats``).
+        self.pruned = 0
+
+    def load(self, db: sqlite3.Connection) -> None:
+        """Count the messages of each room in the file (at start)."""
+        self._counts = dict(
+            db.execute("SELECT room, count(*) FROM messages GROUP BY room")
+        )
+        self._over = {k for k, n in self._counts.items() if n > self.per_room}
+
+    def count(self, rows: Iterable[Row]) -> None:
+        """Count messages written to the file."""
+        counts = self._counts
+        for row in rows:
+            room = row[1]
+            counts[room] = count = counts.get(room, 0) + 1
+            if count > self.per_room:
+                self._over.add(room)
+
+    def step(self) -> Deferred[int]:
+        """
+        One small step, in the writer: delete at most
+        :data:`~.schema.PRUNE_STEP` messages older than ``max_age`` or
+        beyond ``per_room`` in a room.  Fires with how many.
+        """
+        if self._pruning:
+            return succeed(0)
+        oldest = None if self.max_age is None else self.clock.seconds() - self.max_age
+        room = self._over.pop() if self._over else None
+        excess = self._counts.get(room, 0) - self.per_room if room else 0
+        self._pruning = True
+
+        def pruned(result: tuple[list[str], int]) -> int:
+            old, step = result
+            self._uncount(old)
+            if room is not None:
+                self._uncount([room] * step)
+                if excess > step:
+                    self._over.add(room)
+            removed = len(old) + step
+            self.pruned += removed
+            return removed
+
+        def failed(failure: Failure) -> int:
+            if room is not None:
+                self._over.add(room)
+            self.log.warn("history: pruning failed: {error}", error=failure.value)
+            return 0
+
+        def done(result: int) -> int:
+            self._pruning = False
+            return result
+
+        step = self.writer.run(partial(prune_step, oldest, room, excess))
+        return step.addCallbacks(pruned, failed).addCallback(done)
+
+    def _uncount(self, rooms: Iterable[str]) -> None:
+        for room in rooms:
+            left = self._counts.get(room, 1) - 1
+            if left > 0:
+                self._counts[room] = left
+            else:
+                self._counts.pop(room, None)
