@@ -14,10 +14,17 @@ a mixed load from one asyncio process:
 - reconnects: clients that connect and drop without a word;
 - a probe that says a timestamped line every 50 ms and times its return.
 
+The server keeps its history as it does by default, in an SQLite file
+(in a temporary directory), so that the writer, its checkpoints and the
+pruning of old messages (``--history-max-messages``, 10 000 a room by
+default: the room passes it within two minutes) are soaked too;
+``--history none`` turns it off.
+
 Every minute it prints the server's RSS and open file descriptors (from
-``/proc``), the probe's p50/p99/max round trip that minute, and what the
-churn did; at the end a summary of how RSS, descriptors and p99 moved
-between the first and the last minutes.  ``--json FILE`` saves it all.
+``/proc``), the history file's size (with its write-ahead log), the
+probe's p50/p99/max round trip that minute, and what the churn did; at the
+end a summary of how RSS, descriptors, the file and p99 moved between the
+first and the last minutes.  ``--json FILE`` saves it all.
 Traffic goes to loopback only, and the run stops by itself.
 """
 
@@ -49,6 +56,7 @@ class Minute:
     minute: int
     rss_kib: int
     fds: int
+    history_kib: int
     probe_p50_ms: float
     probe_p99_ms: float
     probe_max_ms: float
@@ -204,7 +212,14 @@ def percentile(values: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
 
 
-async def soak(options: argparse.Namespace, port: int, pid: int) -> list[Minute]:
+def history_kib(where: Path) -> int:
+    """The history file's size with its write-ahead log, in KiB."""
+    return sum(path.stat().st_size for path in where.glob("history.sqlite3*")) // 1024
+
+
+async def soak(
+    options: argparse.Namespace, port: int, pid: int, where: Path
+) -> list[Minute]:
     counters = Counters()
     tasks = [asyncio.ensure_future(probe(port, counters))]
     for n in range(options.members):
@@ -234,6 +249,7 @@ async def soak(options: argparse.Namespace, port: int, pid: int) -> list[Minute]
                 minute,
                 rss,
                 fds,
+                history_kib(where),
                 round(statistics.median(trips), 3) if trips else float("nan"),
                 round(percentile(trips, 0.99), 3),
                 round(max(trips), 3) if trips else float("nan"),
@@ -244,7 +260,8 @@ async def soak(options: argparse.Namespace, port: int, pid: int) -> list[Minute]
             )
             minutes.append(row)
             print(
-                f"minute {minute:3}: RSS {rss:7,} KiB  fds {fds:5}  probe p50 "
+                f"minute {minute:3}: RSS {rss:7,} KiB  fds {fds:5}  history "
+                f"{row.history_kib:7,} KiB  probe p50 "
                 f"{row.probe_p50_ms:6.2f} p99 {row.probe_p99_ms:6.2f} max "
                 f"{row.probe_max_ms:7.2f} ms ({len(trips)})  churned {churned}  "
                 f"slow readers cut {cut}  reconnects {reconnects}",
@@ -268,6 +285,12 @@ def main() -> int:
     parser.add_argument("--interval", type=float, default=0.1)
     parser.add_argument("--churners", type=int, default=20)
     parser.add_argument("--slow-readers", type=int, default=5)
+    parser.add_argument(
+        "--history",
+        choices=("sqlite", "none"),
+        default="sqlite",
+        help="the server's history: an SQLite file (the default) or none",
+    )
     parser.add_argument("--json", metavar="FILE")
     options = parser.parse_args()
     port = free_port()
@@ -286,7 +309,7 @@ def main() -> int:
                 "--upper",
                 "none",
                 "--history",
-                "none",
+                "sqlite:history.sqlite3" if options.history == "sqlite" else "none",
                 "--flood-rate",
                 "0",
                 "--max-per-address",
@@ -307,7 +330,7 @@ def main() -> int:
                 if time.monotonic() > deadline or server.poll() is not None:
                     raise SystemExit("chatservice did not start")
                 time.sleep(0.1)
-            minutes = asyncio.run(soak(options, port, server.pid))
+            minutes = asyncio.run(soak(options, port, server.pid, Path(where)))
         finally:
             server.send_signal(signal.SIGTERM)
             try:
@@ -319,7 +342,8 @@ def main() -> int:
         print(
             f"first to last minute: RSS {first.rss_kib:,} -> {last.rss_kib:,} KiB "
             f"({(last.rss_kib - first.rss_kib) / first.rss_kib:+.1%}), fds "
-            f"{first.fds} -> {last.fds}, probe p99 {first.probe_p99_ms:.2f} -> "
+            f"{first.fds} -> {last.fds}, history {first.history_kib:,} -> "
+            f"{last.history_kib:,} KiB, probe p99 {first.probe_p99_ms:.2f} -> "
             f"{last.probe_p99_ms:.2f} ms"
         )
     if options.json:
