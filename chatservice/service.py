@@ -33,7 +33,8 @@ from twisted.python.failure import Failure
 
 from chatservice.chat.hub import Hub
 from chatservice.conn.accepts import AcceptCap, cap_accepts, defer_accepts
-from chatservice.conn.connection import Authenticator, ConnectionFactory
+from chatservice.conn.connection import Authenticator
+from chatservice.conn.factory import ConnectionFactory
 from chatservice.conn.peers import describe_address
 from chatservice.doors.door import DoorFactory
 from chatservice.doors.operations import Operations

@@ -29,7 +29,7 @@ from chatservice.conn.accepts import (
     cap_accepts,
     defer_accepts,
 )
-from chatservice.conn.connection import ConnectionFactory
+from chatservice.conn.factory import ConnectionFactory
 from chatservice.conn.limits import Limits
 from chatservice.reload import RELOADABLE
 from chatservice.service import ListeningService

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import random
 
-from chatservice.conn.connection import ConnectionFactory
+from chatservice.conn.factory import ConnectionFactory
 from tests.test_hostile import HostileTestCase, Peer
 
 

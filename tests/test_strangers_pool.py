@@ -17,7 +17,7 @@ from twisted.internet.task import Clock
 from twisted.logger import ILogObserver, globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase
 
-from chatservice.conn.connection import RateLimitedLog
+from chatservice.conn.factory import RateLimitedLog
 from chatservice.conn.limits import Limits
 from chatservice.conn.strangers import Pool, Stranger, StrangersBudget
 

@@ -4,7 +4,7 @@ per address, and why a newcomer is refused.
 
 Connections that have not registered yet (strangers) are not counted
 here: they have their own budget, kept by
-:class:`~chatservice.conn.connection.ConnectionFactory`, whose oldest
+:class:`~chatservice.conn.factory.ConnectionFactory`, whose oldest
 member makes room for a newcomer.  A stranger takes a registered place
 when it registers (:meth:`Admission.register`), if one is free.
 """

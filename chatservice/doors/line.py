@@ -43,8 +43,8 @@ from chatservice.conn.connection import (
     Authenticator,
     Avatar,
     Connection,
-    ConnectionFactory,
 )
+from chatservice.conn.factory import ConnectionFactory
 
 __all__ = [
     "HOLD_BACKPRESSURE",

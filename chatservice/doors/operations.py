@@ -17,7 +17,7 @@ from chatservice.chat.errors import UsageError
 from chatservice.chat.hub import Hub
 
 if TYPE_CHECKING:
-    from chatservice.conn.connection import ConnectionFactory
+    from chatservice.conn.factory import ConnectionFactory
 
 #: Ban length when none is given.
 DEFAULT_BAN = 3600.0

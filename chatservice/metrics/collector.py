@@ -22,7 +22,7 @@ from chatservice.metrics.counters import Histogram
 from chatservice.metrics.health import health_of
 
 if TYPE_CHECKING:
-    from chatservice.conn.connection import ConnectionFactory
+    from chatservice.conn.factory import ConnectionFactory
     from chatservice.service import ChatService
 
 #: Every metric's name starts with it.

@@ -9,7 +9,7 @@ total, per address, on the strangers' budget): a connection refused is
 answered ``503`` with the reason and closed; one admitted is a stranger
 until, upgraded to a WebSocket, it chooses a nickname.  The upgrade hands
 its place over to the page's member
-(:meth:`~chatservice.conn.connection.ConnectionFactory.handOver`), arrival
+(:meth:`~chatservice.conn.factory.ConnectionFactory.handOver`), arrival
 time included: the registration deadline (``--nick-timeout``) covers the
 HTTP request, the upgrade and the nickname, and what the peer sends
 meanwhile does not extend it.  A connection that only fetches the page's

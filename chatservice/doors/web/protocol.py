@@ -33,8 +33,9 @@ from chatservice.chat.hub import Hub
 from chatservice.chat.model import Room
 from chatservice.chat.names import check_room, fold
 from chatservice.conn.admission import Refusal
-from chatservice.conn.connection import Authenticator, ConnectionFactory
+from chatservice.conn.connection import Authenticator
 from chatservice.conn.connection import Connection as ConnectionPolicy
+from chatservice.conn.factory import ConnectionFactory
 from chatservice.conn.limits import Limits
 from chatservice.doors.commands import MAX_HISTORY, ChatCommands
 from chatservice.doors.member import HubFactory, HubMember, member_limits

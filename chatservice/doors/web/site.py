@@ -312,7 +312,7 @@ class WebSite(Site):
         """
         Limits changed at run time (a reload): the door applies them to its
         members and its HTTP connections alike
-        (:meth:`~chatservice.conn.connection.ConnectionFactory.set_limits`);
+        (:meth:`~chatservice.conn.factory.ConnectionFactory.set_limits`);
         HTTP's request timeout (``--line-timeout``) to connections made from
         now on.
         """
