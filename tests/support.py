@@ -1,7 +1,8 @@
 """
 Helpers for the tests: mostly for those that run real processes (the
 installed ``twistd``, ``python -m twisted`` and the console scripts), and
-:func:`end_turn` for those on in-memory transports.
+:func:`end_turn` and :func:`logged_failures` for those on in-memory
+transports.
 
 Everything here is bounded in time, talks to loopback only, and registers a
 clean-up with the test case so that no process outlives its test, even one
@@ -21,8 +22,10 @@ import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import cast
 
 from twisted.internet.task import Clock
+from twisted.logger import ILogObserver, LogEvent, globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase
 
 from chatservice.doors.line import LineFactory
@@ -59,6 +62,24 @@ def end_turn(factory: LineFactory) -> None:
     clock = factory.clock
     assert isinstance(clock, Clock), clock
     clock.advance(0)
+
+
+def logged_failures(case: SynchronousTestCase) -> list[LogEvent]:
+    """
+    The events logged with a traceback (``log_failure``) while ``case``
+    runs, as they come.  Only those are kept: an event refers to what
+    logged it, and keeping them all would keep protocols alive.
+    """
+    failures: list[LogEvent] = []
+
+    def observe(event: LogEvent) -> None:
+        if "log_failure" in event:
+            failures.append(event)
+
+    observer = cast(ILogObserver, observe)
+    globalLogPublisher.addObserver(observer)
+    case.addCleanup(globalLogPublisher.removeObserver, observer)
+    return failures
 
 
 def temp_dir(case: SynchronousTestCase) -> Path:

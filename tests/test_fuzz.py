@@ -13,12 +13,11 @@ model of the protocol says exactly what must come back.
 from __future__ import annotations
 
 from itertools import pairwise
-from typing import Any, cast
+from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from twisted.internet.task import Clock
-from twisted.logger import ILogObserver, LogEvent, globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase
 
 from chatservice.backends.local import LocalBackend
@@ -32,6 +31,7 @@ from chatservice.doors.line import LineFactory
 from chatservice.doors.native.protocol import ChatFactory, ChatSettings
 from chatservice.doors.upper import UpperFactory
 from chatservice.stores.memory import MemoryHistoryStore
+from tests.support import logged_failures
 from tests.test_hostile import Peer
 
 #: A small limit, so that random input reaches it often.
@@ -127,15 +127,7 @@ class FuzzTestCase(SynchronousTestCase):
     """Collects anything logged with a traceback."""
 
     def setUp(self) -> None:
-        self.failures: list[LogEvent] = []
-
-        def observe(event: LogEvent) -> None:
-            if "log_failure" in event:
-                self.failures.append(event)
-
-        observer = cast(ILogObserver, observe)
-        globalLogPublisher.addObserver(observer)
-        self.addCleanup(globalLogPublisher.removeObserver, observer)
+        self.failures = logged_failures(self)
 
     def feed(self, peer: Peer, reads: list[bytes], clock: Clock) -> None:
         """

@@ -26,7 +26,6 @@ from twisted.internet.testing import (
     StringTransport,
     StringTransportWithDisconnection,
 )
-from twisted.logger import ILogObserver, LogEvent, globalLogPublisher
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -39,7 +38,7 @@ from chatservice.doors.echo import EchoFactory
 from chatservice.doors.line import LineFactory, LineProtocol
 from chatservice.doors.native.protocol import ChatFactory, ChatSettings
 from chatservice.doors.upper import UpperFactory
-from tests.support import end_turn
+from tests.support import end_turn, logged_failures
 
 _ports = count(30000)
 
@@ -148,17 +147,7 @@ class HostileTestCase(SynchronousTestCase):
     """Fails any test during which something was logged with a traceback."""
 
     def setUp(self) -> None:
-        self.logged: list[LogEvent] = []
-
-        def observer(event: LogEvent) -> None:
-            # Only failures are kept: an event refers to the protocol that
-            # logged it, and keeping them all would keep protocols alive.
-            if "log_failure" in event:
-                self.logged.append(event)
-
-        log_observer = cast(ILogObserver, observer)
-        globalLogPublisher.addObserver(log_observer)
-        self.addCleanup(globalLogPublisher.removeObserver, log_observer)
+        self.logged = logged_failures(self)
         self.addCleanup(self.assertNoTraceback)
         self.clock = Clock()
 

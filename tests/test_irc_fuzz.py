@@ -12,12 +12,9 @@ writes, to the sender and to another member, is one IRC message within
 
 from __future__ import annotations
 
-from typing import cast
-
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from twisted.internet.task import Clock
-from twisted.logger import ILogObserver, LogEvent, globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase
 
 from chatservice.backends.local import LocalBackend
@@ -29,6 +26,7 @@ from chatservice.doors.irc.message import parse
 from chatservice.doors.irc.protocol import IRCFactory
 from chatservice.stores.memory import MemoryHistoryStore
 from chatservice.testing import Connection, FakeAuthenticator, LineClient, Network
+from tests.support import logged_failures
 
 #: What the parsers of the commands look for, and numbers int() refuses.
 WORDS = [
@@ -137,15 +135,7 @@ class Chat:
     """An IRC door with history and an operator account, a member on it."""
 
     def __init__(self, case: SynchronousTestCase) -> None:
-        self.failures: list[LogEvent] = []
-
-        def observe(event: LogEvent) -> None:
-            if "log_failure" in event:
-                self.failures.append(event)
-
-        observer = cast(ILogObserver, observe)
-        globalLogPublisher.addObserver(observer)
-        case.addCleanup(globalLogPublisher.removeObserver, observer)
+        self.failures = logged_failures(case)
         self.case = case
         self.clock = Clock()
         self.clock.advance(1_800_000_000)

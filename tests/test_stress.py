@@ -39,7 +39,7 @@ from twisted.internet.defer import (
 from twisted.internet.interfaces import IListeningPort, IReactorTCP
 from twisted.internet.task import deferLater
 from twisted.internet.threads import deferToThread
-from twisted.logger import ILogObserver, LogEvent, Logger, globalLogPublisher
+from twisted.logger import Logger
 from twisted.trial.unittest import SkipTest, TestCase
 
 from chatservice.backends.local import LocalBackend
@@ -51,6 +51,7 @@ from chatservice.doors.echo import EchoFactory, EchoProtocol
 from chatservice.doors.line import LineFactory, LineProtocol
 from chatservice.doors.native.protocol import ChatFactory, ChatProtocol, ChatSettings
 from chatservice.doors.upper import UpperFactory, UpperProtocol
+from tests.support import logged_failures
 
 T = TypeVar("T")
 
@@ -238,15 +239,7 @@ class StressTestCase(TestCase):
         self.factories: list[LineFactory] = []
         self.ports: list[IListeningPort] = []
         self.opened: list[RawClient] = []
-        self.failures: list[LogEvent] = []
-
-        def observe(event: LogEvent) -> None:
-            if "log_failure" in event:
-                self.failures.append(event)
-
-        observer = cast(ILogObserver, observe)
-        globalLogPublisher.addObserver(observer)
-        self.addCleanup(globalLogPublisher.removeObserver, observer)
+        self.failures = logged_failures(self)
         # Cleanups run last first: clients go, then the server's side of
         # their connections, then the ports; then the log is checked.
         self.addCleanup(self.assertNoTraceback)

@@ -14,16 +14,16 @@ held and cut).
 from __future__ import annotations
 
 import random
-from typing import Any, cast
+from typing import Any
 
 from twisted.internet.error import ConnectionLost
-from twisted.logger import ILogObserver, LogEvent, globalLogPublisher
 
 from chatservice.conn.limits import Limits
 from chatservice.doors.web.gate import MAX_PIPELINED, HTTPVisitor, WebChannel
 from chatservice.doors.web.protocol import WebFactory, WebMember, WebSettings
 from chatservice.doors.web.site import WebSite, read_static
 from chatservice.testing import Connection
+from tests.support import logged_failures
 from tests.test_web import DoorTestCase, RawHTTP
 from tests.web_client import JSONClient, client_factory
 
@@ -40,15 +40,7 @@ class WebHostileTestCase(DoorTestCase):
 
     def setUp(self) -> None:
         super().setUp()
-        self.logged: list[LogEvent] = []
-
-        def observer(event: LogEvent) -> None:
-            if "log_failure" in event:
-                self.logged.append(event)
-
-        log_observer = cast(ILogObserver, observer)
-        globalLogPublisher.addObserver(log_observer)
-        self.addCleanup(globalLogPublisher.removeObserver, log_observer)
+        self.logged = logged_failures(self)
         self.addCleanup(
             lambda: self.assertEqual(self.logged, [], "a traceback was logged")
         )
