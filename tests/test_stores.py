@@ -227,6 +227,30 @@ class StoreTests(_TestCase):
         self.assertEqual(self.recent(store, "lobby", 50), ["m7", "m8", "m9"])
         self.assertEqual(self.recent(store, "games", 50), ["g"])
 
+    def test_perRoomLimitKeptUnderLoad(self) -> None:
+        """
+        Rooms said into faster than one pruning step each ``PRUNE_EVERY``
+        seconds (three steps' worth in the busiest, a little over the limit
+        in a dozen others) are back within their limit after every round
+        of pruning: the round takes as many steps as it needs.
+        """
+        store = self.makeStore(per_room=10)
+        rooms = [f"side{n}" for n in range(12)]
+        for round_ in range(3):
+            for n in range(3 * PRUNE_STEP):
+                store.append(message("lobby", f"r{round_}m{n}", n=n))
+            for room in rooms:
+                for n in range(12):
+                    store.append(message(room, f"{room}-{round_}-{n}", n=n))
+            store.commit()
+            self.clock.advance(PRUNE_EVERY)
+            for _ in range(100):  # the round's steps, a turn apart
+                self.clock.advance(0)
+            lobby = self.recent(store, "lobby", 10_000)
+            self.assertEqual(lobby, [f"r{round_}m{n}" for n in range(590, 600)])
+            for room in rooms:
+                self.assertEqual(len(self.recent(store, room, 100)), 10, room)
+
     def test_maxAge(self) -> None:
         """Messages older than ``max_age`` go once the clock has passed it."""
         store = self.makeStore(max_age=3600)

@@ -16,7 +16,7 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from chatservice.stores.schema import Row, prune_step
+from chatservice.stores.schema import PRUNE_STEP, Row, prune_step
 from chatservice.stores.writer import Writer
 
 
@@ -54,6 +54,14 @@ class Retention:
             db.execute("SELECT room, count(*) FROM messages GROUP BY room")
         )
         self._over = {k for k, n in self._counts.items() if n > self.per_room}
+
+    def steps_behind(self) -> int:
+        """
+        How many steps the rooms over ``per_room`` need to be within it
+        again (as the counts stand; old messages not included).
+        """
+        counts, limit = self._counts, self.per_room
+        return sum(-(-(counts[room] - limit) // PRUNE_STEP) for room in self._over)
 
     def count(self, rows: Iterable[Row]) -> None:
         """Count messages written to the file."""

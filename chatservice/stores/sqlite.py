@@ -99,7 +99,8 @@ DEFAULT_MAX_MESSAGES = 10_000
 DEFAULT_MAX_AGE = 30 * 86400.0
 #: Messages that may wait while writing fails; beyond, the oldest are dropped.
 DEFAULT_RETRY_LIMIT = 10_000
-#: Seconds between background pruning steps (of PRUNE_STEP rows at most).
+#: Seconds between rounds of background pruning: steps of PRUNE_STEP rows
+#: at most, one after another while there is more to prune.
 PRUNE_EVERY = 5.0
 #: Default of ``--history-wait``: seconds the reactor waits for a commit.
 DEFAULT_WAIT = DEFAULT_PATIENCE
@@ -190,7 +191,7 @@ class SQLiteHistoryStore:
         self.checkpointer.start(partial(checkpoint_connection, self.path))
         for work, every in (
             (self.commits.retry, RETRY_EVERY),
-            (self.prune, PRUNE_EVERY),
+            (self._prune_round, PRUNE_EVERY),
             (self._checkpoint, CHECKPOINT_EVERY),
             (self.commits.check_stall, STALL_AFTER / 4),
         ):
@@ -333,6 +334,34 @@ class SQLiteHistoryStore:
         if self._db is None or self.commits.failing is not None:
             return succeed(0)
         return self.retention.step()
+
+    def _prune_round(self) -> Deferred[None]:
+        """
+        The timer's: steps of retention one after another, a reactor turn
+        apart (commits go between them in the writer), as many as the rooms
+        over the limit needed when the round began, and more while each
+        deletes a whole step: a room said into faster than one step each
+        :data:`PRUNE_EVERY` seconds stays within its limit all the same
+        (give or take what the round's seconds bring).
+        """
+        done: Deferred[None] = Deferred()
+        needed = self.retention.steps_behind()
+        steps = 0
+
+        def step() -> None:
+            self.prune().addCallback(stepped)
+
+        def stepped(removed: int) -> None:
+            nonlocal steps
+            steps += 1
+            more = removed >= PRUNE_STEP or (removed > 0 and steps < needed)
+            if more and self._db is not None:
+                self.clock.callLater(0, step)
+            else:
+                done.callback(None)
+
+        step()
+        return done
 
     def _checkpoint(self) -> None:
         if self._checkpointing is not None or self._db is None:
