@@ -13,7 +13,10 @@ file in a temporary directory:
   a commit costs the reactor (it only hands the turn over), how long a
   turn's deliveries wait for its commit to return (the delivery gate), and
   the messages/s written sustained, the turns that came while a commit was
-  in flight going together in the next one;
+  in flight going together in the next one; and again with the room kept
+  to the default 10,000 messages (``--history-max-messages``), retention's
+  pruning rounds running on the store's clock as in the server, so that
+  every message written is also deleted;
 - **replay**: a room with 10,000 stored messages (among 100 rooms), the last
   50 read (``recent``) and encoded as the native door's history lines: what
   a join costs the server beyond the join itself.
@@ -24,13 +27,14 @@ The machine is shared and noisy: compare figures of one run only.
 from __future__ import annotations
 
 import argparse
+import sqlite3
 import statistics
 import sys
 import tempfile
 import threading
 import time
 from collections.abc import Callable
-from itertools import product
+from itertools import count, product
 from pathlib import Path
 from queue import Empty, SimpleQueue
 from typing import Any, cast
@@ -40,7 +44,11 @@ from twisted.internet.task import Clock
 
 from chatservice.chat import events
 from chatservice.doors.native.render import WIRE, encode
-from chatservice.stores.sqlite import SQLiteHistoryStore
+from chatservice.stores.sqlite import (
+    DEFAULT_MAX_MESSAGES,
+    PRUNE_EVERY,
+    SQLiteHistoryStore,
+)
 from chatservice.stores.writer import DEFAULT_PATIENCE, ThreadedWriter
 
 TEXT = "a line of chat of about the usual length, forty-odd bytes"
@@ -59,8 +67,6 @@ def open_store(directory: Path, name: str) -> SQLiteHistoryStore:
 
 def checkpoints(path: Path, stop: threading.Event) -> None:
     """Checkpoint every second in a thread of its own, as the server does."""
-    import sqlite3
-
     while not stop.wait(1.0):
         db = sqlite3.connect(path, isolation_level=None)
         db.execute("PRAGMA busy_timeout = 1000")
@@ -134,24 +140,33 @@ class Answers:
         return True
 
 
+_files = count()
+
+
 def threaded_writes(
     directory: Path,
     batch: int,
     messages: int,
     rate: float | None = None,
     patience: float = DEFAULT_PATIENCE,
+    per_room: int = 10**9,
+    seconds: float | None = None,
 ) -> dict[str, float]:
     """
     Turns of ``batch`` messages handed to the writer thread: as fast as
     they come (``rate`` ``None``: the writer's capacity, turns batching up
     behind the commit in flight), or ``rate`` messages a second (how long
     deliveries wait for the commit at that load).  The reactor waits for
-    each commit up to ``patience`` seconds (``--history-wait``).
+    each commit up to ``patience`` seconds (``--history-wait``).  The
+    store's clock follows the real one, so that its retention rounds run
+    (the room kept to ``per_room`` messages); ``seconds``: stop then, if
+    the ``messages`` are not all written yet.
     """
     answers = Answers()
     writer = ThreadedWriter(cast(IReactorThreads, answers), patience=patience)
-    path = directory / f"threaded-{batch}.sqlite3"
-    store = SQLiteHistoryStore(str(path), Clock(), per_room=10**9, writer=writer)
+    path = directory / f"threaded-{next(_files)}.sqlite3"  # a new file each run
+    clock = Clock()
+    store = SQLiteHistoryStore(str(path), clock, per_room=per_room, writer=writer)
     store.start()
     stop = threading.Event()
     thread = threading.Thread(target=checkpoints, args=(path, stop), daemon=True)
@@ -161,6 +176,8 @@ def threaded_writes(
     started = time.perf_counter()
     n = 0
     while n < messages:
+        if seconds is not None and time.perf_counter() - started > seconds:
+            break
         if rate is not None:
             due = started + n / rate
             while (left := due - time.perf_counter()) > 0:
@@ -175,6 +192,7 @@ def threaded_writes(
         )
         while answers.run():
             pass
+        clock.advance(time.perf_counter() - started - clock.seconds())
     while store.gate.busy():
         answers.run(wait=1.0)
     elapsed = time.perf_counter() - started
@@ -183,8 +201,11 @@ def threaded_writes(
     stopped = store.stop()
     while not stopped.called:
         answers.run(wait=1.0)
+    with sqlite3.connect(path) as db:
+        (kept,) = db.execute("SELECT count(*) FROM messages").fetchone()
     return {
         "batch": batch,
+        "kept": kept,
         "messages_per_s": n / elapsed,
         "commit_p50_ms": statistics.median(handed) * 1e3,
         "commit_p99_ms": percentile(handed, 0.99) * 1e3,
@@ -251,6 +272,25 @@ def main(argv: list[str] | None = None) -> int:
                 f"{figures['messages_per_s']:>9,.0f} messages/s written; on the "
                 f"reactor p50 {figures['commit_p50_ms']:.3f} ms, "
                 f"p99 {figures['commit_p99_ms']:.3f} ms"
+            )
+        for batch, rate in ((10, None), (10, 50_000.0)):
+            # Long enough for rounds of pruning (every PRUNE_EVERY s, and
+            # whenever the room is a step over its limit).
+            figures = threaded_writes(
+                directory,
+                batch,
+                10**9,
+                rate,
+                per_room=DEFAULT_MAX_MESSAGES,
+                seconds=2 * PRUNE_EVERY + 1,
+            )
+            pace = "as fast as they come" if rate is None else f"at {rate:,.0f}/s"
+            print(
+                f"  {batch:5} messages/turn, {pace}, the room kept to "
+                f"{DEFAULT_MAX_MESSAGES:,} (--history-max-messages): "
+                f"{figures['messages_per_s']:>9,.0f} messages/s written in "
+                f"{2 * PRUNE_EVERY + 1:g} s, {figures['kept']:,} in the file "
+                f"at the end; deliveries wait p99 {figures['wait_p99_ms']:.3f} ms"
             )
         for (batch, rate), patience in product(
             ((1, 200.0), (1, 2000.0), (10, 20_000.0), (100, 20_000.0)),

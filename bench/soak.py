@@ -293,6 +293,8 @@ def main() -> int:
     )
     parser.add_argument("--json", metavar="FILE")
     options = parser.parse_args()
+    # Stopped by a signal, still stop the server (the ``finally`` below).
+    signal.signal(signal.SIGTERM, lambda number, frame: sys.exit(128 + number))
     port = free_port()
     twistd = Path(sys.executable).with_name("twistd")
     with tempfile.TemporaryDirectory(prefix="chatservice-soak-") as where:

@@ -251,6 +251,26 @@ class StoreTests(_TestCase):
             for room in rooms:
                 self.assertEqual(len(self.recent(store, room, 100)), 10, room)
 
+    def test_busyRoomPrunedBetweenRounds(self) -> None:
+        """
+        A room said into between the timer's rounds is pruned as it goes:
+        once a write leaves it a whole step over its limit, steps follow
+        in the next turns, and it never holds much more than a step and a
+        turn's messages over the limit.
+        """
+        store = self.makeStore(per_room=10)
+        started = self.clock.seconds()
+        largest = 0
+        for turn in range(40):
+            for n in range(50):
+                store.append(message("lobby", f"t{turn}m{n}", n=n))
+            store.commit()
+            for _ in range(5):
+                self.clock.advance(0)
+            largest = max(largest, len(self.recent(store, "lobby", 10_000)))
+        self.assertLessEqual(largest, 10 + PRUNE_STEP + 50)
+        self.assertLess(self.clock.seconds() - started, PRUNE_EVERY)  # no round due
+
     def test_maxAge(self) -> None:
         """Messages older than ``max_age`` go once the clock has passed it."""
         store = self.makeStore(max_age=3600)
@@ -401,10 +421,13 @@ class SQLiteStoreTests(StoreTests, SynchronousTestCase):
         A backlog beyond the limits goes in steps of at most ``PRUNE_STEP``
         rows, oldest first, the newest ``per_room`` staying.
         """
-        store = self.makeStore(per_room=10, max_age=3600)
+        store = self.makeStore(per_room=10**6, max_age=3600)
         for n in range(PRUNE_STEP * 2 + 50):
             store.append(message("lobby", f"m{n}", EPOCH + n, n))
         store.commit()
+        self.successResultOf(store.stop())
+        # Reopened with a lower limit: a backlog, with nothing written since.
+        store = self.makeStore(per_room=10, max_age=3600)
         steps = []
         while removed := self.successResultOf(store.prune()):
             steps.append(removed)
@@ -416,6 +439,23 @@ class SQLiteStoreTests(StoreTests, SynchronousTestCase):
         # m445 was said exactly max_age ago: still kept.
         self.assertEqual(self.on_disk(), ["m445", "m446", "m447", "m448", "m449"])
         self.assertIn("445 pruned", store.status())
+
+    def test_stepKeepsPaceWithWrites(self) -> None:
+        """
+        A step deletes as many messages as were written since the last one
+        when that is more than ``PRUNE_STEP``: pruning keeps pace with a
+        writer that commits more than a step's worth at a time.
+        """
+        store = self.makeStore(per_room=10)
+        for n in range(PRUNE_STEP * 3):
+            store.append(message("lobby", f"m{n}", EPOCH + n, n))
+        store.commit()
+        self.assertEqual(self.successResultOf(store.prune()), PRUNE_STEP * 3 - 10)
+        for n in range(PRUNE_STEP * 3, PRUNE_STEP * 3 + 50):
+            store.append(message("lobby", f"m{n}", EPOCH + n, n))
+        store.commit()
+        self.assertEqual(self.successResultOf(store.prune()), 50)
+        self.assertEqual(len(self.on_disk()), 10)
 
     # Start-up errors: the file is left as it is.
 

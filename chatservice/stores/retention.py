@@ -8,7 +8,7 @@ holds the writer for long.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Callable, Collection, Iterable
 from functools import partial
 
 from twisted.internet.defer import Deferred, succeed
@@ -34,8 +34,11 @@ class Retention:
         *,
         per_room: int,
         max_age: float | None,
+        behind: Callable[[], object] = lambda: None,
     ) -> None:
         self.clock = clock
+        #: Told when a write leaves a room a whole step over ``per_room``.
+        self._behind = behind
         self.writer = writer
         self.log = log
         self.per_room = per_room
@@ -45,6 +48,8 @@ class Retention:
         self._counts: dict[str, int] = {}
         self._over: set[str] = set()
         self._pruning = False
+        #: Messages written since the last step began.
+        self._written = 0
         #: Messages pruned (``/stats``).
         self.pruned = 0
 
@@ -60,26 +65,33 @@ class Retention:
         How many steps the rooms over ``per_room`` need to be within it
         again (as the counts stand; old messages not included).
         """
-        counts, limit = self._counts, self.per_room
-        return sum(-(-(counts[room] - limit) // PRUNE_STEP) for room in self._over)
+        counts, per_room = self._counts, self.per_room
+        return sum(-(-(counts[room] - per_room) // PRUNE_STEP) for room in self._over)
 
-    def count(self, rows: Iterable[Row]) -> None:
+    def count(self, rows: Collection[Row]) -> None:
         """Count messages written to the file."""
-        counts = self._counts
+        counts, per_room = self._counts, self.per_room
+        self._written += len(rows)
+        count = 0
         for row in rows:
             room = row[1]
             counts[room] = count = counts.get(room, 0) + 1
-            if count > self.per_room:
+            if count > per_room:
                 self._over.add(room)
+        if count > per_room + PRUNE_STEP:
+            self._behind()
 
     def step(self) -> Deferred[int]:
         """
         One small step, in the writer: delete at most
         :data:`~.schema.PRUNE_STEP` messages older than ``max_age`` or
-        beyond ``per_room`` in a room.  Fires with how many.
+        beyond ``per_room`` in a room, or as many as were written since the
+        last step if that is more: small steps, each no longer than the
+        writes it keeps pace with.  Fires with how many.
         """
         if self._pruning:
             return succeed(0)
+        limit, self._written = max(PRUNE_STEP, self._written), 0
         oldest = None if self.max_age is None else self.clock.seconds() - self.max_age
         room = self._over.pop() if self._over else None
         excess = self._counts.get(room, 0) - self.per_room if room else 0
@@ -106,7 +118,7 @@ class Retention:
             self._pruning = False
             return result
 
-        step = self.writer.run(partial(prune_step, oldest, room, excess))
+        step = self.writer.run(partial(prune_step, oldest, room, excess, limit))
         return step.addCallbacks(pruned, failed).addCallback(done)
 
     def _uncount(self, rooms: Iterable[str]) -> None:

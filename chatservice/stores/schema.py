@@ -104,7 +104,8 @@ def insert_messages(count: int) -> str:
     return _INSERT_MESSAGES + "VALUES " + ", ".join([_MESSAGE_VALUES] * count)
 
 
-#: Rows one step of retention deletes at most.
+#: Rows one step of retention deletes at most, unless more were written
+#: since the last step (a step keeps pace with the writes).
 PRUNE_STEP = 200
 
 #: Another write: a statement and its parameters.
@@ -217,17 +218,20 @@ def write_batch(
 
 
 def prune_step(
-    oldest: float | None, room: str | None, excess: int, db: sqlite3.Connection
+    oldest: float | None,
+    room: str | None,
+    excess: int,
+    limit: int,
+    db: sqlite3.Connection,
 ) -> tuple[list[str], int]:
     """
-    Delete at most :data:`PRUNE_STEP` messages: older than ``oldest`` (if
-    given), else the oldest of ``room``, which has ``excess`` too many.
-    Returns the rooms of the old messages deleted, and how many of
-    ``room``'s.
+    Delete at most ``limit`` messages: older than ``oldest`` (if given),
+    else the oldest of ``room``, which has ``excess`` too many.  Returns
+    the rooms of the old messages deleted, and how many of ``room``'s.
     """
     if oldest is not None:
         rows = db.execute(
-            "SELECT seq, room, at FROM messages ORDER BY seq LIMIT ?", (PRUNE_STEP,)
+            "SELECT seq, room, at FROM messages ORDER BY seq LIMIT ?", (limit,)
         ).fetchall()
         old = [(seq, key) for seq, key, at in rows if at < oldest]
         if old:
@@ -235,7 +239,7 @@ def prune_step(
             return [key for _, key in old], 0
     if room is None or excess <= 0:
         return [], 0
-    step = min(excess, PRUNE_STEP)
+    step = min(excess, limit)
     last = db.execute(
         "SELECT seq FROM messages WHERE room = ? ORDER BY seq LIMIT 1 OFFSET ?",
         (room, step - 1),

@@ -152,8 +152,16 @@ class SQLiteHistoryStore:
         self.gate = DeliveryGate()
         #: How many messages each room keeps, for how long; pruning.
         self.retention = Retention(
-            clock, self.writer, self.log, per_room=per_room, max_age=max_age or None
+            clock,
+            self.writer,
+            self.log,
+            per_room=per_room,
+            max_age=max_age or None,
+            behind=self._prune_soon,
         )
+        #: The round of pruning under way, and whether one is asked for.
+        self._round: Deferred[None] | None = None
+        self._round_asked = False
         #: What is collected and committed until it is in the file.
         self.commits = Committer(
             path,
@@ -335,16 +343,31 @@ class SQLiteHistoryStore:
             return succeed(0)
         return self.retention.step()
 
+    def _prune_soon(self) -> None:
+        """
+        A write left a room a whole step over its limit: a round of pruning
+        in the next turn, unless one is under way, so that a busy room is
+        kept near its limit between the timer's rounds.
+        """
+        if self._round is None and not self._round_asked and self._db is not None:
+            self._round_asked = True
+            self.clock.callLater(0, self._prune_round)
+
     def _prune_round(self) -> Deferred[None]:
         """
-        The timer's: steps of retention one after another, a reactor turn
-        apart (commits go between them in the writer), as many as the rooms
-        over the limit needed when the round began, and more while each
-        deletes a whole step: a room said into faster than one step each
-        :data:`PRUNE_EVERY` seconds stays within its limit all the same
-        (give or take what the round's seconds bring).
+        Steps of retention one after another, a reactor turn apart (commits
+        go between them in the writer), as many as the rooms over the limit
+        needed when the round began, and more while each deletes a whole
+        step: every :data:`PRUNE_EVERY` seconds (for messages grown too
+        old) and whenever a write leaves a room a step over its limit, so
+        that however fast a room is said into it stays within about a
+        step of its limit.
         """
+        self._round_asked = False
+        if self._round is not None:
+            return succeed(None)
         done: Deferred[None] = Deferred()
+        self._round = done
         needed = self.retention.steps_behind()
         steps = 0
 
@@ -358,6 +381,7 @@ class SQLiteHistoryStore:
             if more and self._db is not None:
                 self.clock.callLater(0, step)
             else:
+                self._round = None
                 done.callback(None)
 
         step()
