@@ -11,6 +11,7 @@ import sqlite3
 from ipaddress import ip_network
 from typing import TYPE_CHECKING, Any
 
+from twisted.internet.defer import fail
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -30,6 +31,7 @@ from chatservice.stores.memory import MemoryHistoryStore
 from chatservice.stores.schema import MIGRATIONS
 from chatservice.stores.sqlite import (
     APPLICATION_ID,
+    CHECKPOINT_EVERY,
     PRUNE_EVERY,
     PRUNE_STEP,
     RETRY_EVERY,
@@ -665,6 +667,65 @@ class SQLiteFaultTests(SynchronousTestCase):
         stats = Operations(hub).run("stats", "", "root")
         self.assertIn("1 waiting", stats[-1])
         self.assertTrue(stats[-1].startswith("history sqlite "))
+
+
+class FailingCheckpointer(SynchronousWriter):
+    """A checkpointer whose checkpoints fail while ``failing`` is set."""
+
+    failing: sqlite3.Error | None = None
+
+    def run(self, work: Any, wait: bool = False) -> Any:
+        if self.failing is not None:
+            return fail(self.failing)
+        return super().run(work, wait)
+
+
+class CheckpointFaultTests(SynchronousTestCase):
+    """
+    Checkpoints that fail (an I/O error, a file made read-only) are retried
+    every second: one log line when they start failing, one when they
+    work again, not one a second.
+    """
+
+    def test_oneLinePerFault(self) -> None:
+        """
+        Ten failed checkpoints in a row log one warning; the first that
+        works logs one line; a new fault is logged again.
+        """
+        clock = Clock()
+        checkpointer = FailingCheckpointer()
+        path = temp_dir(self) / "history.sqlite3"
+        store = SQLiteHistoryStore(
+            str(path), clock, writer=SynchronousWriter(), checkpointer=checkpointer
+        )
+        self.successResultOf(store.start())
+        self.addCleanup(store.stop)
+        lines: list[str] = []
+        from twisted.logger import ILogObserver, formatEvent, globalLogPublisher
+        from zope.interface import provider
+
+        @provider(ILogObserver)
+        def observe(event: dict[str, Any]) -> None:
+            if "checkpoint" in str(event.get("log_format", "")):
+                lines.append(formatEvent(event))
+
+        globalLogPublisher.addObserver(observe)
+        self.addCleanup(globalLogPublisher.removeObserver, observe)
+        checkpointer.failing = sqlite3.OperationalError("disk I/O error")
+        for _ in range(10):
+            clock.advance(CHECKPOINT_EVERY)
+        self.assertEqual(len(lines), 1, lines)
+        self.assertIn("disk I/O error", lines[0])
+        self.assertIn(str(path), lines[0])
+        checkpointer.failing = None
+        for _ in range(3):
+            clock.advance(CHECKPOINT_EVERY)
+        self.assertEqual(len(lines), 2, lines)
+        self.assertIn("work again", lines[1])
+        checkpointer.failing = sqlite3.OperationalError("disk I/O error")
+        for _ in range(3):
+            clock.advance(CHECKPOINT_EVERY)
+        self.assertEqual(len(lines), 3, lines)
 
 
 class DurabilityTests(SynchronousTestCase):
