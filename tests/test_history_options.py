@@ -67,6 +67,20 @@ class HistoryOptionTests(SynchronousTestCase):
             self.assertIn(said, str(error))
 
 
+    def test_readCountsBounded(self) -> None:
+        """
+        ``--history-replay`` and ``--irc-chathistory-max`` are counts of
+        messages read at once: beyond 100000 (a count SQLite could not
+        even take, 10**22, crashed every join and ``CHATHISTORY``) they
+        are a usage error at start-up; 100000 itself is taken.
+        """
+        for option in ("--history-replay", "--irc-chathistory-max"):
+            for value in ("100001", str(10**22)):
+                error = self.assertRaises(usage.UsageError, parse, option, value)
+                self.assertIn("from 0 to 100000", str(error))
+            self.assertEqual(parse(option, "100000")[option[2:]], 100000)
+
+
 class MakeServiceTests(SynchronousTestCase):
     """The store ``makeService`` gives the hub."""
 

@@ -122,6 +122,26 @@ def positive_int(value: str) -> int:
     return number
 
 
+#: The most messages one read of the history may be asked for
+#: (``--history-replay``, ``--irc-chathistory-max``): a count the store
+#: hands to SQLite must fit in its 64-bit integers, and no replay of more
+#: is of use to anyone.
+MAX_HISTORY_READ = 100_000
+
+
+def history_count(value: str) -> int:
+    """Messages read at once: a whole number, 0 to :data:`MAX_HISTORY_READ`."""
+    try:
+        number = int(value)
+    except ValueError:
+        number = -1
+    if not 0 <= number <= MAX_HISTORY_READ:
+        raise ValueError(
+            f"{value!r} is not a whole number of messages from 0 to {MAX_HISTORY_READ}"
+        )
+    return number
+
+
 def seconds(value: str) -> float:
     """A duration in seconds: a finite number, 0 or more."""
     try:
