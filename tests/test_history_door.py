@@ -217,6 +217,20 @@ class ReplayTests(SynchronousTestCase):
         self.assertEqual(lines[0], "!!! usage: /history [ROOM] [N]")
         self.assertTrue(lines[1].startswith("!!! "), lines)
 
+    def test_historyCountZero(self) -> None:
+        """
+        ``/history 0`` (or ``00``) asks for no message: a usage error that
+        says the range, not one message as if 1 had been asked.
+        """
+        chat = self.chat
+        chat.send(self.alice, "one", "two")
+        chat.lines(self.alice)
+        chat.send(self.alice, "/history 0", "/history lobby 00")
+        self.assertEqual(
+            chat.lines(self.alice),
+            ["!!! usage: /history [ROOM] [N] (N from 1 to 500)"] * 2,
+        )
+
     def test_historyCountNotASCIIDigits(self) -> None:
         """
         A count in other digits than ASCII ones (``²``, which Python calls a

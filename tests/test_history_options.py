@@ -66,7 +66,6 @@ class HistoryOptionTests(SynchronousTestCase):
             error = self.assertRaises(usage.UsageError, parse, *args)
             self.assertIn(said, str(error))
 
-
     def test_readCountsBounded(self) -> None:
         """
         ``--history-replay`` and ``--irc-chathistory-max`` are counts of

@@ -240,6 +240,11 @@ class ChatCommands:
             # ASCII digits: str.isdigit() also takes "²", which int() refuses.
             if word.isascii() and word.isdigit():
                 count = min(int(word), MAX_HISTORY)
+                if count == 0:
+                    # Not one message, as "at least one" made of it.
+                    raise UsageError(
+                        f"usage: /history [ROOM] [N] (N from 1 to {MAX_HISTORY})"
+                    )
             elif room_name is None:
                 room_name = word
             else:
@@ -254,7 +259,8 @@ class ChatCommands:
             existing = hub.rooms.get(fold(shown))
             if existing is not None:
                 shown = existing.name
-        self.replay(shown, max(count, 1), footer=True)
+        # With replay off, the default count is DEFAULT_HISTORY, not 0.
+        self.replay(shown, count, footer=True)
 
     def do_part(self, args: str, name: str) -> None:
         assert self.session is not None
