@@ -41,6 +41,7 @@ from chatservice.config import (
     read_config,
 )
 from chatservice.conn import fdlimit
+from chatservice.conn.accepts import MAX_DEFER_ACCEPT
 from chatservice.conn.limits import Limits
 from chatservice.conn.turns import end_of_turn
 from chatservice.doors import admin, echo, irc, upper, web
@@ -217,6 +218,10 @@ class Options(usage.Options):
         if self["history-max-messages"] < 1:
             raise usage.UsageError("--history-max-messages must be at least 1")
         self.redis = redis_address(self)
+        if self["defer-accept"] > MAX_DEFER_ACCEPT:
+            raise usage.UsageError(
+                f"--defer-accept must be at most {MAX_DEFER_ACCEPT:g} seconds"
+            )
         if self["max-line-length"] < 16:
             raise usage.UsageError("--max-line-length must be at least 16")
         if self["max-clients"] == AUTO:
