@@ -325,6 +325,45 @@ def shared_history(
     return RedisHistoryStore(backend, store, cap)
 
 
+def log_descriptors(config: Options) -> None:
+    """
+    Raise the soft file-descriptor limit to the hard one, whatever
+    ``--max-clients`` says (a number given does not need fewer
+    descriptors than ``auto``), and log what each service holds; warn
+    when the limits given need more descriptors than there are: past
+    them, ``accept`` fails and Twisted closes newcomers without a word.
+    """
+    limits = config.limits
+    before, now = fdlimit.raise_limit()
+    _log.info(
+        "file descriptors: {now} (soft limit {before} before); each service "
+        "holds up to {clients} registered and {strangers} registering "
+        "connections (--max-clients, --max-strangers)",
+        now=now,
+        before=before,
+        clients=limits.max_clients,
+        strangers=limits.max_strangers,
+    )
+    services = sum(1 for given in config.endpoints.values() if given)
+    needed = fdlimit.descriptors_needed(
+        services, limits.max_clients, limits.max_strangers
+    )
+    if needed is not None and needed > now:
+        _log.warn(
+            "file descriptors: {now}, fewer than the limits need (about "
+            "{needed}: --max-clients {clients} and --max-strangers {strangers} "
+            "for each listening service, {services} of them); past them new "
+            "connections are closed without a word: "
+            "raise the hard limit (ulimit -Hn, systemd's LimitNOFILE) or lower "
+            "--max-clients",
+            now=now,
+            clients=limits.max_clients,
+            strangers=limits.max_strangers,
+            services=services,
+            needed=needed,
+        )
+
+
 def makeService(config: Options, reactor: IReactorTime | None = None) -> IService:
     """Build the service tree: the chat, and one listening service per endpoint."""
     if reactor is None:
@@ -332,17 +371,7 @@ def makeService(config: Options, reactor: IReactorTime | None = None) -> IServic
 
         reactor = global_reactor
     limits = config.limits
-    if config.clients_from_descriptors:
-        before, now = fdlimit.raise_limit()
-        _log.info(
-            "file descriptors: {now} (soft limit {before} before); each service "
-            "holds up to {clients} registered and {strangers} registering "
-            "connections (--max-clients, --max-strangers)",
-            now=now,
-            before=before,
-            clients=limits.max_clients,
-            strangers=limits.max_strangers,
-        )
+    log_descriptors(config)
     backend = make_backend(config, reactor)
     hub = Hub(
         ChatConfig(
