@@ -89,11 +89,14 @@ class ChatCommands:
     The ``/commands`` of a chat door's connection (see the module's
     description).  It expects ``session``, ``factory`` (with ``hub``,
     ``settings``, ``authenticator`` and ``operations``) and the connection
-    policy's ``awaitResult``, ``register``, ``close`` and ``leaveHub``.
+    policy's ``awaitResult``, ``register``, ``close``, ``leaveHub`` and
+    ``noteRefusal``.
     """
 
     session: Session | None
     factory: Any
+    #: HubMember's, declared only: a method here would come first.
+    noteRefusal: Callable[[Refused], None]
     commands: ClassVar[dict[str, Command]] = COMMANDS
     #: What ``/quit`` says last.
     goodbye: ClassVar[str] = "Goodbye."
@@ -200,6 +203,7 @@ class ChatCommands:
         assert isinstance(error, ChatError)
         if isinstance(error, Refused):
             # Every place was taken while this client chose its nickname.
+            self.noteRefusal(error)
             self.closeRefused(error)
             return
         self.sendChatError(error)

@@ -269,6 +269,7 @@ class IRCProtocol(MemberProtocol):
         assert isinstance(error, ChatError)
         if isinstance(error, Refused):
             # Every place was taken while this client registered.
+            self.noteRefusal(error)
             self.close(str(error), error=True)
             return
         self.refuse(numeric_for(error, "NICK"))
