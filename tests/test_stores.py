@@ -454,6 +454,48 @@ class SQLiteStoreTests(StoreTests, SynchronousTestCase):
         error = self.failureResultOf(store.start(), StoreError).value
         self.assertIn("cannot open", str(error))
 
+    def schema_lines(self) -> list[str]:
+        """The schema lines logged while the test's store is made."""
+        from twisted.logger import ILogObserver, formatEvent, globalLogPublisher
+        from zope.interface import provider
+
+        lines: list[str] = []
+
+        @provider(ILogObserver)
+        def observe(event: dict[str, Any]) -> None:
+            if "schema version" in str(event.get("log_format", "")):
+                lines.append(formatEvent(event))
+
+        globalLogPublisher.addObserver(observe)
+        try:
+            self.makeStore()
+        finally:
+            globalLogPublisher.removeObserver(observe)
+        return lines
+
+    def test_newFileLoggedCreated(self) -> None:
+        """
+        A new file gets one line saying it was created, at the current
+        version (not one line per migration it was made through, the
+        first saying version 1).
+        """
+        self.assertEqual(
+            self.schema_lines(),
+            [f"history: created {self.path} (schema version {SCHEMA_VERSION})"],
+        )
+
+    def test_migrationLogged(self) -> None:
+        """Each migration of an older file is one line: the version reached."""
+        with sqlite3.connect(self.path) as db:
+            db.executescript(MIGRATIONS[0])
+            db.execute("PRAGMA user_version = 1")
+            db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+        db.close()
+        self.assertEqual(
+            self.schema_lines(),
+            [f"history: {self.path} migrated to schema version 2"],
+        )
+
     def test_migratesVersion1File(self) -> None:
         """
         A file of schema version 1 (made with that version's schema, from
