@@ -83,6 +83,10 @@ def _allow_remote_flag(door: Door) -> list[object]:
     ]
 
 
+#: The most messages ``--history-max-messages`` keeps per room.
+MAX_KEPT = 1_000_000_000
+
+
 class Options(usage.Options):
     """``twistd chatservice`` options."""
 
@@ -217,6 +221,9 @@ class Options(usage.Options):
             raise usage.UsageError(f"--history-max-age: {error}") from None
         if self["history-max-messages"] < 1:
             raise usage.UsageError("--history-max-messages must be at least 1")
+        if self["history-max-messages"] > MAX_KEPT:
+            # Memory's deque (a C ssize_t) raised at start-up past 2**63.
+            raise usage.UsageError(f"--history-max-messages must be at most {MAX_KEPT}")
         self.redis = redis_address(self)
         if self["defer-accept"] > MAX_DEFER_ACCEPT:
             raise usage.UsageError(

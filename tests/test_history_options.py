@@ -60,6 +60,8 @@ class HistoryOptionTests(SynchronousTestCase):
             (["--history", "memory:x"], "--history"),
             (["--history-max-age", "soon"], "--history-max-age"),
             (["--history-max-messages", "0"], "--history-max-messages"),
+            # Memory's deque raised OverflowError at start-up past 2**63.
+            (["--history-max-messages", str(10**23)], "at most 1000000000"),
             (["--history-wait", "-1"], "not a number of seconds"),
             (["--history-wait", "soon"], "not a number of seconds"),
         ):
