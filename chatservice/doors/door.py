@@ -8,6 +8,7 @@ line and build it: a :class:`Door` description.  Each door module has one
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -119,6 +120,10 @@ def positive_int(value: str) -> int:
         number = -1
     if number < 0:
         raise ValueError(f"{value!r} is not a whole number of 0 or more")
+    if number > sys.maxsize:
+        # A count the C side takes (a deque's maxlen, an SQLite integer)
+        # fits in a ssize_t: past it, OverflowError far from the option.
+        raise ValueError(f"{value!r} is too large (at most {sys.maxsize})")
     return number
 
 
