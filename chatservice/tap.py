@@ -85,6 +85,8 @@ def _allow_remote_flag(door: Door) -> list[object]:
 
 #: The most messages ``--history-max-messages`` keeps per room.
 MAX_KEPT = 1_000_000_000
+#: The longest ``--history-wait``: the event loop waits, doing nothing else.
+MAX_HISTORY_WAIT = 1.0
 
 
 class Options(usage.Options):
@@ -221,6 +223,13 @@ class Options(usage.Options):
             raise usage.UsageError(f"--history-max-age: {error}") from None
         if self["history-max-messages"] < 1:
             raise usage.UsageError("--history-max-messages must be at least 1")
+        if self["history-wait"] > MAX_HISTORY_WAIT:
+            # The whole event loop stands still while it waits; 1e300 also
+            # raised OverflowError from the lock's timeout at the first
+            # message, which then reached nobody.
+            raise usage.UsageError(
+                f"--history-wait must be at most {MAX_HISTORY_WAIT:g} seconds"
+            )
         if self["history-max-messages"] > MAX_KEPT:
             # Memory's deque (a C ssize_t) raised at start-up past 2**63.
             raise usage.UsageError(f"--history-max-messages must be at most {MAX_KEPT}")

@@ -61,9 +61,13 @@ class HistoryOptionTests(SynchronousTestCase):
             (["--history-max-age", "soon"], "--history-max-age"),
             (["--history-max-messages", "0"], "--history-max-messages"),
             # Memory's deque raised OverflowError at start-up past 2**63.
-            (["--history-max-messages", str(10**23)], "at most 1000000000"),
+            (["--history-max-messages", str(10**23)], "too large"),
+            (["--history-max-messages", "1000000001"], "at most 1000000000"),
             (["--history-wait", "-1"], "not a number of seconds"),
             (["--history-wait", "soon"], "not a number of seconds"),
+            # 1e300 raised OverflowError from the lock at the first message.
+            (["--history-wait", "1e300"], "--history-wait must be at most 1"),
+            (["--history-wait", "1.5"], "--history-wait must be at most 1"),
         ):
             error = self.assertRaises(usage.UsageError, parse, *args)
             self.assertIn(said, str(error))
