@@ -15,7 +15,7 @@ from chatservice.chat.model import ChatConfig
 from chatservice.config import CONFIG_OPTION
 from chatservice.conn.accepts import DEFAULT_DEFER_ACCEPT
 from chatservice.conn.limits import Limits
-from chatservice.doors.door import OFF, positive_int, seconds
+from chatservice.doors.door import OFF, history_count, positive_int, seconds
 from chatservice.stores.sqlite import DEFAULT_MAX_MESSAGES, DEFAULT_WAIT
 
 #: ``--history`` unless told: a file in the directory twistd runs in.
@@ -93,7 +93,7 @@ COMMON_PARAMETERS: list[list[object]] = [
         None,
         50,
         "Messages of a room replayed to a member who joins it (0: none).",
-        positive_int,
+        history_count,
     ],
     [
         "history-max-messages",

@@ -41,6 +41,7 @@ from chatservice.config import (
     read_config,
 )
 from chatservice.conn import fdlimit
+from chatservice.conn.accepts import MAX_DEFER_ACCEPT
 from chatservice.conn.limits import Limits
 from chatservice.conn.turns import end_of_turn
 from chatservice.doors import admin, echo, irc, upper, web
@@ -80,6 +81,12 @@ def _allow_remote_flag(door: Door) -> list[object]:
         f"Allow an --{door.name} TCP endpoint on an interface other than "
         "loopback (plain text: prefer ssl: or an SSH tunnel).",
     ]
+
+
+#: The most messages ``--history-max-messages`` keeps per room.
+MAX_KEPT = 1_000_000_000
+#: The longest ``--history-wait``: the event loop waits, doing nothing else.
+MAX_HISTORY_WAIT = 1.0
 
 
 class Options(usage.Options):
@@ -216,7 +223,21 @@ class Options(usage.Options):
             raise usage.UsageError(f"--history-max-age: {error}") from None
         if self["history-max-messages"] < 1:
             raise usage.UsageError("--history-max-messages must be at least 1")
+        if self["history-wait"] > MAX_HISTORY_WAIT:
+            # The whole event loop stands still while it waits; 1e300 also
+            # raised OverflowError from the lock's timeout at the first
+            # message, which then reached nobody.
+            raise usage.UsageError(
+                f"--history-wait must be at most {MAX_HISTORY_WAIT:g} seconds"
+            )
+        if self["history-max-messages"] > MAX_KEPT:
+            # Memory's deque (a C ssize_t) raised at start-up past 2**63.
+            raise usage.UsageError(f"--history-max-messages must be at most {MAX_KEPT}")
         self.redis = redis_address(self)
+        if self["defer-accept"] > MAX_DEFER_ACCEPT:
+            raise usage.UsageError(
+                f"--defer-accept must be at most {MAX_DEFER_ACCEPT:g} seconds"
+            )
         if self["max-line-length"] < 16:
             raise usage.UsageError("--max-line-length must be at least 16")
         if self["max-clients"] == AUTO:
@@ -320,6 +341,45 @@ def shared_history(
     return RedisHistoryStore(backend, store, cap)
 
 
+def log_descriptors(config: Options) -> None:
+    """
+    Raise the soft file-descriptor limit to the hard one, whatever
+    ``--max-clients`` says (a number given does not need fewer
+    descriptors than ``auto``), and log what each service holds; warn
+    when the limits given need more descriptors than there are: past
+    them, ``accept`` fails and Twisted closes newcomers without a word.
+    """
+    limits = config.limits
+    before, now = fdlimit.raise_limit()
+    _log.info(
+        "file descriptors: {now} (soft limit {before} before); each service "
+        "holds up to {clients} registered and {strangers} registering "
+        "connections (--max-clients, --max-strangers)",
+        now=now,
+        before=before,
+        clients=limits.max_clients,
+        strangers=limits.max_strangers,
+    )
+    services = sum(1 for given in config.endpoints.values() if given)
+    needed = fdlimit.descriptors_needed(
+        services, limits.max_clients, limits.max_strangers
+    )
+    if needed is not None and needed > now:
+        _log.warn(
+            "file descriptors: {now}, fewer than the limits need (about "
+            "{needed}: --max-clients {clients} and --max-strangers {strangers} "
+            "for each listening service, {services} of them); past them new "
+            "connections are closed without a word: "
+            "raise the hard limit (ulimit -Hn, systemd's LimitNOFILE) or lower "
+            "--max-clients",
+            now=now,
+            clients=limits.max_clients,
+            strangers=limits.max_strangers,
+            services=services,
+            needed=needed,
+        )
+
+
 def makeService(config: Options, reactor: IReactorTime | None = None) -> IService:
     """Build the service tree: the chat, and one listening service per endpoint."""
     if reactor is None:
@@ -327,17 +387,7 @@ def makeService(config: Options, reactor: IReactorTime | None = None) -> IServic
 
         reactor = global_reactor
     limits = config.limits
-    if config.clients_from_descriptors:
-        before, now = fdlimit.raise_limit()
-        _log.info(
-            "file descriptors: {now} (soft limit {before} before); each service "
-            "holds up to {clients} registered and {strangers} registering "
-            "connections (--max-clients, --max-strangers)",
-            now=now,
-            before=before,
-            clients=limits.max_clients,
-            strangers=limits.max_strangers,
-        )
+    log_descriptors(config)
     backend = make_backend(config, reactor)
     hub = Hub(
         ChatConfig(

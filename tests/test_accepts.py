@@ -20,6 +20,7 @@ from twisted.internet import tcp
 from twisted.internet.interfaces import IProtocolFactory
 from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.testing import MemoryReactorClock
+from twisted.python import usage
 from twisted.trial.unittest import SynchronousTestCase
 
 from chatservice import tap
@@ -295,6 +296,18 @@ class DeferAcceptTests(SynchronousTestCase):
             port = doors[name].port
             assert isinstance(port, tcp.Port)
             self.assertEqual(deferred_seconds(port), 0, name)
+
+    def test_tooLongIsAUsageError(self) -> None:
+        """
+        More than an hour is refused at start-up with the option's name (a
+        number beyond the socket option's ``int``, 99999999999 or 1e300,
+        raised from ``setsockopt`` with the port already listening); an
+        hour is taken.
+        """
+        for value in ("3601", "99999999999", "1e300"):
+            error = self.assertRaises(usage.UsageError, parse, "--defer-accept", value)
+            self.assertIn("--defer-accept must be at most 3600", str(error))
+        self.assertEqual(parse("--defer-accept", "3600")["defer-accept"], 3600)
 
     def test_zeroAcceptsAtOnce(self) -> None:
         """``--defer-accept 0``: every door accepts at once."""

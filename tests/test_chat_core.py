@@ -161,6 +161,8 @@ class ConnectionTests(HubTestCase):
         self.assertEqual(
             render_error(error), "server full (1 client); please try again later"
         )
+        # What the IRC door's ERROR says: the error's own text.
+        self.assertEqual(str(error), "server full (1 client)")
         self.assertIsNone(strangers[1].nick)
         self.assertRaises(NoSuchNick, self.hub.find, "b")
         self.assertEqual(self.hub.registered, 1)

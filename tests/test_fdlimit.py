@@ -106,3 +106,49 @@ class OptionTests(SynchronousTestCase):
             (chosen[0]["before"], chosen[0]["now"], chosen[0]["clients"]),
             (1024, 20000, options.limits.max_clients),
         )
+
+    def events_of_start_up(self, raised: tuple[int, int], *args: str) -> list[LogEvent]:
+        """The log events of building the service with ``args``."""
+        self.patch(sys, "excepthook", sys.excepthook)
+        calls: list[None] = []
+
+        def raise_limit() -> tuple[int, int]:
+            calls.append(None)
+            return raised
+
+        self.patch(fdlimit, "raise_limit", raise_limit)
+        events: list[LogEvent] = []
+        observer = cast(ILogObserver, events.append)
+        globalLogPublisher.addObserver(observer)
+        self.addCleanup(globalLogPublisher.removeObserver, observer)
+        tap.makeService(parse(*args), MemoryReactorClock())
+        self.assertEqual(len(calls), 1, "the soft limit is raised at start-up")
+        return [e for e in events if "now" in e and "clients" in e]
+
+    def test_numberGivenRaisesToo(self) -> None:
+        """
+        A ``--max-clients`` given raises the soft limit as ``auto`` does (it
+        was left at 1024 with the hard limit at 20000: past about a
+        thousand connections, newcomers were closed without a word) and
+        logs the same line.
+        """
+        (line,) = self.events_of_start_up(
+            (1024, 20000), "--max-clients", "5000", "--chat", "none", "--upper", "none"
+        )
+        self.assertEqual(
+            (line["before"], line["now"], line["clients"]), (1024, 20000, 5000)
+        )
+
+    def test_tooFewDescriptorsWarned(self) -> None:
+        """
+        Limits that need more descriptors than the hard limit allows get a
+        warning saying how many they need; 0 (no limit) gets none.
+        """
+        _info, warning = self.events_of_start_up(
+            (1024, 1024), "--max-clients", "5000", "--chat", "none", "--upper", "none"
+        )
+        self.assertEqual(warning["log_level"].name, "warn")
+        self.assertEqual(warning["needed"], 64 + 5000 + 128)
+        self.assertEqual(warning["services"], 1)
+        unlimited = self.events_of_start_up((1024, 1024), "--max-clients", "0")
+        self.assertEqual(len(unlimited), 1)

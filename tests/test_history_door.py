@@ -155,6 +155,26 @@ class ReplayTests(SynchronousTestCase):
             ],
         )
 
+    def test_topicOnRegistration(self) -> None:
+        """
+        Registering into the default room shows its topic, as ``/join``
+        does, between the welcome and the replay (a topic kept across a
+        restart was shown to nobody who registered).
+        """
+        chat = self.chat
+        chat.send(self.alice, "/topic rules apply", "hello")
+        bob = chat.network.connect(chat.factory, LineClient())
+        chat.send(bob, "bob")
+        self.assertEqual(
+            chat.lines(bob)[1:],
+            [
+                "-!- bob has joined #lobby",
+                "--- you are bob; you are in #lobby",
+                "--- topic of #lobby: rules apply",
+                "#lobby [2023-11-14 22:13:20] <alice> hello",
+            ],
+        )
+
     def test_replayOnJoinAfterTopic(self) -> None:
         """``/join`` of a new room replays it after the join notice and topic."""
         chat = self.chat
@@ -216,6 +236,20 @@ class ReplayTests(SynchronousTestCase):
         lines = chat.lines(self.alice)
         self.assertEqual(lines[0], "!!! usage: /history [ROOM] [N]")
         self.assertTrue(lines[1].startswith("!!! "), lines)
+
+    def test_historyCountZero(self) -> None:
+        """
+        ``/history 0`` (or ``00``) asks for no message: a usage error that
+        says the range, not one message as if 1 had been asked.
+        """
+        chat = self.chat
+        chat.send(self.alice, "one", "two")
+        chat.lines(self.alice)
+        chat.send(self.alice, "/history 0", "/history lobby 00")
+        self.assertEqual(
+            chat.lines(self.alice),
+            ["!!! usage: /history [ROOM] [N] (N from 1 to 500)"] * 2,
+        )
 
     def test_historyCountNotASCIIDigits(self) -> None:
         """

@@ -60,11 +60,30 @@ class HistoryOptionTests(SynchronousTestCase):
             (["--history", "memory:x"], "--history"),
             (["--history-max-age", "soon"], "--history-max-age"),
             (["--history-max-messages", "0"], "--history-max-messages"),
+            # Memory's deque raised OverflowError at start-up past 2**63.
+            (["--history-max-messages", str(10**23)], "too large"),
+            (["--history-max-messages", "1000000001"], "at most 1000000000"),
             (["--history-wait", "-1"], "not a number of seconds"),
             (["--history-wait", "soon"], "not a number of seconds"),
+            # 1e300 raised OverflowError from the lock at the first message.
+            (["--history-wait", "1e300"], "--history-wait must be at most 1"),
+            (["--history-wait", "1.5"], "--history-wait must be at most 1"),
         ):
             error = self.assertRaises(usage.UsageError, parse, *args)
             self.assertIn(said, str(error))
+
+    def test_readCountsBounded(self) -> None:
+        """
+        ``--history-replay`` and ``--irc-chathistory-max`` are counts of
+        messages read at once: beyond 100000 (a count SQLite could not
+        even take, 10**22, crashed every join and ``CHATHISTORY``) they
+        are a usage error at start-up; 100000 itself is taken.
+        """
+        for option in ("--history-replay", "--irc-chathistory-max"):
+            for value in ("100001", str(10**22)):
+                error = self.assertRaises(usage.UsageError, parse, option, value)
+                self.assertIn("from 0 to 100000", str(error))
+            self.assertEqual(parse(option, "100000")[option[2:]], 100000)
 
 
 class MakeServiceTests(SynchronousTestCase):

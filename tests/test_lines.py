@@ -588,6 +588,14 @@ class ConnectionLimitTests(SynchronousTestCase):
         )
         self.assertTrue(third_transport.disconnecting)
         self.assertEqual(factory.connections, {first, second})
+        one, _ = make_factory(max_clients=1)
+        connect_registered(one)
+        _, refused = connect(one)
+        self.assertEqual(
+            refused.value(),
+            b"!!! server full (1 connection); please try again later\r\n",
+            "one connection, not one connections",
+        )
         for protocol, transport in [
             (first, first_transport),
             (second, second_transport),

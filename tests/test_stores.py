@@ -11,6 +11,7 @@ import sqlite3
 from ipaddress import ip_network
 from typing import TYPE_CHECKING, Any
 
+from twisted.internet.defer import fail
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -30,6 +31,7 @@ from chatservice.stores.memory import MemoryHistoryStore
 from chatservice.stores.schema import MIGRATIONS
 from chatservice.stores.sqlite import (
     APPLICATION_ID,
+    CHECKPOINT_EVERY,
     PRUNE_EVERY,
     PRUNE_STEP,
     RETRY_EVERY,
@@ -492,6 +494,48 @@ class SQLiteStoreTests(StoreTests, SynchronousTestCase):
         error = self.failureResultOf(store.start(), StoreError).value
         self.assertIn("cannot open", str(error))
 
+    def schema_lines(self) -> list[str]:
+        """The schema lines logged while the test's store is made."""
+        from twisted.logger import ILogObserver, formatEvent, globalLogPublisher
+        from zope.interface import provider
+
+        lines: list[str] = []
+
+        @provider(ILogObserver)
+        def observe(event: dict[str, Any]) -> None:
+            if "schema version" in str(event.get("log_format", "")):
+                lines.append(formatEvent(event))
+
+        globalLogPublisher.addObserver(observe)
+        try:
+            self.makeStore()
+        finally:
+            globalLogPublisher.removeObserver(observe)
+        return lines
+
+    def test_newFileLoggedCreated(self) -> None:
+        """
+        A new file gets one line saying it was created, at the current
+        version (not one line per migration it was made through, the
+        first saying version 1).
+        """
+        self.assertEqual(
+            self.schema_lines(),
+            [f"history: created {self.path} (schema version {SCHEMA_VERSION})"],
+        )
+
+    def test_migrationLogged(self) -> None:
+        """Each migration of an older file is one line: the version reached."""
+        with sqlite3.connect(self.path) as db:
+            db.executescript(MIGRATIONS[0])
+            db.execute("PRAGMA user_version = 1")
+            db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+        db.close()
+        self.assertEqual(
+            self.schema_lines(),
+            [f"history: {self.path} migrated to schema version 2"],
+        )
+
     def test_migratesVersion1File(self) -> None:
         """
         A file of schema version 1 (made with that version's schema, from
@@ -705,6 +749,65 @@ class SQLiteFaultTests(SynchronousTestCase):
         stats = Operations(hub).run("stats", "", "root")
         self.assertIn("1 waiting", stats[-1])
         self.assertTrue(stats[-1].startswith("history sqlite "))
+
+
+class FailingCheckpointer(SynchronousWriter):
+    """A checkpointer whose checkpoints fail while ``failing`` is set."""
+
+    failing: sqlite3.Error | None = None
+
+    def run(self, work: Any, wait: bool = False) -> Any:
+        if self.failing is not None:
+            return fail(self.failing)
+        return super().run(work, wait)
+
+
+class CheckpointFaultTests(SynchronousTestCase):
+    """
+    Checkpoints that fail (an I/O error, a file made read-only) are retried
+    every second: one log line when they start failing, one when they
+    work again, not one a second.
+    """
+
+    def test_oneLinePerFault(self) -> None:
+        """
+        Ten failed checkpoints in a row log one warning; the first that
+        works logs one line; a new fault is logged again.
+        """
+        clock = Clock()
+        checkpointer = FailingCheckpointer()
+        path = temp_dir(self) / "history.sqlite3"
+        store = SQLiteHistoryStore(
+            str(path), clock, writer=SynchronousWriter(), checkpointer=checkpointer
+        )
+        self.successResultOf(store.start())
+        self.addCleanup(store.stop)
+        lines: list[str] = []
+        from twisted.logger import ILogObserver, formatEvent, globalLogPublisher
+        from zope.interface import provider
+
+        @provider(ILogObserver)
+        def observe(event: dict[str, Any]) -> None:
+            if "checkpoint" in str(event.get("log_format", "")):
+                lines.append(formatEvent(event))
+
+        globalLogPublisher.addObserver(observe)
+        self.addCleanup(globalLogPublisher.removeObserver, observe)
+        checkpointer.failing = sqlite3.OperationalError("disk I/O error")
+        for _ in range(10):
+            clock.advance(CHECKPOINT_EVERY)
+        self.assertEqual(len(lines), 1, lines)
+        self.assertIn("disk I/O error", lines[0])
+        self.assertIn(str(path), lines[0])
+        checkpointer.failing = None
+        for _ in range(3):
+            clock.advance(CHECKPOINT_EVERY)
+        self.assertEqual(len(lines), 2, lines)
+        self.assertIn("work again", lines[1])
+        checkpointer.failing = sqlite3.OperationalError("disk I/O error")
+        for _ in range(3):
+            clock.advance(CHECKPOINT_EVERY)
+        self.assertEqual(len(lines), 3, lines)
 
 
 class DurabilityTests(SynchronousTestCase):

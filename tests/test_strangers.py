@@ -115,6 +115,35 @@ class BudgetTests(HostileTestCase):
         self.assertIn("18 more", evicted[1]["more"])
 
 
+class HubRefusalLogTests(HostileTestCase):
+    """The chat's own refusals (the hub's) are logged like the door's."""
+
+    def test_fullChatLogged(self) -> None:
+        """
+        A chat full of registered clients refuses a newcomer at connect,
+        and one that was still choosing its nickname when the last place
+        went: both are logged as refusals (they were not), at most a line
+        each 10 s, counting the others.
+        """
+        events: list[LogEvent] = []
+        observer = cast(ILogObserver, events.append)
+        globalLogPublisher.addObserver(observer)
+        self.addCleanup(globalLogPublisher.removeObserver, observer)
+        factory = self.chat(ChatConfig(max_clients=1))
+        late = Peer(factory, "192.0.2.2")
+        self.register(factory, "first", "192.0.2.1")
+        refused = Peer(factory, "192.0.2.3")
+        self.assertTrue(refused.closing)
+        self.clock.advance(10)
+        late.send("late")
+        self.assertTrue(late.closing)
+        lines = [e for e in events if e.get("what") == "refused"]
+        self.assertEqual([e["count"] for e in lines], [1, 1], lines)
+        self.assertEqual(
+            [str(e["reason"]) for e in lines], ["server full (1 client)"] * 2
+        )
+
+
 class DeadlineTests(HostileTestCase):
     """The registration deadline, which input does not extend."""
 

@@ -187,6 +187,21 @@ class ConfigTests(SynchronousTestCase):
         ]:
             self.assertRaises(usage.UsageError, parse, argument)
 
+    def test_hugeCountsRefused(self) -> None:
+        """
+        A count past what a C ``ssize_t`` holds is a usage error at once
+        (``--redis-replay 10**23`` raised OverflowError from a deque at
+        start-up: a traceback); ``sys.maxsize`` itself is a count.
+        """
+        huge = str(sys.maxsize + 1)
+        for option in ("--redis-replay", "--max-rooms", "--flood-burst"):
+            error = self.assertRaises(usage.UsageError, parse, option, huge)
+            self.assertIn(f"is too large (at most {sys.maxsize})", str(error))
+        self.assertEqual(
+            parse("--max-per-address", str(sys.maxsize))["max-per-address"],
+            sys.maxsize,
+        )
+
     def test_lineLengthMinimum(self) -> None:
         """The line length limit is at least 16 bytes."""
         error = self.assertRaises(usage.UsageError, parse, "--max-line-length=15")

@@ -178,7 +178,7 @@ class ServerFull(Refused):
     """The chat has ``limit`` clients already."""
 
     def __init__(self, limit: int) -> None:
-        super().__init__(f"server full ({limit} clients)")
+        super().__init__(f"server full ({limit} client{'s' if limit != 1 else ''})")
         self.limit = limit
 
 

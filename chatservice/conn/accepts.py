@@ -36,6 +36,10 @@ from twisted.internet.interfaces import IListeningPort
 #: (``--registration-timeout``, ``--nick-timeout``), which a connection
 #: silent that long would not have done anyway.
 DEFAULT_DEFER_ACCEPT = 20.0
+#: The most ``--defer-accept`` takes: an hour is far beyond any deadline
+#: to register, and a larger number does not fit the socket option's C
+#: ``int`` (``setsockopt`` raised at start-up, the port already open).
+MAX_DEFER_ACCEPT = 3600.0
 
 
 class AcceptCap:
@@ -76,11 +80,11 @@ def defer_accepts(port: IListeningPort, seconds: float) -> bool:
     """
     Have the kernel hold each new connection to ``port`` until its first
     bytes arrive, for up to about ``seconds`` (``TCP_DEFER_ACCEPT``, which
-    Linux rounds up to its ``SYN-ACK`` retransmissions: 1, 3, 7, 15, 31, 63
-    s; a connection silent for longer is accepted then, or dropped at the
-    last retransmission).  ``False`` where it does not apply: no seconds,
-    a port that is not one of Twisted's stream ports over TCP (a UNIX
-    socket), or a system without the option.
+    Linux rounds up to its ``SYN-ACK`` retransmissions: 1, 3, 7, 15, 31, 63,
+    127 s, then steps of 120 s; a connection silent for longer is accepted
+    then, or dropped at the last retransmission).  ``False`` where it does
+    not apply: no seconds, a port that is not one of Twisted's stream ports
+    over TCP (a UNIX socket), or a system without the option.
     """
     option = getattr(socket, "TCP_DEFER_ACCEPT", None)
     if seconds <= 0 or option is None or not isinstance(port, tcp.Port):

@@ -28,7 +28,10 @@ class Refusal:
 
     def __str__(self) -> str:
         if self.kind == "full":
-            return f"server full ({self.limit} connections); please try again later"
+            plural = "s" if self.limit != 1 else ""
+            return (
+                f"server full ({self.limit} connection{plural}); please try again later"
+            )
         return f"too many connections from {self.host} (limit {self.limit})"
 
 

@@ -52,3 +52,14 @@ def max_clients_for(descriptors: int, services: int, strangers: int) -> int:
     """
     share = (descriptors - HEADROOM) // max(1, services) - strangers
     return max(FLOOR, min(CEILING, share))
+
+
+def descriptors_needed(services: int, clients: int, strangers: int) -> int | None:
+    """
+    Descriptors ``services`` services need to hold ``clients`` registered
+    and ``strangers`` registering connections each, with the headroom;
+    ``None`` when the registered connections have no limit (0).
+    """
+    if clients == 0:
+        return None
+    return HEADROOM + services * (clients + strangers)

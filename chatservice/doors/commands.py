@@ -89,11 +89,14 @@ class ChatCommands:
     The ``/commands`` of a chat door's connection (see the module's
     description).  It expects ``session``, ``factory`` (with ``hub``,
     ``settings``, ``authenticator`` and ``operations``) and the connection
-    policy's ``awaitResult``, ``register``, ``close`` and ``leaveHub``.
+    policy's ``awaitResult``, ``register``, ``close``, ``leaveHub`` and
+    ``noteRefusal``.
     """
 
     session: Session | None
     factory: Any
+    #: HubMember's, declared only: a method here would come first.
+    noteRefusal: Callable[[Refused], None]
     commands: ClassVar[dict[str, Command]] = COMMANDS
     #: What ``/quit`` says last.
     goodbye: ClassVar[str] = "Goodbye."
@@ -200,6 +203,7 @@ class ChatCommands:
         assert isinstance(error, ChatError)
         if isinstance(error, Refused):
             # Every place was taken while this client chose its nickname.
+            self.noteRefusal(error)
             self.closeRefused(error)
             return
         self.sendChatError(error)
@@ -240,6 +244,11 @@ class ChatCommands:
             # ASCII digits: str.isdigit() also takes "²", which int() refuses.
             if word.isascii() and word.isdigit():
                 count = min(int(word), MAX_HISTORY)
+                if count == 0:
+                    # Not one message, as "at least one" made of it.
+                    raise UsageError(
+                        f"usage: /history [ROOM] [N] (N from 1 to {MAX_HISTORY})"
+                    )
             elif room_name is None:
                 room_name = word
             else:
@@ -254,7 +263,8 @@ class ChatCommands:
             existing = hub.rooms.get(fold(shown))
             if existing is not None:
                 shown = existing.name
-        self.replay(shown, max(count, 1), footer=True)
+        # With replay off, the default count is DEFAULT_HISTORY, not 0.
+        self.replay(shown, count, footer=True)
 
     def do_part(self, args: str, name: str) -> None:
         assert self.session is not None

@@ -8,6 +8,7 @@ line and build it: a :class:`Door` description.  Each door module has one
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -119,6 +120,30 @@ def positive_int(value: str) -> int:
         number = -1
     if number < 0:
         raise ValueError(f"{value!r} is not a whole number of 0 or more")
+    if number > sys.maxsize:
+        # A count the C side takes (a deque's maxlen, an SQLite integer)
+        # fits in a ssize_t: past it, OverflowError far from the option.
+        raise ValueError(f"{value!r} is too large (at most {sys.maxsize})")
+    return number
+
+
+#: The most messages one read of the history may be asked for
+#: (``--history-replay``, ``--irc-chathistory-max``): a count the store
+#: hands to SQLite must fit in its 64-bit integers, and no replay of more
+#: is of use to anyone.
+MAX_HISTORY_READ = 100_000
+
+
+def history_count(value: str) -> int:
+    """Messages read at once: a whole number, 0 to :data:`MAX_HISTORY_READ`."""
+    try:
+        number = int(value)
+    except ValueError:
+        number = -1
+    if not 0 <= number <= MAX_HISTORY_READ:
+        raise ValueError(
+            f"{value!r} is not a whole number of messages from 0 to {MAX_HISTORY_READ}"
+        )
     return number
 
 

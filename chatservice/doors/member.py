@@ -87,8 +87,17 @@ class HubMember:
         try:
             self.session = self.hub.connect(self, self.host)
         except Refused as refusal:
+            self.noteRefusal(refusal)
             return refusal
         return None
+
+    def noteRefusal(self, refusal: Refused) -> None:
+        """
+        Log a connection the hub refused (full, banned) as the connection
+        policy logs its own: at most one line each 10 s per door, counting
+        the others.  The hub's refusals went unlogged, the door's not.
+        """
+        self.factory.refusals.note(self, refusal)
 
     def deliver(self, event: events.Event) -> None:
         """Show an event to the client (the door's own rendering)."""

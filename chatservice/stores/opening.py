@@ -69,10 +69,19 @@ def open_history(
         db.execute("PRAGMA wal_autocheckpoint = 0")
         db.execute("PRAGMA journal_size_limit = 67108864")
         for reached in migrate(db, version):
+            # A new file is made through every migration: one line for it,
+            # not "is at version 1" of a file that never was.
+            if existed:
+                log.info(
+                    "history: {path} migrated to schema version {version}",
+                    path=path,
+                    version=reached,
+                )
+        if not existed:
             log.info(
-                "history: {path} is at schema version {version}",
+                "history: created {path} (schema version {version})",
                 path=path,
-                version=reached,
+                version=SCHEMA_VERSION,
             )
         load(db)
         db.execute("PRAGMA busy_timeout = 0")

@@ -51,6 +51,7 @@ from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 
 from chatservice.chat import events
 from chatservice.chat.model import Ban
@@ -177,6 +178,8 @@ class SQLiteHistoryStore:
         self._saved = Saved()
         self._loops: list[LoopingCall] = []
         self._checkpointing: Deferred[Any] | None = None
+        #: The last checkpoint's error while checkpoints fail, else ``None``.
+        self.checkpoint_failing: BaseException | None = None
 
     @property
     def per_room(self) -> int:
@@ -391,16 +394,30 @@ class SQLiteHistoryStore:
         if self._checkpointing is not None or self._db is None:
             return
 
-        def done(result: object) -> None:
+        def worked(result: object) -> None:
             self._checkpointing = None
+            if self.checkpoint_failing is not None:
+                self.checkpoint_failing = None
+                self.log.info(
+                    "history: checkpoints of {path} work again", path=self.path
+                )
+
+        def failed(failure: Failure) -> None:
+            self._checkpointing = None
+            # Checkpoints are retried every second: a fault that lasts
+            # (an I/O error, a read-only file) gets one line, not one a second.
+            if self.checkpoint_failing is None:
+                self.log.warn(
+                    "history: checkpoint of {path} failed: {error}; retried "
+                    "every {every:g} s, logged again once it works",
+                    path=self.path,
+                    error=failure.value,
+                    every=CHECKPOINT_EVERY,
+                )
+            self.checkpoint_failing = failure.value
 
         self._checkpointing = self.checkpointer.run(checkpoint)
-        self._checkpointing.addErrback(
-            lambda failure: self.log.warn(
-                "history: checkpoint failed: {error}", error=failure.value
-            )
-        )
-        self._checkpointing.addBoth(done)
+        self._checkpointing.addCallbacks(worked, failed)
 
     # Reads
 

@@ -27,7 +27,12 @@ from chatservice.chat.hub import Hub
 from chatservice.chat.model import Session
 from chatservice.chat.names import MAX_NICK_LENGTH, MAX_ROOM_LENGTH
 from chatservice.conn.limits import Limits
-from chatservice.doors.door import Door, DoorContext, positive_int, seconds
+from chatservice.doors.door import (
+    Door,
+    DoorContext,
+    history_count,
+    seconds,
+)
 from chatservice.doors.irc import render as r
 from chatservice.doors.irc import who  # noqa: F401  (adds WHO and WHOIS)
 from chatservice.doors.irc.commands import CAPABILITIES, dispatch, joined, lusers, motd
@@ -264,6 +269,7 @@ class IRCProtocol(MemberProtocol):
         assert isinstance(error, ChatError)
         if isinstance(error, Refused):
             # Every place was taken while this client registered.
+            self.noteRefusal(error)
             self.close(str(error), error=True)
             return
         self.refuse(numeric_for(error, "NICK"))
@@ -494,7 +500,7 @@ DOOR = Door(
             DEFAULT_CHATHISTORY_MAX,
             "Messages one IRCv3 CHATHISTORY request gives at most "
             "(ISUPPORT CHATHISTORY).",
-            positive_int,
+            history_count,
         ],
     ],
     check=_check,

@@ -18,6 +18,7 @@ from chatservice.chat import events
 from chatservice.chat.errors import ChatError, UsageError
 from chatservice.chat.hub import Hub
 from chatservice.chat.model import Session
+from chatservice.chat.names import fold
 from chatservice.chat.text import visible
 from chatservice.conn.connection import HOLD_REPLAY
 from chatservice.conn.limits import Limits
@@ -208,8 +209,13 @@ class ChatProtocol(ChatCommands, MemberProtocol):
 
     def nickChosen(self, nick: str, first: bool) -> None:
         if first:
-            room = self.factory.hub.default_room
+            hub = self.factory.hub
+            room = hub.default_room
             self.reply(f"you are {nick}; you are in #{room}")
+            # As /join shows it: the topic, then what was said.
+            joined = hub.rooms.get(fold(room))
+            if joined is not None and joined.topic:
+                self.reply(f"topic of #{joined.name}: {joined.topic}")
             self.joinReplay(room)
 
     def do_timestamps(self, args: str, name: str) -> None:
