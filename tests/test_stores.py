@@ -640,15 +640,20 @@ class SQLiteFaultTests(SynchronousTestCase):
         self.successResultOf(self.store.start())
         self.addCleanup(self.store.stop)
         self.errors: list[str] = []
-        from twisted.logger import ILogObserver, globalLogPublisher
+        #: The "writing again" lines, as logged.
+        self.recovered: list[str] = []
+        from twisted.logger import ILogObserver, formatEvent, globalLogPublisher
         from zope.interface import provider
 
         @provider(ILogObserver)
         def observe(event: dict[str, object]) -> None:
-            if event.get("log_level") is not None and str(
-                event.get("log_format", "")
-            ).startswith("history: cannot write"):
+            text = str(event.get("log_format", ""))
+            if event.get("log_level") is not None and text.startswith(
+                "history: cannot write"
+            ):
                 self.errors.append(str(event["error"]))
+            elif text.startswith("history: writing to"):
+                self.recovered.append(formatEvent(event))
 
         globalLogPublisher.addObserver(observe)
         self.addCleanup(globalLogPublisher.removeObserver, observe)
@@ -693,6 +698,10 @@ class SQLiteFaultTests(SynchronousTestCase):
         self.assertEqual(self.texts(), ["a", "b", "c"])
         self.assertIn("0 waiting", self.store.status())
         self.assertNotIn("fails", self.store.status())
+        self.assertEqual(
+            self.recovered,
+            [f"history: writing to {self.path} again; 3 waiting messages written"],
+        )
 
     def recent(self) -> list[str]:
         return [m.text for m in self.successResultOf(self.store.recent("lobby", 50))]
@@ -726,6 +735,10 @@ class SQLiteFaultTests(SynchronousTestCase):
         db.execute("PRAGMA query_only = 0")
         self.clock.advance(RETRY_EVERY)
         self.assertEqual(self.texts(), ["a"])
+        self.assertEqual(
+            self.recovered,
+            [f"history: writing to {self.path} again; 1 waiting message written"],
+        )
 
     def test_chatGoesOn(self) -> None:
         """

@@ -191,9 +191,10 @@ class Committer:
         self.written += len(rows)
         if self.failing is not None:
             self.log.info(
-                "history: writing to {path} again; {count} waiting messages written",
+                "history: writing to {path} again; {count} waiting {messages} written",
                 path=self.path,
                 count=len(rows),
+                messages="message" if len(rows) == 1 else "messages",
             )
             self.failing = None
         if epoch:
