@@ -21,9 +21,10 @@ from twisted.internet import reactor
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IReactorThreads
 from twisted.python.failure import Failure
-from twisted.trial.unittest import TestCase
+from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from chatservice.chat import events
+from chatservice.stores import schema
 from chatservice.stores.sqlite import SQLiteHistoryStore
 from chatservice.stores.writer import ThreadedWriter, lower_priority
 from tests.support import temp_dir
@@ -193,6 +194,33 @@ class CheckpointerTests(TestCase):
             self.assertEqual(texts(copy), [f"m{n}" for n in range(20)])
         finally:
             await store.stop()
+
+
+class BackstopTests(SynchronousTestCase):
+    """The writer's own checkpoint, for when the checkpointer is starved."""
+
+    def test_logBoundedWithoutCheckpointer(self) -> None:
+        """
+        With no checkpointer at all, the writer's connection checkpoints by
+        itself once the log passes ``WAL_BACKSTOP_PAGES`` (here made small):
+        the log holds no more than that and a commit's pages, however much
+        is written.
+        """
+        self.patch(schema, "WAL_BACKSTOP_PAGES", 50)
+        path = temp_dir(self) / "backstop.sqlite3"
+        with sqlite3.connect(path) as setup:
+            setup.execute("PRAGMA journal_mode = WAL")
+            setup.execute("CREATE TABLE t (x)")
+        db = schema.writer_connection(str(path))
+        self.addCleanup(db.close)
+        page = db.execute("PRAGMA page_size").fetchone()[0]
+        for _ in range(400):  # a page or more a commit: 400 frames and more
+            db.execute("INSERT INTO t VALUES (?)", ("x" * 2000,))
+        self.assertEqual(db.execute("SELECT count(*) FROM t").fetchone()[0], 400)
+        # A log reset after its checkpoint is written again from its start:
+        # its size is the most it ever held (a frame is a page and a header).
+        wal = path.with_name(path.name + "-wal").stat().st_size
+        self.assertLessEqual(wal, 32 + (50 + 5) * (page + 24))
 
 
 def texts(path: Path) -> list[str]:

@@ -152,6 +152,14 @@ def load_saved(db: sqlite3.Connection, now: float) -> Saved:
     return Saved(topics, bans)
 
 
+#: Pages of write-ahead log (4 KiB each: 64 MiB) past which the writer
+#: checkpoints itself: only when the checkpointer, at the lowest priority,
+#: has been starved of the CPU that long (a saturated machine), so that the
+#: log cannot grow without bound meanwhile (about 1 MiB a second at a
+#: hundred commits a second).
+WAL_BACKSTOP_PAGES = 16384
+
+
 def writer_connection(path: str) -> sqlite3.Connection:
     """The writer's own connection to the file (opened in its thread)."""
     db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
@@ -160,7 +168,7 @@ def writer_connection(path: str) -> sqlite3.Connection:
     # a stalled chat.  These are per connection, like the reactor's.
     db.execute("PRAGMA busy_timeout = 0")
     db.execute("PRAGMA synchronous = NORMAL")
-    db.execute("PRAGMA wal_autocheckpoint = 0")
+    db.execute(f"PRAGMA wal_autocheckpoint = {WAL_BACKSTOP_PAGES}")
     db.execute("PRAGMA journal_size_limit = 67108864")
     return db
 
