@@ -266,6 +266,8 @@ class StoreTests(_TestCase):
         for turn in range(40):
             for n in range(50):
                 store.append(message("lobby", f"t{turn}m{n}", n=n))
+            # Another room said into last: the lobby's excess still counts.
+            store.append(message("games", f"t{turn}"))
             store.commit()
             for _ in range(5):
                 self.clock.advance(0)

@@ -72,13 +72,15 @@ class Retention:
         """Count messages written to the file."""
         counts, per_room = self._counts, self.per_room
         self._written += len(rows)
-        count = 0
+        behind = False
         for row in rows:
             room = row[1]
             counts[room] = count = counts.get(room, 0) + 1
             if count > per_room:
                 self._over.add(room)
-        if count > per_room + PRUNE_STEP:
+                # Any room of the batch, not only the last row's.
+                behind = behind or count > per_room + PRUNE_STEP
+        if behind:
             self._behind()
 
     def step(self) -> Deferred[int]:
